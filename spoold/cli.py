@@ -1,0 +1,385 @@
+"""The `spoold` command: a thin click layer over spoold.api and spoold.daemon.
+
+Exit codes follow sysexits: 0 ok, 64 usage, 65 bad input (a failed job), 69 unavailable,
+75 try later, 78 bad configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, api
+from .errors import ConfigError, JobError, SpooldError, SpoolError
+
+EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 69, 75, 78
+
+SpoolArg = click.argument("spool", type=click.Path(path_type=Path, file_okay=False))
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"spoold: {message}", err=True)
+    sys.exit(code)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spoold")
+def main() -> None:
+    """spoold: drop documents into a spool folder, get PDF, DOCX or HTML back."""
+
+
+@main.command()
+@SpoolArg
+def init(spool: Path) -> None:
+    """Create a spool folder with its layout."""
+    try:
+        api.init(spool)
+    except (SpoolError, OSError) as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    click.echo(f"spool ready: drop files into {spool / 'inbox'}")
+
+
+@main.command()
+@click.argument("spools", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="daemon settings file (default /etc/spoold/spoold.toml when present)",
+)
+@click.option("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+@click.option("--host-id", default=None, help="this host's identity in leases (default: hostname)")
+@click.option("--detect", type=click.Choice(["auto", "inotify", "poll"]), default=None)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
+@click.option("--metrics-port", type=int, default=None, help="serve metrics on 127.0.0.1:PORT")
+def run(
+    spools: tuple[Path, ...],
+    config: Path | None,
+    workers: int | None,
+    host_id: str | None,
+    detect: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+) -> None:
+    """Run the daemon on one or more spools (foreground)."""
+    from .daemon import Daemon
+    from .logs import setup_logging
+    from .settings import load_daemon_settings
+
+    if config is None and Path("/etc/spoold/spoold.toml").exists():
+        config = Path("/etc/spoold/spoold.toml")
+    flags = {
+        "workers": workers,
+        "host_id": host_id,
+        "detect": detect,
+        "log_format": log_format,
+        "metrics_port": metrics_port,
+    }
+    try:
+        settings, spool_defaults = load_daemon_settings(config, flags)
+        roots = list(spools) or list(settings.spools)
+        if not roots:
+            _fail("no spool given (name one, or list `spools` in the daemon file)", EX_USAGE)
+        setup_logging(settings.log_format, settings.log_level)
+        daemon = Daemon(roots, settings, spool_defaults)
+    except ConfigError as exc:
+        _fail(f"invalid settings:\n{exc}", EX_CONFIG)
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    sys.exit(daemon.run())
+
+
+@main.command()
+@SpoolArg
+@click.argument("document", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--to",
+    "targets",
+    multiple=True,
+    type=click.Choice(["pdf", "docx", "html"]),
+    help="target format (repeat for several)",
+)
+@click.option("--priority", type=click.IntRange(0, 100), default=None)
+@click.option("--route", default=None, help="submit into inbox/ROUTE/")
+@click.option(
+    "--resources",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="a folder or resources.zip the document refers to",
+)
+@click.option(
+    "--reference-doc",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="a DOCX whose styles and page setup to use",
+)
+@click.option("--wait", "wait_", is_flag=True, help="wait for the result and print its path")
+@click.option("--timeout", type=float, default=None, help="with --wait: give up after N seconds")
+def submit(
+    spool: Path,
+    document: Path,
+    targets: tuple[str, ...],
+    priority: int | None,
+    route: str | None,
+    resources: Path | None,
+    reference_doc: Path | None,
+    wait_: bool,
+    timeout: float | None,
+) -> None:
+    """Stage DOCUMENT in tmp/ and rename it into the inbox."""
+    try:
+        sub = api.submit(
+            spool,
+            document,
+            targets=list(targets) or None,
+            priority=priority,
+            resources=resources,
+            reference_doc=reference_doc,
+            route=route,
+        )
+    except api.TryLater as exc:
+        _fail(f"{exc}; try again later", EX_TEMPFAIL)
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    except SpooldError as exc:
+        _fail(str(exc), EX_USAGE)
+    if not wait_:
+        click.echo(f"submitted {sub.name}")
+        return
+    tty = sys.stderr.isatty()
+    if tty:
+        click.echo(f"submitted {sub.name}; waiting...", err=True)
+    try:
+        manifest = api.wait(sub, timeout=timeout)
+    except TimeoutError as exc:
+        _fail(str(exc), EX_TEMPFAIL)
+    path = manifest["_path"]
+    if manifest["status"] == "succeeded":
+        for art in manifest.get("artifacts", []):
+            click.echo(os.path.join(path, art["path"]))
+        sys.exit(EX_OK)
+    err = manifest.get("error") or {}
+    click.echo(path)
+    click.echo(
+        f"spoold: job {manifest['status']}: {err.get('code')}: {err.get('message')}", err=True
+    )
+    sys.exit(EX_DATAERR)
+
+
+@main.command()
+@SpoolArg
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", is_flag=True, help="a live view, refreshed every second")
+def status(spool: Path, as_json: bool, watch: bool) -> None:
+    """Queue figures, running jobs with their stage, recent failures."""
+    try:
+        data = api.status(spool)
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    if as_json:
+        _echo_json(data)
+        return
+    if watch:
+        _watch(spool)
+        return
+    _print_status(data)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    click.echo(
+        f"spool {data['spool']}: {data['queued']} queued, {len(data['running'])} running, "
+        f"{data['done']} done, {data['failed']} failed, {data['free_disk_mb']} MB free"
+    )
+    for job in data["running"]:
+        click.echo(
+            f"  running {job['job_id']} {job['name']} attempt {job['attempt']} ({job['stage']})"
+        )
+    for f in data["recent_failures"]:
+        click.echo(f"  failed  {f['job_id']} {f['name']}: {f['code']}")
+    if not data["daemons"]:
+        click.echo("  no daemon is serving this spool")
+
+
+def _watch(spool: Path) -> None:
+    from rich.live import Live
+    from rich.table import Table
+
+    def render() -> Table:
+        data = api.status(spool)
+        table = Table(
+            title=f"{spool}: {data['queued']} queued, {data['done']} done, "
+            f"{data['failed']} failed, {data['free_disk_mb']} MB free"
+        )
+        for col in ("job", "name", "attempt", "stage", "started"):
+            table.add_column(col)
+        for job in data["running"]:
+            table.add_row(
+                job["job_id"],
+                str(job["name"]),
+                str(job["attempt"]),
+                job["stage"],
+                str(job["started_at"]),
+            )
+        for f in data["recent_failures"]:
+            table.add_row(f["job_id"], str(f["name"]), "", f"failed: {f['code']}", "")
+        return table
+
+    with Live(render(), refresh_per_second=2) as live:
+        try:
+            while True:
+                time.sleep(1)
+                live.update(render())
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@SpoolArg
+@click.argument("job")
+def show(spool: Path, job: str) -> None:
+    """The manifest (or live state) of a job, by id or name."""
+    try:
+        _echo_json(api.show(spool, job))
+    except api.JobNotFound as exc:
+        _fail(str(exc), EX_DATAERR)
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+
+
+@main.command("list")
+@SpoolArg
+@click.option("--state", "states", multiple=True, type=click.Choice(["done", "failed"]))
+@click.option("--name", "pattern", default=None, help="glob on the entry name")
+@click.option("--code", default=None, help="only failures with this error code")
+@click.option("--max-age", type=float, default=None, help="only jobs newer than N hours")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(
+    spool: Path,
+    states: tuple[str, ...],
+    pattern: str | None,
+    code: str | None,
+    max_age: float | None,
+    as_json: bool,
+) -> None:
+    """Finished jobs, newest first."""
+    jobs = api.list_jobs(
+        spool,
+        states or ("done", "failed"),
+        pattern,
+        code,
+        None if max_age is None else max_age * 3600,
+    )
+    if as_json:
+        _echo_json(jobs)
+        return
+    for j in jobs:
+        click.echo(f"{j['state']:7} {j['job_id']}  {j['folder']}  {j.get('code') or ''}")
+
+
+@main.command()
+@SpoolArg
+@click.option("--follow", "-f", is_flag=True, help="keep printing new events")
+def events(spool: Path, follow: bool) -> None:
+    """Print the events log (NDJSON)."""
+    from .events import follow as follow_events
+    from .events import read_events
+    from .protocol import SpoolPaths
+
+    path = SpoolPaths(spool).events
+    for ev in read_events(path):
+        click.echo(json.dumps(ev, ensure_ascii=False))
+    if follow:
+        try:
+            for ev in follow_events(path):
+                click.echo(json.dumps(ev, ensure_ascii=False))
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@SpoolArg
+@click.argument("job")
+@click.option("--hard", is_flag=True, help="kill now instead of after the current target")
+def cancel(spool: Path, job: str, hard: bool) -> None:
+    """Ask the daemon to cancel JOB (writes JOB.cancel into the inbox)."""
+    try:
+        marker = api.cancel(spool, job, hard)
+    except SpooldError as exc:
+        _fail(str(exc), EX_USAGE)
+    click.echo(f"cancel requested: {marker}")
+
+
+@main.command()
+@SpoolArg
+@click.argument("job")
+def retry(spool: Path, job: str) -> None:
+    """Requeue a failed or cancelled job as a new attempt."""
+    try:
+        job_id = api.retry(spool, job)
+    except api.JobNotFound as exc:
+        _fail(str(exc), EX_DATAERR)
+    except SpooldError as exc:
+        _fail(str(exc), EX_USAGE)
+    click.echo(f"requeued {job_id}")
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["pdf", "docx", "html"]),
+    default=None,
+    help="target format (default: from the output's suffix)",
+)
+@click.option("--theme", default="default")
+@click.option("--page-size", default="A4")
+@click.option("--reference-doc", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def convert(
+    input_path: Path,
+    output: Path,
+    target: str | None,
+    theme: str,
+    page_size: str,
+    reference_doc: Path | None,
+) -> None:
+    """Convert one document in the foreground, without a spool."""
+    from .convert import ConversionContext, ConvertOptions, get_converter, load_converters
+    from .convert.base import source_type_of
+
+    load_converters()
+    target = target or output.suffix.lstrip(".").lower()
+    source = source_type_of(input_path)
+    if source is None:
+        _fail(f"{input_path.name}: not a Markdown, HTML or PDF file", EX_DATAERR)
+    conv = get_converter(str(source), target)
+    if conv is None:
+        _fail(f"cannot convert {source} to {target!r}", EX_USAGE)
+        return
+    ctx = ConversionContext(
+        job_root=input_path.resolve().parent,
+        options=ConvertOptions(theme=theme, page_size=page_size, reference_docx=reference_doc),
+    )
+    tmp = output.with_name(f".{output.name}.part")
+    try:
+        conv.convert(input_path, tmp, ctx)
+        os.replace(tmp, output)
+    except JobError as exc:
+        _fail(f"{exc.code.value}: {exc.message}\nhint: {exc.hint}", EX_DATAERR)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    for w in ctx.warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(str(output))

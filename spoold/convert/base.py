@@ -1,0 +1,117 @@
+"""The converter interface: one small protocol, one registry keyed by (source, target).
+
+A converter turns one main document of a job into one artifact. It reads only through
+`ConversionContext` (the job folder as sandbox root, and the fetcher for anything the
+document refers to), reports its stage for `spoold status`, and raises `JobError` with a
+code from spoold.errors for anything a person should see. It knows nothing of spools,
+claims or manifests: the worker calls it with paths and writes the results down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+SOURCE_TYPES = ("md", "html", "pdf")
+TARGETS = ("pdf", "docx", "html")
+
+# File name suffixes that decide a document's source type.
+SUFFIX_TYPES: dict[str, str] = {
+    ".md": "md",
+    ".markdown": "md",
+    ".mdown": "md",
+    ".mkd": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
+}
+
+MEDIA_TYPES: dict[str, str] = {
+    "md": "text/markdown",
+    "html": "text/html",
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Options a converter may use; all optional, all part of the idempotency key."""
+
+    theme: str = "default"
+    page_size: str = "A4"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    reference_docx: Path | None = None
+    # URL prefixes the fetcher may read besides data: and files in the job folder.
+    allow_fetch: tuple[str, ...] = ()
+    max_fetch_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+
+
+@dataclass
+class Fetch:
+    """One resource the converter asked for, as recorded in the manifest's `fetches`."""
+
+    url: str
+    allowed: bool
+    bytes: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class ConversionContext:
+    """What a converter may touch: the sandbox root and ways to report back."""
+
+    job_root: Path  # the job's input folder (or the single file's folder): nothing above it is read
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+    warnings: list[str] = field(default_factory=list)
+    fetches: list[Fetch] = field(default_factory=list)
+    on_stage: Callable[[str], None] | None = None
+
+    def stage(self, name: str) -> None:
+        """Report the current stage (parsing, layout, writing) for `spoold status`."""
+        if self.on_stage is not None:
+            self.on_stage(name)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+@dataclass
+class ConversionResult:
+    pages: int | None = None
+
+
+class Converter(Protocol):
+    """Turns `source` (of `source_type`) into `output` (of `target`)."""
+
+    source_type: str
+    target: str
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        """Write the artifact to `output` (the caller picks the path and publishes it)."""
+        ...
+
+
+_REGISTRY: dict[tuple[str, str], Converter] = {}
+
+
+def register(converter: Converter) -> Converter:
+    _REGISTRY[(converter.source_type, converter.target)] = converter
+    return converter
+
+
+def get_converter(source_type: str, target: str) -> Converter | None:
+    return _REGISTRY.get((source_type, target))
+
+
+def routes() -> list[tuple[str, str]]:
+    return sorted(_REGISTRY)
+
+
+def source_type_of(path: Path) -> str | None:
+    return SUFFIX_TYPES.get(path.suffix.lower())

@@ -1,0 +1,1123 @@
+"""The daemon loop: detect, claim, run in the worker pool, publish, requeue, recover.
+
+One thread owns every decision; observers, the pool and signal handlers only put
+wake-ups on a queue. Per iteration: collect finished work, look at the inbox (cheap
+pending checks, full scans on a timer), handle cancel markers, renew the lease, recover
+lost claims on a timer, then claim only as many jobs as there are idle workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tenacity
+
+from . import __version__
+from .convert.base import MEDIA_TYPES, SUFFIX_TYPES
+from .detect import Entry, InboxTracker, InotifyObserver, Observer, PollingObserver, needs_polling
+from .errors import ErrorCode, JobError, io_error_code
+from .events import EventLog
+from .intake import JobPlan, plan_job
+from .job import Attempt, AttemptOutcome, ErrorInfo, JobState, JobStatus, Usage, check_transition
+from .manifest import Artifact, FetchRecord, InputInfo, Manifest
+from .protocol import (
+    INPUT_DIR,
+    MANIFEST,
+    STATE_FILE,
+    DaemonLease,
+    SpoolPaths,
+    atomic_write,
+    atomic_write_json,
+    claim_entry,
+    claim_requeued,
+    free_disk_mb,
+    iso,
+    job_dir_name,
+    new_job_id,
+    new_token,
+    open_spool,
+    owner_is_gone,
+    parse_running_name,
+    publish,
+    requeue,
+)
+from .scheduler import Candidate, Scheduler
+from .settings import DaemonSettings, SpoolSettings, load_spool_settings
+from .worker import (
+    CANCEL_FLAG,
+    STAGE_FILE,
+    JobSpec,
+    WorkerLimits,
+    init_worker,
+    run_job,
+    sha256_file,
+)
+
+log = logging.getLogger("spoold")
+
+
+def read_state(folder: Path) -> JobState | None:
+    try:
+        return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def error_text(status: JobStatus, name: str, err: ErrorInfo) -> str:
+    """ERROR.txt: plain words for people browsing the share."""
+    what = "was cancelled" if status is JobStatus.CANCELLED else "could not be converted"
+    return (
+        f"{name} {what}.\n\n"
+        f"What happened: {err.message}\n"
+        f"What to do: {err.hint}\n\n"
+        f"(error code: {err.code}; details in manifest.json)\n"
+    )
+
+
+@dataclass
+class RunningJob:
+    rt: SpoolRuntime
+    state: JobState
+    folder: Path
+    plan: JobPlan | None
+    attempt: Attempt
+    future: Any = None
+    cancel_mode: str | None = None
+    cancel_deadline: float | None = None
+    draining: bool = False
+
+
+@dataclass
+class SpoolRuntime:
+    """One spool served by this daemon."""
+
+    root: Path
+    paths: SpoolPaths
+    settings: SpoolSettings
+    events: EventLog
+    lease: DaemonLease
+    tracker: InboxTracker
+    markers: dict[str, Entry] = field(default_factory=dict)
+    paused: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+class Daemon:
+    def __init__(
+        self,
+        spool_roots: list[Path],
+        settings: DaemonSettings,
+        spool_defaults: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spool_defaults = spool_defaults or {}
+        self.host_id = settings.host_id or os.uname().nodename
+        self.token = new_token()
+        self.spools: list[SpoolRuntime] = []
+        for root in spool_roots:
+            paths = open_spool(root)
+            spool_settings = load_spool_settings(root, self.spool_defaults)
+            tracker = InboxTracker(
+                paths.inbox,
+                spool_settings.routes,
+                (*spool_settings.ignore, *self._ignore_defaults()),
+                spool_settings.settle_ms / 1000,
+                spool_settings.incomplete_after_s,
+            )
+            self.spools.append(
+                SpoolRuntime(
+                    root=root,
+                    paths=paths,
+                    settings=spool_settings,
+                    events=EventLog(
+                        paths.events, self.host_id, int(spool_settings.events_max_mb * 2**20)
+                    ),
+                    lease=DaemonLease(paths, self.host_id, self.token),
+                    tracker=tracker,
+                )
+            )
+        self.scheduler = Scheduler()
+        self.running: dict[str, RunningJob] = {}
+        self.wakeups: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.stopping = False
+        self.reload_requested = False
+        self.rescan_requested = True
+        self.pool: Any = None
+        self.observer: Observer = PollingObserver()
+        self.notifier: Any = None
+        self.metrics: Any = None
+        self.last_progress = time.monotonic()
+
+    @staticmethod
+    def _ignore_defaults() -> tuple[str, ...]:
+        from .settings import DEFAULT_IGNORE
+
+        return DEFAULT_IGNORE
+
+    # ------------------------------------------------------------------ set-up
+
+    def _detect_mode(self) -> str:
+        forced = self.settings.detect
+        modes = set()
+        for rt in self.spools:
+            mode = forced or rt.settings.detect
+            if mode == "auto":
+                mode = "poll" if needs_polling(rt.root) else "inotify"
+            modes.add(mode)
+        return "poll" if "poll" in modes else "inotify"
+
+    def _start_pool(self) -> None:
+        from pebble import ProcessPool
+
+        first = self.spools[0].settings
+        limits = WorkerLimits(memory_mb=first.memory_limit_mb, cpu_s=first.cpu_limit_s)
+        # forkserver: workers fork from a clean process that preloaded the converters,
+        # not from this threaded daemon (fork after threads can deadlock on locks).
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["spoold.worker"])
+        self.pool = ProcessPool(
+            max_workers=self.settings.workers,
+            max_tasks=self.settings.max_tasks_per_worker,
+            initializer=init_worker,
+            initargs=(limits,),
+            context=ctx,
+        )
+
+    def _start_observer(self) -> None:
+        self.detect_mode = self._detect_mode()
+        if self.detect_mode == "inotify":
+            watches: dict[Path, tuple[InboxTracker, str]] = {}
+            for rt in self.spools:
+                watches[rt.paths.inbox] = (rt.tracker, "")
+                for route in rt.settings.routes:
+                    watches[rt.paths.inbox / route] = (rt.tracker, route + "/")
+            self.observer = InotifyObserver(
+                watches,
+                wake=lambda: self.wakeups.put(("fs", None)),
+                on_overflow=lambda: self.wakeups.put(("overflow", None)),
+            )
+        else:
+            self.observer = PollingObserver()
+        self.observer.start()
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, frame: object) -> None:
+            self.wakeups.put(("stop", signum))
+
+        def on_hup(signum: int, frame: object) -> None:
+            self.wakeups.put(("reload", None))
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _notify(self, **fields: str) -> None:
+        if self.notifier is not None:
+            try:
+                self.notifier.notify(**fields)
+            except Exception:  # sd_notify must never take the daemon down
+                log.debug("sd_notify failed", exc_info=True)
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> int:
+        for rt in self.spools:
+            rt.paths.daemons.mkdir(exist_ok=True)
+            rt.lease.acquire()
+        self._install_signals()
+        try:
+            from .sdnotify import Notifier
+
+            self.notifier = Notifier()
+        except ImportError:
+            self.notifier = None
+        try:
+            from .metrics import Metrics
+
+            self.metrics = Metrics()
+            if self.settings.metrics_port:
+                self.metrics.serve(self.settings.metrics_port)
+        except ImportError:
+            self.metrics = None
+        self._start_pool()
+        for rt in self.spools:
+            self.recover(rt, startup=True)
+        self._start_observer()
+        for rt in self.spools:
+            rt.events.emit(
+                "daemon.started",
+                pid=os.getpid(),
+                workers=self.settings.workers,
+                detect=self.detect_mode,
+                version=__version__,
+            )
+        self._notify(READY="1", STATUS=self.status_line())
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _loop(self) -> None:
+        now = time.monotonic()
+        next_scan = now
+        next_heartbeat = now
+        next_recovery = now + self._recovery_interval()
+        next_housekeeping = now
+        watchdog_s = None
+        if self.notifier is not None:
+            try:
+                watchdog_s = self.notifier.watchdog_interval()
+            except Exception:
+                watchdog_s = None
+        next_watchdog = now
+        while True:
+            now = time.monotonic()
+            wall = time.time()
+            self._drain_wakeups()
+            if self.stopping and not self.running:
+                break
+            if self.reload_requested:
+                self.reload()
+            if self.rescan_requested or now >= next_scan:
+                self.rescan_requested = False
+                for rt in self.spools:
+                    self._accept(rt, rt.tracker.scan(now), wall)
+                next_scan = now + self._scan_interval()
+            else:
+                for rt in self.spools:
+                    self._accept(rt, rt.tracker.check_pending(now), wall)
+            if now >= next_heartbeat:
+                for rt in self.spools:
+                    rt.lease.heartbeat()
+                next_heartbeat = now + min(rt.settings.lease_ttl_s for rt in self.spools) / 3
+            if now >= next_recovery:
+                for rt in self.spools:
+                    self.recover(rt)
+                next_recovery = now + self._recovery_interval()
+            if now >= next_housekeeping:
+                self._housekeeping()
+                next_housekeeping = now + 2.0
+            self._handle_markers(wall)
+            self._enforce_cancel_deadlines(now)
+            if not self.stopping:
+                self._claim_ready(wall)
+            self.last_progress = now
+            if watchdog_s is not None and now >= next_watchdog:
+                self._notify(WATCHDOG="1")
+                next_watchdog = now + watchdog_s
+            timeout = min(next_scan, next_heartbeat, next_recovery, next_housekeeping) - now
+            if any(rt.tracker._pending for rt in self.spools):
+                timeout = min(timeout, self._pending_interval())
+            due = self.scheduler.next_due()
+            if due is not None:
+                timeout = min(timeout, max(0.0, due - time.time()))
+            if watchdog_s is not None:
+                timeout = min(timeout, max(0.0, next_watchdog - now))
+            if self.scheduler.ready_count() and self._free_workers() and not self.stopping:
+                timeout = 0
+            self._wait(max(0.0, timeout))
+
+    def _wait(self, timeout: float) -> None:
+        try:
+            item = self.wakeups.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._handle_wakeup(item)
+
+    def _drain_wakeups(self) -> None:
+        while True:
+            try:
+                item = self.wakeups.get_nowait()
+            except queue.Empty:
+                return
+            self._handle_wakeup(item)
+
+    def _handle_wakeup(self, item: tuple[str, Any]) -> None:
+        kind, value = item
+        if kind == "done":
+            job = self.running.get(value)
+            if job is not None:
+                self._finish(job)
+        elif kind == "stop":
+            if not self.stopping:
+                self.begin_stop()
+        elif kind == "reload":
+            self.reload_requested = True
+        elif kind == "overflow":
+            log.warning("inotify queue overflowed: rescanning every inbox")
+            self.rescan_requested = True
+
+    def _scan_interval(self) -> float:
+        if self.detect_mode == "poll":
+            return min(rt.settings.poll_interval_ms for rt in self.spools) / 1000
+        return min(rt.settings.scan_interval_s for rt in self.spools)
+
+    def _pending_interval(self) -> float:
+        return max(
+            0.02,
+            min(
+                min(rt.settings.poll_interval_ms / 1000, rt.settings.settle_ms / 4000)
+                for rt in self.spools
+            ),
+        )
+
+    def _recovery_interval(self) -> float:
+        return max(0.5, min(rt.settings.lease_ttl_s for rt in self.spools) / 2)
+
+    def _free_workers(self) -> int:
+        return self.settings.workers - len(self.running)
+
+    # ------------------------------------------------------------------ intake
+
+    def _accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
+        for entry in entries:
+            if entry.kind == "cancel":
+                rt.markers[entry.key] = entry
+                continue
+            priority = rt.settings.for_route(entry.route).priority
+            not_before = 0.0
+            if entry.kind == "requeued":
+                state = read_state(rt.paths.inbox / entry.key)
+                if state is not None:
+                    priority = state.priority
+                    not_before = state.next_attempt_at or 0.0
+            elif entry.kind == "dir":
+                priority = self._job_file_priority(rt.paths.inbox / entry.key, priority)
+            self.scheduler.push(Candidate(rt.name, entry, priority, not_before), wall)
+
+    @staticmethod
+    def _job_file_priority(folder: Path, default: int) -> int:
+        try:
+            path = folder / "job.json"
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
+                value = json.loads(path.read_bytes()).get("priority")
+                if isinstance(value, int) and 0 <= value <= 100:
+                    return value
+        except (OSError, ValueError, AttributeError):
+            pass
+        return default
+
+    def _runtime(self, name: str) -> SpoolRuntime:
+        for rt in self.spools:
+            if rt.name == name:
+                return rt
+        raise KeyError(name)
+
+    def _claim_ready(self, wall: float) -> None:
+        while self._free_workers() > 0:
+            for rt in self.spools:
+                self._check_disk(rt)
+            cand = self.scheduler.pop(wall)
+            if cand is None:
+                return
+            rt = self._runtime(cand.spool)
+            if rt.paused:
+                # Disk short: leave it in the inbox and look again later.
+                cand.not_before = wall + 2.0
+                self.scheduler.push(cand, wall)
+                return
+            try:
+                self._claim(rt, cand)
+            except OSError as exc:
+                log.warning("claim of %s failed: %s", cand.entry.key, exc)
+                cand.not_before = wall + 1.0
+                self.scheduler.push(cand, wall)
+                return
+
+    def _check_disk(self, rt: SpoolRuntime) -> None:
+        try:
+            free = free_disk_mb(rt.root)
+        except OSError:
+            return
+        if free < rt.settings.min_free_mb:
+            if rt.paused is None:
+                rt.paused = (
+                    f"free disk {free:.0f} MB is below min_free_mb {rt.settings.min_free_mb}"
+                )
+                rt.events.emit("daemon.paused", reason=rt.paused)
+        elif rt.paused is not None:
+            rt.paused = None
+
+    def _claim(self, rt: SpoolRuntime, cand: Candidate) -> None:
+        entry = cand.entry
+        paths = rt.paths
+        if entry.kind == "requeued":
+            state = read_state(paths.inbox / entry.key)
+            if state is None:
+                rt.tracker.drop(entry.key)
+                return
+            folder = claim_requeued(paths, entry.key, state.next_attempt_number, self.token)
+            rt.tracker.drop(entry.key)
+            if folder is None:
+                return
+            state = read_state(folder) or state
+        else:
+            job_id = new_job_id()
+            jobdir = job_dir_name(entry.name, job_id)
+            folder = claim_entry(paths, entry.key, entry.name, jobdir, 1, self.token)
+            rt.tracker.drop(entry.key)
+            if folder is None:
+                return
+            state = JobState(
+                job_id=job_id,
+                name=entry.name,
+                jobdir=jobdir,
+                kind=entry.kind if entry.kind in ("file", "dir") else "special",
+                owner_uid=entry.uid,
+                route=entry.route,
+                priority=cand.priority,
+                arrived_at=iso(_dt(entry.arrived_at)),
+            )
+            rt.events.emit(
+                "job.detected", state.job_id, name=entry.name, route=entry.route, ino=entry.sig[0]
+            )
+        attempt = Attempt(
+            number=state.next_attempt_number,
+            host=self.host_id,
+            pid=os.getpid(),
+            claimed_at=iso(),
+        )
+        state.attempts.append(attempt)
+        state.next_attempt_at = None
+        job = RunningJob(rt, state, folder, None, attempt)
+        self.running[state.job_id] = job
+        self._save_state(job)
+        rt.events.emit("job.claimed", state.job_id, attempt.number, name=state.name)
+        if entry.truncated:
+            self._fail_now(
+                job,
+                JobError(
+                    ErrorCode.INPUT_INVALID,
+                    f"{entry.name} looks truncated: it stopped changing "
+                    f"{rt.settings.incomplete_after_s:.0f} s ago but is not complete",
+                    hint="Copy the file again, completely.",
+                ),
+            )
+            return
+        self._start(job)
+
+    def _save_state(self, job: RunningJob) -> None:
+        atomic_write_json(
+            job.folder / STATE_FILE, job.state.to_json(), durable=job.rt.settings.durable
+        )
+
+    def _entry_path(self, job: RunningJob) -> Path:
+        return job.folder / INPUT_DIR / job.state.name
+
+    def _start(self, job: RunningJob) -> None:
+        rt = job.rt
+        defaults = rt.settings.for_route(job.state.route)
+        try:
+            plan = plan_job(
+                self._entry_path(job),
+                defaults,
+                int(rt.settings.max_input_mb * 1024 * 1024),
+                rt.settings.allow_fetch,
+            )
+        except JobError as exc:
+            self._fail_now(job, exc)
+            return
+        except OSError as exc:
+            self._fail_now(
+                job, JobError(io_error_code(exc), f"cannot read the input: {exc.strerror}")
+            )
+            return
+        job.plan = plan
+        reference = plan.extra.get("reference")
+        options = dict(plan.options)
+        if reference is not None:
+            options["reference_docx"] = str(reference)
+        spec = JobSpec(
+            job_id=job.state.job_id,
+            attempt=job.attempt.number,
+            folder=str(job.folder),
+            job_root=str(plan.job_root),
+            main=str(plan.main),
+            source_type=plan.source_type,
+            targets=plan.targets,
+            stem=job.state.jobdir.rsplit(".", 1)[0],
+            options=options,
+            limits=WorkerLimits(
+                memory_mb=rt.settings.memory_limit_mb, cpu_s=rt.settings.cpu_limit_s
+            ),
+            durable=rt.settings.durable,
+        )
+        job.attempt.started_at = iso()
+        job.future = self.pool.schedule(run_job, args=(spec,), timeout=plan.timeout_s)
+        job_id = job.state.job_id
+        job.future.add_done_callback(lambda _f: self.wakeups.put(("done", job_id)))
+        rt.events.emit("job.started", job_id, job.attempt.number, targets=list(plan.targets))
+
+    # ------------------------------------------------------------------ finishing
+
+    def _finish(self, job: RunningJob) -> None:
+        """A worker future completed: publish, retry or requeue."""
+        fut = job.future
+        result: dict[str, Any] = {}
+        err: JobError | None = None
+        try:
+            result = fut.result()
+        except concurrent.futures.CancelledError:
+            if job.draining:
+                self._requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
+                return
+            err = JobError(
+                ErrorCode.CANCELLED, f"cancelled on request ({job.cancel_mode or 'hard'})"
+            )
+        except concurrent.futures.TimeoutError:
+            timeout = job.plan.timeout_s if job.plan else 0
+            err = JobError(
+                ErrorCode.TIMEOUT,
+                f"the conversion took longer than {timeout:g} s and was stopped",
+                retryable=job.rt.settings.timeout_retryable,
+            )
+        except Exception as exc:
+            err = self._worker_death(exc)
+        else:
+            if "error" in result:
+                e = result["error"]
+                err = JobError(ErrorCode(e["code"]), e["message"], e["hint"], e["retryable"])
+        if err is not None and err.code is ErrorCode.CANCELLED and job.draining:
+            self._requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
+            return
+        usage = result.get("usage")
+        if usage:
+            job.attempt.usage = Usage(**usage)
+        if err is None:
+            self._publish(job, JobStatus.SUCCEEDED, None, result)
+        else:
+            self._fail(job, err, result)
+
+    @staticmethod
+    def _worker_death(exc: BaseException) -> JobError:
+        code = getattr(exc, "exitcode", None)
+        if code in (-signal.SIGXCPU, -signal.SIGXFSZ):
+            what = "CPU time" if code == -signal.SIGXCPU else "output file size"
+            return JobError(ErrorCode.RESOURCE_LIMIT, f"the conversion exceeded its {what} limit")
+        return JobError(
+            ErrorCode.WORKER_LOST,
+            f"the worker process died ({type(exc).__name__}: exit code {code})",
+        )
+
+    def _fail(self, job: RunningJob, err: JobError, result: dict[str, Any]) -> None:
+        limit = job.plan.max_attempts if job.plan else job.rt.settings.max_attempts
+        if err.retryable and job.state.counted_attempts() + 1 < limit and not self.stopping:
+            job.attempt.error = self._error_info(err)
+            self._requeue(job, AttemptOutcome.RETRY, delay=self._backoff(job))
+            return
+        status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
+        self._publish(job, status, err, result)
+
+    def _fail_now(self, job: RunningJob, err: JobError) -> None:
+        self._publish(job, JobStatus.FAILED, err, {})
+
+    @staticmethod
+    def _error_info(err: JobError) -> ErrorInfo:
+        return ErrorInfo(
+            code=err.code.value, message=err.message, hint=err.hint, retryable=err.retryable
+        )
+
+    def _backoff(self, job: RunningJob) -> float:
+        s = job.rt.settings
+        wait = tenacity.wait_exponential_jitter(initial=s.backoff_initial_s, max=s.backoff_max_s)
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = max(1, job.state.counted_attempts() + 1)
+        return float(wait(state))
+
+    def _requeue(self, job: RunningJob, outcome: AttemptOutcome, delay: float) -> None:
+        rt = job.rt
+        self.running.pop(job.state.job_id, None)
+        job.attempt.outcome = outcome
+        job.attempt.finished_at = iso()
+        job.state.next_attempt_at = time.time() + delay if delay > 0 else None
+        check_transition(job.state.job_id, JobStatus.RUNNING, JobStatus.QUEUED)
+        try:
+            _unlink_quiet(job.folder / CANCEL_FLAG)
+            _unlink_quiet(job.folder / STAGE_FILE)
+            self._save_state(job)
+            dest = requeue(rt.paths, job.folder, job.state.jobdir)
+        except FileNotFoundError:
+            dest = None
+        if dest is None:
+            rt.events.emit(
+                "job.discarded", job.state.job_id, job.attempt.number, reason="claim lost"
+            )
+            return
+        if outcome is AttemptOutcome.RETRY:
+            rt.events.emit(
+                "job.retry_scheduled",
+                job.state.job_id,
+                job.attempt.number,
+                delay_s=round(delay, 3),
+                code=job.attempt.error.code if job.attempt.error else None,
+            )
+        else:
+            rt.events.emit(
+                "job.requeued", job.state.job_id, job.attempt.number, reason=outcome.value
+            )
+        self.rescan_requested = True
+
+    def _input_info(self, job: RunningJob, result: dict[str, Any]) -> InputInfo | None:
+        main = job.plan.main if job.plan else self._entry_path(job)
+        try:
+            st = os.lstat(main)
+            if not os.path.isfile(main) or os.path.islink(main):
+                return InputInfo(
+                    name=job.state.name, media_type="application/octet-stream", size=0, sha256=""
+                )
+            digest = result.get("input_sha256") or sha256_file(main)
+        except OSError:
+            return None
+        media = MEDIA_TYPES.get(
+            SUFFIX_TYPES.get(main.suffix.lower(), ""), "application/octet-stream"
+        )
+        return InputInfo(name=job.state.name, media_type=media, size=st.st_size, sha256=digest)
+
+    def _publish(
+        self, job: RunningJob, status: JobStatus, err: JobError | None, result: dict[str, Any]
+    ) -> None:
+        rt = job.rt
+        self.running.pop(job.state.job_id, None)
+        check_transition(job.state.job_id, JobStatus.RUNNING, status)
+        job.attempt.finished_at = iso()
+        job.attempt.outcome = AttemptOutcome(status.value)
+        if err is not None:
+            job.attempt.error = self._error_info(err)
+        started = job.attempt.started_at or job.attempt.claimed_at
+        manifest = Manifest(
+            job_id=job.state.job_id,
+            name=job.state.name,
+            spool=rt.name,
+            route=job.state.route,
+            status=status,
+            input=self._input_info(job, result),
+            options=job.plan.options if job.plan else {},
+            artifacts=[Artifact(**a) for a in result.get("artifacts", [])],
+            attempts=job.state.attempts,
+            error=job.attempt.error,
+            warnings=result.get("warnings", []),
+            fetches=[FetchRecord(**f) for f in result.get("fetches", [])],
+            timings=dict(result.get("timings", {})),
+            versions=_versions(),
+            created_at=job.state.arrived_at,
+            finished_at=job.attempt.finished_at,
+        )
+        del started
+        durable = rt.settings.durable
+        dest_dir = rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed
+        try:
+            _unlink_quiet(job.folder / CANCEL_FLAG)
+            _unlink_quiet(job.folder / STAGE_FILE)
+            self._save_state(job)
+            if err is not None:
+                atomic_write(
+                    job.folder / "ERROR.txt",
+                    error_text(
+                        status, job.state.name, job.attempt.error or self._error_info(err)
+                    ).encode(),
+                    durable=durable,
+                )
+            atomic_write(
+                job.folder / MANIFEST,
+                manifest.model_dump_json(indent=2, exclude_none=True).encode() + b"\n",
+                durable=durable,
+            )
+            dest = publish(job.folder, dest_dir, job.state.jobdir, durable=durable)
+        except FileNotFoundError:
+            dest = None
+        except OSError as exc:
+            # Disk full or I/O error while publishing: keep the job in running/ untouched
+            # (input is safe); recovery requeues it once this daemon restarts or gives up.
+            log.error("could not publish %s: %s", job.state.job_id, exc)
+            self._requeue(job, AttemptOutcome.RETRY, delay=self._backoff(job))
+            return
+        if dest is None:
+            rt.events.emit(
+                "job.discarded", job.state.job_id, job.attempt.number, reason="claim lost"
+            )
+            return
+        event = {
+            JobStatus.SUCCEEDED: "job.succeeded",
+            JobStatus.FAILED: "job.failed",
+            JobStatus.CANCELLED: "job.cancelled",
+        }[status]
+        rt.events.emit(
+            event,
+            job.state.job_id,
+            job.attempt.number,
+            name=job.state.name,
+            code=err.code.value if err else None,
+            message=err.message if err else None,
+            path=str(dest.relative_to(rt.root)),
+        )
+        if self.metrics is not None:
+            wall = job.attempt.usage.wall_s if job.attempt.usage else 0.0
+            try:
+                self.metrics.job_finished(
+                    rt.name, status.value, err.code.value if err else None, wall
+                )
+            except Exception:
+                log.debug("metrics update failed", exc_info=True)
+
+    # ------------------------------------------------------------------ cancel
+
+    def _handle_markers(self, wall: float) -> None:
+        for rt in self.spools:
+            for key, entry in list(rt.markers.items()):
+                if entry.gone:
+                    rt.markers.pop(key, None)
+                    continue
+                self._apply_marker(rt, key, entry, wall)
+
+    def _apply_marker(self, rt: SpoolRuntime, key: str, entry: Entry, wall: float) -> None:
+        path = rt.paths.inbox / key
+        target = entry.name[: -len(".cancel")]
+        try:
+            mode = path.read_text(errors="replace").strip().lower() or "graceful"
+        except OSError:
+            rt.markers.pop(key, None)
+            return
+        mode = "hard" if mode.startswith("hard") else "graceful"
+        matched = False
+        for job in list(self.running.values()):
+            if job.rt is rt and target in (job.state.job_id, job.state.name):
+                matched = True
+                self._cancel_running(job, mode)
+        # Queued entries of that name (fresh or requeued) go straight to failed/.
+        for cand_key in self._queued_matches(rt, target):
+            matched = True
+            self._cancel_queued(rt, cand_key)
+        if matched:
+            self._consume_marker(rt, key)
+            return
+        finished = self._finished_match(rt, target)
+        if finished is not None:
+            rt.events.emit("cancel.ignored", finished, reason="job already finished", name=target)
+            self._consume_marker(rt, key)
+            return
+        if wall - entry.arrived_at > rt.settings.cancel_marker_ttl_s:
+            rt.events.emit(
+                "cancel.ignored", None, reason="no such job before the marker expired", name=target
+            )
+            self._consume_marker(rt, key)
+
+    def _consume_marker(self, rt: SpoolRuntime, key: str) -> None:
+        rt.markers.pop(key, None)
+        _unlink_quiet(rt.paths.inbox / key)
+        rt.tracker.drop(key)
+
+    def _queued_matches(self, rt: SpoolRuntime, target: str) -> list[str]:
+        out = []
+        for key, entry in rt.tracker.entries.items():
+            if entry.kind == "cancel":
+                continue
+            if entry.name == target or (
+                entry.kind == "requeued"
+                and (
+                    entry.name.endswith("." + target)
+                    or _jobdir_name_matches(rt.paths.inbox / key, target)
+                )
+            ):
+                out.append(key)
+        return out
+
+    def _cancel_queued(self, rt: SpoolRuntime, key: str) -> None:
+        entry = rt.tracker.entries.get(key)
+        if entry is None:
+            return
+        entry.truncated = False
+        cand = Candidate(rt.name, entry, 0)
+        before = set(self.running)
+        try:
+            self._claim_for_cancel(rt, cand)
+        except OSError as exc:
+            log.warning("could not cancel queued %s: %s", key, exc)
+        del before
+
+    def _claim_for_cancel(self, rt: SpoolRuntime, cand: Candidate) -> None:
+        entry = cand.entry
+        entry.gone = True  # the scheduler must not start it
+        if entry.kind == "requeued":
+            state = read_state(rt.paths.inbox / entry.key)
+            if state is None:
+                return
+            folder = claim_requeued(rt.paths, entry.key, state.next_attempt_number, self.token)
+            rt.tracker.drop(entry.key)
+            if folder is None:
+                return
+        else:
+            job_id = new_job_id()
+            jobdir = job_dir_name(entry.name, job_id)
+            folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
+            rt.tracker.drop(entry.key)
+            if folder is None:
+                return
+            state = JobState(
+                job_id=job_id,
+                name=entry.name,
+                jobdir=jobdir,
+                kind=entry.kind,
+                owner_uid=entry.uid,
+                route=entry.route,
+                arrived_at=iso(_dt(entry.arrived_at)),
+            )
+        attempt = Attempt(
+            number=state.next_attempt_number, host=self.host_id, pid=os.getpid(), claimed_at=iso()
+        )
+        state.attempts.append(attempt)
+        job = RunningJob(rt, state, folder, None, attempt)
+        self.running[state.job_id] = job
+        self._publish(
+            job,
+            JobStatus.CANCELLED,
+            JobError(ErrorCode.CANCELLED, "cancelled on request before it started"),
+            {},
+        )
+
+    def _finished_match(self, rt: SpoolRuntime, target: str) -> str | None:
+        for folder in (rt.paths.done, rt.paths.failed):
+            try:
+                with os.scandir(folder) as it:
+                    for de in it:
+                        if de.name.endswith("." + target):
+                            return target
+            except OSError:
+                continue
+        return None
+
+    def _cancel_running(self, job: RunningJob, mode: str) -> None:
+        if job.cancel_mode == "hard":
+            return
+        job.cancel_mode = mode
+        if mode == "hard":
+            job.future.cancel()
+            return
+        try:
+            (job.folder / CANCEL_FLAG).write_text("graceful")
+        except OSError:
+            pass
+        job.cancel_deadline = time.monotonic() + job.rt.settings.cancel_grace_s
+
+    def _enforce_cancel_deadlines(self, now: float) -> None:
+        for job in list(self.running.values()):
+            if (
+                job.cancel_deadline is not None
+                and now >= job.cancel_deadline
+                and job.future is not None
+            ):
+                job.cancel_deadline = None
+                job.cancel_mode = "hard"
+                job.future.cancel()
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self, rt: SpoolRuntime, startup: bool = False) -> None:
+        """Requeue claims whose owner is gone (same host: lock free; else lease expired)."""
+        try:
+            names = os.listdir(rt.paths.running)
+        except OSError:
+            return
+        for name in names:
+            parsed = parse_running_name(name)
+            if parsed is None or parsed.token == self.token:
+                continue
+            if not owner_is_gone(rt.paths, parsed.token, self.host_id, rt.settings.lease_ttl_s):
+                continue
+            self._recover_one(rt, rt.paths.running / name, parsed.jobdir, parsed.attempt)
+
+    def _recover_one(self, rt: SpoolRuntime, folder: Path, jobdir: str, attempt_no: int) -> None:
+        try:
+            inputs = os.listdir(folder / INPUT_DIR)
+        except FileNotFoundError:
+            inputs = []
+        except OSError:
+            return
+        if not inputs:
+            # Crashed between preparing the folder and the claim rename: nothing to keep.
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        state = read_state(folder)
+        if state is None:
+            # Crashed between the claim rename and the first state write.
+            job_id = jobdir.rsplit(".", 1)[1]
+            entry_path = folder / INPUT_DIR / inputs[0]
+            st = os.lstat(entry_path)
+            state = JobState(
+                job_id=job_id,
+                name=inputs[0],
+                jobdir=jobdir,
+                kind="dir" if os.path.isdir(entry_path) else "file",
+                owner_uid=st.st_uid,
+                arrived_at=iso(),
+                attempts=[Attempt(number=attempt_no, host="unknown", pid=0, claimed_at=iso())],
+            )
+        last = state.last_attempt()
+        if (
+            last is not None
+            and last.number == attempt_no
+            and last.outcome is AttemptOutcome.RUNNING
+        ):
+            last.outcome = AttemptOutcome.LOST
+            last.finished_at = iso()
+            last.error = ErrorInfo(
+                code=ErrorCode.WORKER_LOST.value,
+                message="the daemon holding this job stopped before it finished",
+                hint="Nothing to do: spoold runs the job again.",
+                retryable=True,
+            )
+        limit = rt.settings.for_route(state.route).max_attempts
+        job = RunningJob(
+            rt,
+            state,
+            folder,
+            None,
+            last or Attempt(number=attempt_no, host="unknown", pid=0, claimed_at=iso()),
+        )
+        if state.counted_attempts() >= limit:
+            self.running[state.job_id] = job
+            self._publish(
+                job,
+                JobStatus.FAILED,
+                JobError(
+                    ErrorCode.WORKER_LOST,
+                    f"the job was lost {state.counted_attempts()} times "
+                    "(its daemon or worker died each time)",
+                ),
+                {},
+            )
+            return
+        state.next_attempt_at = None
+        try:
+            self._save_state(job)
+            dest = requeue(rt.paths, folder, state.jobdir)
+        except FileNotFoundError:
+            dest = None
+        if dest is not None:
+            rt.events.emit("job.recovered", state.job_id, attempt_no, name=state.name)
+            self.rescan_requested = True
+
+    # ------------------------------------------------------------------ stop / reload
+
+    def begin_stop(self) -> None:
+        self.stopping = True
+        for rt in self.spools:
+            rt.events.emit("daemon.stopping", pid=os.getpid(), running=len(self.running))
+        self._notify(STOPPING="1", STATUS="draining")
+        drain = min(rt.settings.drain_s for rt in self.spools)
+        deadline = time.monotonic() + drain
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._drain_deadline)
+        timer.daemon = True
+        timer.start()
+
+    def _drain_deadline(self) -> None:
+        self.wakeups.put(("drain_deadline", None))
+        for job in list(self.running.values()):
+            job.draining = True
+            if job.future is not None:
+                job.future.cancel()
+
+    def reload(self) -> None:
+        self.reload_requested = False
+        self._notify(RELOADING="1")
+        for rt in self.spools:
+            try:
+                new = load_spool_settings(rt.root, self.spool_defaults)
+            except Exception as exc:
+                log.error("reload of %s refused, keeping the old settings: %s", rt.root, exc)
+                continue
+            rt.settings = new
+            rt.tracker.configure(
+                new.routes,
+                (*new.ignore, *self._ignore_defaults()),
+                new.settle_ms / 1000,
+                new.incomplete_after_s,
+            )
+        log.info("settings reloaded")
+        self._notify(READY="1", STATUS=self.status_line())
+
+    def _housekeeping(self) -> None:
+        if self.notifier is not None:
+            self._notify(STATUS=self.status_line())
+        if self.metrics is not None:
+            try:
+                self.metrics.set_workers(len(self.running), self.settings.workers)
+                for rt in self.spools:
+                    self.metrics.set_queue_depth(rt.name, "queued", rt.tracker.queued_count())
+                    self.metrics.set_queue_depth(
+                        rt.name, "running", sum(1 for j in self.running.values() if j.rt is rt)
+                    )
+                    self.metrics.set_disk_free(rt.name, int(free_disk_mb(rt.root) * 2**20))
+                    self.metrics.scan_completed(rt.name, time.time())
+                    self.metrics.write_textfile(rt.paths.state / "metrics.prom")
+            except Exception:
+                log.debug("metrics update failed", exc_info=True)
+
+    def status_line(self) -> str:
+        queued = sum(rt.tracker.queued_count() for rt in self.spools)
+        return f"{len(self.running)}/{self.settings.workers} busy, {queued} queued"
+
+    def _shutdown(self) -> None:
+        self.observer.stop()
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool.join(timeout=10)
+        for rt in self.spools:
+            rt.lease.release()
+            rt.events.close()
+
+
+def _dt(ts: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _jobdir_name_matches(folder: Path, target: str) -> bool:
+    state = read_state(folder)
+    return state is not None and target in (state.job_id, state.name)
+
+
+_VERSIONS: dict[str, str] | None = None
+
+
+def _versions() -> dict[str, str]:
+    global _VERSIONS
+    if _VERSIONS is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        out = {"spoold": __version__}
+        for pkg in ("weasyprint", "python-docx", "markdown-it-py", "pypdf", "pdfminer.six"):
+            try:
+                out[pkg] = version(pkg)
+            except PackageNotFoundError:
+                pass
+        _VERSIONS = out
+    return _VERSIONS
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,176 @@
+"""The events log: .spoold/events.ndjson, one JSON object per line, one write(2) each.
+
+O_APPEND makes each line land whole even with several daemons writing the same file.
+The file is rotated by size to events.ndjson.1 under an flock, so two daemons never
+rotate at once. `follow()` tails it across rotations for `spoold events --follow`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .protocol import iso
+
+EVENT_NAMES = frozenset(
+    {
+        "job.detected",
+        "job.claimed",
+        "job.started",
+        "job.succeeded",
+        "job.failed",
+        "job.cancelled",
+        "job.retry_scheduled",
+        "job.recovered",
+        "job.duplicate",
+        "job.requeued",
+        "job.discarded",
+        "cancel.ignored",
+        "cancel.refused",
+        "hook.failed",
+        "daemon.started",
+        "daemon.stopping",
+        "daemon.paused",
+    }
+)
+
+log = logging.getLogger("spoold.events")
+
+
+class EventLog:
+    def __init__(self, path: Path, host: str, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.path = path
+        self.host = host
+        self.max_bytes = max_bytes
+        self._fd: int | None = None
+        self._ino: int | None = None
+        self._writes = 0
+
+    def _open(self) -> int:
+        if self._fd is not None:
+            try:
+                if os.stat(self.path).st_ino == self._ino:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self._fd = os.open(self.path, flags, 0o644)
+        self._ino = os.fstat(self._fd).st_ino
+        return self._fd
+
+    def emit(
+        self,
+        event: str,
+        job_id: str | None = None,
+        attempt: int | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        assert event in EVENT_NAMES, event
+        record: dict[str, Any] = {
+            "ts": iso(),
+            "event": event,
+            "job_id": job_id,
+            "attempt": attempt,
+            "host": self.host,
+        }
+        record.update({k: v for k, v in fields.items() if v is not None})
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        try:
+            fd = self._open()
+            os.write(fd, line.encode())
+            self._writes += 1
+            if self._writes % 256 == 0:
+                self._maybe_rotate(fd)
+        except OSError as exc:
+            # A full disk must not stop the daemon; the log line still goes to stderr.
+            log.warning("could not append to %s: %s", self.path, exc.strerror)
+        log.info("%s", _human(record), extra={"spoold_event": record})
+        return record
+
+    def _maybe_rotate(self, fd: int) -> None:
+        if os.fstat(fd).st_size < self.max_bytes:
+            return
+        lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Another daemon may have rotated while we waited.
+            if os.stat(self.path).st_ino == self._ino and os.fstat(fd).st_size >= self.max_bytes:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        finally:
+            os.close(lock)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _human(record: dict[str, Any]) -> str:
+    parts = [record["event"]]
+    if record.get("job_id"):
+        parts.append(str(record["job_id"]))
+    if record.get("attempt"):
+        parts.append(f"attempt {record['attempt']}")
+    for key in ("name", "code", "message", "reason", "path"):
+        if record.get(key):
+            parts.append(f"{key}={record[key]}")
+    return " ".join(parts)
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every event in order, the rotated file first; a torn last line is skipped."""
+    for p in (path.with_name(path.name + ".1"), path):
+        try:
+            fh = p.open("r", encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        with fh:
+            for line in fh:
+                if line.endswith("\n"):
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
+
+
+def follow(path: Path, poll_s: float = 0.2, from_start: bool = False) -> Iterator[dict[str, Any]]:
+    """Tail the log forever, reopening it after a rotation."""
+    fh = None
+    ino = None
+    buf = ""
+    while True:
+        if fh is None:
+            try:
+                fh = path.open("r", encoding="utf-8")
+                ino = os.fstat(fh.fileno()).st_ino
+                if not from_start:
+                    fh.seek(0, os.SEEK_END)
+                from_start = True  # after a rotation, read the new file from its start
+            except FileNotFoundError:
+                time.sleep(poll_s)
+                continue
+        chunk = fh.read()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            for line in lines:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+            continue
+        try:
+            if os.stat(path).st_ino != ino:
+                fh.close()
+                fh = None
+                continue
+        except FileNotFoundError:
+            pass
+        time.sleep(poll_s)

@@ -1,0 +1,135 @@
+"""The job model and its state machine, in one place.
+
+    queued --claim--> running --> succeeded | failed | cancelled
+      ^                  |
+      +----requeue-------+          (retry after backoff, recovery, drain)
+
+    failed | cancelled --retry--> queued       (`spoold retry`, a new attempt)
+    queued --cancel--> cancelled; queued --reject--> failed (bad input found early)
+
+`JobState` is what the daemon keeps inside the job folder (.spoold-state.json) while the
+job lives: it moves with the folder in the same rename, so it can never disagree with
+the folder's place. It holds the owner's uid, which the manifest does not show.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),
+}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def check_transition(job_id: str, old: JobStatus, new: JobStatus) -> None:
+    """Refuse (and log as a bug) any transition the state machine does not allow."""
+    if new not in TRANSITIONS[old]:
+        log.error("bug: refused transition of job %s from %s to %s", job_id, old, new)
+        raise InvalidTransition(f"job {job_id}: {old} -> {new} is not a valid transition")
+
+
+class AttemptOutcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRY = "retry"  # failed with a retryable error; requeued with backoff
+    LOST = "lost"  # the daemon holding it died; recovered by another
+    INTERRUPTED = "interrupted"  # drained on stop; does not count against max_attempts
+    DISCARDED = "discarded"  # finished after losing its claim; result dropped (fencing)
+
+
+# Outcomes that count against max_attempts.
+COUNTED = frozenset({AttemptOutcome.FAILED, AttemptOutcome.RETRY, AttemptOutcome.LOST})
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    hint: str
+    retryable: bool
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_s: float = Field(description="CPU seconds of the worker process for this attempt")
+    peak_rss_mb: float = Field(description="peak resident memory of the worker process")
+    wall_s: float
+
+
+class Attempt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: int = Field(ge=1)
+    host: str
+    pid: int
+    claimed_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    outcome: AttemptOutcome = AttemptOutcome.RUNNING
+    error: ErrorInfo | None = None
+    usage: Usage | None = None
+
+
+class JobState(BaseModel):
+    """Daemon-private state that travels inside the job folder."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    name: str  # the original entry name
+    jobdir: str
+    kind: str  # "file" or "dir"
+    owner_uid: int
+    route: str | None = None
+    priority: int = 50
+    arrived_at: str
+    attempts: list[Attempt] = Field(default_factory=list)
+    next_attempt_at: float | None = None  # unix time; set when requeued with backoff
+    counted_since: int = 0  # `spoold retry` starts counting attempts again after this one
+
+    @property
+    def next_attempt_number(self) -> int:
+        return max((a.number for a in self.attempts), default=0) + 1
+
+    def counted_attempts(self) -> int:
+        """Attempts that count against max_attempts since the last manual retry."""
+        return sum(
+            1 for a in self.attempts if a.outcome in COUNTED and a.number > self.counted_since
+        )
+
+    def last_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,236 @@
+"""Settings, validated with pydantic: daemon file, spool.toml, SPOOLD_* environment, flags.
+
+Later sources win: built-in defaults < daemon file (spool keys there are defaults for
+every spool) < the spool's spool.toml < SPOOLD_<KEY> environment variables < flags.
+Every error names the file, the key and the allowed values, and stops start-up (exit 78).
+Each setting's meaning and default is documented in docs/configuration.md (a test keeps
+the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+Target = Literal["pdf", "docx", "html"]
+Detect = Literal["auto", "inotify", "poll"]
+OnDuplicate = Literal["reuse", "rerun", "reject"]
+
+DEFAULT_IGNORE = (
+    ".*",
+    "*.part",
+    "*.filepart",
+    "*.crdownload",
+    "*.tmp",
+    "~$*",
+    ".~lock.*#",
+    "Thumbs.db",
+    ".DS_Store",
+)
+
+
+class JobDefaults(BaseModel):
+    """Options a route or a job may override."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[Target] = Field(default_factory=lambda: list[Target](["pdf"]), min_length=1)
+    priority: int = Field(default=50, ge=0, le=100)
+    timeout_s: float = Field(default=300, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    theme: str = "default"
+    page_size: str = "A4"
+    on_duplicate: OnDuplicate = "reuse"
+    on_success: list[str] | None = None
+    on_failure: list[str] | None = None
+
+
+class RouteSettings(JobDefaults):
+    """`[routes.NAME]`: jobs dropped into inbox/NAME/ get these options."""
+
+
+class SpoolSettings(JobDefaults):
+    settle_ms: int = Field(default=1000, ge=0)
+    incomplete_after_s: float = Field(default=3600, gt=0)
+    detect: Detect = "auto"
+    poll_interval_ms: int = Field(default=500, ge=10)
+    scan_interval_s: float = Field(default=5.0, gt=0)
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    timeout_retryable: bool = False
+    backoff_initial_s: float = Field(default=5.0, ge=0)
+    backoff_max_s: float = Field(default=600.0, ge=0)
+    min_free_mb: int = Field(default=100, ge=0)
+    max_queued: int = Field(default=10000, ge=1)
+    drain_s: float = Field(default=60.0, ge=0)
+    cancel_grace_s: float = Field(default=10.0, ge=0)
+    cancel_marker_ttl_s: float = Field(default=3600.0, ge=0)
+    ignore: list[str] = Field(default_factory=list)
+    keep_done_days: float = Field(default=30, gt=0)
+    keep_failed_days: float = Field(default=90, gt=0)
+    events_max_mb: float = Field(default=64, gt=0)
+    durable: bool = True
+    max_input_mb: float = Field(default=200, gt=0)
+    memory_limit_mb: int = Field(default=2048, ge=64)
+    cpu_limit_s: float = Field(default=600, gt=0)
+    output_mode: str | None = None
+    output_group: str | None = None
+    flat_output: bool = False
+    admin_group: str | None = None
+    hook_timeout_s: float = Field(default=60, gt=0)
+    allow_fetch: list[str] = Field(default_factory=list)
+    routes: dict[str, RouteSettings] = Field(default_factory=dict)
+
+    @field_validator("output_mode")
+    @classmethod
+    def _octal_mode(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                mode = int(v, 8)
+            except ValueError:
+                raise ValueError("must be an octal mode such as '0664'") from None
+            if not 0 <= mode <= 0o777:
+                raise ValueError("must be an octal mode between 0000 and 0777")
+        return v
+
+    @field_validator("routes")
+    @classmethod
+    def _route_names(cls, v: dict[str, RouteSettings]) -> dict[str, RouteSettings]:
+        for name in v:
+            if not name or "/" in name or name.startswith("."):
+                raise ValueError(f"route name {name!r} must be a plain folder name")
+        return v
+
+    def for_route(self, route: str | None) -> JobDefaults:
+        """The job defaults of a route: the route's own keys over the spool's."""
+        base = {k: getattr(self, k) for k in JobDefaults.model_fields}
+        if route is not None and route in self.routes:
+            r = self.routes[route]
+            base.update({k: getattr(r, k) for k in r.model_fields_set})
+        return JobDefaults(**base)
+
+
+class DaemonSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spools: list[Path] = Field(default_factory=list)
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
+    host_id: str | None = None
+    detect: Detect | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    max_tasks_per_worker: int = Field(default=500, ge=1)
+
+
+class JobFile(BaseModel):
+    """job.json inside a job folder; unknown keys fail the job naming the key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    main: str | None = None
+    targets: list[Target] | None = Field(default=None, min_length=1)
+    priority: int | None = Field(default=None, ge=0, le=100)
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_attempts: int | None = Field(default=None, ge=1)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    theme: str | None = None
+    page_size: str | None = None
+    metadata: dict[str, str | int | float | bool | list[str]] | None = None
+
+
+DAEMON_KEYS = frozenset(DaemonSettings.model_fields)
+SPOOL_KEYS = frozenset(SpoolSettings.model_fields)
+
+
+def describe_errors(exc: ValidationError, source: str) -> str:
+    """One line per problem: the file, the key and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        got = err.get("input")
+        shown = "" if err["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
+        lines.append(f"{source}: key {key!r}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from exc
+
+
+def _env_values(keys: frozenset[str], env: dict[str, str]) -> dict[str, Any]:
+    """SPOOLD_<KEY> variables, parsed as TOML values where they look like one."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        raw = env.get(f"SPOOLD_{key.upper()}")
+        if raw is None or key == "routes":
+            continue
+        try:
+            out[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw
+    return out
+
+
+def load_daemon_settings(
+    config: Path | None,
+    flags: dict[str, Any],
+    env: dict[str, str] | None = None,
+) -> tuple[DaemonSettings, dict[str, Any]]:
+    """The daemon settings, and the spool keys the daemon file sets as defaults."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if config is not None:
+        data = read_toml(config)
+        source = str(config)
+    spool_defaults = {k: v for k, v in data.items() if k in SPOOL_KEYS and k not in DAEMON_KEYS}
+    unknown = sorted(set(data) - DAEMON_KEYS - SPOOL_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {unknown[0]!r} (daemon keys: {', '.join(sorted(DAEMON_KEYS))}; "
+            "or any spool.toml key as a default)"
+        )
+    merged = {k: v for k, v in data.items() if k in DAEMON_KEYS}
+    env_vals = _env_values(DAEMON_KEYS - {"spools"}, env)
+    merged.update(env_vals)
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        settings = DaemonSettings(**merged)
+    except ValidationError as exc:
+        where = source if not env_vals else f"{source} / SPOOLD_* environment / flags"
+        raise ConfigError(describe_errors(exc, where)) from exc
+    return settings, spool_defaults
+
+
+def load_spool_settings(
+    spool_root: Path,
+    defaults: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> SpoolSettings:
+    env = dict(os.environ) if env is None else env
+    path = spool_root / "spool.toml"
+    data: dict[str, Any] = dict(defaults or {})
+    if path.exists():
+        data.update(read_toml(path))
+    env_vals = _env_values(SPOOL_KEYS - DAEMON_KEYS, env)
+    data.update(env_vals)
+    try:
+        return SpoolSettings(**data)
+    except ValidationError as exc:
+        where = str(path) + (" / SPOOLD_* environment" if env_vals else "")
+        raise ConfigError(describe_errors(exc, where)) from exc

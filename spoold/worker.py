@@ -1,0 +1,233 @@
+"""What runs inside a worker process: limits, warm converters, one job's targets.
+
+Workers are long-lived (pebble ProcessPool, recycled after max_tasks_per_worker jobs) so
+converters, fonts and templates load once. Each worker leads its own process group, so a
+timeout or hard cancel kills the converter and anything it started. A worker never
+publishes: it writes artifacts inside the running folder it was given, and when that
+folder has been taken away (its daemon lost the claim) its writes simply fail.
+
+Caveats: RLIMIT_CPU counts the worker's whole life, so the soft limit is moved up at
+the start of each job; RLIMIT_AS bounds address space, not resident memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import resource
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .convert import ConversionContext, ConvertOptions, get_converter, load_converters
+from .convert.base import MEDIA_TYPES
+from .errors import ErrorCode, JobError, io_error_code
+
+STAGE_FILE = ".spoold-stage"
+CANCEL_FLAG = ".spoold-cancel"
+ARTIFACT_RECORDS = ".spoold-artifacts"
+EXTENSIONS = {"pdf": "pdf", "docx": "docx", "html": "html"}
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    memory_mb: int = 2048
+    cpu_s: float = 600
+    max_output_mb: float = 1024
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs; plain data so it pickles cheaply."""
+
+    job_id: str
+    attempt: int
+    folder: str  # the running folder
+    job_root: str  # sandbox root: nothing above it is read
+    main: str  # the main document
+    source_type: str
+    targets: tuple[str, ...]
+    stem: str
+    options: dict[str, Any] = field(default_factory=dict)
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+    durable: bool = True
+
+
+def _set_pdeathsig() -> None:
+    # An orphaned worker (its daemon was SIGKILLed) should not go on burning CPU.
+    # Correctness does not depend on it: fencing drops its results anyway.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _kill_group(signum: int, frame: object) -> None:
+    # pebble stops a worker with SIGTERM (timeout, cancel): take its children along.
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def init_worker(limits: WorkerLimits) -> None:
+    """pebble initializer: own process group, limits, converters loaded once."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    _set_pdeathsig()
+    signal.signal(signal.SIGTERM, _kill_group)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which drains
+    mem = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    fsize = int(limits.max_output_mb * 1024 * 1024)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    load_converters()
+
+
+def _cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def artifact_name(stem: str, target: str) -> str:
+    return f"{stem}.{EXTENSIONS[target]}"
+
+
+def _write_stage(folder: Path, stage: str) -> None:
+    try:
+        (folder / STAGE_FILE).write_text(stage)
+    except OSError:
+        pass
+
+
+def _convert_options(spec: JobSpec) -> ConvertOptions:
+    opts = spec.options
+    ref = opts.get("reference_docx")
+    return ConvertOptions(
+        theme=opts.get("theme", "default"),
+        page_size=opts.get("page_size", "A4"),
+        metadata=dict(opts.get("metadata") or {}),
+        reference_docx=Path(ref) if ref else None,
+        allow_fetch=tuple(opts.get("allow_fetch") or ()),
+    )
+
+
+def run_job(spec: JobSpec) -> dict[str, Any]:
+    """Convert every missing target of one job; return a plain-data result.
+
+    Never raises for a job problem: errors come back as {"error": {...}} so that the
+    daemon gets the code and message intact across the process boundary.
+    """
+    t0 = time.monotonic()
+    cpu0 = _cpu_seconds()
+    soft_cpu = int(cpu0 + spec.limits.cpu_s) + 1
+    _, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
+    folder = Path(spec.folder)
+    records = folder / ARTIFACT_RECORDS
+    ctx = ConversionContext(
+        job_root=Path(spec.job_root),
+        options=_convert_options(spec),
+        on_stage=lambda s: _write_stage(folder, s),
+    )
+    artifacts: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    result: dict[str, Any] = {}
+    try:
+        for target in spec.targets:
+            name = artifact_name(spec.stem, target)
+            record_path = records / f"{target}.json"
+            if (folder / name).exists() and record_path.exists():
+                # Resume: an earlier attempt of this job produced it already.
+                artifacts.append(json.loads(record_path.read_text()))
+                continue
+            if (folder / CANCEL_FLAG).exists():
+                raise JobError(ErrorCode.CANCELLED, "cancelled on request")
+            converter = get_converter(spec.source_type, target)
+            if converter is None:
+                raise JobError(
+                    ErrorCode.INPUT_UNSUPPORTED,
+                    f"cannot convert {spec.source_type} to {target}",
+                    hint="Pick another target for this kind of document.",
+                )
+            start = time.monotonic()
+            part = folder / f".{name}.part"
+            res = converter.convert(Path(spec.main), part, ctx)
+            if spec.durable:
+                fd = os.open(part, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.rename(part, folder / name)
+            timings[target] = round(time.monotonic() - start, 6)
+            record = {
+                "name": name,
+                "path": name,
+                "target": target,
+                "media_type": MEDIA_TYPES.get(target, "text/html"),
+                "size": (folder / name).stat().st_size,
+                "sha256": sha256_file(folder / name),
+                "pages": res.pages,
+                "attempt": spec.attempt,
+            }
+            records.mkdir(exist_ok=True)
+            (records / f"{target}.json").write_text(json.dumps(record))
+            artifacts.append(record)
+    except JobError as exc:
+        result["error"] = _error(exc)
+    except MemoryError:
+        result["error"] = _error(
+            JobError(
+                ErrorCode.RESOURCE_LIMIT, f"the worker ran out of its {spec.limits.memory_mb} MB"
+            )
+        )
+    except RecursionError:
+        result["error"] = _error(
+            JobError(ErrorCode.INPUT_INVALID, "the document is nested too deeply to convert")
+        )
+    except OSError as exc:
+        code = io_error_code(exc)
+        result["error"] = _error(JobError(code, f"{exc.strerror or exc} while converting"))
+    except Exception as exc:  # a converter bug must not take the worker down
+        result["error"] = _error(
+            JobError(
+                ErrorCode.CONVERSION_FAILED, f"conversion failed: {type(exc).__name__}: {exc}"[:500]
+            )
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    result.update(
+        artifacts=artifacts,
+        warnings=list(ctx.warnings),
+        fetches=[asdict(f) for f in ctx.fetches],
+        timings=timings,
+        usage={
+            "cpu_s": round(_cpu_seconds() - cpu0, 6),
+            "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+            "wall_s": round(time.monotonic() - t0, 6),
+        },
+    )
+    return result
+
+
+def _error(exc: JobError) -> dict[str, Any]:
+    return {
+        "code": exc.code.value,
+        "message": exc.message,
+        "hint": exc.hint,
+        "retryable": exc.retryable,
+    }

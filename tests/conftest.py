@@ -1,0 +1,209 @@
+"""Shared test helpers: real spools on disk and real daemon processes.
+
+Nothing here sleeps to wait: `wait_for` polls a condition until a deadline, and the
+deadline only bounds a hang; it never asserts speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal as _signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from spoold.protocol import init_spool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Fast settings for tests: short settle window, quick polling and leases.
+FAST = {
+    "settle_ms": 200,
+    "poll_interval_ms": 50,
+    "scan_interval_s": 1.0,
+    "lease_ttl_s": 3.0,
+    "backoff_initial_s": 0.2,
+    "backoff_max_s": 1.0,
+    "targets": ["html"],
+    "drain_s": 10,
+    "cancel_grace_s": 2,
+    "min_free_mb": 0,
+}
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `cond` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+def write_spool_toml(root: Path, settings: dict[str, Any]) -> None:
+    lines = []
+    tables = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {toml_value(value)}")
+    for key, value in tables:
+        for sub, sub_settings in value.items():
+            lines.append(f"\n[{key}.{sub}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in sub_settings.items()]
+    (root / "spool.toml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def make_spool(tmp_path: Path) -> Callable[..., Path]:
+    def make(name: str = "spool", **settings: Any) -> Path:
+        root = tmp_path / name
+        init_spool(root)
+        merged = {**FAST, **settings}
+        write_spool_toml(root, {k: v for k, v in merged.items() if v is not None})
+        return root
+
+    return make
+
+
+class DaemonProc:
+    """`spoold run` in its own process group, as systemd would run it."""
+
+    def __init__(self, spools: list[Path], *args: str, env: dict[str, str] | None = None,
+                 log: Path | None = None) -> None:
+        self.spools = spools
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log or spools[0].parent / f"daemon-{len(list(spools[0].parent.glob('daemon-*.log')))}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProc:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
+        cmd = [sys.executable, "-m", "spoold", "run", *map(str, self.spools), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=self.env, start_new_session=True, cwd=ROOT)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def kill_group(self, sig: int = _signal.SIGKILL) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float = 120) -> int:
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            self._log.close()
+        return code
+
+    def stop(self, timeout: float = 120) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.signal(_signal.SIGTERM)
+        return self.wait(timeout)
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[Callable[..., DaemonProc]]:
+    started: list[DaemonProc] = []
+
+    def start(*spools: Path, args: tuple[str, ...] = ("--workers", "2"), **kw: Any) -> DaemonProc:
+        d = DaemonProc(list(spools), *args, **kw).start()
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill_group()
+            d.proc.wait(timeout=30)
+
+
+def published(spool: Path, state: str = "done") -> list[Path]:
+    folder = spool / state
+    return sorted(p for p in folder.iterdir() if (p / "manifest.json").exists())
+
+
+def manifests(spool: Path) -> list[dict[str, Any]]:
+    out = []
+    for state in ("done", "failed"):
+        for p in published(spool, state):
+            out.append(json.loads((p / "manifest.json").read_text()))
+    return out
+
+
+_VALIDATOR: jsonschema.Draft202012Validator | None = None
+
+
+def validate_manifest(data: dict[str, Any]) -> None:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        schema = json.loads((ROOT / "docs" / "manifest.schema.json").read_text())
+        _VALIDATOR = jsonschema.Draft202012Validator(schema)
+    _VALIDATOR.validate(data)
+
+
+def assert_all_manifests_valid(spool: Path) -> None:
+    for state in ("done", "failed"):
+        for p in (spool / state).iterdir():
+            data = json.loads((p / "manifest.json").read_text())
+            validate_manifest(data)
+            text = (p / "manifest.json").read_text()
+            assert str(spool) not in text, "absolute server path in manifest"
+            assert "Traceback" not in text
+
+
+def events(spool: Path) -> list[dict[str, Any]]:
+    path = spool / ".spoold" / "events.ndjson"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def stage_file(spool: Path, name: str, content: bytes | str, sub: str = "") -> Path:
+    """Write in tmp/, then rename into inbox/ (the protocol tools should use)."""
+    data = content.encode() if isinstance(content, str) else content
+    tmp = spool / "tmp" / f".{name}.staging"
+    tmp.write_bytes(data)
+    dest = spool / "inbox" / sub / name
+    os.rename(tmp, dest)
+    return dest
