@@ -27,6 +27,7 @@ import tenacity
 
 from . import __version__
 from .convert.base import MEDIA_TYPES, SUFFIX_TYPES
+from .crashpoints import crash_point
 from .detect import Entry, InboxTracker, InotifyObserver, Observer, PollingObserver, needs_polling
 from .errors import ErrorCode, JobError, io_error_code
 from .events import EventLog
@@ -61,6 +62,7 @@ from .worker import (
     STAGE_FILE,
     JobSpec,
     WorkerLimits,
+    dedup_record,
     init_worker,
     run_job,
     sha256_file,
@@ -74,6 +76,28 @@ def read_state(folder: Path) -> JobState | None:
         return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
     except (OSError, ValueError):
         return None
+
+
+def state_of(folder: Path, jobdir: str) -> JobState | None:
+    """The job's state file, or one rebuilt from the folder when it could not be written
+    (a full disk at claim time): the job id from the name, the input from input/."""
+    state = read_state(folder)
+    if state is not None:
+        return state
+    try:
+        inputs = sorted(n for n in os.listdir(folder / INPUT_DIR) if not n.startswith("."))
+        job_id = jobdir.rsplit(".", 1)[1]
+        st = os.lstat(folder / INPUT_DIR / inputs[0])
+    except (OSError, IndexError):
+        return None
+    return JobState(
+        job_id=job_id,
+        name=inputs[0],
+        jobdir=jobdir,
+        kind="dir" if os.path.isdir(folder / INPUT_DIR / inputs[0]) else "file",
+        owner_uid=st.st_uid,
+        arrived_at=iso(),
+    )
 
 
 def error_text(status: JobStatus, name: str, err: ErrorInfo) -> str:
@@ -111,6 +135,7 @@ class SpoolRuntime:
     lease: DaemonLease
     tracker: InboxTracker
     markers: dict[str, Entry] = field(default_factory=dict)
+    waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
     paused: str | None = None
 
     @property
@@ -190,7 +215,9 @@ class Daemon:
         # forkserver: workers fork from a clean process that preloaded the converters,
         # not from this threaded daemon (fork after threads can deadlock on locks).
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["spoold.worker"])
+        from .convert import CONVERTER_MODULES
+
+        ctx.set_forkserver_preload(["spoold.worker", *CONVERTER_MODULES])
         self.pool = ProcessPool(
             max_workers=self.settings.workers,
             max_tasks=self.settings.max_tasks_per_worker,
@@ -237,6 +264,9 @@ class Daemon:
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> int:
+        from .convert import load_plugins
+
+        load_plugins()
         for rt in self.spools:
             rt.paths.daemons.mkdir(exist_ok=True)
             rt.lease.acquire()
@@ -276,63 +306,78 @@ class Daemon:
 
     def _loop(self) -> None:
         now = time.monotonic()
-        next_scan = now
-        next_heartbeat = now
-        next_recovery = now + self._recovery_interval()
-        next_housekeeping = now
-        watchdog_s = None
+        self.next_scan = self.next_heartbeat = self.next_housekeeping = now
+        self.next_recovery = now + self._recovery_interval()
+        self.watchdog_s: float | None = None
         if self.notifier is not None:
             try:
-                watchdog_s = self.notifier.watchdog_interval()
+                self.watchdog_s = self.notifier.watchdog_interval()
             except Exception:
-                watchdog_s = None
-        next_watchdog = now
+                self.watchdog_s = None
+        self.next_watchdog = now
         while True:
-            now = time.monotonic()
-            wall = time.time()
-            self._drain_wakeups()
-            if self.stopping and not self.running:
-                break
-            if self.reload_requested:
-                self.reload()
-            if self.rescan_requested or now >= next_scan:
-                self.rescan_requested = False
-                for rt in self.spools:
-                    self._accept(rt, rt.tracker.scan(now), wall)
-                next_scan = now + self._scan_interval()
-            else:
-                for rt in self.spools:
-                    self._accept(rt, rt.tracker.check_pending(now), wall)
-            if now >= next_heartbeat:
-                for rt in self.spools:
-                    rt.lease.heartbeat()
-                next_heartbeat = now + min(rt.settings.lease_ttl_s for rt in self.spools) / 3
-            if now >= next_recovery:
-                for rt in self.spools:
-                    self.recover(rt)
-                next_recovery = now + self._recovery_interval()
-            if now >= next_housekeeping:
-                self._housekeeping()
-                next_housekeeping = now + 2.0
-            self._handle_markers(wall)
-            self._enforce_cancel_deadlines(now)
-            if not self.stopping:
-                self._claim_ready(wall)
-            self.last_progress = now
-            if watchdog_s is not None and now >= next_watchdog:
-                self._notify(WATCHDOG="1")
-                next_watchdog = now + watchdog_s
-            timeout = min(next_scan, next_heartbeat, next_recovery, next_housekeeping) - now
-            if any(rt.tracker._pending for rt in self.spools):
-                timeout = min(timeout, self._pending_interval())
-            due = self.scheduler.next_due()
-            if due is not None:
-                timeout = min(timeout, max(0.0, due - time.time()))
-            if watchdog_s is not None:
-                timeout = min(timeout, max(0.0, next_watchdog - now))
-            if self.scheduler.ready_count() and self._free_workers() and not self.stopping:
-                timeout = 0
-            self._wait(max(0.0, timeout))
+            try:
+                if self._iterate():
+                    return
+            except Exception:
+                # A bug in handling one job must not stop the daemon: the job stays where
+                # it is (recovery picks it up), the error goes to the log.
+                log.exception("internal error in the main loop; continuing")
+                self._wait(0.5)
+
+    def _iterate(self) -> bool:
+        """One pass of the main loop; True when the daemon should exit."""
+        now = time.monotonic()
+        wall = time.time()
+        self._drain_wakeups()
+        if self.stopping and not self.running:
+            return True
+        if self.reload_requested:
+            self.reload()
+        if self.rescan_requested or now >= self.next_scan:
+            self.rescan_requested = False
+            for rt in self.spools:
+                self._accept(rt, rt.tracker.scan(now), wall)
+            self.next_scan = now + self._scan_interval()
+        else:
+            for rt in self.spools:
+                self._accept(rt, rt.tracker.check_pending(now), wall)
+        if now >= self.next_heartbeat:
+            for rt in self.spools:
+                rt.lease.heartbeat()
+            crash_point("after_heartbeat")
+            self.next_heartbeat = now + min(rt.settings.lease_ttl_s for rt in self.spools) / 3
+        if now >= self.next_recovery:
+            for rt in self.spools:
+                self.recover(rt)
+            self.next_recovery = now + self._recovery_interval()
+        if now >= self.next_housekeeping:
+            self._housekeeping()
+            self.next_housekeeping = now + 2.0
+        self._handle_markers(wall)
+        self._enforce_cancel_deadlines(now)
+        if not self.stopping:
+            self._claim_ready(wall)
+        self.last_progress = now
+        if self.watchdog_s is not None and now >= self.next_watchdog:
+            # Sent only from here: a loop that stops making progress stops the pings.
+            self._notify(WATCHDOG="1")
+            self.next_watchdog = now + self.watchdog_s
+        timeout = (
+            min(self.next_scan, self.next_heartbeat, self.next_recovery, self.next_housekeeping)
+            - now
+        )
+        if any(rt.tracker.has_pending() for rt in self.spools):
+            timeout = min(timeout, self._pending_interval())
+        due = self.scheduler.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - time.time()))
+        if self.watchdog_s is not None:
+            timeout = min(timeout, max(0.0, self.next_watchdog - now))
+        if self.scheduler.ready_count() and self._free_workers() and not self.stopping:
+            timeout = 0
+        self._wait(max(0.0, timeout))
+        return False
 
     def _wait(self, timeout: float) -> None:
         try:
@@ -391,10 +436,12 @@ class Daemon:
             if entry.kind == "cancel":
                 rt.markers[entry.key] = entry
                 continue
+            if rt.waiting_markers and self._match_waiting_markers(rt, entry):
+                continue
             priority = rt.settings.for_route(entry.route).priority
             not_before = 0.0
             if entry.kind == "requeued":
-                state = read_state(rt.paths.inbox / entry.key)
+                state = state_of(rt.paths.inbox / entry.key, entry.key)
                 if state is not None:
                     priority = state.priority
                     not_before = state.next_attempt_at or 0.0
@@ -459,7 +506,7 @@ class Daemon:
         entry = cand.entry
         paths = rt.paths
         if entry.kind == "requeued":
-            state = read_state(paths.inbox / entry.key)
+            state = state_of(paths.inbox / entry.key, entry.key)
             if state is None:
                 rt.tracker.drop(entry.key)
                 return
@@ -475,6 +522,7 @@ class Daemon:
             rt.tracker.drop(entry.key)
             if folder is None:
                 return
+            crash_point("after_claim_rename")
             state = JobState(
                 job_id=job_id,
                 name=entry.name,
@@ -498,7 +546,13 @@ class Daemon:
         state.next_attempt_at = None
         job = RunningJob(rt, state, folder, None, attempt)
         self.running[state.job_id] = job
-        self._save_state(job)
+        try:
+            self._save_state(job)
+        except OSError as exc:
+            # The claim already happened: go on without the state file (recovery rebuilds
+            # it from the folder name); the conversion itself will meet the full disk.
+            log.warning("could not record the state of %s: %s", state.job_id, exc.strerror)
+        crash_point("after_state_write")
         rt.events.emit("job.claimed", state.job_id, attempt.number, name=state.name)
         if entry.truncated:
             self._fail_now(
@@ -558,11 +612,16 @@ class Daemon:
                 memory_mb=rt.settings.memory_limit_mb, cpu_s=rt.settings.cpu_limit_s
             ),
             durable=rt.settings.durable,
+            dedup_dir=str(rt.paths.state / "dedup"),
+            done_dir=str(rt.paths.done),
+            on_duplicate=str(plan.options.get("on_duplicate", "reuse")),
+            idempotency_key=plan.idempotency_key,
         )
         job.attempt.started_at = iso()
         job.future = self.pool.schedule(run_job, args=(spec,), timeout=plan.timeout_s)
         job_id = job.state.job_id
         job.future.add_done_callback(lambda _f: self.wakeups.put(("done", job_id)))
+        crash_point("after_worker_start")
         rt.events.emit("job.started", job_id, job.attempt.number, targets=list(plan.targets))
 
     # ------------------------------------------------------------------ finishing
@@ -648,13 +707,21 @@ class Daemon:
         job.attempt.finished_at = iso()
         job.state.next_attempt_at = time.time() + delay if delay > 0 else None
         check_transition(job.state.job_id, JobStatus.RUNNING, JobStatus.QUEUED)
+        _unlink_quiet(job.folder / CANCEL_FLAG)
+        _unlink_quiet(job.folder / STAGE_FILE)
         try:
-            _unlink_quiet(job.folder / CANCEL_FLAG)
-            _unlink_quiet(job.folder / STAGE_FILE)
             self._save_state(job)
+        except FileNotFoundError:
+            pass  # the folder is gone: the rename below says so
+        except OSError as exc:
+            # Disk full: requeue anyway; the stale state only lacks this attempt's end.
+            log.warning("could not record the state of %s: %s", job.state.job_id, exc.strerror)
+        crash_point("before_requeue_rename")
+        try:
             dest = requeue(rt.paths, job.folder, job.state.jobdir)
         except FileNotFoundError:
             dest = None
+        crash_point("after_requeue_rename")
         if dest is None:
             rt.events.emit(
                 "job.discarded", job.state.job_id, job.attempt.number, reason="claim lost"
@@ -715,6 +782,7 @@ class Daemon:
             warnings=result.get("warnings", []),
             fetches=[FetchRecord(**f) for f in result.get("fetches", [])],
             timings=dict(result.get("timings", {})),
+            duplicate_of=result.get("duplicate_of"),
             versions=_versions(),
             created_at=job.state.arrived_at,
             finished_at=job.attempt.finished_at,
@@ -734,12 +802,15 @@ class Daemon:
                     ).encode(),
                     durable=durable,
                 )
+            crash_point("before_manifest_write")
             atomic_write(
                 job.folder / MANIFEST,
                 manifest.model_dump_json(indent=2, exclude_none=True).encode() + b"\n",
                 durable=durable,
             )
+            crash_point("after_manifest_write")
             dest = publish(job.folder, dest_dir, job.state.jobdir, durable=durable)
+            crash_point("after_publish_rename")
         except FileNotFoundError:
             dest = None
         except OSError as exc:
@@ -753,6 +824,21 @@ class Daemon:
                 "job.discarded", job.state.job_id, job.attempt.number, reason="claim lost"
             )
             return
+        key = result.get("idempotency_key")
+        if result.get("duplicate_of"):
+            rt.events.emit(
+                "job.duplicate",
+                job.state.job_id,
+                job.attempt.number,
+                duplicate_of=result["duplicate_of"],
+                name=job.state.name,
+            )
+        elif status is JobStatus.SUCCEEDED and key:
+            try:
+                record = dedup_record(rt.paths.state / "dedup", key)
+                atomic_write(record, job.state.jobdir.encode(), durable=False)
+            except OSError as exc:
+                log.warning("could not record the key of %s: %s", job.state.job_id, exc)
         event = {
             JobStatus.SUCCEEDED: "job.succeeded",
             JobStatus.FAILED: "job.failed",
@@ -779,31 +865,49 @@ class Daemon:
     # ------------------------------------------------------------------ cancel
 
     def _handle_markers(self, wall: float) -> None:
+        """Apply markers that just arrived; re-check waiting ones against new jobs only.
+
+        A marker is looked up in full (running, queued, finished) once, when it arrives.
+        While it waits for its job (cancel_marker_ttl_s), each newly ready entry is
+        matched against the waiting markers by name in `_accept`, so waiting costs
+        nothing per loop.
+        """
         for rt in self.spools:
             for key, entry in list(rt.markers.items()):
                 if entry.gone:
                     rt.markers.pop(key, None)
+                    rt.waiting_markers.pop(key, None)
                     continue
-                self._apply_marker(rt, key, entry, wall)
+                if key not in rt.waiting_markers:
+                    self._apply_marker(rt, key, entry)
+                elif wall - entry.arrived_at > rt.settings.cancel_marker_ttl_s:
+                    rt.events.emit(
+                        "cancel.ignored",
+                        None,
+                        reason="no such job before the marker expired",
+                        name=_marker_target(entry.name),
+                    )
+                    self._consume_marker(rt, key)
 
-    def _apply_marker(self, rt: SpoolRuntime, key: str, entry: Entry, wall: float) -> None:
-        path = rt.paths.inbox / key
-        target = entry.name[: -len(".cancel")]
+    def _marker_mode(self, rt: SpoolRuntime, key: str) -> str | None:
         try:
-            mode = path.read_text(errors="replace").strip().lower() or "graceful"
+            text = (rt.paths.inbox / key).read_text(errors="replace")[:64].strip().lower()
         except OSError:
+            return None
+        return "hard" if text.startswith("hard") else "graceful"
+
+    def _apply_marker(self, rt: SpoolRuntime, key: str, entry: Entry) -> None:
+        target = _marker_target(entry.name)
+        mode = self._marker_mode(rt, key)
+        if mode is None:
             rt.markers.pop(key, None)
             return
-        mode = "hard" if mode.startswith("hard") else "graceful"
         matched = False
         for job in list(self.running.values()):
             if job.rt is rt and target in (job.state.job_id, job.state.name):
-                matched = True
-                self._cancel_running(job, mode)
-        # Queued entries of that name (fresh or requeued) go straight to failed/.
+                matched |= self._cancel_running(job, mode, entry)
         for cand_key in self._queued_matches(rt, target):
-            matched = True
-            self._cancel_queued(rt, cand_key)
+            matched |= self._cancel_queued(rt, cand_key, entry)
         if matched:
             self._consume_marker(rt, key)
             return
@@ -812,21 +916,45 @@ class Daemon:
             rt.events.emit("cancel.ignored", finished, reason="job already finished", name=target)
             self._consume_marker(rt, key)
             return
-        if wall - entry.arrived_at > rt.settings.cancel_marker_ttl_s:
-            rt.events.emit(
-                "cancel.ignored", None, reason="no such job before the marker expired", name=target
-            )
-            self._consume_marker(rt, key)
+        rt.waiting_markers[key] = target
+
+    def _match_waiting_markers(self, rt: SpoolRuntime, entry: Entry) -> bool:
+        """A new entry arrived: cancel it if a waiting marker names it."""
+        for key, target in list(rt.waiting_markers.items()):
+            if target != entry.name:
+                continue
+            marker = rt.markers.get(key)
+            if marker is None:
+                continue
+            if self._cancel_queued(rt, entry.key, marker):
+                self._consume_marker(rt, key)
+                return True
+        return False
 
     def _consume_marker(self, rt: SpoolRuntime, key: str) -> None:
         rt.markers.pop(key, None)
+        rt.waiting_markers.pop(key, None)
         _unlink_quiet(rt.paths.inbox / key)
         rt.tracker.drop(key)
+
+    def _marker_allowed(self, rt: SpoolRuntime, marker: Entry, owner_uid: int, job_id: str) -> bool:
+        """Only the job's owner, root or admin_group may cancel (shared folders)."""
+        from .owners import marker_allowed
+
+        if marker_allowed(marker.uid, owner_uid, rt.settings.admin_group):
+            return True
+        rt.events.emit(
+            "cancel.refused",
+            job_id,
+            reason="the marker's owner is not the job's owner, root or in admin_group",
+            marker_uid=marker.uid,
+        )
+        return False
 
     def _queued_matches(self, rt: SpoolRuntime, target: str) -> list[str]:
         out = []
         for key, entry in rt.tracker.entries.items():
-            if entry.kind == "cancel":
+            if entry.kind == "cancel" or entry.gone:
                 continue
             if entry.name == target or (
                 entry.kind == "requeued"
@@ -838,24 +966,27 @@ class Daemon:
                 out.append(key)
         return out
 
-    def _cancel_queued(self, rt: SpoolRuntime, key: str) -> None:
+    def _cancel_queued(self, rt: SpoolRuntime, key: str, marker: Entry) -> bool:
         entry = rt.tracker.entries.get(key)
-        if entry is None:
-            return
-        entry.truncated = False
-        cand = Candidate(rt.name, entry, 0)
-        before = set(self.running)
+        if entry is None or entry.gone:
+            return False
+        owner = entry.uid
+        if entry.kind == "requeued":
+            state = read_state(rt.paths.inbox / key)
+            owner = state.owner_uid if state is not None else entry.uid
+        if not self._marker_allowed(rt, marker, owner, entry.name):
+            return False
         try:
-            self._claim_for_cancel(rt, cand)
+            self._claim_for_cancel(rt, entry)
         except OSError as exc:
             log.warning("could not cancel queued %s: %s", key, exc)
-        del before
+            return False
+        return True
 
-    def _claim_for_cancel(self, rt: SpoolRuntime, cand: Candidate) -> None:
-        entry = cand.entry
+    def _claim_for_cancel(self, rt: SpoolRuntime, entry: Entry) -> None:
         entry.gone = True  # the scheduler must not start it
         if entry.kind == "requeued":
-            state = read_state(rt.paths.inbox / entry.key)
+            state = state_of(rt.paths.inbox / entry.key, entry.key)
             if state is None:
                 return
             folder = claim_requeued(rt.paths, entry.key, state.next_attempt_number, self.token)
@@ -878,12 +1009,14 @@ class Daemon:
                 route=entry.route,
                 arrived_at=iso(_dt(entry.arrived_at)),
             )
+            rt.events.emit("job.detected", job_id, name=entry.name, route=entry.route)
         attempt = Attempt(
             number=state.next_attempt_number, host=self.host_id, pid=os.getpid(), claimed_at=iso()
         )
         state.attempts.append(attempt)
         job = RunningJob(rt, state, folder, None, attempt)
         self.running[state.job_id] = job
+        rt.events.emit("job.claimed", state.job_id, attempt.number, name=state.name)
         self._publish(
             job,
             JobStatus.CANCELLED,
@@ -892,28 +1025,39 @@ class Daemon:
         )
 
     def _finished_match(self, rt: SpoolRuntime, target: str) -> str | None:
+        """The id of a finished job named by a marker (by job id or entry name)."""
+        from .protocol import safe_stem
+
+        prefix = safe_stem(target) + "."
         for folder in (rt.paths.done, rt.paths.failed):
             try:
                 with os.scandir(folder) as it:
                     for de in it:
                         if de.name.endswith("." + target):
                             return target
+                        if de.name.startswith(prefix):
+                            state = read_state(Path(de.path))
+                            if state is not None and state.name == target:
+                                return state.job_id
             except OSError:
                 continue
         return None
 
-    def _cancel_running(self, job: RunningJob, mode: str) -> None:
-        if job.cancel_mode == "hard":
-            return
+    def _cancel_running(self, job: RunningJob, mode: str, marker: Entry) -> bool:
+        if not self._marker_allowed(job.rt, marker, job.state.owner_uid, job.state.job_id):
+            return False
+        if job.cancel_mode == "hard" or job.future is None:
+            return True
         job.cancel_mode = mode
         if mode == "hard":
             job.future.cancel()
-            return
+            return True
         try:
             (job.folder / CANCEL_FLAG).write_text("graceful")
         except OSError:
             pass
         job.cancel_deadline = time.monotonic() + job.rt.settings.cancel_grace_s
+        return True
 
     def _enforce_cancel_deadlines(self, now: float) -> None:
         for job in list(self.running.values()):
@@ -1006,9 +1150,11 @@ class Daemon:
         state.next_attempt_at = None
         try:
             self._save_state(job)
+            crash_point("before_recovery_requeue")
             dest = requeue(rt.paths, folder, state.jobdir)
         except FileNotFoundError:
             dest = None
+        crash_point("after_recovery_requeue")
         if dest is not None:
             rt.events.emit("job.recovered", state.job_id, attempt_no, name=state.name)
             self.rescan_requested = True
@@ -1094,6 +1240,10 @@ def _unlink_quiet(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _marker_target(name: str) -> str:
+    return name[: -len(".cancel")]
 
 
 def _jobdir_name_matches(folder: Path, target: str) -> bool:

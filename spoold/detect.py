@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import STATE_FILE
+from .protocol import INPUT_DIR, STATE_FILE, job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +167,23 @@ def is_ignored(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def is_requeued_folder(path: Path) -> bool:
+    """A job folder spoold put back (retry, recovery, drain), not a person's job folder.
+
+    Its state file says so; when a full disk kept that from being written, its name
+    (STEM.JOBID) and its input/ folder still do.
+    """
+    if os.path.lexists(path / STATE_FILE):
+        return True
+    return job_id_of(path.name) is not None and os.path.isdir(path / INPUT_DIR)
+
+
 def classify(path: Path, st: os.stat_result) -> str:
     mode = st.st_mode
     if stat.S_ISREG(mode):
         return "cancel" if path.name.endswith(".cancel") else "file"
     if stat.S_ISDIR(mode):
-        return "requeued" if os.path.lexists(path / STATE_FILE) else "dir"
+        return "requeued" if is_requeued_folder(path) else "dir"
     return "special"  # symlink, FIFO, socket, device: never opened, never followed
 
 
@@ -317,6 +328,9 @@ class InboxTracker:
     def drop(self, key: str) -> None:
         """The daemon claimed or removed this entry."""
         self._forget(key)
+
+    def has_pending(self) -> bool:
+        return bool(self._pending) or bool(self._moved_hints)
 
     def queued_count(self) -> int:
         return len(self.entries)

@@ -386,21 +386,25 @@ class DaemonLease:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd = fd
+        self._write_info()
+
+    def _write_info(self) -> None:
         info = {"host": self.host_id, "boot_id": boot_id(), "pid": os.getpid(), "started_at": iso()}
-        atomic_write_json(self.info_path, info)
+        try:
+            atomic_write_json(self.info_path, info)
+        except OSError:
+            # A full disk must not stop the daemon from starting: the lock file alone
+            # (its flock here, its mtime as the heartbeat elsewhere) says we are alive.
+            pass
 
     def heartbeat(self) -> None:
+        if self._fd is not None:
+            os.utime(self._fd)
         try:
             os.utime(self.info_path)
         except FileNotFoundError:
-            # Someone purged our record while we were frozen: write it again.
-            info = {
-                "host": self.host_id,
-                "boot_id": boot_id(),
-                "pid": os.getpid(),
-                "started_at": iso(),
-            }
-            atomic_write_json(self.info_path, info)
+            # Not written yet (disk full) or purged while we were frozen: write it again.
+            self._write_info()
 
     def release(self) -> None:
         _unlink_quiet(self.info_path)
@@ -413,15 +417,24 @@ class DaemonLease:
 def owner_is_gone(paths: SpoolPaths, token: str, host_id: str, lease_ttl_s: float) -> bool:
     """Whether the daemon instance TOKEN no longer holds its claims."""
     info_path = paths.daemons / f"{token}.json"
+    lock_path = paths.daemons / f"{token}.lock"
+    info: dict[str, Any] | None
     try:
         info = json.loads(info_path.read_text())
-        age = time.time() - info_path.stat().st_mtime
     except (OSError, ValueError):
-        info, age = None, float("inf")
-    same_host = info is not None and info.get("host") == host_id
-    if same_host and info is not None and info.get("boot_id") == boot_id():
-        return not _lock_is_held(paths.daemons / f"{token}.lock")
-    return age > lease_ttl_s
+        info = None
+    if _lock_is_held(lock_path):
+        # Held on this kernel: certainly alive (on NFS a remote lock may not show here).
+        return False
+    if info is not None and info.get("host") == host_id and info.get("boot_id") == boot_id():
+        return True  # our host, this boot, lock free: the process is gone
+    ages = []
+    for p in (info_path, lock_path):
+        try:
+            ages.append(time.time() - p.stat().st_mtime)
+        except OSError:
+            continue
+    return not ages or min(ages) > lease_ttl_s
 
 
 def _lock_is_held(lock_path: Path) -> bool:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,83 @@ class JobSpec:
     options: dict[str, Any] = field(default_factory=dict)
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     durable: bool = True
+    # Duplicates: the index folder, done/, the mode, and an explicit key if job.json had one.
+    dedup_dir: str | None = None
+    done_dir: str | None = None
+    on_duplicate: str = "reuse"
+    idempotency_key: str | None = None
+
+
+# Options that change the output; priority, timeouts and attempts do not.
+KEY_OPTIONS = ("targets", "theme", "page_size", "metadata", "reference_docx", "allow_fetch")
+
+
+def content_key(job_root: Path, main: Path, options: dict[str, Any]) -> tuple[str, str]:
+    """(idempotency key, sha256 of the main document) from the job's bytes and options.
+
+    Every regular file below the job root counts (the document, resources, the
+    reference DOCX), except job.json, whose output-relevant options are hashed instead.
+    Symbolic links are not followed.
+    """
+    h = hashlib.sha256()
+    main_sha = ""
+    for dirpath, dirnames, filenames in os.walk(job_root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(job_root).as_posix()
+            if rel == "job.json" or path.is_symlink() or not path.is_file():
+                continue
+            digest = sha256_file(path)
+            if path == main:
+                # The main document counts by its bytes, not its name: the same report
+                # dropped twice under two names is a duplicate.
+                main_sha = digest
+                rel = "\0main"
+            h.update(f"{rel}\0{digest}\n".encode())
+    picked = {k: options.get(k) for k in KEY_OPTIONS if k != "reference_docx"}
+    h.update(json.dumps(picked, sort_keys=True, default=str).encode())
+    return h.hexdigest(), main_sha
+
+
+def dedup_record(dedup_dir: Path, key: str) -> Path:
+    return dedup_dir / hashlib.sha256(key.encode()).hexdigest()
+
+
+def _find_earlier(spec: JobSpec, key: str) -> tuple[str, Path] | None:
+    """The earlier successful job with this key, if its folder is still in done/."""
+    if spec.dedup_dir is None or spec.done_dir is None:
+        return None
+    try:
+        jobdir = dedup_record(Path(spec.dedup_dir), key).read_text().strip()
+    except OSError:
+        return None
+    folder = Path(spec.done_dir) / jobdir
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(manifest["job_id"]), folder
+
+
+def _reuse(spec: JobSpec, earlier: Path, folder: Path) -> list[dict[str, Any]] | None:
+    """Hard-link (or copy) the earlier job's artifacts; None if one is missing."""
+    manifest = json.loads((earlier / "manifest.json").read_text())
+    by_target = {a["target"]: a for a in manifest.get("artifacts", [])}
+    if any(t not in by_target for t in spec.targets):
+        return None
+    out = []
+    for target in spec.targets:
+        old = by_target[target]
+        name = artifact_name(spec.stem, target)
+        try:
+            os.link(earlier / old["path"], folder / name)
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copyfile(earlier / old["path"], folder / name)
+        out.append({**old, "name": name, "path": name, "attempt": spec.attempt})
+    return out
 
 
 def _set_pdeathsig() -> None:
@@ -146,6 +224,25 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     timings: dict[str, float] = {}
     result: dict[str, Any] = {}
     try:
+        ctx.stage("hashing")
+        key, main_sha = content_key(Path(spec.job_root), Path(spec.main), spec.options)
+        key = spec.idempotency_key or key
+        result["idempotency_key"] = key
+        if main_sha:
+            result["input_sha256"] = main_sha
+        earlier = None if spec.on_duplicate == "rerun" else _find_earlier(spec, key)
+        if earlier is not None:
+            result["duplicate_of"] = earlier[0]
+            if spec.on_duplicate == "reject":
+                raise JobError(
+                    ErrorCode.DUPLICATE,
+                    f"the same input and options were converted by job {earlier[0]}",
+                )
+            reused = _reuse(spec, earlier[1], folder)
+            if reused is not None:
+                artifacts.extend(reused)
+                return _finish(result, artifacts, ctx, timings, cpu0, t0)
+            del result["duplicate_of"]
         for target in spec.targets:
             name = artifact_name(spec.stem, target)
             record_path = records / f"{target}.json"
@@ -209,6 +306,17 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
         )
     finally:
         resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
+    return _finish(result, artifacts, ctx, timings, cpu0, t0)
+
+
+def _finish(
+    result: dict[str, Any],
+    artifacts: list[dict[str, Any]],
+    ctx: ConversionContext,
+    timings: dict[str, float],
+    cpu0: float,
+    t0: float,
+) -> dict[str, Any]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     result.update(
         artifacts=artifacts,

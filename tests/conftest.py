@@ -38,6 +38,36 @@ FAST = {
 }
 
 
+PLUGIN_ENV = {
+    "PYTHONPATH": str(ROOT / "tests" / "plugins"),
+    "SPOOLD_PLUGINS": "spoold_test_plugins",
+}
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every process in session `sid` (the daemon, its forkserver and workers)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid:  # field 6 of stat: session id
+            pids.append(int(entry))
+    return pids
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def wait_for(cond: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     """Poll `cond` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -94,19 +124,33 @@ def make_spool(tmp_path: Path) -> Callable[..., Path]:
 class DaemonProc:
     """`spoold run` in its own process group, as systemd would run it."""
 
-    def __init__(self, spools: list[Path], *args: str, env: dict[str, str] | None = None,
-                 log: Path | None = None) -> None:
+    def __init__(
+        self,
+        spools: list[Path],
+        *args: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:
         self.spools = spools
         self.args = args
         self.env = {**os.environ, **(env or {})}
-        self.log_path = log or spools[0].parent / f"daemon-{len(list(spools[0].parent.glob('daemon-*.log')))}.log"
+        self.log_path = (
+            log
+            or spools[0].parent / f"daemon-{len(list(spools[0].parent.glob('daemon-*.log')))}.log"
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProc:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         cmd = [sys.executable, "-m", "spoold", "run", *map(str, self.spools), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=self.env, start_new_session=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+            cwd=ROOT,
+        )
         return self
 
     @property
@@ -116,6 +160,9 @@ class DaemonProc:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_for(lambda: "daemon.started" in self.log(), timeout, what="daemon started")
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -156,6 +203,12 @@ def daemon_factory() -> Iterator[Callable[..., DaemonProc]]:
         if d.proc is not None and d.proc.poll() is None:
             d.kill_group()
             d.proc.wait(timeout=30)
+        # Workers and the forkserver share the daemon's session: leave none behind.
+        for pid in session_pids(d.pid):
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def published(spool: Path, state: str = "done") -> list[Path]:
@@ -197,6 +250,17 @@ def events(spool: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `spoold` command as a user would (with this interpreter)."""
+    return subprocess.run(
+        [sys.executable, "-m", "spoold", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        cwd=ROOT,
+    )
 
 
 def stage_file(spool: Path, name: str, content: bytes | str, sub: str = "") -> Path:

@@ -8,6 +8,7 @@ every converter module once per worker process, so each job pays no import cost.
 from __future__ import annotations
 
 import importlib
+import os
 
 from .base import (
     MEDIA_TYPES,
@@ -38,12 +39,25 @@ __all__ = [
     "Fetch",
     "get_converter",
     "load_converters",
+    "load_plugins",
     "register",
     "routes",
     "source_type_of",
 ]
 
 
+def load_plugins() -> None:
+    """Import the modules named in SPOOLD_PLUGINS (comma-separated).
+
+    A plugin registers converters (and may add suffixes to SUFFIX_TYPES). The daemon
+    imports plugins too, so intake knows their source types; the test suite uses this
+    for converters that hang, spin or crash on purpose.
+    """
+    for name in filter(None, (n.strip() for n in os.environ.get("SPOOLD_PLUGINS", "").split(","))):
+        importlib.import_module(name)
+
+
 def load_converters() -> None:
     for name in CONVERTER_MODULES:
         importlib.import_module(name)
+    load_plugins()

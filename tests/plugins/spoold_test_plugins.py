@@ -1,0 +1,102 @@
+"""Test-only converters that misbehave on purpose (loaded with SPOOLD_PLUGINS).
+
+Each takes a file of its own suffix and writes HTML:
+  .slow   sleeps for the number of seconds in the file, then succeeds
+  .hang   never returns
+  .spin   busy-loops on the CPU
+  .child  starts a child process (its pid written next to the input), then hangs
+  .flaky  "N": fails with a retryable I/O error N times, then succeeds
+  .hog    allocates memory until the limit stops it
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from spoold.convert.base import SUFFIX_TYPES, ConversionContext, ConversionResult, register
+from spoold.errors import ErrorCode, JobError
+
+for suffix in ("slow", "hang", "spin", "child", "flaky", "hog"):
+    SUFFIX_TYPES["." + suffix] = suffix
+
+
+def _write(output: Path, text: str) -> ConversionResult:
+    output.write_text(f"<!DOCTYPE html><html><body><p>{text}</p></body></html>\n")
+    return ConversionResult()
+
+
+class _Base:
+    source_type = ""
+    target = "html"
+
+    def __init__(self, target: str = "html") -> None:
+        self.target = target
+
+
+class Slow(_Base):
+    source_type = "slow"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        seconds = float(source.read_text().strip() or "1")
+        ctx.stage("layout")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        return _write(output, f"slept {seconds} for {self.target}")
+
+
+class Hang(_Base):
+    source_type = "hang"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        while True:
+            time.sleep(1)
+
+
+class Spin(_Base):
+    source_type = "spin"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        x = 0
+        while True:
+            x += 1
+
+
+class Child(_Base):
+    source_type = "child"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        proc = subprocess.Popen(["sleep", "1000"])
+        pid_file = Path(source.read_text().strip())
+        pid_file.write_text(str(proc.pid))
+        while True:
+            time.sleep(1)
+
+
+class Flaky(_Base):
+    source_type = "flaky"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        failures = int(source.read_text().strip() or "1")
+        counter = source.with_name(".flaky-count")
+        seen = int(counter.read_text()) if counter.exists() else 0
+        if seen < failures:
+            counter.write_text(str(seen + 1))
+            raise JobError(ErrorCode.IO_ERROR, f"simulated transient failure {seen + 1}")
+        return _write(output, f"succeeded after {seen} failures")
+
+
+class Hog(_Base):
+    source_type = "hog"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        blocks = []
+        while True:
+            blocks.append(bytearray(64 * 1024 * 1024))
+
+
+for cls in (Slow, Hang, Spin, Child, Flaky, Hog):
+    for target in ("html", "pdf", "docx"):
+        register(cls(target))
