@@ -383,3 +383,17 @@ def convert(
     for w in ctx.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(str(output))
+
+
+@main.command()
+@SpoolArg
+def doctor(spool: Path) -> None:
+    """Check the spool and this machine: one line per check, non-zero on failure."""
+    from .doctor import run_checks
+
+    checks = run_checks(spool)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        click.echo(f"{c.level.upper():4}  {c.name:{width}}  {c.detail}")
+    if any(c.level == "fail" for c in checks):
+        sys.exit(EX_UNAVAILABLE)

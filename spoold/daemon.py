@@ -158,6 +158,8 @@ class Daemon:
         for root in spool_roots:
             paths = open_spool(root)
             spool_settings = load_spool_settings(root, self.spool_defaults)
+            for route in spool_settings.routes:
+                (paths.inbox / route).mkdir(exist_ok=True)
             tracker = InboxTracker(
                 paths.inbox,
                 spool_settings.routes,

@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -97,8 +96,16 @@ def test_staged_rename_skips_the_settle_window(make_spool, daemon_factory) -> No
 def test_ignore_patterns(make_spool, daemon_factory) -> None:
     spool = make_spool(ignore=["*.skip"])
     daemon_factory(spool)
-    ignored = ["a.md.part", ".hidden.md", "~$doc.md", "x.md.crdownload", "y.tmp", "Thumbs.db",
-               "z.skip", ".~lock.doc.md#"]
+    ignored = [
+        "a.md.part",
+        ".hidden.md",
+        "~$doc.md",
+        "x.md.crdownload",
+        "y.tmp",
+        "Thumbs.db",
+        "z.skip",
+        ".~lock.doc.md#",
+    ]
     for name in ignored:
         (spool / "inbox" / name).write_text("# ignored\n")
     stage_file(spool, "barrier.md", "# Barrier\n")
@@ -110,7 +117,9 @@ def test_ignore_patterns(make_spool, daemon_factory) -> None:
     assert os.listdir(spool / "failed") == []
 
 
-def test_symlink_and_fifo_are_rejected_without_being_opened(make_spool, daemon_factory, tmp_path) -> None:
+def test_symlink_and_fifo_are_rejected_without_being_opened(
+    make_spool, daemon_factory, tmp_path
+) -> None:
     spool = make_spool()
     secret = tmp_path / "secret.md"
     secret.write_text("# TOP SECRET canary 9f1c\n")
@@ -198,7 +207,9 @@ def test_two_daemons_race_and_publish_each_job_once(make_spool, daemon_factory) 
     spool = make_spool(settle_ms=100)
     a = daemon_factory(spool, args=("--workers", "2", "--host-id", "host-a"))
     b = daemon_factory(spool, args=("--workers", "2", "--host-id", "host-b"))
-    wait_for(lambda: sum(e["event"] == "daemon.started" for e in events(spool)) == 2, what="both up")
+    wait_for(
+        lambda: sum(e["event"] == "daemon.started" for e in events(spool)) == 2, what="both up"
+    )
     n = 200
 
     def drop(start: int) -> None:

@@ -1,0 +1,183 @@
+"""`spoold doctor`: check a spool and this machine before trusting them with files.
+
+Each check returns pass, warn or fail with one line of explanation and, where it
+helps, what to do. Nothing is changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .detect import filesystem_type, needs_polling
+from .errors import ConfigError, SpoolError
+from .protocol import SUBDIRS, SpoolPaths, check_same_filesystem, free_disk_mb
+from .settings import SpoolSettings, load_spool_settings
+
+
+@dataclass
+class Check:
+    level: str  # pass, warn, fail
+    name: str
+    detail: str
+
+
+def _layout(paths: SpoolPaths) -> Check:
+    missing = [n for n in SUBDIRS if not (paths.root / n).is_dir()]
+    if missing:
+        return Check(
+            "fail", "layout", f"missing {', '.join(missing)}: run `spoold init {paths.root}`"
+        )
+    return Check("pass", "layout", "every spool folder exists")
+
+
+def _same_fs(paths: SpoolPaths) -> Check:
+    try:
+        check_same_filesystem(paths)
+    except SpoolError as exc:
+        return Check("fail", "one filesystem", str(exc))
+    return Check("pass", "one filesystem", "claims and publishes are atomic renames")
+
+
+def _permissions(paths: SpoolPaths) -> Check:
+    bad = [n for n in SUBDIRS if not os.access(paths.root / n, os.W_OK | os.X_OK)]
+    if bad:
+        return Check(
+            "fail", "permissions", f"this user (uid {os.geteuid()}) cannot write {', '.join(bad)}"
+        )
+    return Check("pass", "permissions", f"uid {os.geteuid()} can write every spool folder")
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _inotify() -> Check:
+    queued = _read_int("/proc/sys/fs/inotify/max_queued_events")
+    watches = _read_int("/proc/sys/fs/inotify/max_user_watches")
+    instances = _read_int("/proc/sys/fs/inotify/max_user_instances")
+    if queued is None:
+        return Check("warn", "inotify", "limits unreadable; spoold will rely on polling scans")
+    detail = (
+        f"max_queued_events={queued}, max_user_watches={watches}, max_user_instances={instances}"
+    )
+    if queued < 16384 or (instances is not None and instances < 8):
+        return Check(
+            "warn",
+            "inotify",
+            detail + " (low: bursts overflow and cost a rescan; "
+            "raise fs.inotify.max_queued_events)",
+        )
+    return Check("pass", "inotify", detail)
+
+
+def _polling(paths: SpoolPaths, settings: SpoolSettings) -> Check:
+    fstype = filesystem_type(paths.root)
+    if needs_polling(paths.root):
+        if settings.detect == "inotify":
+            return Check(
+                "fail",
+                "detection",
+                f'{fstype} cannot report remote writes to inotify; set detect = "poll" or "auto"',
+            )
+        return Check(
+            "warn",
+            "detection",
+            f"{fstype} mount: polling every {settings.poll_interval_ms} ms (auto does this)",
+        )
+    return Check("pass", "detection", f"{fstype}: inotify sees every write")
+
+
+def _fonts() -> Check:
+    fc = shutil.which("fc-list")
+    if fc is None:
+        return Check("warn", "fonts", "fc-list not found; cannot tell which fonts PDFs can use")
+    out = subprocess.run([fc, ":", "family"], capture_output=True, text=True, timeout=30)
+    families = {line.split(",")[0] for line in out.stdout.splitlines() if line.strip()}
+    if not families:
+        return Check(
+            "fail",
+            "fonts",
+            "no fonts installed: PDFs would have no text (install fonts-dejavu-core)",
+        )
+    return Check("pass", "fonts", f"{len(families)} font families")
+
+
+def _weasyprint() -> Check:
+    try:
+        import weasyprint
+    except OSError as exc:
+        return Check(
+            "fail",
+            "weasyprint",
+            f"system libraries missing ({exc}); install libpango-1.0-0 and libpangoft2-1.0-0",
+        )
+    except ImportError as exc:
+        return Check("fail", "weasyprint", f"not installed: {exc}")
+    return Check("pass", "weasyprint", f"WeasyPrint {weasyprint.__version__} loads")
+
+
+def _disk(paths: SpoolPaths, settings: SpoolSettings) -> Check:
+    free = free_disk_mb(paths.root)
+    if free < settings.min_free_mb:
+        return Check(
+            "fail",
+            "disk",
+            f"{free:.0f} MB free, below min_free_mb "
+            f"{settings.min_free_mb}: the daemon will not claim jobs",
+        )
+    if free < settings.min_free_mb * 4:
+        return Check("warn", "disk", f"{free:.0f} MB free (min_free_mb is {settings.min_free_mb})")
+    return Check("pass", "disk", f"{free:.0f} MB free")
+
+
+def _daemons(paths: SpoolPaths, settings: SpoolSettings) -> Check:
+    ages = []
+    for info in paths.daemons.glob("*.json"):
+        try:
+            ages.append(time.time() - info.stat().st_mtime)
+        except OSError:
+            continue
+    alive = [a for a in ages if a <= settings.lease_ttl_s]
+    if not alive:
+        return Check("warn", "daemons", "no daemon is serving this spool right now")
+    return Check("pass", "daemons", f"{len(alive)} daemon(s) alive")
+
+
+def run_checks(root: Path) -> list[Check]:
+    paths = SpoolPaths(root)
+    if not root.is_dir():
+        return [Check("fail", "spool", f"{root} does not exist: run `spoold init {root}`")]
+    checks = [_layout(paths)]
+    if checks[0].level == "fail":
+        return checks
+    try:
+        settings = load_spool_settings(root)
+        checks.append(Check("pass", "settings", "spool.toml is valid"))
+    except ConfigError as exc:
+        checks.append(Check("fail", "settings", str(exc)))
+        settings = SpoolSettings()
+    steps: list[Callable[[], Check]] = [
+        lambda: _same_fs(paths),
+        lambda: _permissions(paths),
+        _inotify,
+        lambda: _polling(paths, settings),
+        _fonts,
+        _weasyprint,
+        lambda: _disk(paths, settings),
+        lambda: _daemons(paths, settings),
+    ]
+    for step in steps:
+        try:
+            checks.append(step())
+        except Exception as exc:  # a check that breaks is itself a finding
+            checks.append(Check("fail", getattr(step, "__name__", "check"), f"{exc}"))
+    return checks
