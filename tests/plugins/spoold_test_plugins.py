@@ -2,6 +2,7 @@
 
 Each takes a file of its own suffix and writes HTML:
   .slow   sleeps for the number of seconds in the file, then succeeds
+          ("SECONDS PIDFILE" also writes the worker's pid to PIDFILE)
   .hang   never returns
   .spin   busy-loops on the CPU
   .child  starts a child process (its pid written next to the input), then hangs
@@ -11,6 +12,7 @@ Each takes a file of its own suffix and writes HTML:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -39,7 +41,11 @@ class Slow(_Base):
     source_type = "slow"
 
     def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
-        seconds = float(source.read_text().strip() or "1")
+        # "SECONDS" or "SECONDS PIDFILE": the worker's pid goes to PIDFILE (to kill it).
+        seconds_text, _, pid_file = source.read_text().strip().partition(" ")
+        if pid_file:
+            Path(pid_file).write_text(str(os.getpid()))
+        seconds = float(seconds_text or "1")
         ctx.stage("layout")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
