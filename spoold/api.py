@@ -237,7 +237,7 @@ def find_job(spool: Path, ref: str) -> JobLocation:
         except OSError:
             continue
         for name in names:
-            st = _read_state(folder / name)
+            st = _read_state(folder / name) or _state_from_manifest(folder / name)
             if st is not None and st.name == ref:
                 return JobLocation(state, folder / name, st.job_id)
     raise JobNotFound(f"no job {ref!r} in {spool}")
@@ -247,6 +247,27 @@ def _read_state(folder: Path) -> JobState | None:
     try:
         return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
     except (OSError, ValueError):
+        return None
+
+
+def _state_from_manifest(folder: Path) -> JobState | None:
+    """Rebuild the daemon's job state from a published manifest (for `retry`)."""
+    try:
+        m = json.loads((folder / MANIFEST).read_text())
+        entry = folder / "input" / m["name"]
+        st = os.lstat(entry)
+        return JobState(
+            job_id=m["job_id"],
+            name=m["name"],
+            jobdir=folder.name,
+            kind="dir" if os.path.isdir(entry) else "file",
+            owner_uid=st.st_uid,
+            route=m.get("route"),
+            priority=int(m.get("options", {}).get("priority", 50)),
+            arrived_at=m["created_at"],
+            attempts=m.get("attempts", []),
+        )
+    except (OSError, ValueError, KeyError):
         return None
 
 
@@ -355,9 +376,9 @@ def retry(spool: Path, ref: str) -> str:
     loc = find_job(spool, ref)
     if loc.state != "failed":
         raise SpooldError(f"job {ref} is {loc.state}; only failed or cancelled jobs can be retried")
-    st = _read_state(loc.path)
+    st = _state_from_manifest(loc.path) or _read_state(loc.path)
     if st is None:
-        raise SpooldError(f"job {ref} has no state file; it cannot be retried")
+        raise SpooldError(f"job {ref} has no readable manifest; it cannot be retried")
     st.counted_since = max((a.number for a in st.attempts), default=0)
     st.next_attempt_at = None
     paths = SpoolPaths(spool)

@@ -44,6 +44,7 @@ from .protocol import (
     atomic_write_json,
     claim_entry,
     claim_requeued,
+    forget_daemon,
     free_disk_mb,
     iso,
     job_dir_name,
@@ -137,6 +138,7 @@ class SpoolRuntime:
     markers: dict[str, Entry] = field(default_factory=dict)
     waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
     paused: str | None = None
+    next_disk_check: float = 0.0
 
     @property
     def name(self) -> str:
@@ -190,6 +192,7 @@ class Daemon:
         self.notifier: Any = None
         self.metrics: Any = None
         self.last_progress = time.monotonic()
+        self._fs_wake_pending = False
 
     @staticmethod
     def _ignore_defaults() -> tuple[str, ...]:
@@ -238,12 +241,19 @@ class Daemon:
                     watches[rt.paths.inbox / route] = (rt.tracker, route + "/")
             self.observer = InotifyObserver(
                 watches,
-                wake=lambda: self.wakeups.put(("fs", None)),
+                wake=self._fs_wake,
                 on_overflow=lambda: self.wakeups.put(("overflow", None)),
             )
         else:
             self.observer = PollingObserver()
         self.observer.start()
+
+    def _fs_wake(self) -> None:
+        # Called from watchdog's thread for every event: one queued wake-up is enough
+        # until the loop has run again.
+        if not self._fs_wake_pending:
+            self._fs_wake_pending = True
+            self.wakeups.put(("fs", None))
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: object) -> None:
@@ -331,6 +341,7 @@ class Daemon:
         """One pass of the main loop; True when the daemon should exit."""
         now = time.monotonic()
         wall = time.time()
+        self._fs_wake_pending = False
         self._drain_wakeups()
         if self.stopping and not self.running:
             return True
@@ -491,6 +502,10 @@ class Daemon:
                 return
 
     def _check_disk(self, rt: SpoolRuntime) -> None:
+        now = time.monotonic()
+        if now < rt.next_disk_check:
+            return
+        rt.next_disk_check = now + 1.0
         try:
             free = free_disk_mb(rt.root)
         except OSError:
@@ -548,12 +563,9 @@ class Daemon:
         state.next_attempt_at = None
         job = RunningJob(rt, state, folder, None, attempt)
         self.running[state.job_id] = job
-        try:
-            self._save_state(job)
-        except OSError as exc:
-            # The claim already happened: go on without the state file (recovery rebuilds
-            # it from the folder name); the conversion itself will meet the full disk.
-            log.warning("could not record the state of %s: %s", state.job_id, exc.strerror)
+        # No state write here: the running folder's name already records the job id,
+        # the attempt and the claiming daemon, which is all recovery needs. The state
+        # file is written when the job goes back to the inbox.
         crash_point("after_state_write")
         rt.events.emit("job.claimed", state.job_id, attempt.number, name=state.name)
         if entry.truncated:
@@ -709,8 +721,9 @@ class Daemon:
         job.attempt.finished_at = iso()
         job.state.next_attempt_at = time.time() + delay if delay > 0 else None
         check_transition(job.state.job_id, JobStatus.RUNNING, JobStatus.QUEUED)
-        _unlink_quiet(job.folder / CANCEL_FLAG)
-        _unlink_quiet(job.folder / STAGE_FILE)
+        if job.cancel_mode is not None:
+            _unlink_quiet(job.folder / CANCEL_FLAG)
+        _unlink_quiet(job.folder / STAGE_FILE)  # a killed worker may have left it
         try:
             self._save_state(job)
         except FileNotFoundError:
@@ -793,9 +806,11 @@ class Daemon:
         durable = rt.settings.durable
         dest_dir = rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed
         try:
-            _unlink_quiet(job.folder / CANCEL_FLAG)
-            _unlink_quiet(job.folder / STAGE_FILE)
-            self._save_state(job)
+            if job.cancel_mode is not None:
+                _unlink_quiet(job.folder / CANCEL_FLAG)
+            if len(job.state.attempts) > 1:
+                # Requeued before: keep the state (owner, history) for `spoold retry`.
+                self._save_state(job)
             if err is not None:
                 atomic_write(
                     job.folder / "ERROR.txt",
@@ -1087,6 +1102,18 @@ class Daemon:
             if not owner_is_gone(rt.paths, parsed.token, self.host_id, rt.settings.lease_ttl_s):
                 continue
             self._recover_one(rt, rt.paths.running / name, parsed.jobdir, parsed.attempt)
+        self._forget_dead_daemons(rt)
+
+    def _forget_dead_daemons(self, rt: SpoolRuntime) -> None:
+        """Remove the lease files of daemons that are gone and hold no claim any more."""
+        try:
+            holding = {n.rsplit(".", 1)[-1] for n in os.listdir(rt.paths.running)}
+            tokens = {p.stem for p in rt.paths.daemons.iterdir()}
+        except OSError:
+            return
+        for token in tokens - holding - {self.token}:
+            if owner_is_gone(rt.paths, token, self.host_id, rt.settings.lease_ttl_s):
+                forget_daemon(rt.paths, token)
 
     def _recover_one(self, rt: SpoolRuntime, folder: Path, jobdir: str, attempt_no: int) -> None:
         try:
@@ -1099,27 +1126,21 @@ class Daemon:
             # Crashed between preparing the folder and the claim rename: nothing to keep.
             shutil.rmtree(folder, ignore_errors=True)
             return
-        state = read_state(folder)
+        state = state_of(folder, jobdir)
         if state is None:
-            # Crashed between the claim rename and the first state write.
-            job_id = jobdir.rsplit(".", 1)[1]
-            entry_path = folder / INPUT_DIR / inputs[0]
-            st = os.lstat(entry_path)
-            state = JobState(
-                job_id=job_id,
-                name=inputs[0],
-                jobdir=jobdir,
-                kind="dir" if os.path.isdir(entry_path) else "file",
-                owner_uid=st.st_uid,
-                arrived_at=iso(),
-                attempts=[Attempt(number=attempt_no, host="unknown", pid=0, claimed_at=iso())],
-            )
+            return
         last = state.last_attempt()
-        if (
-            last is not None
-            and last.number == attempt_no
-            and last.outcome is AttemptOutcome.RUNNING
-        ):
+        if last is None or last.number < attempt_no:
+            # The claim wrote no state: rebuild the attempt from the folder and lease.
+            info = _daemon_info(rt.paths, folder.name.rsplit(".", 1)[1])
+            last = Attempt(
+                number=attempt_no,
+                host=str(info.get("host", "unknown")),
+                pid=int(info.get("pid", 0)),
+                claimed_at=iso(_dt(folder.stat().st_mtime)),
+            )
+            state.attempts.append(last)
+        if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
             last.outcome = AttemptOutcome.LOST
             last.finished_at = iso()
             last.error = ErrorInfo(
@@ -1134,7 +1155,7 @@ class Daemon:
             state,
             folder,
             None,
-            last or Attempt(number=attempt_no, host="unknown", pid=0, claimed_at=iso()),
+            last,
         )
         if state.counted_attempts() >= limit:
             self.running[state.job_id] = job
@@ -1242,6 +1263,14 @@ def _unlink_quiet(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _daemon_info(paths: SpoolPaths, token: str) -> dict[str, Any]:
+    try:
+        data = json.loads((paths.daemons / f"{token}.json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _marker_target(name: str) -> str:

@@ -207,7 +207,8 @@ class InboxTracker:
         self.settle_s = settle_s
         self.incomplete_after_s = incomplete_after_s
         self.entries: dict[str, Entry] = {}
-        self._pending: set[str] = set()  # entries not yet complete: re-checked often
+        self._pending: set[str] = set()  # entries still being written: re-checked often
+        self._unready: set[str] = set()  # every entry not yet handed to the scheduler
         self._lock = threading.Lock()
         self._moved_hints: set[str] = set()
 
@@ -252,6 +253,7 @@ class InboxTracker:
         if entry is None or entry.sig[0] != sig[0]:
             entry = Entry(key, route, name, kind, st.st_uid, sig, now, time.time(), next(_seq))
             self.entries[key] = entry
+            self._unready.add(key)
             if kind in ("file", "dir", "cancel"):
                 self._pending.add(key)
         elif entry.sig != sig:
@@ -267,6 +269,7 @@ class InboxTracker:
         if entry is not None:
             entry.gone = True
         self._pending.discard(key)
+        self._unready.discard(key)
 
     def scan(self, now: float) -> list[Entry]:
         """Full scan: the truth. Returns entries that became ready."""
@@ -280,15 +283,17 @@ class InboxTracker:
                 continue
             with it:
                 for de in it:
-                    if not prefix and de.name in self.routes:
-                        continue
-                    if is_ignored(de.name, self.ignore):
-                        continue
                     key = prefix + de.name
-                    seen.add(key)
                     known = self.entries.get(key)
-                    if known is None or key in self._pending:
+                    if known is None:
+                        if (not prefix and de.name in self.routes) or is_ignored(
+                            de.name, self.ignore
+                        ):
+                            continue
                         self._observe(key, now, moved=False)
+                    elif key in self._pending:
+                        self._observe(key, now, moved=False)
+                    seen.add(key)
                     # Ready entries are not stat'ed again: a scan costs a listing, not
                     # a stat per queued job.
         for key in [k for k in self.entries if k not in seen]:
@@ -309,10 +314,11 @@ class InboxTracker:
         return self._promote(now)
 
     def _promote(self, now: float) -> list[Entry]:
+        # Only entries not yet ready are looked at: cost grows with what is arriving,
+        # not with the length of the queue.
         ready: list[Entry] = []
-        for key, entry in list(self.entries.items()):
-            if entry.ready:
-                continue
+        for key in list(self._unready):
+            entry = self.entries[key]
             if entry.kind in ("requeued", "special") or entry.moved_in:
                 entry.ready = True
             elif now - entry.changed_at >= self.settle_s:
@@ -322,6 +328,7 @@ class InboxTracker:
                     entry.ready = entry.truncated = True
             if entry.ready:
                 self._pending.discard(key)
+                self._unready.discard(key)
                 ready.append(entry)
         return ready
 
@@ -358,8 +365,13 @@ class PollingObserver(Observer):
 
 
 class InotifyObserver(Observer):
-    """watchdog's inotify observer on inbox/ and each route folder (not recursive: job
-    folders being filled are re-checked by the tracker until they settle)."""
+    """inotify on inbox/ and each route folder, through watchdog's inotify wrapper.
+
+    watchdog's high-level observer holds every rename event for half a second to pair
+    it with its source; a hot folder wants the rename at once, so this registers a
+    callback on watchdog's InotifyFD and reads the raw events. Not recursive: job
+    folders being filled are re-checked by the tracker until they settle.
+    """
 
     mode = "inotify"
 
@@ -372,51 +384,48 @@ class InotifyObserver(Observer):
         self.watches = watches
         self.wake = wake
         self.on_overflow = on_overflow
-        self._observer: object | None = None
+        self._fd: Any = None
+        self._registered: list[tuple[Any, Any]] = []
 
     def start(self) -> None:
-        from watchdog.events import (
-            DirMovedEvent,
-            FileMovedEvent,
-            FileSystemEvent,
-            FileSystemEventHandler,
-        )
-        from watchdog.observers.inotify import InotifyObserver as WDInotifyObserver
+        from watchdog.observers.inotify_c import CallbackId, InotifyFD, Mask
+        from watchdog.observers.inotify_c import InotifyConstants as C
 
+        mask = C.IN_MOVED_TO | C.IN_CREATE | C.IN_CLOSE_WRITE | C.IN_DONT_FOLLOW | C.IN_ONLYDIR
         outer = self
 
-        class Handler(FileSystemEventHandler):
-            def __init__(self, tracker: InboxTracker, prefix: str, folder: Path) -> None:
-                self.tracker, self.prefix, self.folder = tracker, prefix, str(folder)
+        class Callback:
+            def __init__(self, tracker: InboxTracker, prefix: str) -> None:
+                self.tracker, self.prefix = tracker, prefix
 
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if isinstance(event, (FileMovedEvent, DirMovedEvent)):
-                    dest = os.fsdecode(event.dest_path)
-                    if dest and os.path.dirname(dest) == self.folder:
-                        self.tracker.hint_moved(self.prefix + os.path.basename(dest))
+            def on_event(self, event: Any) -> None:
+                if event.is_moved_to and event.name:
+                    self.tracker.hint_moved(self.prefix + os.fsdecode(event.name))
                 outer.wake()
 
-        observer = WDInotifyObserver(generate_full_events=True)
-        # watchdog rebuilds its own watches after IN_Q_OVERFLOW but tells handlers
-        # nothing; wrap its dispatcher so an overflow triggers our full rescan.
-        inotify_fd = observer._inotify_fd
-        original = inotify_fd.handle_event
+            def on_watch_deleted(self, wd: Any) -> None:
+                outer.on_overflow()  # a watched folder vanished: rescan says what is left
 
-        def handle_event(event: Any) -> None:
-            if getattr(event, "is_queue_overflow", False):
+            def on_queue_overflow(self) -> None:
                 outer.on_overflow()
-            original(event)
 
-        inotify_fd.handle_event = handle_event  # type: ignore[method-assign]
-        for folder, (tracker, prefix) in self.watches.items():
+        fd = InotifyFD()
+        fd.start()
+        for i, (folder, (tracker, prefix)) in enumerate(self.watches.items()):
             folder.mkdir(exist_ok=True)
-            observer.schedule(Handler(tracker, prefix, folder), str(folder), recursive=False)
-        observer.start()
-        self._observer = observer
+            wd = fd.add_callback(
+                os.fsencode(folder), Mask(mask), Callback(tracker, prefix), CallbackId(i + 1)
+            )
+            self._registered.append((wd, i + 1))
+        self._fd = fd
 
     def stop(self) -> None:
-        obs = self._observer
-        if obs is not None:
-            obs.stop()  # type: ignore[attr-defined]
-            obs.join(timeout=5)  # type: ignore[attr-defined]
-            self._observer = None
+        fd = self._fd
+        if fd is not None:
+            try:
+                fd.remove_callbacks(self._registered)
+            except OSError:
+                pass
+            fd.stop()
+            fd.join(timeout=5)
+            self._fd = None

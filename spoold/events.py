@@ -54,6 +54,10 @@ class EventLog:
 
     def _open(self) -> int:
         if self._fd is not None:
+            # Another daemon may have rotated the file: look every 256 writes, not on
+            # every write (a line or two may land in events.ndjson.1 meanwhile).
+            if self._writes % 256:
+                return self._fd
             try:
                 if os.stat(self.path).st_ino == self._ino:
                     return self._fd

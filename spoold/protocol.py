@@ -423,11 +423,12 @@ def owner_is_gone(paths: SpoolPaths, token: str, host_id: str, lease_ttl_s: floa
         info = json.loads(info_path.read_text())
     except (OSError, ValueError):
         info = None
-    if _lock_is_held(lock_path):
-        # Held on this kernel: certainly alive (on NFS a remote lock may not show here).
-        return False
     if info is not None and info.get("host") == host_id and info.get("boot_id") == boot_id():
-        return True  # our host, this boot, lock free: the process is gone
+        # Same host, same boot: the kernel lock is the truth, no waiting for a lease.
+        return not _lock_is_held(lock_path)
+    if info is None and _lock_is_held(lock_path):
+        return False  # its record could not be written (disk full), but it is alive
+    # Another host (or an unknown owner): only the lease, renewed by the heartbeat.
     ages = []
     for p in (info_path, lock_path):
         try:

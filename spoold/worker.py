@@ -215,16 +215,24 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
     folder = Path(spec.folder)
     records = folder / ARTIFACT_RECORDS
+    stage_written = False
+
+    def on_stage(stage: str) -> None:
+        # Tiny jobs finish before anyone could look: report stages only after 0.1 s.
+        nonlocal stage_written
+        if time.monotonic() - t0 > 0.1:
+            _write_stage(folder, stage)
+            stage_written = True
+
     ctx = ConversionContext(
         job_root=Path(spec.job_root),
         options=_convert_options(spec),
-        on_stage=lambda s: _write_stage(folder, s),
+        on_stage=on_stage,
     )
     artifacts: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
     result: dict[str, Any] = {}
     try:
-        ctx.stage("hashing")
         key, main_sha = content_key(Path(spec.job_root), Path(spec.main), spec.options)
         key = spec.idempotency_key or key
         result["idempotency_key"] = key
@@ -280,8 +288,10 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
                 "pages": res.pages,
                 "attempt": spec.attempt,
             }
-            records.mkdir(exist_ok=True)
-            (records / f"{target}.json").write_text(json.dumps(record))
+            if len(spec.targets) > 1:
+                # Only a job with several targets can resume with some of them done.
+                records.mkdir(exist_ok=True)
+                (records / f"{target}.json").write_text(json.dumps(record))
             artifacts.append(record)
     except JobError as exc:
         result["error"] = _error(exc)
@@ -306,6 +316,11 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
         )
     finally:
         resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
+        if stage_written:
+            try:
+                os.unlink(folder / STAGE_FILE)
+            except OSError:
+                pass
     return _finish(result, artifacts, ctx, timings, cpu0, t0)
 
 

@@ -27,7 +27,7 @@ def read_text(source: Path) -> str:
 def markdown_to_html(text: str, title: str) -> str:
     body = _MD.render(text)
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head>\n<body>\n{body}</body></html>\n"
     )
 
