@@ -19,6 +19,7 @@ import os
 import resource
 import shutil
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,6 +191,50 @@ def _write_stage(folder: Path, stage: str) -> None:
         pass
 
 
+class _StageReporter:
+    """Writes the job's current stage for `spoold status`, but not for tiny jobs:
+    a stage is written only once the job has run for 0.1 s (a timer catches a stage
+    reported earlier that is still current then)."""
+
+    DELAY = 0.1
+
+    def __init__(self, folder: Path, t0: float) -> None:
+        self.folder = folder
+        self.t0 = t0
+        self.current: str | None = None
+        self.written = False
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(self.DELAY, self._flush)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def report(self, stage: str) -> None:
+        with self.lock:
+            self.current = stage
+            if time.monotonic() - self.t0 >= self.DELAY:
+                self._write()
+
+    def _flush(self) -> None:
+        with self.lock:
+            if self.current is not None:
+                self._write()
+
+    def _write(self) -> None:
+        if self.current is not None:
+            _write_stage(self.folder, self.current)
+            self.written = True
+
+    def close(self) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.current = None
+            if self.written:
+                try:
+                    os.unlink(self.folder / STAGE_FILE)
+                except OSError:
+                    pass
+
+
 def _convert_options(spec: JobSpec) -> ConvertOptions:
     opts = spec.options
     ref = opts.get("reference_docx")
@@ -215,19 +260,12 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
     folder = Path(spec.folder)
     records = folder / ARTIFACT_RECORDS
-    stage_written = False
-
-    def on_stage(stage: str) -> None:
-        # Tiny jobs finish before anyone could look: report stages only after 0.1 s.
-        nonlocal stage_written
-        if time.monotonic() - t0 > 0.1:
-            _write_stage(folder, stage)
-            stage_written = True
+    stage = _StageReporter(folder, t0)
 
     ctx = ConversionContext(
         job_root=Path(spec.job_root),
         options=_convert_options(spec),
-        on_stage=on_stage,
+        on_stage=stage.report,
     )
     artifacts: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
@@ -316,11 +354,7 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
         )
     finally:
         resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
-        if stage_written:
-            try:
-                os.unlink(folder / STAGE_FILE)
-            except OSError:
-                pass
+        stage.close()
     return _finish(result, artifacts, ctx, timings, cpu0, t0)
 
 

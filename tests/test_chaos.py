@@ -75,7 +75,7 @@ def test_chaos_sigkill_the_daemon_ten_times(make_spool, daemon_factory) -> None:
     spool = make_spool(lease_ttl_s=2, max_attempts=20)
     names = [f"job{i:03d}.slow" for i in range(200)]
     for n in names:
-        stage_file(spool, n, "0.05")
+        stage_file(spool, n, "0.2")
     kills = 0
     while kills < 10:
         d = daemon_factory(spool, env=PLUGIN_ENV)
