@@ -14,11 +14,12 @@ import json
 import logging
 import multiprocessing
 import os
-import queue
+import select
 import shutil
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,46 @@ def error_text(status: JobStatus, name: str, err: ErrorInfo) -> str:
     )
 
 
+class Wakeups:
+    """How threads and signal handlers wake the main loop.
+
+    Items go on a deque (append is atomic, no lock) and a byte goes down a
+    non-blocking pipe that the loop select()s on. A queue.Queue would deadlock here:
+    a signal handler runs in the main thread and may interrupt it while it holds the
+    queue's lock inside get().
+    """
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._items: deque[tuple[str, Any]] = deque()
+
+    def put(self, item: tuple[str, Any]) -> None:
+        self._items.append(item)
+        try:
+            os.write(self._w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full of pokes already: the loop will wake anyway
+
+    def wait(self, timeout: float) -> None:
+        if self._items:
+            return
+        try:
+            select.select([self._r], [], [], timeout)
+        except InterruptedError:
+            pass
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def pop_all(self) -> list[tuple[str, Any]]:
+        out = []
+        while self._items:
+            out.append(self._items.popleft())
+        return out
+
+
 @dataclass
 class RunningJob:
     rt: SpoolRuntime
@@ -183,7 +224,7 @@ class Daemon:
             )
         self.scheduler = Scheduler()
         self.running: dict[str, RunningJob] = {}
-        self.wakeups: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.wakeups = Wakeups()
         self.stopping = False
         self.reload_requested = False
         self.rescan_requested = True
@@ -393,18 +434,11 @@ class Daemon:
         return False
 
     def _wait(self, timeout: float) -> None:
-        try:
-            item = self.wakeups.get(timeout=timeout)
-        except queue.Empty:
-            return
-        self._handle_wakeup(item)
+        self.wakeups.wait(timeout)
+        self._drain_wakeups()
 
     def _drain_wakeups(self) -> None:
-        while True:
-            try:
-                item = self.wakeups.get_nowait()
-            except queue.Empty:
-                return
+        for item in self.wakeups.pop_all():
             self._handle_wakeup(item)
 
     def _handle_wakeup(self, item: tuple[str, Any]) -> None:

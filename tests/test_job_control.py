@@ -343,3 +343,18 @@ def test_invalid_reload_keeps_old_settings(make_spool, daemon_factory) -> None:
     wait_for(lambda: "reload of" in d.log(), what="refusal logged")
     stage_file(spool, "still.md", "# still works\n")
     wait_for(lambda: published(spool), what="still converting")
+
+
+def test_a_storm_of_signals_neither_deadlocks_nor_kills(make_spool, daemon_factory) -> None:
+    # A signal handler runs in the main thread: one that took a lock the loop holds
+    # (queue.Queue) deadlocked the daemon. Many signals make that interleaving likely.
+    spool = make_spool()
+    d = daemon_factory(spool)
+    d.wait_ready()
+    for i in range(30):
+        stage_file(spool, f"s{i}.md", "# s\n")
+        d.signal(signal.SIGHUP)
+    wait_for(lambda: len(published(spool)) == 30, what="jobs done between the signals")
+    for _ in range(5):
+        d.signal(signal.SIGTERM)
+    assert d.wait(timeout=60) == 0
