@@ -1087,9 +1087,12 @@ class Daemon:
                         if de.name.endswith("." + target):
                             return target
                         if de.name.startswith(prefix):
-                            state = read_state(Path(de.path))
-                            if state is not None and state.name == target:
-                                return state.job_id
+                            try:
+                                m = json.loads((Path(de.path) / MANIFEST).read_bytes())
+                            except (OSError, ValueError):
+                                continue
+                            if m.get("name") == target:
+                                return str(m.get("job_id"))
             except OSError:
                 continue
         return None
