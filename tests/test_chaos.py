@@ -72,7 +72,8 @@ def reap(d) -> None:
 
 @pytest.mark.slow
 def test_chaos_sigkill_the_daemon_ten_times(make_spool, daemon_factory) -> None:
-    spool = make_spool(lease_ttl_s=2, max_attempts=20)
+    # rerun: the 200 inputs are identical, and reused duplicates finish too fast to kill.
+    spool = make_spool(lease_ttl_s=2, max_attempts=20, on_duplicate="rerun")
     names = [f"job{i:03d}.slow" for i in range(200)]
     for n in names:
         stage_file(spool, n, "0.2")
