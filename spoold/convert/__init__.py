@@ -26,7 +26,12 @@ from .base import (
 )
 
 # Modules that register converters when imported; order does not matter.
-CONVERTER_MODULES = ("spoold.convert.markdown",)
+CONVERTER_MODULES = (
+    "spoold.convert.markdown",
+    "spoold.convert.html",
+    "spoold.convert.pdf",
+    "spoold.convert.docx_writer",
+)
 
 __all__ = [
     "MEDIA_TYPES",

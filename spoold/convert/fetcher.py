@@ -1,35 +1,70 @@
 """The one sandboxed fetcher every converter reads resources through.
 
 Allowed: `data:` URLs and regular files inside the job folder (relative references, or
-`file:` URLs that resolve inside it). Everything else is refused unless its URL starts
-with a prefix in ConvertOptions.allow_fetch. No redirects are followed, reads are capped,
-and every request lands in ctx.fetches with allowed/refused and bytes read.
+`file:` URLs that resolve inside it). An http(s) URL is fetched only when it falls under
+an entry of ConvertOptions.allow_fetch (spool.toml `allow_fetch`), compared part by part
+(scheme, host, port, then path segments), never as a raw string prefix. No redirects
+are followed, reads are capped in bytes and time, and every request lands in
+ctx.fetches with allowed/refused and bytes read.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import stat
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .. import __version__
 from .base import ConversionContext, Fetch
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FetchRefused(Exception):
     """A resource the sandbox does not allow (the reason is the message)."""
 
+    def __init__(self, reason: str, read: int = 0) -> None:
+        super().__init__(reason)
+        self.read = read  # bytes already read when a network fetch was cut off
 
-def _read_data_url(url: str, cap: int) -> bytes:
-    header, _, payload = url[5:].partition(",")
-    if header.endswith(";base64"):
-        data = base64.b64decode(payload, validate=False)
-    else:
-        data = urllib.parse.unquote_to_bytes(payload)
+
+def decode_data_url(url: str, cap: int) -> tuple[bytes, str]:
+    """Decode a data: URL into (bytes, media type); refuse it over `cap` bytes.
+
+    Reads nothing, so callers may use it without recording a fetch.
+    """
+    if url[:5].lower() != "data:":
+        raise FetchRefused("not a data: URL")
+    header, sep, payload = url[5:].partition(",")
+    if not sep:
+        raise FetchRefused("malformed data: URL")
+    # Cheap guard before decoding: no encoding of `cap` bytes is longer than 3 * cap.
+    if len(payload) > 3 * cap + 16:
+        raise FetchRefused(f"larger than the {cap}-byte cap")
+    params = [p.strip() for p in header.split(";")]
+    mime = params[0].lower() if params and params[0] else "text/plain"
+    try:
+        if any(p.lower() == "base64" for p in params[1:]):
+            data = base64.b64decode(urllib.parse.unquote(payload), validate=False)
+        else:
+            data = urllib.parse.unquote_to_bytes(payload)
+    except ValueError as exc:
+        raise FetchRefused("malformed data: URL") from exc
     if len(data) > cap:
         raise FetchRefused(f"larger than the {cap}-byte cap")
-    return data
+    return data, mime
+
+
+def _read_data_url(url: str, cap: int) -> bytes:
+    return decode_data_url(url, cap)[0]
 
 
 def resolve_in_job(url: str, base: Path, job_root: Path) -> Path:
@@ -81,29 +116,203 @@ def _read_file(path: Path, cap: int) -> bytes:
         os.close(fd)
 
 
+# --- network (allow_fetch) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UrlPrefix:
+    """One allow_fetch entry, split into the parts a URL is compared on."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # percent-decoded, starts with "/"
+
+    def covers(self, url: UrlPrefix) -> bool:
+        if (url.scheme, url.host, url.port) != (self.scheme, self.host, self.port):
+            return False
+        if self.path.endswith("/"):
+            return url.path.startswith(self.path)
+        # "/img" covers /img and /img/..., not /images.
+        return url.path == self.path or url.path.startswith(self.path + "/")
+
+
+def _split_http(url: str) -> UrlPrefix:
+    """Split an http(s) URL into comparable parts, or raise ValueError saying why."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    scheme = parsed.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError("only http:// and https:// URLs can be fetched")
+    if not parsed.hostname:
+        raise ValueError("the URL has no host")
+    if parsed.username is not None or parsed.password is not None:
+        # Credentials would end up in manifests and logs.
+        raise ValueError("user names and passwords in URLs are not allowed")
+    port = parsed.port or _DEFAULT_PORTS[scheme]  # .port raises ValueError when malformed
+    raw_path = parsed.path or "/"
+    if any(c in raw_path.lower() for c in ("%2f", "%5c", "\\")):
+        # Servers disagree on encoded slashes; refuse rather than guess which folder it is.
+        raise ValueError("encoded slashes or backslashes in the path")
+    path = urllib.parse.unquote(raw_path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise ValueError("control characters in the path")
+    if any(seg in (".", "..") for seg in path.split("/")):
+        # /img/../secret would pass a string comparison with /img/ and leave it on the server.
+        raise ValueError("'.' or '..' segments in the path")
+    host = parsed.hostname.lower().rstrip(".")
+    return UrlPrefix(scheme, host, port, path if path.startswith("/") else "/" + path)
+
+
+def parse_prefix(entry: str) -> UrlPrefix:
+    """Parse one allow_fetch entry; raise ValueError naming the problem."""
+    parsed = urllib.parse.urlsplit(entry.strip())
+    if parsed.query or parsed.fragment or entry.strip().endswith(("?", "#")):
+        raise ValueError("an allow_fetch entry is a scheme, host, optional port and path only")
+    return _split_http(entry)
+
+
+def is_network_url(url: str) -> bool:
+    return urllib.parse.urlsplit(url.strip()).scheme.lower() in _DEFAULT_PORTS
+
+
+def _allowed_prefix(ctx: ConversionContext, url: str) -> UrlPrefix:
+    """The parsed URL when an allow_fetch entry covers it; FetchRefused otherwise."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if not ctx.options.allow_fetch:
+        raise FetchRefused(f"{scheme} URLs are not allowed (allow_fetch is empty)")
+    try:
+        parts = _split_http(url)
+    except ValueError as exc:
+        raise FetchRefused(str(exc)) from exc
+    for entry in ctx.options.allow_fetch:
+        try:
+            if parse_prefix(entry).covers(parts):
+                return parts
+        except ValueError:
+            continue  # settings validation refuses these; never widen on a bad entry
+    raise FetchRefused(f"{scheme} URL not allowed: no allow_fetch entry covers it")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # Returning None makes urllib raise HTTPError for the 3xx instead of following it.
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    # Only the handlers http(s) needs: no file:, ftp: or data: handler to fall back on.
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),  # the standard *_proxy / no_proxy variables
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        _NoRedirect(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def _read_network(url: str, cap: int, timeout: float) -> bytes:
+    """GET an allow-listed URL: no redirects, at most `cap` bytes, `timeout` seconds."""
+    request = urllib.request.Request(
+        urllib.parse.urldefrag(url.strip())[0],
+        headers={"User-Agent": f"spoold/{__version__}", "Accept-Encoding": "identity"},
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        resp = _opener().open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "") if exc.headers else ""
+            shown = f" to {_display(where)!r}" if where else ""
+            raise FetchRefused(f"redirect (HTTP {exc.code}{shown}) not followed") from None
+        raise FetchRefused(f"HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise FetchRefused(f"no answer within {timeout:g} s") from None
+        raise FetchRefused(f"network error: {reason}") from None
+    with resp:
+        length = resp.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > cap:
+            raise FetchRefused(f"larger than the {cap}-byte cap ({int(length)} bytes)")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > cap:
+                    raise FetchRefused(f"larger than the {cap}-byte cap", read=total)
+                if time.monotonic() > deadline:
+                    # A server dripping bytes defeats the per-read timeout; this does not.
+                    raise FetchRefused(f"took longer than {timeout:g} s", read=total)
+                chunks.append(chunk)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise FetchRefused(f"network error while reading: {exc}", read=total) from None
+    return b"".join(chunks)
+
+
+# --- the fetcher ------------------------------------------------------------------------
+
+
 def _display(url: str) -> str:
-    # Keep manifests readable and free of huge inline payloads.
-    return url if not url.startswith("data:") else url[:40] + ("..." if len(url) > 40 else "")
+    """A URL as it may appear in manifests and warnings: short, without credentials."""
+    if url[:5].lower() == "data:":
+        return url[:40] + ("..." if len(url) > 40 else "")
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.netloc and "@" in parsed.netloc:
+        netloc = "***@" + parsed.netloc.rsplit("@", 1)[1]
+        url = urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+    return url if len(url) <= 500 else url[:497] + "..."
 
 
-def fetch_bytes(ctx: ConversionContext, url: str, base: Path) -> bytes | None:
-    """Return the bytes of `url` (relative to the folder `base`) or None when refused.
+def resolve_url(url: str, base: Path | str) -> str:
+    """`url` made absolute when `base` is a network URL (a remote stylesheet's own)."""
+    if isinstance(base, str) and url[:5].lower() != "data:":
+        return urllib.parse.urljoin(base, url.strip())
+    return url
 
-    A refusal is recorded in ctx.fetches and as a warning; it never raises.
+
+def fetch_bytes(ctx: ConversionContext, url: str, base: Path | str) -> bytes | None:
+    """Return the bytes of `url` or None when refused.
+
+    `base` is the folder a relative reference is resolved in, or the URL of an
+    allow-listed remote stylesheet whose own references are being resolved. A refusal
+    is recorded in ctx.fetches and as a warning; it never raises.
     """
     cap = ctx.options.max_fetch_bytes
+    url = resolve_url(url, base)
     record = Fetch(url=_display(url), allowed=False)
     ctx.fetches.append(record)
     try:
-        if url.startswith("data:"):
+        if url[:5].lower() == "data:":
             data = _read_data_url(url, cap)
-        elif any(url.startswith(prefix) for prefix in ctx.options.allow_fetch):
-            raise FetchRefused("allow-listed network fetches are not supported in this build")
+        elif is_network_url(url):
+            _allowed_prefix(ctx, url)
+            data = _read_network(url, cap, ctx.options.fetch_timeout_s)
+        elif isinstance(base, str):
+            # A remote stylesheet may refer to allow-listed URLs only, never to local files.
+            raise FetchRefused("a remote resource may only refer to http(s) URLs")
         else:
             data = _read_file(resolve_in_job(url, base, ctx.job_root), cap)
     except (FetchRefused, OSError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, FetchRefused) else "not found or unreadable"
         record.reason = reason
+        record.bytes = exc.read if isinstance(exc, FetchRefused) else 0
         ctx.warn(f"resource {_display(url)!r} not loaded: {reason}")
         return None
     record.allowed = True

@@ -1,34 +1,193 @@
-"""Markdown to HTML (markdown-it-py): the first step of every Markdown route."""
+"""Markdown to HTML (markdown-it-py): the first step of every Markdown route.
+
+`markdown_to_html` is the one entry point the other routes share (md->pdf lays its
+result out with WeasyPrint, md->docx walks it with python-docx). Front matter becomes
+<head> metadata; the HTML it returns is not yet sanitised or self-contained — the
+converters here pass it through spoold.convert.html for that.
+"""
 
 from __future__ import annotations
 
+import functools
 import html
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.deflist import deflist_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.front_matter import front_matter_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
 
 from ..errors import ErrorCode, JobError
 from .base import ConversionContext, ConversionResult, register
 
-_MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+# Front matter keys that land in <head>; anything else is kept only for the title block.
+META_KEYS = ("title", "author", "date", "keywords", "subject", "description", "lang")
+
+
+@functools.cache
+def _md() -> MarkdownIt:
+    # Built once per worker process: plugin setup costs more than a small document.
+    md = (
+        MarkdownIt("commonmark", {"html": True})
+        .enable(["table", "strikethrough"])
+        .use(front_matter_plugin)
+        .use(footnote_plugin)
+        .use(tasklists_plugin)
+        .use(deflist_plugin)
+        # ids on headings so that in-document links and PDF bookmarks can target them.
+        .use(anchors_plugin, min_level=1, max_level=6)
+    )
+    return md
 
 
 def read_text(source: Path) -> str:
     try:
-        return source.read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise JobError(
             ErrorCode.INPUT_INVALID,
             f"{source.name} is not UTF-8 text (byte {exc.start})",
             hint="Save the document as UTF-8 and drop it again.",
         ) from exc
+    return text.removeprefix("\ufeff")
 
 
-def markdown_to_html(text: str, title: str) -> str:
-    body = _MD.render(text)
+def _scalar(raw: str) -> Any:
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    if value.startswith("[") and value.endswith("]"):
+        return [str(_scalar(v)) for v in _split_flow(value[1:-1]) if v.strip()]
+    return value
+
+
+def _split_flow(inner: str) -> list[str]:
+    # Split "a, 'b, c', d" on commas outside quotes.
+    parts: list[str] = []
+    buf: list[str] = []
+    quote = ""
+    for ch in inner:
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+            buf.append(ch)
+        elif ch == ",":
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    parts.append("".join(buf))
+    return parts
+
+
+def parse_front_matter(block: str) -> dict[str, Any]:
+    """Parse the simple YAML subset people write in front matter.
+
+    `key: value`, quoted values, `key: [a, b]` and `key:` followed by `- item` lines.
+    PyYAML is not a dependency; anything fancier is kept as its raw text.
+    """
+    data: dict[str, Any] = {}
+    current: str | None = None
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        item = re.match(r"^\s+-\s*(.*)$", line) or re.match(r"^-\s+(.*)$", line)
+        if item and current is not None:
+            existing = data.get(current)
+            if not isinstance(existing, list):
+                existing = [] if existing in (None, "") else [existing]
+            existing.append(str(_scalar(item.group(1))))
+            data[current] = existing
+            continue
+        m = re.match(r"^([A-Za-z0-9_.-]+)\s*:\s*(.*)$", line)
+        if m:
+            current = m.group(1).strip().lower()
+            data[current] = _scalar(m.group(2)) if m.group(2).strip() else ""
+        elif current is not None and isinstance(data.get(current), str):
+            # A folded continuation line of the previous value.
+            data[current] = (str(data[current]) + " " + line.strip()).strip()
+    return data
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """Return (front matter, rendered body HTML) for a Markdown text."""
+    md = _md()
+    env: dict[str, Any] = {}
+    tokens = md.parse(text, env)
+    meta: dict[str, Any] = {}
+    for token in tokens:
+        if token.type == "front_matter":
+            meta = parse_front_matter(token.content)
+            break
+    body = md.renderer.render(tokens, md.options, env)
+    return meta, body
+
+
+def _first_h1(body: str) -> str | None:
+    m = re.search(r"<h1\b[^>]*>(.*?)</h1>", body, re.S | re.I)
+    if not m:
+        return None
+    text = html.unescape(re.sub(r"<[^>]+>", "", m.group(1))).strip()
+    return text or None
+
+
+def markdown_to_html(text: str, title: str, metadata: Mapping[str, Any] | None = None) -> str:
+    """Render Markdown to a full HTML document with metadata in <head>.
+
+    The title is the front matter's, else the first H1's, else `title`. `metadata`
+    (job options) overrides front matter. A front matter title/author/date also gives a
+    `<header class="title-block">` at the top of <body> (themes style or hide it).
+    """
+    meta, body = split_front_matter(text)
+    for key, value in (metadata or {}).items():
+        meta[str(key).lower()] = value
+    fm_title = _as_text(meta.get("title")).strip()
+    doc_title = fm_title or _first_h1(body) or title
+    head = [
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(doc_title)}</title>",
+        '<meta name="generator" content="spoold">',
+    ]
+    author = _as_text(meta.get("author") or meta.get("authors")).strip()
+    if author:
+        head.append(f'<meta name="author" content="{html.escape(author)}">')
+    keywords = _as_text(meta.get("keywords") or meta.get("tags")).strip()
+    if keywords:
+        head.append(f'<meta name="keywords" content="{html.escape(keywords)}">')
+    description = _as_text(meta.get("subject") or meta.get("description")).strip()
+    if description:
+        head.append(f'<meta name="description" content="{html.escape(description)}">')
+    date = _as_text(meta.get("date")).strip()
+    if date:
+        head.append(f'<meta name="dcterms.created" content="{html.escape(date)}">')
+    lang = _as_text(meta.get("lang")).strip()
+    lang_attr = f' lang="{html.escape(lang)}"' if re.fullmatch(r"[A-Za-z-]{1,20}", lang) else ""
+    block = ""
+    if fm_title:
+        parts = [f'<h1 class="title">{html.escape(fm_title)}</h1>']
+        if author:
+            parts.append(f'<p class="author">{html.escape(author)}</p>')
+        if date:
+            parts.append(f'<p class="date">{html.escape(date)}</p>')
+        block = '<header class="title-block">\n' + "\n".join(parts) + "\n</header>\n"
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title></head>\n<body>\n{body}</body></html>\n"
+        f"<!DOCTYPE html>\n<html{lang_attr}><head>\n"
+        + "\n".join(head)
+        + f"\n</head>\n<body>\n{block}{body}</body></html>\n"
     )
 
 
@@ -37,11 +196,28 @@ class MarkdownToHtml:
     target = "html"
 
     def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        from .html import standalone_html
+
         ctx.stage("parsing")
         text = read_text(source)
+        doc = markdown_to_html(text, source.stem, ctx.options.metadata)
         ctx.stage("writing")
-        output.write_text(markdown_to_html(text, source.stem), encoding="utf-8")
+        output.write_bytes(standalone_html(doc, ctx, source.parent, with_theme=True))
         return ConversionResult()
 
 
+class MarkdownToPdf:
+    source_type = "md"
+    target = "pdf"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        from .html import render_pdf
+
+        ctx.stage("parsing")
+        text = read_text(source)
+        doc = markdown_to_html(text, source.stem, ctx.options.metadata)
+        return ConversionResult(pages=render_pdf(doc, ctx, source.parent, output))
+
+
 register(MarkdownToHtml())
+register(MarkdownToPdf())
