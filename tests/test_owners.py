@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import logging
 import os
 import pwd
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from spoold.owners import marker_allowed
+from spoold.owners import file_owner, in_group, marker_allowed
 
 from .conftest import PLUGIN_ENV, events, published, wait_for
 
@@ -37,6 +44,78 @@ def test_marker_allowed_rules() -> None:
     assert marker_allowed(0, 1000, None), "root may cancel anything"
     assert not marker_allowed(1001, 1000, None)
     assert not marker_allowed(1001, 1000, "no-such-group-xyz")
+    assert not marker_allowed(1001, 1000, ""), "an empty admin_group is no group"
+
+
+def test_unknown_admin_group_is_refused_and_warned_once(caplog) -> None:
+    group = f"no-such-group-{secrets.token_hex(4)}"
+    with caplog.at_level(logging.WARNING, logger="spoold.owners"):
+        assert not marker_allowed(4242, 1000, group)
+        assert not marker_allowed(4243, 1000, group)
+    assert sum(group in r.getMessage() for r in caplog.records) == 1
+
+
+def test_unknown_marker_uid_is_no_member() -> None:
+    group = grp.getgrgid(os.getgid()).gr_name
+    unused = max(p.pw_uid for p in pwd.getpwall()) + 12345
+    assert not in_group(unused, group)
+    assert not marker_allowed(unused, 1000, group)
+
+
+def test_primary_group_counts_as_membership() -> None:
+    me = pwd.getpwuid(os.getuid())
+    primary = grp.getgrgid(me.pw_gid).gr_name
+    assert in_group(me.pw_uid, primary)
+    assert in_group(me.pw_uid, str(me.pw_gid)), "a numeric admin_group is a gid"
+
+
+def test_file_owner_does_not_follow_symlinks(tmp_path: Path) -> None:
+    f = tmp_path / "marker.cancel"
+    f.write_text("hard")
+    assert file_owner(f) == os.getuid()
+    link = tmp_path / "link.cancel"
+    link.symlink_to("/nonexistent/target")
+    assert file_owner(link) == os.getuid()
+
+
+# Real users and groups: only root can create them. In CI the tests run as root (and
+# groupadd/useradd exist); elsewhere these tests are SKIPPED, not passed.
+needs_useradd = pytest.mark.skipif(
+    os.geteuid() != 0 or not (shutil.which("groupadd") and shutil.which("useradd")),
+    reason="SKIPPED: creating a real admin group and user needs root with groupadd/useradd",
+)
+
+
+@pytest.fixture
+def admin_setup() -> Iterator[tuple[str, int, int]]:
+    """A fresh group, a member listed in it, and a user whose primary group it is."""
+    tag = secrets.token_hex(3)
+    group, member, primary = f"spadm{tag}", f"spmem{tag}", f"sppri{tag}"
+    run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
+    run("groupadd", group)
+    try:
+        run("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-G", group, member)
+        run("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-g", group, primary)
+        yield group, pwd.getpwnam(member).pw_uid, pwd.getpwnam(primary).pw_uid
+    finally:
+        for user in (member, primary):
+            subprocess.run(["userdel", user], capture_output=True)
+        subprocess.run(["groupdel", group], capture_output=True)
+
+
+@needs_useradd
+def test_admin_group_member_allowed(admin_setup: tuple[str, int, int]) -> None:
+    group, member_uid, primary_uid = admin_setup
+    job_owner = 1000 if member_uid != 1000 else 1001
+    assert marker_allowed(member_uid, job_owner, group), "listed member of admin_group"
+    assert marker_allowed(primary_uid, job_owner, group), "admin_group is the primary group"
+    assert not marker_allowed(member_uid, job_owner, None), "no admin_group configured"
+    other = f"spoth{secrets.token_hex(3)}"
+    subprocess.run(["groupadd", other], check=True, capture_output=True)
+    try:
+        assert not marker_allowed(member_uid, job_owner, other), "member of another group"
+    finally:
+        subprocess.run(["groupdel", other], capture_output=True)
 
 
 @needs_root
