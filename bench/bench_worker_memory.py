@@ -1,0 +1,115 @@
+"""Worker memory over many jobs: 2,000 tiny md->html jobs, then 500 md->pdf jobs.
+
+A daemon with 2 workers and SPOOLD_MAX_TASKS_PER_WORKER=200, so each worker is
+recycled about every 200 jobs; the RSS of the workers (children of the daemon's
+forkserver) is sampled every 0.5 s. Recycling should keep it flat from start to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+from common import (
+    Daemon,
+    EventTail,
+    corpus,
+    make_spool,
+    report,
+    rss_mb,
+    stage_files,
+    temp_dir,
+    tiny_markdown,
+    wait_finished,
+    worker_pids,
+)
+
+BENCH = "worker_memory"
+MAX_TASKS = 200
+
+
+class Sampler(threading.Thread):
+    """Every 0.5 s: {worker pid: RSS MB} of the daemon's current workers."""
+
+    def __init__(self, daemon_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.daemon_pid = daemon_pid
+        self.samples: list[dict[int, float]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            sample = {pid: rss_mb(pid) for pid in worker_pids(self.daemon_pid)}
+            sample = {pid: mb for pid, mb in sample.items() if mb > 0}
+            if sample:
+                self.samples.append(sample)
+            self.halt.wait(0.5)
+
+
+def phase(label: str, target: str, items: list[tuple[str, bytes]]) -> None:
+    with temp_dir() as tmp:
+        spool = make_spool(tmp, targets=[target])
+        env = {"SPOOLD_MAX_TASKS_PER_WORKER": str(MAX_TASKS)}
+        with Daemon(spool, workers=2, env=env) as daemon:
+            daemon.wait_ready()
+            pairs = stage_files(spool, items)
+            sampler = Sampler(daemon.pid)
+            sampler.start()
+            tail = EventTail(spool)
+            for staged, final in pairs:
+                os.rename(staged, final)
+            finished = wait_finished(tail, {f.name for _, f in pairs}, timeout=240)
+            time.sleep(0.6)  # one more sample after the last job
+            sampler.halt.set()
+            sampler.join()
+            daemon_rss = rss_mb(daemon.pid)
+    failed = sum(1 for ev in finished.values() if ev["event"] != "job.succeeded")
+    samples = sampler.samples
+    seen = {pid for s in samples for pid in s}
+    n = len(items)
+    for when, sample in (
+        ("start", samples[0]),
+        ("middle", samples[len(samples) // 2]),
+        ("end", samples[-1]),
+    ):
+        report(
+            BENCH,
+            f"{label}_worker_rss_{when}",
+            max(sample.values()),
+            "MB (largest worker)",
+            workers=len(sample),
+            total_mb=round(sum(sample.values()), 1),
+        )
+    report(BENCH, f"{label}_worker_rss_peak", max(max(s.values()) for s in samples), "MB")
+    report(BENCH, f"{label}_worker_processes_seen", len(seen), "pids", jobs=n, max_tasks=MAX_TASKS)
+    report(BENCH, f"{label}_daemon_rss_end", daemon_rss, "MB")
+    if failed:
+        report(BENCH, f"{label}_failed_jobs", failed, "jobs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--html-jobs", type=int, default=2000)
+    parser.add_argument("--pdf-jobs", type=int, default=500)
+    args = parser.parse_args()
+    phase("html", "html", [(f"m{i:05d}.md", tiny_markdown(i)) for i in range(args.html_jobs)])
+
+    from spoold.convert import get_converter, load_converters
+
+    load_converters()
+    if get_converter("md", "pdf") is None:
+        print("skipped pdf phase: md->pdf not available")
+        return
+    # The corpus' 1-3 page documents in turn, each made unique (no duplicate reuse);
+    # 500 jobs so that each worker passes max_tasks at least once.
+    docs = [text for _, text in corpus()[:3]]
+    items = [
+        (f"p{i:04d}.md", f"{docs[i % 3]}\n\nCopy {i}.\n".encode()) for i in range(args.pdf_jobs)
+    ]
+    phase("pdf", "pdf", items)
+
+
+if __name__ == "__main__":
+    main()
