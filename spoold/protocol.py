@@ -306,7 +306,8 @@ def claim_entry(
     folder that recovery removes.
     """
     folder = paths.running / running_name(jobdir, attempt, token)
-    (folder / INPUT_DIR).mkdir(parents=True)
+    os.mkdir(folder)
+    os.mkdir(folder / INPUT_DIR)
     try:
         os.rename(paths.inbox / key, folder / INPUT_DIR / name)
     except FileNotFoundError:
