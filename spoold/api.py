@@ -12,10 +12,12 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import retention
 from .errors import SpooldError
 from .job import JobState
 from .protocol import (
@@ -30,6 +32,7 @@ from .protocol import (
     parse_running_name,
     rename_noreplace,
 )
+from .retention import PurgeResult, job_time
 from .settings import load_spool_settings
 from .worker import STAGE_FILE
 
@@ -219,6 +222,8 @@ def find_job(spool: Path, ref: str) -> JobLocation:
         except OSError:
             continue
         for name in names:
+            if name.startswith("."):
+                continue  # hidden: temporaries, a purge in progress
             if state == "running":
                 parsed = parse_running_name(name)
                 jobdir, job_id = (parsed.jobdir, parsed.job_id) if parsed else (name, None)
@@ -237,6 +242,8 @@ def find_job(spool: Path, ref: str) -> JobLocation:
         except OSError:
             continue
         for name in names:
+            if name.startswith("."):
+                continue
             st = _read_state(folder / name) or _state_from_manifest(folder / name)
             if st is not None and st.name == ref:
                 return JobLocation(state, folder / name, st.job_id)
@@ -392,6 +399,9 @@ def retry(spool: Path, ref: str) -> str:
     return st.job_id
 
 
+LIST_STATES = ("queued", "running", "done", "failed")
+
+
 def list_jobs(
     spool: Path,
     states: tuple[str, ...] = ("done", "failed"),
@@ -399,26 +409,55 @@ def list_jobs(
     code: str | None = None,
     max_age_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Finished jobs, newest first; folder names filter before any manifest is read."""
+    """Jobs in the given states, newest first within each state.
+
+    Folder names carry the job id (and so the creation time) and the original stem, so
+    state, name and age filters cost one directory listing; a manifest is read only for
+    failed jobs (to show their code) or when filtering by code. A queued entry has no
+    job id yet; its age is its mtime.
+    """
     paths = open_spool(spool)
     out: list[dict[str, Any]] = []
     now = time.time()
+
+    def name_ok(name: str, stem: str | None = None) -> bool:
+        """The pattern against an entry name, or against a job folder's stem (the
+        original name without its extension, which folder names keep)."""
+        if not pattern:
+            return True
+        if stem is None:
+            return fnmatch.fnmatch(name, pattern)
+        return fnmatch.fnmatch(stem, pattern) or fnmatch.fnmatch(stem, pattern.rsplit(".", 1)[0])
+
+    def age_ok(created: float | None) -> bool:
+        return max_age_s is None or created is None or now - created <= max_age_s
+
     for state in states:
-        folder = paths.done if state == "done" else paths.failed
+        if state == "queued":
+            if code is None:
+                out.extend(_queued(paths, name_ok, age_ok))
+            continue
+        folder = {"running": paths.running, "done": paths.done, "failed": paths.failed}[state]
         for name in sorted(os.listdir(folder), reverse=True):
-            stem = name.rsplit(".", 1)[0]
-            if (
-                pattern
-                and not fnmatch.fnmatch(stem, pattern.rsplit(".", 1)[0])
-                and not fnmatch.fnmatch(name, pattern)
-            ):
-                continue
-            job_id = job_id_of(name)
-            if max_age_s is not None and job_id:
-                ts = time.mktime(time.strptime(job_id[:16], "%Y%m%dT%H%M%SZ")) - time.timezone
-                if now - ts > max_age_s:
+            if name.startswith("."):
+                continue  # a purge in progress (.purge-*) or someone's hidden file
+            rec: dict[str, Any] = {"state": state, "folder": f"{state}/{name}"}
+            if state == "running":
+                parsed = parse_running_name(name)
+                if parsed is None or code is not None:
                     continue
-            rec: dict[str, Any] = {"job_id": job_id, "folder": f"{state}/{name}", "state": state}
+                jobdir: str = parsed.jobdir
+                job_id: str | None = parsed.job_id
+                rec["attempt"] = parsed.attempt
+            else:
+                jobdir, job_id = name, job_id_of(name)
+            if not name_ok(jobdir, jobdir.rsplit(".", 1)[0] if job_id else jobdir):
+                continue
+            created = job_time(job_id) if job_id else None
+            if not age_ok(created):
+                continue
+            rec["job_id"] = job_id
+            rec["created_at"] = created
             if code is not None or state == "failed":
                 try:
                     m = json.loads((folder / name / MANIFEST).read_text())
@@ -431,3 +470,48 @@ def list_jobs(
                     continue
             out.append(rec)
     return out
+
+
+def _queued(
+    paths: SpoolPaths, name_ok: Callable[[str], bool], age_ok: Callable[[float | None], bool]
+) -> list[dict[str, Any]]:
+    """Entries waiting in inbox/ (and its route folders); markers and hidden names skipped."""
+    routes = set(load_spool_settings(paths.root).routes)
+    found: list[dict[str, Any]] = []
+    stack: list[tuple[Path, str]] = [(paths.inbox, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith(".") or e.name.endswith(".cancel"):
+                continue
+            if not prefix and e.name in routes and e.is_dir(follow_symlinks=False):
+                stack.append((Path(e.path), f"{e.name}/"))
+                continue
+            try:
+                mtime = e.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if name_ok(e.name) and age_ok(mtime):
+                found.append(
+                    {
+                        "state": "queued",
+                        "folder": f"inbox/{prefix}{e.name}",
+                        "job_id": None,
+                        "name": e.name,
+                        "created_at": mtime,
+                    }
+                )
+    found.sort(key=lambda r: r["created_at"], reverse=True)
+    return found
+
+
+def purge(spool: Path, now: float | None = None) -> PurgeResult:
+    """Remove done/ and failed/ folders older than the spool's keep_done_days and
+    keep_failed_days (with their out/ links). Safe while daemons run."""
+    paths = open_spool(spool)
+    settings = load_spool_settings(spool)
+    return retention.purge(paths, settings.keep_done_days, settings.keep_failed_days, now=now)

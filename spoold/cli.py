@@ -6,6 +6,7 @@ Exit codes follow sysexits: 0 ok, 64 usage, 65 bad input (a failed job), 69 unav
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -258,7 +259,13 @@ def show(spool: Path, job: str) -> None:
 
 @main.command("list")
 @SpoolArg
-@click.option("--state", "states", multiple=True, type=click.Choice(["done", "failed"]))
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(list(api.LIST_STATES)),
+    help="repeatable; default: done and failed",
+)
 @click.option("--name", "pattern", default=None, help="glob on the entry name")
 @click.option("--code", default=None, help="only failures with this error code")
 @click.option("--max-age", type=float, default=None, help="only jobs newer than N hours")
@@ -271,19 +278,97 @@ def list_cmd(
     max_age: float | None,
     as_json: bool,
 ) -> None:
-    """Finished jobs, newest first."""
-    jobs = api.list_jobs(
-        spool,
-        states or ("done", "failed"),
-        pattern,
-        code,
-        None if max_age is None else max_age * 3600,
-    )
+    """Jobs by state, newest first: a table on a terminal, tab-separated otherwise."""
+    try:
+        jobs = api.list_jobs(
+            spool,
+            states or ("done", "failed"),
+            pattern,
+            code,
+            None if max_age is None else max_age * 3600,
+        )
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
     if as_json:
         _echo_json(jobs)
         return
-    for j in jobs:
-        click.echo(f"{j['state']:7} {j['job_id']}  {j['folder']}  {j.get('code') or ''}")
+    now = time.time()
+    rows = [
+        (
+            j["state"],
+            j.get("job_id") or "-",
+            j["folder"],
+            j.get("code") or "",
+            _age(now - j["created_at"]) if j.get("created_at") else "",
+        )
+        for j in jobs
+    ]
+    if not sys.stdout.isatty():
+        for row in rows:
+            click.echo("\t".join(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("STATE", "JOB ID", "FOLDER", "CODE", "AGE"):
+        table.add_column(col, no_wrap=col != "FOLDER")
+    for row in rows:
+        style = {"failed": "red", "running": "cyan", "queued": "yellow"}.get(row[0])
+        table.add_row(*row, style=style)
+    Console().print(table)
+    click.echo(f"{len(rows)} job(s)")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@main.command()
+@SpoolArg
+@click.option("--json", "as_json", is_flag=True)
+def purge(spool: Path, as_json: bool) -> None:
+    """Remove finished jobs older than keep_done_days / keep_failed_days now.
+
+    The daemon does this on its own every hour; this is for cron or a full disk.
+    """
+    try:
+        result = api.purge(spool)
+    except ConfigError as exc:
+        _fail(str(exc), EX_CONFIG)
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    if as_json:
+        _echo_json(dataclasses.asdict(result))
+    else:
+        click.echo(
+            f"removed {result.removed_done} done and {result.removed_failed} failed job "
+            f"folder(s), {result.freed_bytes / 2**20:.1f} MiB, {result.removed_links} out/ link(s)"
+        )
+        for err in result.errors:
+            click.echo(f"could not remove: {err}", err=True)
+    if result.errors:
+        sys.exit(EX_TEMPFAIL)
+
+
+@main.command("check-events")
+@SpoolArg
+@click.option("--strict", is_flag=True, help="also fail on gaps (a rotated-away start)")
+def check_events_cmd(spool: Path, strict: bool) -> None:
+    """Replay .spoold/events.ndjson and check every job's path through the state machine."""
+    from .checker import check_path
+
+    try:
+        report = check_path(spool, strict=strict)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    click.echo(report.format())
+    if not report.ok:
+        sys.exit(EX_DATAERR)
 
 
 @main.command()

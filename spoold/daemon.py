@@ -32,9 +32,11 @@ from .crashpoints import crash_point
 from .detect import Entry, InboxTracker, InotifyObserver, Observer, PollingObserver, needs_polling
 from .errors import ErrorCode, JobError, io_error_code
 from .events import EventLog
+from .hooks import HookResult, HookRunner, hook_env
 from .intake import JobPlan, plan_job
 from .job import Attempt, AttemptOutcome, ErrorInfo, JobState, JobStatus, Usage, check_transition
 from .manifest import Artifact, FetchRecord, InputInfo, Manifest
+from .outputs import apply_output_permissions, error_text, link_flat_output
 from .protocol import (
     INPUT_DIR,
     MANIFEST,
@@ -49,6 +51,7 @@ from .protocol import (
     free_disk_mb,
     iso,
     job_dir_name,
+    job_id_of,
     new_job_id,
     new_token,
     open_spool,
@@ -57,6 +60,7 @@ from .protocol import (
     publish,
     requeue,
 )
+from .retention import purge
 from .scheduler import Candidate, Scheduler
 from .settings import DaemonSettings, SpoolSettings, load_spool_settings
 from .worker import (
@@ -72,6 +76,9 @@ from .worker import (
 
 log = logging.getLogger("spoold")
 
+PURGE_FIRST_DELAY_S = 60.0
+PURGE_INTERVAL_S = 3600.0
+
 
 def read_state(folder: Path) -> JobState | None:
     try:
@@ -80,11 +87,32 @@ def read_state(folder: Path) -> JobState | None:
         return None
 
 
+ATTEMPT_HINT = ".spoold-attempt-"
+
+
+def attempt_hint(folder: Path) -> int:
+    """The highest attempt number of the hint files in a job folder (0 when none)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    return max(
+        (
+            int(n[len(ATTEMPT_HINT) :])
+            for n in names
+            if n.startswith(ATTEMPT_HINT) and n[len(ATTEMPT_HINT) :].isdigit()
+        ),
+        default=0,
+    )
+
+
 def state_of(folder: Path, jobdir: str) -> JobState | None:
     """The job's state file, or one rebuilt from the folder when it could not be written
-    (a full disk at claim time): the job id from the name, the input from input/."""
+    (a full disk at claim time): the job id from the name, the input from input/.
+    Either way, attempt hint files keep attempt numbers growing."""
     state = read_state(folder)
     if state is not None:
+        state.attempt_floor = max(state.attempt_floor, attempt_hint(folder))
         return state
     try:
         inputs = sorted(n for n in os.listdir(folder / INPUT_DIR) if not n.startswith("."))
@@ -99,17 +127,7 @@ def state_of(folder: Path, jobdir: str) -> JobState | None:
         kind="dir" if os.path.isdir(folder / INPUT_DIR / inputs[0]) else "file",
         owner_uid=st.st_uid,
         arrived_at=iso(),
-    )
-
-
-def error_text(status: JobStatus, name: str, err: ErrorInfo) -> str:
-    """ERROR.txt: plain words for people browsing the share."""
-    what = "was cancelled" if status is JobStatus.CANCELLED else "could not be converted"
-    return (
-        f"{name} {what}.\n\n"
-        f"What happened: {err.message}\n"
-        f"What to do: {err.hint}\n\n"
-        f"(error code: {err.code}; details in manifest.json)\n"
+        attempt_floor=attempt_hint(folder),
     )
 
 
@@ -232,6 +250,11 @@ class Daemon:
         self.observer: Observer = PollingObserver()
         self.notifier: Any = None
         self.metrics: Any = None
+        self.hooks = HookRunner()
+        # Retention runs on its own thread: deleting thousands of folders must not stall
+        # claiming. The first purge waits a minute so start-up stays quick.
+        self.next_purge = time.monotonic() + PURGE_FIRST_DELAY_S
+        self._purge_thread: threading.Thread | None = None
         self.last_progress = time.monotonic()
         self._fs_wake_pending = False
 
@@ -407,6 +430,7 @@ class Daemon:
             self.next_recovery = now + self._recovery_interval()
         if now >= self.next_housekeeping:
             self._housekeeping()
+            self._maybe_purge(now)
             self.next_housekeeping = now + 2.0
         self._handle_markers(wall)
         self._enforce_cancel_deadlines(now)
@@ -452,6 +476,8 @@ class Daemon:
                 self.begin_stop()
         elif kind == "reload":
             self.reload_requested = True
+        elif kind == "hook":
+            self._hook_finished(*value)
         elif kind == "overflow":
             log.warning("inotify queue overflowed: rescanning every inbox")
             self.rescan_requested = True
@@ -565,7 +591,10 @@ class Daemon:
             rt.tracker.drop(entry.key)
             if folder is None:
                 return
-            state = read_state(folder) or state
+            fresh = read_state(folder)
+            if fresh is not None:
+                fresh.attempt_floor = state.attempt_floor
+                state = fresh
         else:
             job_id = new_job_id()
             jobdir = job_dir_name(entry.name, job_id)
@@ -764,7 +793,13 @@ class Daemon:
             pass  # the folder is gone: the rename below says so
         except OSError as exc:
             # Disk full: requeue anyway; the stale state only lacks this attempt's end.
+            # An empty file needs no data block, so this hint usually still fits, and the
+            # next claim numbers its attempt above it.
             log.warning("could not record the state of %s: %s", job.state.job_id, exc.strerror)
+            try:
+                (job.folder / f"{ATTEMPT_HINT}{job.attempt.number}").touch()
+            except OSError:
+                pass
         crash_point("before_requeue_rename")
         try:
             dest = requeue(rt.paths, job.folder, job.state.jobdir)
@@ -846,13 +881,9 @@ class Daemon:
                 # Requeued before: keep the state (owner, history) for `spoold retry`.
                 self._save_state(job)
             if err is not None:
-                atomic_write(
-                    job.folder / "ERROR.txt",
-                    error_text(
-                        status, job.state.name, job.attempt.error or self._error_info(err)
-                    ).encode(),
-                    durable=durable,
-                )
+                info = job.attempt.error or self._error_info(err)
+                text = error_text(status.value, job.state.name, info.code, info.message, info.hint)
+                atomic_write(job.folder / "ERROR.txt", text.encode(), durable=durable)
             crash_point("before_manifest_write")
             atomic_write(
                 job.folder / MANIFEST,
@@ -904,6 +935,7 @@ class Daemon:
             message=err.message if err else None,
             path=str(dest.relative_to(rt.root)),
         )
+        self._after_publish(job, status, err, dest, manifest)
         if self.metrics is not None:
             wall = job.attempt.usage.wall_s if job.attempt.usage else 0.0
             try:
@@ -912,6 +944,86 @@ class Daemon:
                 )
             except Exception:
                 log.debug("metrics update failed", exc_info=True)
+
+    def _after_publish(
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        err: JobError | None,
+        dest: Path,
+        manifest: Manifest,
+    ) -> None:
+        """What people and tools see after a job lands: modes, out/ links, hooks.
+
+        None of it can change the outcome: the job is published already.
+        """
+        rt = job.rt
+        settings = rt.settings
+        if settings.output_mode is not None or settings.output_group is not None:
+            apply_output_permissions(
+                [dest], settings.output_mode, settings.output_group, recursive=True
+            )
+        if settings.flat_output and status is JobStatus.SUCCEEDED and manifest.artifacts:
+            links = link_flat_output(rt.paths.out, [dest / a.path for a in manifest.artifacts])
+            if links and (settings.output_mode is not None or settings.output_group is not None):
+                apply_output_permissions(links, settings.output_mode, settings.output_group)
+        defaults = settings.for_route(job.state.route)
+        argv = defaults.on_success if status is JobStatus.SUCCEEDED else defaults.on_failure
+        if not argv:
+            return
+        job_id, attempt = job.state.job_id, job.attempt.number
+        env = hook_env(
+            job_id,
+            status.value,
+            err.code.value if err else None,
+            dest,
+            spool=rt.name,
+            name=job.state.name,
+        )
+
+        def on_done(result: HookResult) -> None:
+            # Runs on a hook thread: hand the result to the main loop, which owns the log.
+            self.wakeups.put(("hook", (rt, job_id, attempt, argv[0], result)))
+
+        self.hooks.submit(argv, dest, env, settings.hook_timeout_s, on_done)
+
+    def _hook_finished(
+        self, rt: SpoolRuntime, job_id: str, attempt: int, command: str, result: HookResult
+    ) -> None:
+        if result.ok:
+            return
+        head = result.output[:2000]  # the start says what went wrong; the cap is 64 KiB
+        rt.events.emit(
+            "hook.failed",
+            job_id,
+            attempt,
+            command=command,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            error=result.error or f"exited with status {result.exit_code}",
+            output=head,
+        )
+
+    def _maybe_purge(self, now: float) -> None:
+        if now < self.next_purge or self.stopping:
+            return
+        if self._purge_thread is not None and self._purge_thread.is_alive():
+            return
+        self.next_purge = now + PURGE_INTERVAL_S
+        work = [
+            (rt.paths, rt.settings.keep_done_days, rt.settings.keep_failed_days)
+            for rt in self.spools
+        ]
+
+        def purge_all() -> None:
+            for paths, keep_done, keep_failed in work:
+                try:
+                    purge(paths, keep_done, keep_failed)
+                except Exception:  # retention must never take the daemon down
+                    log.exception("purge of %s failed", paths.root)
+
+        self._purge_thread = threading.Thread(target=purge_all, name="spoold-purge", daemon=True)
+        self._purge_thread.start()
 
     # ------------------------------------------------------------------ cancel
 
@@ -988,8 +1100,18 @@ class Daemon:
         _unlink_quiet(rt.paths.inbox / key)
         rt.tracker.drop(key)
 
-    def _marker_allowed(self, rt: SpoolRuntime, marker: Entry, owner_uid: int, job_id: str) -> bool:
-        """Only the job's owner, root or admin_group may cancel (shared folders)."""
+    def _marker_allowed(
+        self,
+        rt: SpoolRuntime,
+        marker: Entry,
+        owner_uid: int,
+        job_id: str | None,
+        name: str | None = None,
+    ) -> bool:
+        """Only the job's owner, root or admin_group may cancel (shared folders).
+
+        A fresh queued entry has no job id yet: the event names the entry instead.
+        """
         from .owners import marker_allowed
 
         if marker_allowed(marker.uid, owner_uid, rt.settings.admin_group):
@@ -999,6 +1121,7 @@ class Daemon:
             job_id,
             reason="the marker's owner is not the job's owner, root or in admin_group",
             marker_uid=marker.uid,
+            name=name,
         )
         return False
 
@@ -1025,7 +1148,8 @@ class Daemon:
         if entry.kind == "requeued":
             state = read_state(rt.paths.inbox / key)
             owner = state.owner_uid if state is not None else entry.uid
-        if not self._marker_allowed(rt, marker, owner, entry.name):
+        job_id = job_id_of(entry.name) if entry.kind == "requeued" else None
+        if not self._marker_allowed(rt, marker, owner, job_id, entry.name):
             return False
         try:
             self._claim_for_cancel(rt, entry)
@@ -1280,6 +1404,8 @@ class Daemon:
         return f"{len(self.running)}/{self.settings.workers} busy, {queued} queued"
 
     def _shutdown(self) -> None:
+        # Hooks of jobs published before the stop get a moment; then they are killed.
+        self.hooks.shutdown(wait_s=5.0)
         self.observer.stop()
         if self.pool is not None:
             self.pool.stop()

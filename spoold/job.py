@@ -117,10 +117,13 @@ class JobState(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     next_attempt_at: float | None = None  # unix time; set when requeued with backoff
     counted_since: int = 0  # `spoold retry` starts counting attempts again after this one
+    # The highest attempt number known from elsewhere (an attempt hint file left when the
+    # state could not be saved on a full disk), so numbers never repeat.
+    attempt_floor: int = 0
 
     @property
     def next_attempt_number(self) -> int:
-        return max((a.number for a in self.attempts), default=0) + 1
+        return max(max((a.number for a in self.attempts), default=0), self.attempt_floor) + 1
 
     def counted_attempts(self) -> int:
         """Attempts that count against max_attempts since the last manual retry."""

@@ -210,6 +210,10 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         err = ctypes.get_errno()
         if err not in (errno.EINVAL, errno.ENOSYS):
             raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    # Source first, as the kernel does: a fenced-off holder whose folder is gone must
+    # see FileNotFoundError (claim lost), not FileExistsError, when dst exists.
+    if not os.path.lexists(src):
+        raise FileNotFoundError(errno.ENOENT, "source is gone", str(src))
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
     os.rename(src, dst)

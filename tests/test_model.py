@@ -457,14 +457,8 @@ ProtocolMachine.TestCase.settings = SETTINGS
 test_folder_protocol = ProtocolMachine.TestCase
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileExistsError,
-    reason="bug in spoold.protocol.rename_noreplace's fallback (no renameat2: NFS, FUSE): "
-    "it checks the destination before the source, so requeue()/publish() of a fenced-off "
-    "holder raise FileExistsError instead of returning None when inbox/JOBDIR or "
-    "done/JOBDIR exists",
-)
+# Regression: rename_noreplace's fallback (NFS, FUSE: no renameat2) used to check the
+# destination before the source, so a fenced-off holder got FileExistsError.
 def test_fenced_off_holder_on_a_mount_without_renameat2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -483,3 +477,35 @@ def test_fenced_off_holder_on_a_mount_without_renameat2(
     # A wakes up and gives its attempt back (a retryable failure): fenced off, so None.
     assert requeue(paths, held, jobdir) is None
     assert snapshot(paths.root) == before
+
+
+def test_attempt_numbers_grow_when_the_state_could_not_be_saved(tmp_path: Path) -> None:
+    """On a full disk the requeue leaves only an empty hint file; the next claim must
+    still number its attempt above every earlier one."""
+    from spoold.daemon import ATTEMPT_HINT, state_of
+    from spoold.job import Attempt, JobState
+
+    paths = init_spool(tmp_path / "spool")
+    jobdir = job_dir_name("a.md", new_job_id())
+    folder = paths.inbox / jobdir
+    (folder / "input").mkdir(parents=True)
+    (folder / "input" / "a.md").write_text("# a\n")
+    # No state file at all (it could never be written): the hint alone counts.
+    (folder / f"{ATTEMPT_HINT}3").touch()
+    state = state_of(folder, jobdir)
+    assert state is not None and state.next_attempt_number == 4
+    # A stale state from attempt 1 plus the hint of attempt 2: the next one is 3.
+    (folder / f"{ATTEMPT_HINT}3").unlink()
+    (folder / f"{ATTEMPT_HINT}2").touch()
+    stale = JobState(
+        job_id=jobdir.rsplit(".", 1)[1],
+        name="a.md",
+        jobdir=jobdir,
+        kind="file",
+        owner_uid=os.getuid(),
+        arrived_at="2026-11-27T00:00:00.000000Z",
+        attempts=[Attempt(number=1, host="h", pid=1, claimed_at="2026-11-27T00:00:00.000000Z")],
+    )
+    (folder / ".spoold-state.json").write_text(stale.model_dump_json())
+    state = state_of(folder, jobdir)
+    assert state is not None and state.next_attempt_number == 3
