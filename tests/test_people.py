@@ -95,15 +95,28 @@ def test_published_files_carry_output_mode_and_flat_output_links(
     stage_file(spool, "report.md", "# Report\n\nText.\n")
     stage_file(spool, "again.report.md", "# Another\n")
     wait_for(lambda: len(published(spool)) == 2, what="both published")
+    # Same name, other content: a numeric suffix, never an overwrite.
+    stage_file(spool, "report.md", "# Report, second edition\n")
+    wait_for(lambda: len(published(spool)) == 3, what="the second report published")
     for folder in published(spool):
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o750
         for path in folder.rglob("*"):
             if path.is_file() and not path.name.startswith("."):
                 assert stat.S_IMODE(os.stat(path).st_mode) == 0o640, path
     flat = sorted(p.name for p in (spool / "out").iterdir())
-    assert flat == ["again.report.html", "again.report.pdf", "report.html", "report.pdf"]
-    done = next(p for p in published(spool) if p.name.startswith("report."))
-    assert os.path.samefile(spool / "out" / "report.pdf", done / "report.pdf")
+    assert flat == [
+        "again.report.html",
+        "again.report.pdf",
+        "report-1.html",
+        "report-1.pdf",
+        "report.html",
+        "report.pdf",
+    ]
+    reports = [p for p in published(spool) if p.name.startswith("report.")]
+    second = next(p for p in reports if "second" in (p / "input" / "report.md").read_text())
+    first = next(p for p in reports if p != second)
+    assert os.path.samefile(spool / "out" / "report.pdf", first / "report.pdf")
+    assert os.path.samefile(spool / "out" / "report-1.pdf", second / "report.pdf")
     assert d.stop() == 0
 
 
