@@ -159,6 +159,7 @@ def plan_job(
         "targets": list(targets),
         "theme": jf.theme or defaults.theme,
         "page_size": jf.page_size or defaults.page_size,
+        "margins": jf.margins or defaults.margins,
         "metadata": dict(jf.metadata or {}),
         "priority": jf.priority if jf.priority is not None else defaults.priority,
         "timeout_s": jf.timeout_s or defaults.timeout_s,

@@ -12,10 +12,19 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
+from .convert.fetcher import parse_prefix
+from .convert.page import THEME_MARGINS, parse_margins
 from .errors import ConfigError
 
 Target = Literal["pdf", "docx", "html"]
@@ -35,6 +44,14 @@ DEFAULT_IGNORE = (
 )
 
 
+def _check_margins(v: str) -> str:
+    parse_margins(v)  # its ValueError says what is allowed; pydantic adds the key
+    return v
+
+
+Margins = Annotated[str, AfterValidator(_check_margins)]
+
+
 class JobDefaults(BaseModel):
     """Options a route or a job may override."""
 
@@ -46,6 +63,7 @@ class JobDefaults(BaseModel):
     max_attempts: int = Field(default=3, ge=1)
     theme: str = "default"
     page_size: str = "A4"
+    margins: Margins = THEME_MARGINS
     on_duplicate: OnDuplicate = "reuse"
     on_success: list[str] | None = None
     on_failure: list[str] | None = None
@@ -98,6 +116,19 @@ class SpoolSettings(JobDefaults):
                 raise ValueError("must be an octal mode between 0000 and 0777")
         return v
 
+    @field_validator("allow_fetch")
+    @classmethod
+    def _fetch_prefixes(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                parse_prefix(entry)
+            except ValueError as exc:
+                raise ValueError(
+                    f"entry {entry!r}: {exc} (expected a prefix such as"
+                    " 'https://cdn.example.com/assets/')"
+                ) from None
+        return v
+
     @field_validator("routes")
     @classmethod
     def _route_names(cls, v: dict[str, RouteSettings]) -> dict[str, RouteSettings]:
@@ -141,6 +172,7 @@ class JobFile(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     theme: str | None = None
     page_size: str | None = None
+    margins: Margins | None = None
     metadata: dict[str, str | int | float | bool | list[str]] | None = None
 
 

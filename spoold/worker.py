@@ -27,11 +27,15 @@ from typing import Any
 
 from .convert import ConversionContext, ConvertOptions, get_converter, load_converters
 from .convert.base import MEDIA_TYPES
+from .convert.resources import RESOURCES_DIR, RESOURCES_ZIP, extract_resources
 from .errors import ErrorCode, JobError, io_error_code
 
 STAGE_FILE = ".spoold-stage"
 CANCEL_FLAG = ".spoold-cancel"
 ARTIFACT_RECORDS = ".spoold-artifacts"
+# In the running folder (outside the sandbox): resources/ came from this job's resources.zip.
+RESOURCES_MARK = ".spoold-resources"
+RESOURCES_STAGING = ".spoold-resources-tmp."
 EXTENSIONS = {"pdf": "pdf", "docx": "docx", "html": "html"}
 
 
@@ -65,7 +69,15 @@ class JobSpec:
 
 
 # Options that change the output; priority, timeouts and attempts do not.
-KEY_OPTIONS = ("targets", "theme", "page_size", "metadata", "reference_docx", "allow_fetch")
+KEY_OPTIONS = (
+    "targets",
+    "theme",
+    "page_size",
+    "margins",
+    "metadata",
+    "reference_docx",
+    "allow_fetch",
+)
 
 
 def content_key(job_root: Path, main: Path, options: dict[str, Any]) -> tuple[str, str]:
@@ -241,10 +253,54 @@ def _convert_options(spec: JobSpec) -> ConvertOptions:
     return ConvertOptions(
         theme=opts.get("theme", "default"),
         page_size=opts.get("page_size", "A4"),
+        margins=opts.get("margins", "theme"),
         metadata=dict(opts.get("metadata") or {}),
         reference_docx=Path(ref) if ref else None,
         allow_fetch=tuple(opts.get("allow_fetch") or ()),
     )
+
+
+def prepare_resources(job_root: Path, folder: Path) -> None:
+    """Extract the job's resources.zip into resources/ beside it, once per job.
+
+    Runs before anything is converted or hashed. A bad archive raises
+    JobError(resource_invalid) with nothing written. Later attempts of the same job
+    (retries, resume, `spoold retry`) find the mark in the running folder and reuse
+    the folder: extraction goes to a staging folder in the running folder and is
+    renamed into place, so resources/ is either complete or absent.
+    """
+    archive = job_root / RESOURCES_ZIP
+    if not os.path.lexists(archive):
+        return
+    dest = job_root / RESOURCES_DIR
+    mark = folder / RESOURCES_MARK
+    for stale in folder.glob(RESOURCES_STAGING + "*"):
+        shutil.rmtree(stale, ignore_errors=True)  # an attempt killed mid-extraction
+    if mark.exists() and dest.is_dir() and not dest.is_symlink():
+        return
+    if os.path.lexists(dest):
+        raise JobError(
+            ErrorCode.INPUT_INVALID,
+            f"the job folder holds both {RESOURCES_DIR}/ and {RESOURCES_ZIP}; keep only one",
+            hint=f"Put every resource in {RESOURCES_ZIP} or in {RESOURCES_DIR}/, then drop again.",
+        )
+    # The mark goes down before the rename: after a crash between the two, the next
+    # attempt sees the mark and no folder, and simply extracts again.
+    mark.write_text(f"{RESOURCES_DIR}/ is extracted from {RESOURCES_ZIP}\n")
+    try:
+        extract_resources(archive, dest, staging=folder, staging_prefix=RESOURCES_STAGING)
+    except JobError:
+        mark.unlink(missing_ok=True)
+        raise
+    except PermissionError as exc:
+        # A folder dropped read-only stays read-only: retrying cannot help.
+        mark.unlink(missing_ok=True)
+        raise JobError(
+            ErrorCode.IO_ERROR,
+            f"cannot extract {RESOURCES_ZIP} into the job folder: {exc.strerror}",
+            hint=f"Make the job folder writable for spoold, or ship {RESOURCES_DIR}/ instead.",
+            retryable=False,
+        ) from exc
 
 
 def run_job(spec: JobSpec) -> dict[str, Any]:
@@ -271,6 +327,10 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     timings: dict[str, float] = {}
     result: dict[str, Any] = {}
     try:
+        # Before the key: the key then covers the extracted files on every attempt alike.
+        if os.path.lexists(Path(spec.job_root) / RESOURCES_ZIP):
+            stage.report("resources")
+        prepare_resources(Path(spec.job_root), folder)
         key, main_sha = content_key(Path(spec.job_root), Path(spec.main), spec.options)
         key = spec.idempotency_key or key
         result["idempotency_key"] = key

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
@@ -13,7 +18,10 @@ from pypdf import PdfReader
 
 from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters
 from spoold.convert.markdown import markdown_to_html, parse_front_matter
-from spoold.errors import ErrorCode, JobError
+from spoold.errors import ConfigError, ErrorCode, JobError
+from spoold.settings import load_spool_settings
+
+from .conftest import manifests, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
 
@@ -303,3 +311,110 @@ def test_resources_css_applies_last(tmp_path: Path) -> None:
     text = pdftotext(out)
     assert "CUSTOMFOOTER" in text
     assert "1 / 1" not in text  # the theme's footer was overridden
+
+
+# --- margins --------------------------------------------------------------------------
+
+PT_PER_MM = 72 / 25.4
+
+
+def word_left(pdf: Path, word: str) -> float:
+    """The left edge, in PDF points, of the first occurrence of `word` on page 1."""
+    out = subprocess.run(
+        ["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    m = re.search(rf'<word xMin="([\d.]+)"[^>]*>{re.escape(word)}</word>', out)
+    assert m is not None, f"{word!r} not on page 1"
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize(
+    ("theme", "margins", "left_mm"),
+    [
+        ("default", "theme", 20),  # the theme's own margins
+        ("handout", "theme", 22),
+        ("default", "20mm 20mm 20mm 80mm", 80),
+        ("handout", "3cm 1in", 25.4),  # top/bottom, right/left
+        ("default", "200pt", 200 / PT_PER_MM),
+    ],
+)
+def test_margins_move_the_text(tmp_path: Path, theme: str, margins: str, left_mm: float) -> None:
+    src = tmp_path / "doc.md"
+    src.write_text("Leftmost words of the body.\n")
+    out = tmp_path / "out.pdf"
+    ctx = convert("md", "pdf", src, out, theme=theme, margins=margins)
+    assert word_left(out, "Leftmost") == pytest.approx(left_mm * PT_PER_MM, abs=1.0)
+    assert not ctx.warnings
+
+
+def test_resources_css_wins_over_the_margins_option(tmp_path: Path) -> None:
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "page.css").write_text("@page { margin-left: 40mm }")
+    src = tmp_path / "doc.md"
+    src.write_text("Leftmost words.\n")
+    out = tmp_path / "out.pdf"
+    convert("md", "pdf", src, out, margins="80mm")
+    assert word_left(out, "Leftmost") == pytest.approx(40 * PT_PER_MM, abs=1.0)
+
+
+@pytest.mark.parametrize(
+    ("margins", "page_size", "needle"),
+    [
+        ("wide", "A4", "'wide' is not a length"),
+        ("-5mm", "A4", "not a length"),
+        ("5%", "A4", "not a length"),
+        ("1mm 2mm 3mm 4mm 5mm", "A4", "1 to 4 CSS lengths"),
+        ("60mm", "A6", "leave less than 50 mm"),  # 105 mm wide: nothing left for text
+        ("120mm", "A4 landscape", "leave less than 50 mm"),
+    ],
+)
+def test_bad_margins_are_input_invalid(
+    tmp_path: Path, margins: str, page_size: str, needle: str
+) -> None:
+    src = tmp_path / "doc.md"
+    src.write_text("text\n")
+    with pytest.raises(JobError) as info:
+        convert("md", "pdf", src, tmp_path / "out.pdf", margins=margins, page_size=page_size)
+    assert info.value.code is ErrorCode.INPUT_INVALID
+    assert "margins" in info.value.message and needle in info.value.message
+    assert not (tmp_path / "out.pdf").exists()
+
+
+def test_margins_setting_is_validated_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "spool.toml").write_text('margins = "20 mm"\n')
+    with pytest.raises(ConfigError) as info:
+        load_spool_settings(tmp_path, env={})
+    assert "spool.toml: key 'margins'" in str(info.value)
+    (tmp_path / "spool.toml").write_text('[routes.wide]\nmargins = "2cm 8cm"\n')
+    assert load_spool_settings(tmp_path, env={}).routes["wide"].margins == "2cm 8cm"
+    assert load_spool_settings(tmp_path, env={"SPOOLD_MARGINS": "15mm"}).margins == "15mm"
+
+
+def test_margins_from_job_json_through_the_daemon(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., Any]
+) -> None:
+    spool = make_spool(targets=["pdf"], margins="10mm")
+    for name, job in {
+        "wide": {"margins": "30mm 20mm 30mm 90mm"},
+        "spool": {},
+        "bad": {"margins": "ninety"},
+    }.items():
+        folder = spool / "tmp" / name
+        folder.mkdir()
+        (folder / "doc.md").write_text("Leftmost words.\n")
+        (folder / "job.json").write_text(json.dumps(job))
+        os.rename(folder, spool / "inbox" / name)
+    daemon_factory(spool)
+    wait_for(lambda: len(manifests(spool)) == 3, what="3 jobs published")
+    results = {m["name"]: m for m in manifests(spool)}
+    for name, left_mm in (("wide", 90), ("spool", 10)):
+        m = results[name]
+        assert m["status"] == "succeeded"
+        pdf = next((spool / "done").glob(f"*/{m['artifacts'][0]['path']}"))
+        assert word_left(pdf, "Leftmost") == pytest.approx(left_mm * PT_PER_MM, abs=1.0)
+    assert results["wide"]["options"]["margins"] == "30mm 20mm 30mm 90mm"
+    assert results["bad"]["error"]["code"] == "input_invalid"
+    assert "margins" in results["bad"]["error"]["message"]

@@ -43,11 +43,13 @@ class ConvertOptions:
 
     theme: str = "default"
     page_size: str = "A4"
+    margins: str = "theme"  # CSS lengths for the PDF's @page margin, or the theme's
     metadata: dict[str, Any] = field(default_factory=dict)
     reference_docx: Path | None = None
-    # URL prefixes the fetcher may read besides data: and files in the job folder.
+    # http(s) URL prefixes the fetcher may read besides data: and files in the job folder.
     allow_fetch: tuple[str, ...] = ()
     max_fetch_bytes: int = 50 * 1024 * 1024
+    fetch_timeout_s: float = 10.0
     max_image_pixels: int = 50_000_000
 
 

@@ -175,8 +175,8 @@ def is_network_url(url: str) -> bool:
     return urllib.parse.urlsplit(url.strip()).scheme.lower() in _DEFAULT_PORTS
 
 
-def _allowed_prefix(ctx: ConversionContext, url: str) -> UrlPrefix:
-    """The parsed URL when an allow_fetch entry covers it; FetchRefused otherwise."""
+def _check_allowed(ctx: ConversionContext, url: str) -> None:
+    """Raise FetchRefused unless an allow_fetch entry covers the http(s) `url`."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if not ctx.options.allow_fetch:
         raise FetchRefused(f"{scheme} URLs are not allowed (allow_fetch is empty)")
@@ -187,7 +187,7 @@ def _allowed_prefix(ctx: ConversionContext, url: str) -> UrlPrefix:
     for entry in ctx.options.allow_fetch:
         try:
             if parse_prefix(entry).covers(parts):
-                return parts
+                return
         except ValueError:
             continue  # settings validation refuses these; never widen on a bad entry
     raise FetchRefused(f"{scheme} URL not allowed: no allow_fetch entry covers it")
@@ -302,7 +302,7 @@ def fetch_bytes(ctx: ConversionContext, url: str, base: Path | str) -> bytes | N
         if url[:5].lower() == "data:":
             data = _read_data_url(url, cap)
         elif is_network_url(url):
-            _allowed_prefix(ctx, url)
+            _check_allowed(ctx, url)
             data = _read_network(url, cap, ctx.options.fetch_timeout_s)
         elif isinstance(base, str):
             # A remote stylesheet may refer to allow-listed URLs only, never to local files.

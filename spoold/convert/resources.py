@@ -3,8 +3,9 @@
 A job may carry its images, CSS and fonts as resources.zip. The archive comes from
 whoever can drop files in the inbox, so every member is checked first — no absolute
 paths, no `..`, no symlinks or special files, no device names, caps on member count,
-sizes and compression ratio — and only then extracted, into a temporary sibling folder
-that is renamed into place. A violation is JobError(resource_invalid) naming the member.
+sizes and compression ratio — and only then extracted, into a temporary folder on the
+same filesystem that is renamed into place. A violation is JobError(resource_invalid)
+naming the member. The worker calls this before converting (spoold.worker).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import ErrorCode, JobError
 
 MiB = 1024 * 1024
+RESOURCES_ZIP = "resources.zip"
+RESOURCES_DIR = "resources"
 
 # Names Windows treats as devices wherever they appear (CON, CON.txt, ...).
 _DEVICE_NAMES = re.compile(
@@ -163,25 +167,56 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap: 
             out.write(chunk)
 
 
-def extract_resources(zip_path: Path, dest: Path, limits: ZipLimits | None = None) -> None:
+def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+    # O_NOFOLLOW|O_NONBLOCK + fstat: a symlink, FIFO or device is refused, never opened.
+    try:
+        fd = os.open(zip_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise JobError(
+            ErrorCode.RESOURCE_INVALID,
+            f"{RESOURCES_ZIP} cannot be opened ({exc.strerror}); it must be a regular file",
+        ) from exc
+    fh = os.fdopen(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise JobError(ErrorCode.RESOURCE_INVALID, f"{RESOURCES_ZIP} is not a regular file")
+        return zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        fh.close()
+        raise JobError(
+            ErrorCode.RESOURCE_INVALID, f"{RESOURCES_ZIP} is not a readable zip archive ({exc})"
+        ) from exc
+    except BaseException:
+        fh.close()
+        raise
+
+
+def extract_resources(
+    zip_path: Path,
+    dest: Path,
+    limits: ZipLimits | None = None,
+    staging: Path | None = None,
+    staging_prefix: str | None = None,
+) -> None:
     """Check resources.zip completely, then extract it to `dest` (which must not exist
     or be an empty folder). Raises JobError(resource_invalid) and writes nothing on a bad
-    archive."""
+    archive.
+
+    Members are written into a temporary folder in `staging` (default: beside `dest`,
+    same filesystem) named `staging_prefix` + random, then renamed to `dest`.
+    """
     limits = limits or ZipLimits()
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise JobError(
-            ErrorCode.RESOURCE_INVALID, f"resources.zip is not a readable zip archive ({exc})"
-        ) from exc
+    zf = _open_zip(zip_path)
     with zf:
         members = check_members(zf, limits)
         if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
             raise JobError(
-                ErrorCode.RESOURCE_INVALID,
-                "the job has both resources/ and resources.zip; keep only one",
+                ErrorCode.INPUT_INVALID,
+                f"the job holds both {RESOURCES_DIR}/ and {RESOURCES_ZIP}; keep only one",
             )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        tmp = Path(
+            tempfile.mkdtemp(prefix=staging_prefix or f".{dest.name}.", dir=staging or dest.parent)
+        )
         try:
             for info, rel in members:
                 target = tmp.joinpath(*rel.parts)
@@ -197,7 +232,8 @@ def extract_resources(zip_path: Path, dest: Path, limits: ZipLimits | None = Non
         except JobError:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, ValueError) as exc:
+            # Corrupt data (bad CRC, broken deflate stream) or an unsupported method.
             shutil.rmtree(tmp, ignore_errors=True)
             raise JobError(
                 ErrorCode.RESOURCE_INVALID, f"resources.zip could not be extracted: {exc}"
