@@ -92,6 +92,44 @@ def test_markdown_to_html_features_and_head() -> None:
     assert "keywords:" not in root.find("body").text_content()
 
 
+def test_a_leading_h1_equal_to_the_title_is_not_shown_twice() -> None:
+    text = "---\ntitle: Welcome\nauthor: Us\n---\n\n# Welcome\n\nBody.\n\n# Welcome\n"
+    root = lxml.html.document_fromstring(markdown_to_html(text, "x").encode())
+    h1s = [h.text_content() for h in root.iter("h1")]
+    # The title block's H1, then the later one the author wrote on purpose.
+    assert h1s == ["Welcome", "Welcome"]
+    assert root.xpath("//header[@class='title-block']/h1")
+    other = "---\ntitle: Report\n---\n\n# Summary\n"
+    root = lxml.html.document_fromstring(markdown_to_html(other, "x").encode())
+    assert [h.text_content() for h in root.iter("h1")] == ["Report", "Summary"]
+
+
+def test_task_list_boxes_sit_on_their_item_line(tmp_path: Path) -> None:
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTCurve, LTTextLine
+
+    src = tmp_path / "tasks.md"
+    src.write_text("- [x] claim by rename\n- [ ] lose a file\n")
+    out = tmp_path / "tasks.pdf"
+    convert("md", "pdf", src, out)
+    lines: list[Any] = []
+    boxes: list[Any] = []
+    stack: list[Any] = list(extract_pages(out))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, LTTextLine):
+            lines.append(item)
+        elif isinstance(item, LTCurve) and item.width < 20 and item.height < 20:
+            boxes.append(item)  # rectangles are curves to pdfminer
+        elif hasattr(item, "__iter__"):
+            stack.extend(item)
+    labels = [ln for ln in lines if ln.get_text().strip() in ("claim by rename", "lose a file")]
+    assert len(labels) == 2 and boxes
+    for label in labels:
+        # Some box drawn within the label's line height: on the same line, not above it.
+        assert any(label.y0 - 2 <= (b.y0 + b.y1) / 2 <= label.y1 + 2 for b in boxes), label
+
+
 def test_title_falls_back_to_h1_then_argument() -> None:
     root = lxml.html.document_fromstring(markdown_to_html("# The *H1*\n\ntext", "arg").encode())
     assert root.findtext(".//title") == "The H1"

@@ -178,6 +178,11 @@ def markdown_to_html(text: str, title: str, metadata: Mapping[str, Any] | None =
     lang_attr = f' lang="{html.escape(lang)}"' if re.fullmatch(r"[A-Za-z-]{1,20}", lang) else ""
     block = ""
     if fm_title:
+        # A document that opens with its own title as H1 would show it twice: the title
+        # block takes its place (it is an H1 too, so outlines and DOCX headings keep it).
+        lead = re.match(r"\s*<h1\b[^>]*>(.*?)</h1>\s*", body, re.S | re.I)
+        if lead and html.unescape(re.sub(r"<[^>]+>", "", lead.group(1))).strip() == fm_title:
+            body = body[lead.end() :]
         parts = [f'<h1 class="title">{html.escape(fm_title)}</h1>']
         if author:
             parts.append(f'<p class="author">{html.escape(author)}</p>')
