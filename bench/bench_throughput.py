@@ -4,7 +4,9 @@
 possible; the clock runs from the first rename until the last job's final event.
 Run durable (fsync, the default) and with `durable = false`, on the default temp
 filesystem; then both again on /dev/shm (tmpfs), which takes the disk out and leaves
-the daemon's own CPU cost.
+the daemon's own CPU cost. Each run also reports CPU milliseconds per job of the
+daemon process (all its threads) and of the worker processes: on 2 cores their sum
+bounds the rate at 2000 / (daemon + workers) jobs/s.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import time
 from common import (
     Daemon,
     EventTail,
+    cpu_s,
     fs_baseline,
     make_spool,
+    pool_cpu_s,
     report,
     stage_files,
     temp_dir,
@@ -28,20 +32,24 @@ from common import (
 BENCH = "throughput"
 
 
-def run(jobs: int, durable: bool, base: str | None) -> tuple[float, int]:
+def run(jobs: int, durable: bool, base: str | None) -> tuple[float, int, float, float]:
+    """(seconds, failed jobs, daemon CPU ms per job, worker CPU ms per job)."""
     with temp_dir(base=base) as tmp:
         spool = make_spool(tmp, targets=["html"], durable=durable)
         with Daemon(spool, workers=2) as daemon:
             daemon.wait_ready()
             pairs = stage_files(spool, [(f"t{i:05d}.md", tiny_markdown(i)) for i in range(jobs)])
             tail = EventTail(spool)
+            cpu0, pool0 = cpu_s(daemon.pid), pool_cpu_s(daemon.pid)
             t0 = time.monotonic()
             for staged, final in pairs:
                 os.rename(staged, final)
             finished = wait_finished(tail, {final.name for _, final in pairs}, timeout=240)
             elapsed = time.monotonic() - t0
+            daemon_ms = (cpu_s(daemon.pid) - cpu0) / jobs * 1000
+            workers_ms = (pool_cpu_s(daemon.pid) - pool0) / jobs * 1000
         failed = sum(1 for ev in finished.values() if ev["event"] != "job.succeeded")
-        return elapsed, failed
+        return elapsed, failed, daemon_ms, workers_ms
 
 
 def main() -> None:
@@ -58,9 +66,11 @@ def main() -> None:
                 report(BENCH, f"fs_{fs}_{key}", value, "us")
         for durable in (True, False):
             label = f"{fs}_{'durable' if durable else 'not_durable'}"
-            elapsed, failed = run(args.jobs, durable, base)
+            elapsed, failed, daemon_ms, workers_ms = run(args.jobs, durable, base)
             if failed:
                 report(BENCH, f"throughput_{label}_failed_jobs", failed, "jobs")
+            report(BENCH, f"cpu_{label}_daemon", daemon_ms, "ms/job")
+            report(BENCH, f"cpu_{label}_workers", workers_ms, "ms/job")
             report(
                 BENCH,
                 f"throughput_{label}",

@@ -284,6 +284,18 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pool_cpu_s(daemon_pid: int) -> float:
+    """CPU seconds so far of the daemon's children and grandchildren (the forkserver and
+    every worker, including workers already recycled and reaped)."""
+    tree = children_map()
+    total = 0.0
+    for pid in tree.get(daemon_pid, []) + worker_pids(daemon_pid):
+        fields = _stat_fields(pid)
+        if fields:
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def job_cpu_s(spool: Path, event: dict[str, Any]) -> float:
     """The worker CPU seconds of a finished job's last attempt, from its manifest."""
     manifest = json.loads((spool / event["path"] / "manifest.json").read_text())

@@ -294,6 +294,11 @@ class Daemon:
             initargs=(limits,),
             context=ctx,
         )
+        # Reading `active` starts the forkserver and the workers now, before READY=1;
+        # otherwise the first schedule() would, and the first job's job.started would
+        # be logged ~250 ms before its worker could begin.
+        if not self.pool.active:
+            raise RuntimeError("the worker pool did not start")
 
     def _start_observer(self) -> None:
         self.detect_mode = self._detect_mode()
@@ -340,28 +345,49 @@ class Daemon:
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> int:
-        from .convert import load_plugins
+        """Start, serve until SIGTERM/SIGINT and a drain, return the exit code (0).
 
+        Raises MetricsPortError (before touching any spool) when --metrics-port cannot
+        be bound; `spoold run` turns it into one line and exit code 69.
+        """
+        from .convert import load_plugins
+        from .metrics import FolderCount, Metrics, MetricsPortError
+        from .sdnotify import Notifier
+
+        # The notifier keeps its own copy of the variables, which leave the environment
+        # (as sd_notify(3)'s unset_environment does): workers and hooks inherit it, and
+        # must neither report for the daemon nor believe they are watched.
+        self.notifier = Notifier(dict(os.environ))
+        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(var, None)
+        self.metrics = Metrics(rt.name for rt in self.spools)
+        # Queue depths of running/, done/ and failed/ (see FolderCount for the cost).
+        self._folder_counts: dict[Path, FolderCount] = {
+            folder: FolderCount(folder)
+            for rt in self.spools
+            for folder in (rt.paths.running, rt.paths.done, rt.paths.failed)
+        }
+        port = self.settings.metrics_port
+        if port:
+            # Bound first, so a busy port stops the start with nothing to undo (no lease
+            # taken, no worker started, no claim recovered).
+            try:
+                self.metrics.serve(port)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                message = (
+                    f"cannot serve metrics on 127.0.0.1:{port}: {reason} "
+                    "(choose another --metrics-port / metrics_port)"
+                )
+                self._notify(STATUS=message)
+                raise MetricsPortError(message) from exc
         load_plugins()
         for rt in self.spools:
             rt.paths.daemons.mkdir(exist_ok=True)
             rt.lease.acquire()
         self._install_signals()
-        try:
-            from .sdnotify import Notifier
-
-            self.notifier = Notifier()
-        except ImportError:
-            self.notifier = None
-        try:
-            from .metrics import Metrics
-
-            self.metrics = Metrics()
-            if self.settings.metrics_port:
-                self.metrics.serve(self.settings.metrics_port)
-        except ImportError:
-            self.metrics = None
         self._start_pool()
+        self._notify(STATUS="starting: recovering running/")
         for rt in self.spools:
             self.recover(rt, startup=True)
         self._start_observer()
@@ -373,6 +399,8 @@ class Daemon:
                 detect=self.detect_mode,
                 version=__version__,
             )
+        # Only now: running/ is recovered, so whatever systemd starts after spoold sees
+        # every job either queued or finished.
         self._notify(READY="1", STATUS=self.status_line())
         try:
             self._loop()
@@ -384,6 +412,9 @@ class Daemon:
         now = time.monotonic()
         self.next_scan = self.next_heartbeat = self.next_housekeeping = now
         self.next_recovery = now + self._recovery_interval()
+        # _iterate moves next_scan on only after a full scan of every inbox went
+        # through; _housekeeping compares it with this mark to report completed scans.
+        self._scan_mark = self.next_scan
         self.watchdog_s: float | None = None
         if self.notifier is not None:
             try:
@@ -406,6 +437,11 @@ class Daemon:
         now = time.monotonic()
         wall = time.time()
         self._fs_wake_pending = False
+        if not self.stopping:
+            # A finished future frees its worker before its job is published: give the
+            # worker its next job first, so it does not wait for the publish. (Before
+            # the wake-ups are taken: if this raises, they are still queued.)
+            self._claim_ready(wall)
         self._drain_wakeups()
         if self.stopping and not self.running:
             return True
@@ -445,16 +481,23 @@ class Daemon:
             min(self.next_scan, self.next_heartbeat, self.next_recovery, self.next_housekeeping)
             - now
         )
-        if any(rt.tracker.has_pending() for rt in self.spools):
-            timeout = min(timeout, self._pending_interval())
+        pending = self._pending_interval(now)
+        if pending is not None:
+            timeout = min(timeout, pending)
         due = self.scheduler.next_due()
         if due is not None:
             timeout = min(timeout, max(0.0, due - time.time()))
         if self.watchdog_s is not None:
             timeout = min(timeout, max(0.0, self.next_watchdog - now))
-        if self.scheduler.ready_count() and self._free_workers() and not self.stopping:
-            timeout = 0
-        self._wait(max(0.0, timeout))
+        if not self.stopping and self._free_workers():
+            paused = {rt.name for rt in self.spools if rt.paused}
+            if self.scheduler.has_ready(paused):
+                timeout = 0
+            for rt in self.spools:
+                if rt.paused:
+                    timeout = min(timeout, rt.next_disk_check - now)
+        # Wake-ups are handled at the top of the next pass, after the claims.
+        self.wakeups.wait(max(0.0, timeout))
         return False
 
     def _wait(self, timeout: float) -> None:
@@ -487,31 +530,32 @@ class Daemon:
             return min(rt.settings.poll_interval_ms for rt in self.spools) / 1000
         return min(rt.settings.scan_interval_s for rt in self.spools)
 
-    def _pending_interval(self) -> float:
-        return max(
-            0.02,
-            min(
-                min(rt.settings.poll_interval_ms / 1000, rt.settings.settle_ms / 4000)
-                for rt in self.spools
-            ),
-        )
+    def _pending_interval(self, now: float) -> float | None:
+        """Seconds until a tracker has an entry to look at again (None: none waits)."""
+        due = [t for rt in self.spools if (t := rt.tracker.next_check()) is not None]
+        return max(0.0, min(due) - now) if due else None
 
     def _recovery_interval(self) -> float:
         return max(0.5, min(rt.settings.lease_ttl_s for rt in self.spools) / 2)
 
     def _free_workers(self) -> int:
-        return self.settings.workers - len(self.running)
+        # A job whose future is done holds no worker any more, even before it is published.
+        busy = sum(1 for j in self.running.values() if j.future is None or not j.future.done())
+        return self.settings.workers - busy
 
     # ------------------------------------------------------------------ intake
 
     def _accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
+        priorities: dict[str | None, int] = {}  # for_route builds a model: once per route
         for entry in entries:
             if entry.kind == "cancel":
                 rt.markers[entry.key] = entry
                 continue
             if rt.waiting_markers and self._match_waiting_markers(rt, entry):
                 continue
-            priority = rt.settings.for_route(entry.route).priority
+            priority = priorities.get(entry.route)
+            if priority is None:
+                priority = priorities[entry.route] = rt.settings.for_route(entry.route).priority
             not_before = 0.0
             if entry.kind == "requeued":
                 state = state_of(rt.paths.inbox / entry.key, entry.key)
@@ -541,18 +585,18 @@ class Daemon:
         raise KeyError(name)
 
     def _claim_ready(self, wall: float) -> None:
-        while self._free_workers() > 0:
-            for rt in self.spools:
-                self._check_disk(rt)
-            cand = self.scheduler.pop(wall)
+        free = self._free_workers()  # counted once: as many claims as idle workers now
+        if free <= 0:
+            return
+        for rt in self.spools:
+            self._check_disk(rt)
+        # Disk short: a paused spool's jobs stay queued (and in the inbox) untouched.
+        paused = {rt.name for rt in self.spools if rt.paused}
+        for _ in range(free):
+            cand = self.scheduler.pop(wall, paused)
             if cand is None:
                 return
             rt = self._runtime(cand.spool)
-            if rt.paused:
-                # Disk short: leave it in the inbox and look again later.
-                cand.not_before = wall + 2.0
-                self.scheduler.push(cand, wall)
-                return
             try:
                 self._claim(rt, cand)
             except OSError as exc:
@@ -871,7 +915,6 @@ class Daemon:
             created_at=job.state.arrived_at,
             finished_at=job.attempt.finished_at,
         )
-        del started
         durable = rt.settings.durable
         dest_dir = rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed
         try:
@@ -937,7 +980,9 @@ class Daemon:
         )
         self._after_publish(job, status, err, dest, manifest)
         if self.metrics is not None:
-            wall = job.attempt.usage.wall_s if job.attempt.usage else 0.0
+            # A job that never reached a worker (intake failure, killed worker) has no
+            # usage: its duration is from claim (or start) to now, not 0.
+            wall = job.attempt.usage.wall_s if job.attempt.usage else _seconds_since(started)
             try:
                 self.metrics.job_finished(
                     rt.name, status.value, err.code.value if err else None, wall
@@ -1349,7 +1394,8 @@ class Daemon:
         self.stopping = True
         for rt in self.spools:
             rt.events.emit("daemon.stopping", pid=os.getpid(), running=len(self.running))
-        self._notify(STOPPING="1", STATUS="draining")
+        # status_line() says "draining" from now on, so housekeeping keeps it.
+        self._notify(STOPPING="1", STATUS=self.status_line())
         drain = min(rt.settings.drain_s for rt in self.spools)
         deadline = time.monotonic() + drain
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._drain_deadline)
@@ -1365,6 +1411,11 @@ class Daemon:
 
     def reload(self) -> None:
         self.reload_requested = False
+        if self.stopping:
+            # READY=1 after STOPPING=1 would tell systemd the daemon is back.
+            log.info("reload ignored: the daemon is stopping")
+            return
+        # The notifier adds MONOTONIC_USEC=, which systemd needs with RELOADING=1.
         self._notify(RELOADING="1")
         for rt in self.spools:
             try:
@@ -1383,25 +1434,60 @@ class Daemon:
         self._notify(READY="1", STATUS=self.status_line())
 
     def _housekeeping(self) -> None:
-        if self.notifier is not None:
-            self._notify(STATUS=self.status_line())
-        if self.metrics is not None:
-            try:
-                self.metrics.set_workers(len(self.running), self.settings.workers)
-                for rt in self.spools:
-                    self.metrics.set_queue_depth(rt.name, "queued", rt.tracker.queued_count())
-                    self.metrics.set_queue_depth(
-                        rt.name, "running", sum(1 for j in self.running.values() if j.rt is rt)
-                    )
+        """Every ~2 s: STATUS= for systemd, then the metrics and their textfiles."""
+        self._notify(STATUS=self.status_line())
+        if self.metrics is None:
+            return
+        scanned_at: float | None = None
+        if self.next_scan != self._scan_mark:
+            # A full scan completed since the last pass: _iterate set next_scan to the
+            # scan's start plus the interval. Reported once, as the scan's start time.
+            self._scan_mark = self.next_scan
+            started = self.next_scan - self._scan_interval()
+            scanned_at = time.time() - max(0.0, time.monotonic() - started)
+        try:
+            busy = max(0, self.settings.workers - self._free_workers())
+            self.metrics.set_workers(busy, self.settings.workers)
+            for rt in self.spools:
+                # queued: the tracker's ready entries (no listing). running/done/failed:
+                # the folders themselves, as every daemon on the spool sees them;
+                # FolderCount lists a folder only when it may have changed.
+                self.metrics.set_queue_depth(rt.name, "queued", rt.tracker.queued_count())
+                for state, folder in (
+                    ("running", rt.paths.running),
+                    ("done", rt.paths.done),
+                    ("failed", rt.paths.failed),
+                ):
+                    n = self._folder_counts[folder].count()
+                    self.metrics.set_queue_depth(rt.name, state, n)
+                if scanned_at is not None:
+                    self.metrics.scan_completed(rt.name, scanned_at)
+                try:
                     self.metrics.set_disk_free(rt.name, int(free_disk_mb(rt.root) * 2**20))
-                    self.metrics.scan_completed(rt.name, time.time())
-                    self.metrics.write_textfile(rt.paths.state / "metrics.prom")
+                except OSError:
+                    log.debug("statvfs of %s failed", rt.root, exc_info=True)
+        except Exception:
+            log.debug("metrics update failed", exc_info=True)
+        # Each spool's file gets the whole set (docs/operations.md: link one per daemon).
+        for rt in self.spools:
+            try:
+                self.metrics.write_textfile(rt.paths.state / "metrics.prom")
             except Exception:
-                log.debug("metrics update failed", exc_info=True)
+                log.debug("writing %s/metrics.prom failed", rt.paths.state, exc_info=True)
 
     def status_line(self) -> str:
+        """STATUS= for systemctl status: '1/4 busy, 17 queued' (+ paused, draining)."""
         queued = sum(rt.tracker.queued_count() for rt in self.spools)
-        return f"{len(self.running)}/{self.settings.workers} busy, {queued} queued"
+        # Busy as _free_workers counts it: a job whose worker finished but which is not
+        # published yet no longer holds a worker (so never more than workers/workers).
+        busy = max(0, self.settings.workers - self._free_workers())
+        line = f"{busy}/{self.settings.workers} busy, {queued} queued"
+        paused = [rt.name for rt in self.spools if rt.paused]
+        if paused:
+            line += f", claims paused (low disk): {', '.join(paused)}"
+        if self.stopping:
+            line = f"draining: {line}"
+        return line
 
     def _shutdown(self) -> None:
         # Hooks of jobs published before the stop get a moment; then they are killed.
@@ -1413,12 +1499,29 @@ class Daemon:
         for rt in self.spools:
             rt.lease.release()
             rt.events.close()
+        if self.metrics is not None:
+            try:
+                self.metrics.close()  # the --metrics-port server thread
+            except Exception:
+                log.debug("closing the metrics server failed", exc_info=True)
+        if self.notifier is not None:
+            self.notifier.close()
 
 
 def _dt(ts: float) -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _seconds_since(stamp: str) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return max(0.0, time.time() - then.timestamp())
 
 
 def _unlink_quiet(path: Path) -> None:

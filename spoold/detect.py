@@ -14,9 +14,11 @@ truncated so a person sees it.
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import itertools
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -161,6 +163,14 @@ class Entry:
     ready: bool = False  # handed to the scheduler
     truncated: bool = False
     gone: bool = False  # vanished (claimed elsewhere, deleted): the scheduler skips it
+    check_at: float = 0.0  # monotonic time of the next settle re-check (while not ready)
+    incomplete_sig: tuple[int, ...] | None = None  # sig that last failed the format check
+
+
+def compile_ignore(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """The ignore patterns (fnmatch, case-sensitive) as one regular expression."""
+    parts = [f"(?:{fnmatch.translate(p)})" for p in patterns]
+    return re.compile("|".join(parts)) if parts else None
 
 
 def is_ignored(name: str, patterns: Iterable[str]) -> bool:
@@ -178,20 +188,29 @@ def is_requeued_folder(path: Path) -> bool:
     return job_id_of(path.name) is not None and os.path.isdir(path / INPUT_DIR)
 
 
-def classify(path: Path, st: os.stat_result) -> str:
+def classify(path: str | Path, st: os.stat_result) -> str:
     mode = st.st_mode
     if stat.S_ISREG(mode):
-        return "cancel" if path.name.endswith(".cancel") else "file"
+        return "cancel" if os.fspath(path).endswith(".cancel") else "file"
     if stat.S_ISDIR(mode):
-        return "requeued" if is_requeued_folder(path) else "dir"
+        return "requeued" if is_requeued_folder(Path(path)) else "dir"
     return "special"  # symlink, FIFO, socket, device: never opened, never followed
 
+
+_CHECKED_SUFFIXES = (".pdf", ".zip", ".docx")
 
 _seq = itertools.count()
 
 
 class InboxTracker:
-    """The entries of one spool's inbox (and its route folders)."""
+    """The entries of one spool's inbox (and its route folders).
+
+    Entries not yet handed to the scheduler sit in a heap by the time they are next
+    looked at: a few times per settle window while they settle, so the cost of waiting
+    grows with the entries that are due, not with all that are pending. Entries that are
+    complete at once (renamed in, requeued folders, specials) are promoted on the next
+    look. Ready entries are never stat'ed again.
+    """
 
     def __init__(
         self,
@@ -202,15 +221,14 @@ class InboxTracker:
         incomplete_after_s: float,
     ) -> None:
         self.inbox = inbox
-        self.routes = set(routes)
-        self.ignore = tuple(ignore)
-        self.settle_s = settle_s
-        self.incomplete_after_s = incomplete_after_s
+        self._inbox = os.fspath(inbox)
         self.entries: dict[str, Entry] = {}
-        self._pending: set[str] = set()  # entries still being written: re-checked often
-        self._unready: set[str] = set()  # every entry not yet handed to the scheduler
+        self._pending: set[str] = set()  # every entry not yet handed to the scheduler
+        self._due: list[tuple[float, int, str]] = []  # (check_at, seq, key); stale ones skipped
+        self._now: list[Entry] = []  # complete at once: promoted on the next look
         self._lock = threading.Lock()
         self._moved_hints: set[str] = set()
+        self.configure(routes, ignore, settle_s, incomplete_after_s)
 
     def configure(
         self,
@@ -219,10 +237,28 @@ class InboxTracker:
         settle_s: float,
         incomplete_after_s: float,
     ) -> None:
+        changed = getattr(self, "settle_s", settle_s) != settle_s
         self.routes = set(routes)
         self.ignore = tuple(ignore)
+        self._ignore_re = compile_ignore(self.ignore)
         self.settle_s = settle_s
         self.incomplete_after_s = incomplete_after_s
+        if changed:
+            # A new settle window: look at every waiting entry again soon.
+            now = time.monotonic()
+            for key in self._pending:
+                entry = self.entries.get(key)
+                if entry is not None:
+                    self._check_later(entry, now)
+
+    def _ignored(self, name: str) -> bool:
+        return self._ignore_re is not None and self._ignore_re.match(name) is not None
+
+    @property
+    def _recheck_s(self) -> float:
+        # How often a settling entry is stat'ed: 4 times per window (the window is then
+        # 1-1.25 settle_s after the last change), at most 50 times a second.
+        return max(self.settle_s / 4, 0.02)
 
     # -- hints from observers (any thread)
 
@@ -236,32 +272,57 @@ class InboxTracker:
         route, _, name = key.rpartition("/")
         return (route or None), name
 
-    def _observe(self, key: str, now: float, moved: bool) -> Entry | None:
-        route, name = self._key_parts(key)
-        path = self.inbox / key
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            self._forget(key)
-            return None
-        kind = classify(path, st)
-        try:
-            sig = signature(path, st) if kind in ("file", "dir", "cancel") else (st.st_ino,)
-        except OSError:
+    def _check_later(self, entry: Entry, at: float) -> None:
+        entry.check_at = at
+        heapq.heappush(self._due, (at, entry.seq, entry.key))
+
+    def _observe(
+        self, key: str, now: float, moved: bool, st: os.stat_result | None = None
+    ) -> Entry | None:
+        if st is None:
+            try:
+                st = os.lstat(os.path.join(self._inbox, key))
+            except FileNotFoundError:
+                self._forget(key)
+                return None
+        mode = st.st_mode
+        sig: tuple[int, ...]
+        if stat.S_ISREG(mode):
+            kind = "cancel" if key.endswith(".cancel") else "file"
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        elif stat.S_ISDIR(mode):
+            path = os.path.join(self._inbox, key)
+            kind = classify(path, st)
             sig = (st.st_ino,)
+            if kind == "dir":
+                try:
+                    sig = signature(Path(path), st)
+                except OSError:
+                    pass
+        else:
+            kind, sig = "special", (st.st_ino,)
         entry = self.entries.get(key)
         if entry is None or entry.sig[0] != sig[0]:
+            if entry is not None:
+                entry.gone = True  # replaced by another entry of the same name
+            route, name = self._key_parts(key)
             entry = Entry(key, route, name, kind, st.st_uid, sig, now, time.time(), next(_seq))
             self.entries[key] = entry
-            self._unready.add(key)
-            if kind in ("file", "dir", "cancel"):
-                self._pending.add(key)
-        elif entry.sig != sig:
+            self._pending.add(key)
+            if moved or kind not in ("file", "dir", "cancel"):
+                entry.moved_in = moved
+                self._now.append(entry)
+            else:
+                # With no settle window the entry is looked at in this very pass.
+                self._check_later(entry, now + self._recheck_s if self.settle_s > 0 else now)
+            return entry
+        if entry.sig != sig:
             entry.sig = sig
             entry.changed_at = now
             entry.moved_in = False  # written to after the rename: settle like any other
-        if moved:
+        if moved and not entry.ready:
             entry.moved_in = True
+            self._now.append(entry)
         return entry
 
     def _forget(self, key: str) -> None:
@@ -269,13 +330,13 @@ class InboxTracker:
         if entry is not None:
             entry.gone = True
         self._pending.discard(key)
-        self._unready.discard(key)
 
     def scan(self, now: float) -> list[Entry]:
         """Full scan: the truth. Returns entries that became ready."""
         seen: set[str] = set()
-        dirs: list[tuple[Path, str]] = [(self.inbox, "")]
-        dirs += [(self.inbox / r, r + "/") for r in sorted(self.routes)]
+        dirs: list[tuple[str, str]] = [(self._inbox, "")]
+        dirs += [(os.path.join(self._inbox, r), r + "/") for r in sorted(self.routes)]
+        entries = self.entries
         for folder, prefix in dirs:
             try:
                 it = os.scandir(folder)
@@ -284,53 +345,100 @@ class InboxTracker:
             with it:
                 for de in it:
                     key = prefix + de.name
-                    known = self.entries.get(key)
-                    if known is None:
-                        if (not prefix and de.name in self.routes) or is_ignored(
-                            de.name, self.ignore
-                        ):
+                    if key not in entries:
+                        if (not prefix and de.name in self.routes) or self._ignored(de.name):
                             continue
-                        self._observe(key, now, moved=False)
-                    elif key in self._pending:
-                        self._observe(key, now, moved=False)
+                        try:
+                            st = de.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        self._observe(key, now, moved=False, st=st)
                     seen.add(key)
-                    # Ready entries are not stat'ed again: a scan costs a listing, not
-                    # a stat per queued job.
-        for key in [k for k in self.entries if k not in seen]:
+                    # Known entries are not stat'ed here: a scan costs a listing, not a
+                    # stat per queued job; settling ones are re-checked when they are due.
+        for key in [k for k in entries if k not in seen]:
             self._forget(key)
         return self._promote(now)
 
     def check_pending(self, now: float) -> list[Entry]:
-        """Re-check only the entries still being written, plus inotify move hints."""
-        with self._lock:
-            moved, self._moved_hints = self._moved_hints, set()
-        for key in moved:
-            route, name = self._key_parts(key)
-            if (route is not None and route not in self.routes) or is_ignored(name, self.ignore):
-                continue
-            self._observe(key, now, moved=True)
-        for key in list(self._pending):
-            self._observe(key, now, moved=False)
+        """Look at the entries that are due, plus inotify move hints."""
+        if self._moved_hints:
+            with self._lock:
+                moved, self._moved_hints = self._moved_hints, set()
+            for key in moved:
+                route, name = self._key_parts(key)
+                if (route is not None and route not in self.routes) or self._ignored(name):
+                    continue
+                self._observe(key, now, moved=True)
         return self._promote(now)
 
     def _promote(self, now: float) -> list[Entry]:
-        # Only entries not yet ready are looked at: cost grows with what is arriving,
-        # not with the length of the queue.
+        # Only entries that are due are looked at: cost grows with what is arriving,
+        # not with the length of the queue or the number of entries still settling.
         ready: list[Entry] = []
-        for key in list(self._unready):
-            entry = self.entries[key]
-            if entry.kind in ("requeued", "special") or entry.moved_in:
-                entry.ready = True
-            elif now - entry.changed_at >= self.settle_s:
-                if looks_complete(self.inbox / key, entry.kind):
-                    entry.ready = True
-                elif now - entry.changed_at >= self.incomplete_after_s:
-                    entry.ready = entry.truncated = True
-            if entry.ready:
-                self._pending.discard(key)
-                self._unready.discard(key)
-                ready.append(entry)
+        if self._now:
+            fresh, self._now = self._now, []
+            for entry in fresh:
+                if not entry.ready and not entry.gone:
+                    self._make_ready(entry, ready)
+        due = self._due
+        while due and due[0][0] <= now:
+            at, seq, key = heapq.heappop(due)
+            found = self.entries.get(key)
+            if found is None or found.seq != seq or found.check_at != at or found.ready:
+                continue  # stale: replaced, rescheduled, promoted or gone
+            self._settle(found, at, now, ready)
+        if len(due) > 64 and len(due) > 4 * len(self._pending):
+            self._compact()
         return ready
+
+    def _settle(self, entry: Entry, at: float, now: float, ready: list[Entry]) -> None:
+        """An entry's re-check is due: stat it again, then promote it or look later."""
+        if at > entry.changed_at:  # else: observed in this very pass, no second stat
+            before = entry.sig
+            if self._observe(entry.key, now, moved=False) is not entry or entry.moved_in:
+                return  # gone, replaced, or renamed in again (promoted from _now)
+            if entry.sig != before:
+                self._check_later(entry, now + self._recheck_s)
+                return
+        if now - entry.changed_at < self.settle_s:
+            self._check_later(entry, min(now + self._recheck_s, entry.changed_at + self.settle_s))
+        elif entry.sig != entry.incomplete_sig and self._complete(entry):
+            self._make_ready(entry, ready)
+        elif now - entry.changed_at >= self.incomplete_after_s:
+            entry.truncated = True
+            self._make_ready(entry, ready)
+        else:
+            # Settled but cut short: only a change can complete it, so until then a
+            # re-check is a stat, not a read; truncated after incomplete_after_s.
+            entry.incomplete_sig = entry.sig
+            limit = entry.changed_at + self.incomplete_after_s
+            self._check_later(entry, min(now + max(self._recheck_s, 0.25), limit))
+
+    def _compact(self) -> None:
+        """Drop the stale heap items that rescheduling leaves behind."""
+        live = []
+        for item in self._due:
+            entry = self.entries.get(item[2])
+            if (
+                entry is not None
+                and entry.seq == item[1]
+                and entry.check_at == item[0]
+                and not entry.ready
+            ):
+                live.append(item)
+        heapq.heapify(live)
+        self._due = live
+
+    def _complete(self, entry: Entry) -> bool:
+        if entry.kind != "dir" and not entry.name.lower().endswith(_CHECKED_SUFFIXES):
+            return True
+        return looks_complete(self.inbox / entry.key, entry.kind)
+
+    def _make_ready(self, entry: Entry, ready: list[Entry]) -> None:
+        entry.ready = True
+        self._pending.discard(entry.key)
+        ready.append(entry)
 
     def drop(self, key: str) -> None:
         """The daemon claimed or removed this entry."""
@@ -338,6 +446,12 @@ class InboxTracker:
 
     def has_pending(self) -> bool:
         return bool(self._pending) or bool(self._moved_hints)
+
+    def next_check(self) -> float | None:
+        """Monotonic time at which an entry is due to be looked at (None: none waits)."""
+        if self._now or self._moved_hints:
+            return 0.0
+        return self._due[0][0] if self._due else None
 
     def queued_count(self) -> int:
         return len(self.entries)

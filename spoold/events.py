@@ -40,7 +40,14 @@ EVENT_NAMES = frozenset(
     }
 )
 
+# Logged at debug level: every job has them, and the terminal log then holds one line
+# per finished job. events.ndjson records them all the same.
+QUIET_EVENTS = frozenset({"job.detected", "job.claimed", "job.started"})
+
 log = logging.getLogger("spoold.events")
+
+# json.dumps with options builds a new encoder per call; one shared encoder is cheaper.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class EventLog:
@@ -85,7 +92,8 @@ class EventLog:
             "host": self.host,
         }
         record.update({k: v for k, v in fields.items() if v is not None})
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = _encode(record) + "\n"
+        level = logging.DEBUG if event in QUIET_EVENTS else logging.INFO
         try:
             fd = self._open()
             os.write(fd, line.encode())
@@ -95,7 +103,9 @@ class EventLog:
         except OSError as exc:
             # A full disk must not stop the daemon; the log line still goes to stderr.
             log.warning("could not append to %s: %s", self.path, exc.strerror)
-        log.info("%s", _human(record), extra={"spoold_event": record})
+            level = logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s", _human(record), extra={"spoold_event": record})
         return record
 
     def _maybe_rotate(self, fd: int) -> None:
