@@ -75,6 +75,7 @@ def run(
     """Run the daemon on one or more spools (foreground)."""
     from .daemon import Daemon
     from .logs import setup_logging
+    from .metrics import MetricsPortError
     from .settings import load_daemon_settings
 
     if config is None and Path("/etc/spoold/spoold.toml").exists():
@@ -97,7 +98,12 @@ def run(
         _fail(f"invalid settings:\n{exc}", EX_CONFIG)
     except SpoolError as exc:
         _fail(str(exc), EX_UNAVAILABLE)
-    sys.exit(daemon.run())
+    try:
+        code = daemon.run()
+    except MetricsPortError as exc:
+        # Raised before any spool is touched: one line, no traceback, exit 69.
+        _fail(str(exc), EX_UNAVAILABLE)
+    sys.exit(code)
 
 
 @main.command()
@@ -430,19 +436,37 @@ def retry(spool: Path, job: str) -> None:
 )
 @click.option("--theme", default="default")
 @click.option("--page-size", default="A4")
+@click.option("--margins", default="theme", help="PDF page margins, e.g. '20mm' or '2cm 1.5cm'")
 @click.option("--reference-doc", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--allow-fetch",
+    multiple=True,
+    metavar="URL_PREFIX",
+    help="an http(s) prefix the document may fetch from (repeatable; default: no network)",
+)
 def convert(
     input_path: Path,
     output: Path,
     target: str | None,
     theme: str,
     page_size: str,
+    margins: str,
     reference_doc: Path | None,
+    allow_fetch: tuple[str, ...],
 ) -> None:
-    """Convert one document in the foreground, without a spool."""
+    """Convert one document in the foreground, without a spool.
+
+    The sandbox root is the input's folder: nothing above it is read.
+    """
     from .convert import ConversionContext, ConvertOptions, get_converter, load_converters
     from .convert.base import source_type_of
+    from .convert.fetcher import parse_prefix
 
+    for prefix in allow_fetch:
+        try:
+            parse_prefix(prefix)
+        except ValueError as exc:
+            _fail(f"--allow-fetch {prefix!r}: {exc}", EX_USAGE)
     load_converters()
     target = target or output.suffix.lstrip(".").lower()
     source = source_type_of(input_path)
@@ -454,7 +478,13 @@ def convert(
         return
     ctx = ConversionContext(
         job_root=input_path.resolve().parent,
-        options=ConvertOptions(theme=theme, page_size=page_size, reference_docx=reference_doc),
+        options=ConvertOptions(
+            theme=theme,
+            page_size=page_size,
+            margins=margins,
+            reference_docx=reference_doc,
+            allow_fetch=allow_fetch,
+        ),
     )
     tmp = output.with_name(f".{output.name}.part")
     try:
