@@ -309,7 +309,10 @@ class InboxTracker:
             entry = Entry(key, route, name, kind, st.st_uid, sig, now, time.time(), next(_seq))
             self.entries[key] = entry
             self._pending.add(key)
-            if moved or kind not in ("file", "dir", "cancel"):
+            # Cancel markers need no settle window: one present at start-up must count
+            # before a job renamed in just after it, and a half-written "hard" reads as
+            # the gentler graceful.
+            if moved or kind not in ("file", "dir"):
                 entry.moved_in = moved
                 self._now.append(entry)
             else:
