@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from spoold.protocol import init_spool  # noqa: E402
+from spoold.settings import spool_toml  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.ndjson"
 
@@ -74,21 +75,8 @@ def percentile(values: list[float], p: float) -> float:
 # ------------------------------------------------------------------ spools
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(v)
-
-
 def write_settings(spool: Path, settings: dict[str, Any]) -> None:
-    lines = [f"{k} = {_toml_value(v)}" for k, v in settings.items()]
-    (spool / "spool.toml").write_text("\n".join(lines) + "\n")
+    (spool / "spool.toml").write_text(spool_toml(settings))
 
 
 @contextmanager

@@ -9,6 +9,7 @@ the two in step).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -266,3 +267,32 @@ def load_spool_settings(
     except ValidationError as exc:
         where = str(path) + (" / SPOOLD_* environment" if env_vals else "")
         raise ConfigError(describe_errors(exc, where)) from exc
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to spool.toml")
+
+
+def spool_toml(settings: dict[str, Any]) -> str:
+    """spool.toml text for flat keys and `routes = {NAME: {key: value}}` (for tools,
+    tests and benchmarks that make spools; the daemon itself only reads the file)."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in tables:
+        for sub, sub_settings in value.items():
+            lines.append(f"\n[{key}.{sub}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in sub_settings.items()]
+    return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 
 from spoold.protocol import init_spool
+from spoold.settings import spool_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,31 +83,8 @@ def wait_for(cond: Callable[[], Any], timeout: float = 60.0, what: str = "condit
         delay = min(delay * 2, 0.1)
 
 
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    raise TypeError(v)
-
-
 def write_spool_toml(root: Path, settings: dict[str, Any]) -> None:
-    lines = []
-    tables = []
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        else:
-            lines.append(f"{key} = {toml_value(value)}")
-    for key, value in tables:
-        for sub, sub_settings in value.items():
-            lines.append(f"\n[{key}.{sub}]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in sub_settings.items()]
-    (root / "spool.toml").write_text("\n".join(lines) + "\n")
+    (root / "spool.toml").write_text(spool_toml(settings))
 
 
 @pytest.fixture
