@@ -225,6 +225,7 @@ class InboxTracker:
         self.entries: dict[str, Entry] = {}
         self._pending: set[str] = set()  # every entry not yet handed to the scheduler
         self._due: list[tuple[float, int, str]] = []  # (check_at, seq, key); stale ones skipped
+        self._marker_keys: set[str] = set()  # entries that are cancel markers
         self._now: list[Entry] = []  # complete at once: promoted on the next look
         self._lock = threading.Lock()
         self._moved_hints: set[str] = set()
@@ -308,6 +309,10 @@ class InboxTracker:
             route, name = self._key_parts(key)
             entry = Entry(key, route, name, kind, st.st_uid, sig, now, time.time(), next(_seq))
             self.entries[key] = entry
+            if kind == "cancel":
+                self._marker_keys.add(key)
+            else:
+                self._marker_keys.discard(key)
             self._pending.add(key)
             # Cancel markers need no settle window: one present at start-up must count
             # before a job renamed in just after it, and a half-written "hard" reads as
@@ -329,6 +334,7 @@ class InboxTracker:
         return entry
 
     def _forget(self, key: str) -> None:
+        self._marker_keys.discard(key)
         entry = self.entries.pop(key, None)
         if entry is not None:
             entry.gone = True
@@ -457,7 +463,8 @@ class InboxTracker:
         return self._due[0][0] if self._due else None
 
     def queued_count(self) -> int:
-        return len(self.entries)
+        """Jobs waiting in the inbox; cancel markers are requests, not jobs."""
+        return len(self.entries) - len(self._marker_keys)
 
 
 # ------------------------------------------------------------------ observers

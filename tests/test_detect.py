@@ -182,3 +182,17 @@ def test_lane_queue_pops_in_order_whatever_the_push_order() -> None:
             assert q.pop()[0] == pushed.pop(0)
     pushed.sort()
     assert [q.pop()[0] for _ in range(len(q))] == pushed
+
+
+def test_cancel_markers_are_ready_at_once_and_not_counted_as_queued(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("x")
+    (tmp_path / "a.md.cancel").write_text("hard\n")
+    t = tracker(tmp_path, settle_s=600.0)
+    # Found by a scan (no rename seen), the marker still needs no settle window.
+    assert keys(t.scan(1.0) + t.check_pending(1.0)) == ["a.md.cancel"]
+    assert t.queued_count() == 1
+    t.drop("a.md.cancel")
+    (tmp_path / "a.md.cancel").unlink()
+    assert t.queued_count() == 1
+    t.drop("a.md")
+    assert t.queued_count() == 0
