@@ -923,6 +923,10 @@ class Daemon:
             if len(job.state.attempts) > 1:
                 # Requeued before: keep the state (owner, history) for `spoold retry`.
                 self._save_state(job)
+            if job.state.attempt_floor:
+                # The manifest now records the attempt numbers: the hints are not for readers.
+                for n in range(1, job.state.attempt_floor + 1):
+                    _unlink_quiet(job.folder / f"{ATTEMPT_HINT}{n}")
             if err is not None:
                 info = job.attempt.error or self._error_info(err)
                 text = error_text(status.value, job.state.name, info.code, info.message, info.hint)

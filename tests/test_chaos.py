@@ -199,6 +199,8 @@ def test_disk_full_loses_nothing_and_resumes(make_spool, daemon_factory, tmp_pat
             m = json.loads((p / "manifest.json").read_text())
             art = p / m["artifacts"][0]["path"]
             assert art.stat().st_size == m["artifacts"][0]["size"], "artifact intact"
+            # Attempt hints written while the disk was full are gone once the state is saved.
+            assert not list(p.glob(".spoold-attempt-*")), p
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
         shutil.rmtree(disk, ignore_errors=True)
