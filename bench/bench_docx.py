@@ -17,13 +17,13 @@ from pathlib import Path
 
 from common import (
     Daemon,
-    EventTail,
     corpus,
     make_spool,
     report,
     stage_files,
     temp_dir,
     wait_finished,
+    warm_workers,
 )
 
 BENCH = "docx"
@@ -63,12 +63,7 @@ def run_spoold(docs: list[tuple[str, str]], tmp: Path) -> tuple[float, int]:
     spool = make_spool(tmp, targets=["docx"])
     with Daemon(spool, workers=2) as daemon:
         daemon.wait_ready()
-        text = docs[0][1]
-        warm = stage_files(spool, [(f"warm{i}.md", f"{text}\n{i}\n".encode()) for i in range(2)])
-        tail = EventTail(spool)
-        for staged, final in warm:
-            os.rename(staged, final)
-        wait_finished(tail, {f.name for _, f in warm}, timeout=120)
+        tail = warm_workers(spool, docs[0][1])
         pairs = stage_files(spool, [(name, text.encode()) for name, text in docs])
         t0 = time.monotonic()
         for staged, final in pairs:

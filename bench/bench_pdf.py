@@ -21,7 +21,6 @@ from pathlib import Path
 
 from common import (
     Daemon,
-    EventTail,
     corpus,
     cpu_s,
     job_cpu_s,
@@ -30,6 +29,7 @@ from common import (
     stage_files,
     temp_dir,
     wait_finished,
+    warm_workers,
 )
 
 BENCH = "pdf"
@@ -88,13 +88,7 @@ def run_spoold(docs: list[tuple[str, str]], tmp: Path) -> tuple[float, float, in
     spool = make_spool(tmp, targets=["pdf"])
     with Daemon(spool, workers=2) as daemon:
         daemon.wait_ready()
-        # Warm both workers (fonts, WeasyPrint caches) with two jobs outside the timing.
-        text = docs[0][1]
-        warm = stage_files(spool, [(f"warm{i}.md", f"{text}\n{i}\n".encode()) for i in range(2)])
-        tail = EventTail(spool)
-        for staged, final in warm:
-            os.rename(staged, final)
-        wait_finished(tail, {f.name for _, f in warm}, timeout=120)
+        tail = warm_workers(spool, docs[0][1])
         pairs = stage_files(spool, [(name, text.encode()) for name, text in docs])
         daemon_cpu0 = cpu_s(daemon.pid)
         t0 = time.monotonic()

@@ -443,3 +443,14 @@ def _document(rng: random.Random, index: int, pages: int) -> str:
         out.append(f"> {_sentence(rng)}\n")
         out.append(" ".join(_sentence(rng) for _ in range(4)) + "\n")
     return "\n".join(out)
+
+
+def warm_workers(spool: Path, text: str, workers: int = 2) -> EventTail:
+    """Run one job per worker outside the timing (fonts, WeasyPrint caches), and return
+    the event tail positioned after them."""
+    warm = stage_files(spool, [(f"warm{i}.md", f"{text}\n{i}\n".encode()) for i in range(workers)])
+    tail = EventTail(spool)
+    for staged, final in warm:
+        os.rename(staged, final)
+    wait_finished(tail, {f.name for _, f in warm}, timeout=120)
+    return tail

@@ -249,3 +249,19 @@ def stage_file(spool: Path, name: str, content: bytes | str, sub: str = "") -> P
     dest = spool / "inbox" / sub / name
     os.rename(tmp, dest)
     return dest
+
+
+def pdftotext(path: Path) -> str:
+    """The text a reader gets out of a PDF (poppler's pdftotext)."""
+    return subprocess.run(
+        ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def pdf_image_sizes(path: Path) -> list[tuple[int, int]]:
+    """(width, height) of every image `pdfimages -list` finds in the PDF."""
+    out = subprocess.run(
+        ["pdfimages", "-list", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    rows = out.splitlines()[2:]  # a header line and a rule precede the images
+    return [(int(r.split()[3]), int(r.split()[4])) for r in rows if r.strip()]

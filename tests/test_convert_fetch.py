@@ -7,7 +7,6 @@ import http.server
 import io
 import json
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from spoold.convert.fetcher import fetch_bytes
 from spoold.errors import ConfigError
 from spoold.settings import load_spool_settings
 
-from .conftest import DaemonProc, published, wait_for
+from .conftest import DaemonProc, pdf_image_sizes, pdftotext, published, wait_for
 
 load_converters()
 
@@ -115,19 +114,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
         s.release.set()
         s.httpd.shutdown()
         s.httpd.server_close()
-
-
-def pdftotext(path: Path) -> str:
-    return subprocess.run(
-        ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def pdf_image_sizes(path: Path) -> list[tuple[int, int]]:
-    out = subprocess.run(
-        ["pdfimages", "-list", str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    return [(int(r.split()[3]), int(r.split()[4])) for r in out.splitlines()[2:] if r.strip()]
 
 
 # --- through the daemon ---------------------------------------------------------------

@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import struct
-import subprocess
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -27,6 +26,8 @@ from .conftest import (
     PLUGIN_ENV,
     DaemonProc,
     assert_all_manifests_valid,
+    pdf_image_sizes,
+    pdftotext,
     published,
     stage_file,
     wait_for,
@@ -93,21 +94,6 @@ def by_name(spool: Path, state: str) -> dict[str, tuple[Path, dict[str, Any]]]:
         m = json.loads((folder / "manifest.json").read_text())
         out[m["name"]] = (folder, m)
     return out
-
-
-def pdftotext(path: Path) -> str:
-    return subprocess.run(
-        ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def pdf_image_sizes(path: Path) -> list[tuple[int, int]]:
-    """(width, height) of every image `pdfimages -list` finds in the PDF."""
-    out = subprocess.run(
-        ["pdfimages", "-list", str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    rows = out.splitlines()[2:]  # a header line and a rule precede the images
-    return [(int(r.split()[3]), int(r.split()[4])) for r in rows if r.strip()]
 
 
 def artifact(folder: Path, manifest: dict[str, Any], target: str) -> Path:
