@@ -244,6 +244,7 @@ class Daemon:
         self.running: dict[str, RunningJob] = {}
         self.wakeups = Wakeups()
         self.stopping = False
+        self.stop_signalled = False  # SIGTERM seen; begin_stop runs when it is drained
         self.reload_requested = False
         self.rescan_requested = True
         self.pool: Any = None
@@ -326,6 +327,7 @@ class Daemon:
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: object) -> None:
+            self.stop_signalled = True  # a plain store: safe in a signal handler
             self.wakeups.put(("stop", signum))
 
         def on_hup(signum: int, frame: object) -> None:
@@ -437,7 +439,7 @@ class Daemon:
         now = time.monotonic()
         wall = time.time()
         self._fs_wake_pending = False
-        if not self.stopping:
+        if not self.stopping and not self.stop_signalled:
             # A finished future frees its worker before its job is published: give the
             # worker its next job first, so it does not wait for the publish. (Before
             # the wake-ups are taken: if this raises, they are still queued.)
