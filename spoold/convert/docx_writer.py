@@ -23,21 +23,25 @@ import re
 import sys
 import urllib.parse
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docx
 from docx.enum.style import WD_STYLE_TYPE
 from docx.opc.constants import CONTENT_TYPE as CT
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.packuri import PackURI
+from docx.opc.pkgwriter import PackageWriter
 from docx.oxml import OxmlElement, parse_xml
 from docx.oxml.ns import nsdecls, qn
 from docx.parts.numbering import NumberingPart
 from docx.parts.story import StoryPart
 from docx.shared import Emu, Pt, RGBColor, Twips
+from docx.styles import BabelFish
+from docx.styles.style import StyleFactory
 from lxml.etree import SubElement
 
 from ..errors import ErrorCode, JobError
@@ -319,7 +323,16 @@ def _default_template() -> bytes:
             del pkg_rels[rid]
     buf = io.BytesIO()
     doc.save(buf)
-    return buf.getvalue()
+    # Stored, not deflated: every job opens this, and inflating ~1 MB of styles costs more
+    # than reading it. The parts are the same either way.
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return out.getvalue()
 
 
 def _load_reference(ctx: ConversionContext, path: Path) -> Any:
@@ -505,6 +518,7 @@ class _Fmt:
 
 
 _PLAIN = _Fmt()
+_BOLD = _Fmt(bold=True)
 _XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 # Characters XML 1.0 cannot carry (lxml refuses them): control characters but tab/LF/CR.
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -560,11 +574,9 @@ class _Sink:
 
     def add(self, tag: str) -> Any:
         """A new child element `tag` at the end of this container."""
+        el = SubElement(self.element, _q(tag))
         if self.before is not None:
-            el = OxmlElement(tag)
-            self.before.addprevious(el)
-        else:
-            el = SubElement(self.element, _q(tag))
+            self.before.addprevious(el)  # moves it in front of the sectPr
         self.last_was_table = tag == "w:tbl"
         return el
 
@@ -599,9 +611,7 @@ class _Para:
             self.at_space = text.endswith(" ")
         r = self.run(fmt)
         if self.pre:
-            r.text = _xml_safe(text)  # python-docx turns \n into w:br and \t into w:tab
-            ts = r.findall(_q("w:t"))
-            self.last_t = ts[-1] if ts else None
+            self.last_t = _append_pre_text(r, _xml_safe(text))
             return
         t = SubElement(r, _q("w:t"))
         t.text = _xml_safe(text)
@@ -619,6 +629,28 @@ class _Para:
         t = self.last_t
         if t is not None and not self.pre and t.text and t.text.endswith(" "):
             t.text = t.text.rstrip(" ")
+
+
+_PRE_SPLIT = re.compile("([\t\r\n])")
+
+
+def _append_pre_text(r: Any, text: str) -> Any:
+    """Fill the new run `r` as python-docx's `run.text = text` does (\t becomes w:tab,
+    \r and \n w:br), without its per-character loop; return the last w:t or None."""
+    last_t = None
+    for piece in _PRE_SPLIT.split(text):
+        if not piece:
+            continue
+        if piece == "\t":
+            SubElement(r, _q("w:tab"))
+        elif piece in ("\r", "\n"):
+            SubElement(r, _q("w:br"))
+        else:
+            last_t = SubElement(r, _q("w:t"))
+            last_t.text = piece
+            if len(piece.strip()) < len(piece):
+                last_t.set(_XML_SPACE, "preserve")
+    return last_t
 
 
 def _classes(el: Any) -> set[str]:
@@ -642,7 +674,10 @@ def _style_props(el: Any) -> dict[str, str]:
 
 
 def _alignment(el: Any) -> str | None:
-    value = (el.get("align") or _style_props(el).get("text-align") or "").lower()
+    align = el.get("align")
+    if align is None and el.get("style") is None:
+        return None
+    value = (align or _style_props(el).get("text-align") or "").lower()
     return {
         "left": "left",
         "start": "left",
@@ -653,17 +688,35 @@ def _alignment(el: Any) -> str | None:
     }.get(value)
 
 
+def _style_ids(doc: Any) -> dict[str, str]:
+    """Style id per name in STYLE_NAMES, for the styles of the kind this writer expects.
+
+    One pass over styles.xml instead of python-docx's xpath query per name.
+    """
+    styles = doc.styles
+    by_name: dict[str, Any] = {}
+    for el in styles.element.iterchildren(_q("w:style")):
+        for name_el in el.iterchildren(_q("w:name")):
+            val = name_el.get(_q("w:val"))
+            if val is not None:
+                by_name.setdefault(val, el)
+    out: dict[str, str] = {}
+    for name, kind in STYLE_NAMES:
+        el = by_name.get(BabelFish.ui2internal(name))
+        # Not found by name: python-docx's lookup (and its fallbacks) decides.
+        style = StyleFactory(el) if el is not None else styles[name]
+        if style.type != kind:
+            continue  # a reference.docx with a same-named style of another kind
+        out[name] = style.style_id
+    return out
+
+
 class _Writer:
     def __init__(self, doc: Any, ctx: ConversionContext, base: Path) -> None:
         self.doc = doc
         self.ctx = ctx
         self.base = base
-        self.styles: dict[str, str] = {}
-        for name, kind in STYLE_NAMES:
-            style = doc.styles[name]
-            if style.type != kind:
-                continue  # a reference.docx with a same-named style of another kind
-            self.styles[name] = style.style_id
+        self.styles = _style_ids(doc)
         section = doc.sections[0]
         width = (section.page_width or Twips(12240)) - (section.left_margin or 0)
         width -= section.right_margin or 0
@@ -685,6 +738,7 @@ class _Writer:
         self.next_num = 1
         self.next_pic_id = 1
         self.link_rids: dict[tuple[int, str], str] = {}
+        self.cell_blocks: dict[tuple[bool, str | None, bool], _Block] = {}
         self.next_rid: dict[int, int] = {}
 
     # --- styles and runs
@@ -710,13 +764,22 @@ class _Writer:
 
     def new_para(self, sink: _Sink, blk: _Block, style: str | None = None) -> _Para:
         p = sink.add("w:p")
+        name = style or blk.style
+        style_id = self.styles.get(name) if name != "Normal" else None
+        pending = blk.pending
+        preformatted = name == "Source Code"
+        if (
+            style_id is None
+            and pending is None
+            and blk.list_level < 0
+            and blk.indent is None
+            and blk.align is None
+        ):
+            return _Para(self, p, sink.part, preformatted=preformatted)  # no w:pPr needed
         # Children in schema order: pStyle, numPr, ind, jc.
         ppr = SubElement(p, _q("w:pPr"))
-        name = style or blk.style
-        style_id = self.styles.get(name)
-        if style_id is not None and name != "Normal":
+        if style_id is not None:
             _val(ppr, "w:pStyle", style_id)
-        pending = blk.pending
         left: int | None = None
         if pending is not None and not pending.used:
             pending.used = True
@@ -734,7 +797,7 @@ class _Writer:
             _val(ppr, "w:jc", blk.align)
         if len(ppr) == 0:
             p.remove(ppr)
-        return _Para(self, p, sink.part, preformatted=name == "Source Code")
+        return _Para(self, p, sink.part, preformatted=preformatted)
 
     # --- block level
 
@@ -1474,12 +1537,16 @@ class _Writer:
             if vmerge == "restart":
                 vm.set(_q("w:val"), "restart")
         if cell is not None:
-            sub = _Block(
-                fmt=replace(_Fmt(), bold=bold),
-                align=align,
-                in_table=True,
-                in_footnote=blk.in_footnote,
-            )
+            key = (bold, align, blk.in_footnote)
+            sub = self.cell_blocks.get(key)
+            if sub is None:  # frozen and without a pending number: cells can share it
+                sub = _Block(
+                    fmt=_BOLD if bold else _PLAIN,
+                    align=align,
+                    in_table=True,
+                    in_footnote=blk.in_footnote,
+                )
+                self.cell_blocks[key] = sub
             self.blocks(cell, sub, _Sink(tc, self.body.part))
         # A cell must end with a paragraph.
         if len(tc) == 1 or tc[-1].tag != _q("w:p"):
@@ -1538,19 +1605,114 @@ def _recursion_limit(limit: int) -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
-def _fixed_zip(data: bytes) -> bytes:
-    """Rewrite the package with fixed timestamps, order and compression."""
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+class _Members:
+    """A stand-in for python-docx's zip writer that keeps the package's members in memory.
+
+    python-docx's save deflates every part, and the fixed-order zip would then inflate and
+    deflate them all again; collecting the blobs skips both.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.blobs: dict[str, bytes] = {}
+
+    def write(self, pack_uri: Any, blob: bytes | str) -> None:
+        name = str(pack_uri.membername)
+        self.names.append(name)
+        self.blobs[name] = blob.encode("utf-8") if isinstance(blob, str) else bytes(blob)
+
+    def close(self) -> None:
+        pass
+
+
+def _package_members(doc: Any) -> tuple[list[str], dict[str, bytes]]:
+    """The members python-docx's save would zip, as (names in write order, name -> bytes)."""
+    package = doc.part.package
+    parts = list(package.parts)
+    for part in parts:
+        part.before_marshal()
+    members = _Members()
+    # PackageWriter.write, minus the zip it opens itself (its helpers are untyped).
+    writer: Any = PackageWriter
+    writer._write_content_types_stream(members, parts)
+    writer._write_pkg_rels(members, package.rels)
+    writer._write_parts(members, parts)
+    return members.names, members.blobs
+
+
+# Raw deflate (level 6, as zipfile does it) of members that repeat from job to job: the
+# template's styles, theme and settings are most of a small document's zip time. Keyed by
+# content, so a cached member gives exactly the bytes a fresh deflate would.
+_DEFLATE_LEVEL = 6
+_DEFLATE_MIN_BYTES = 16 * 1024
+_DEFLATE_CACHE_MAX_BYTES = 32 * 1024 * 1024
+_DEFLATE_CACHE: dict[bytes, bytes] = {}
+_PER_DOCUMENT_MEMBERS = frozenset(
+    {
+        "word/document.xml",
+        "word/footnotes.xml",
+        "word/endnotes.xml",
+        "word/numbering.xml",
+        "docProps/core.xml",
+    }
+)
+
+
+def _cached_deflate(name: str, data: bytes) -> bytes | None:
+    if (
+        len(data) < _DEFLATE_MIN_BYTES
+        or name in _PER_DOCUMENT_MEMBERS
+        or name.startswith("word/media/")
     ):
-        for name in sorted(src.namelist()):
+        return None
+    packed = _DEFLATE_CACHE.get(data)
+    if packed is None:
+        comp = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -15)
+        packed = comp.compress(data) + comp.flush()
+        cached = sum(len(k) + len(v) for k, v in _DEFLATE_CACHE.items())
+        while _DEFLATE_CACHE and cached + len(data) + len(packed) > _DEFLATE_CACHE_MAX_BYTES:
+            oldest = next(iter(_DEFLATE_CACHE))  # first in, first out
+            cached -= len(oldest) + len(_DEFLATE_CACHE.pop(oldest))
+        if len(data) + len(packed) <= _DEFLATE_CACHE_MAX_BYTES:
+            _DEFLATE_CACHE[data] = packed
+    return packed
+
+
+class _Precompressed:
+    """Plays zipfile's compressor for one member whose deflate is already known."""
+
+    def __init__(self, packed: bytes) -> None:
+        self.packed = packed
+
+    def compress(self, data: bytes) -> bytes:
+        packed, self.packed = self.packed, b""
+        return packed
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _fixed_zip(names: list[str], blobs: Mapping[str, bytes]) -> bytes:
+    """Zip the members with fixed timestamps, order and compression."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(names):
+            data = blobs[name]
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 0
             info.external_attr = 0
-            dst.writestr(info, src.read(name), compresslevel=6)
+            packed = _cached_deflate(name, data)
+            if packed is None:
+                dst.writestr(info, data, compresslevel=_DEFLATE_LEVEL)
+                continue
+            # What writestr does, with the deflate taken from the cache (CRC and sizes
+            # are still computed by zipfile from the data).
+            info._compresslevel = _DEFLATE_LEVEL  # type: ignore[attr-defined]
+            info.file_size = len(data)
+            with dst.open(info, "w") as dest:
+                cast(Any, dest)._compressor = _Precompressed(packed)
+                dest.write(data)
     return out.getvalue()
 
 
@@ -1584,9 +1746,7 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     if len(doc.element.body) <= 1:
         writer.new_para(writer.body, _Block()).finish()  # Word wants at least one paragraph
     _set_properties(doc, meta)
-    buf = io.BytesIO()
-    doc.save(buf)
-    output.write_bytes(_fixed_zip(buf.getvalue()))
+    output.write_bytes(_fixed_zip(*_package_members(doc)))
 
 
 class HtmlToDocx:
