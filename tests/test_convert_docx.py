@@ -493,14 +493,14 @@ def test_reference_with_notes_and_media_keeps_none_of_its_content(job: Path) -> 
 def test_fixed_zip_equals_a_plain_deflate_of_python_docx_save(job: Path) -> None:
     # The writer skips python-docx's own zip and reuses deflates of repeated members; the
     # bytes must be what deflating python-docx's saved package member by member gives.
-    from spoold.convert import docx_writer as dw
+    from spoold.convert.docx import package, template
 
     for reference in (None, job / "ref.docx"):
         if reference is not None:
             convert(job / "features.md", reference)
-            doc = dw._load_reference(ConversionContext(job_root=job), reference)
+            doc = template.load_reference(ConversionContext(job_root=job), reference)
         else:
-            doc = docx.Document(io.BytesIO(dw._default_template()))
+            doc = docx.Document(io.BytesIO(template.default_template()))
         doc.add_paragraph("x" * 50_000)  # a member over the cache threshold, deflated afresh
         saved = io.BytesIO()
         doc.save(saved)
@@ -510,13 +510,13 @@ def test_fixed_zip_equals_a_plain_deflate_of_python_docx_save(job: Path) -> None
             zipfile.ZipFile(plain, "w", zipfile.ZIP_DEFLATED) as dst,
         ):
             for name in sorted(src.namelist()):
-                info = zipfile.ZipInfo(name, date_time=dw.ZIP_DATE)
+                info = zipfile.ZipInfo(name, date_time=package.ZIP_DATE)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.create_system = 0
                 info.external_attr = 0
                 dst.writestr(info, src.read(name), compresslevel=6)
         for _ in range(2):  # a cold and a warm deflate cache
-            assert dw._fixed_zip(*dw._package_members(doc)) == plain.getvalue()
+            assert package.docx_bytes(doc) == plain.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -526,11 +526,11 @@ def test_fixed_zip_equals_a_plain_deflate_of_python_docx_save(job: Path) -> None
 def test_pre_text_matches_python_docx_run_text(text: str) -> None:
     from lxml import etree
 
-    from spoold.convert import docx_writer as dw
+    from spoold.convert.docx.xml import append_pre_text
 
     ours = docx.Document().add_paragraph().add_run()._r
     theirs = docx.Document().add_paragraph().add_run()._r
-    last_t = dw._append_pre_text(ours, text)
+    last_t = append_pre_text(ours, text)
     theirs.text = text
     assert etree.tostring(ours) == etree.tostring(theirs)
     ts = theirs.findall(qn("w:t"))

@@ -30,7 +30,7 @@ CONVERTER_MODULES = (
     "spoold.convert.markdown",
     "spoold.convert.html",
     "spoold.convert.pdf",
-    "spoold.convert.docx_writer",
+    "spoold.convert.docx",
 )
 
 __all__ = [

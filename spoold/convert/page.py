@@ -1,4 +1,5 @@
-"""Page margins: the `margins` option, checked the same way in settings and at layout.
+"""Page sizes and margins: the `page_size` and `margins` options, defined once for PDF and
+DOCX and checked the same way in settings and at layout.
 
 Kept free of heavy imports: spoold.settings validates spool.toml and job.json with it.
 """
@@ -6,6 +7,7 @@ Kept free of heavy imports: spoold.settings validates spool.toml and job.json wi
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ..errors import ErrorCode, JobError
 
@@ -36,8 +38,51 @@ PAGE_SIZES_MM = {
     "legal": (215.9, 355.6),
     "ledger": (279.4, 431.8),
 }
+PAGE_SIZE_NAMES = ("A3", "A4", "A5", "A6", "B4", "B5", "Letter", "Legal", "Ledger")
 _LENGTH = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([a-z]*)", re.IGNORECASE)
 MARGINS_HELP = "'theme' or 1 to 4 CSS lengths in mm, cm, in, pt, pc or px, e.g. '20mm 15mm'"
+
+
+@dataclass(frozen=True)
+class PageSize:
+    """A checked page_size: its canonical name and its oriented size in mm."""
+
+    name: str  # "A4", "Letter"
+    landscape: bool
+    width_mm: float
+    height_mm: float
+
+
+def parse_page_size(page_size: str) -> PageSize:
+    """'A4', 'letter landscape' ...; JobError(input_invalid) naming the allowed values."""
+    words = page_size.split()
+    known = {p.lower(): p for p in PAGE_SIZE_NAMES}
+    orient = words[1].lower() if len(words) == 2 else "portrait"
+    if (
+        not words
+        or len(words) > 2
+        or words[0].lower() not in known
+        or orient
+        not in (
+            "portrait",
+            "landscape",
+        )
+    ):
+        raise JobError(
+            ErrorCode.INPUT_INVALID,
+            f"unknown page_size {page_size!r}; allowed: {', '.join(PAGE_SIZE_NAMES)}"
+            " (optionally followed by 'landscape')",
+            hint="Set page_size to one of the allowed values in job.json or spool.toml.",
+        )
+    width, height = PAGE_SIZES_MM[words[0].lower()]
+    if orient == "landscape":
+        width, height = height, width
+    return PageSize(known[words[0].lower()], orient == "landscape", width, height)
+
+
+def mm_to_twips(mm: float) -> int:
+    """Word's unit (1/20 pt): 1440 per inch."""
+    return round(mm * 1440 / 25.4)
 
 
 def parse_margins(value: str) -> tuple[float, float, float, float] | None:
@@ -74,12 +119,13 @@ def _expand(mm: list[float]) -> tuple[float, float, float, float]:
     return mm[0], mm[1], mm[2], mm[3]
 
 
-def margins_css(margins: str, page_size: str) -> str | None:
-    """The @page margin value for the job, or None to keep the theme's.
+def margins_mm(
+    margins: str, width_mm: float, height_mm: float, page: str
+) -> tuple[float, float, float, float] | None:
+    """(top, right, bottom, left) in mm for a page of that size, None for 'theme'.
 
-    `page_size` is an already-checked value ('A4', 'Letter landscape'). Raises
-    JobError(input_invalid) naming the key when the margins are malformed or leave
-    less than MIN_TEXT_MM of text width or height on that page.
+    Raises JobError(input_invalid) naming the key when the margins are malformed or leave
+    less than MIN_TEXT_MM of text width or height on the page (`page` names it).
     """
     try:
         sides = parse_margins(margins)
@@ -91,16 +137,27 @@ def margins_css(margins: str, page_size: str) -> str | None:
         ) from exc
     if sides is None:
         return None
+    top, right, bottom, left = sides
+    if width_mm - left - right < MIN_TEXT_MM or height_mm - top - bottom < MIN_TEXT_MM:
+        raise JobError(
+            ErrorCode.INPUT_INVALID,
+            f"margins {margins!r} leave less than {MIN_TEXT_MM:g} mm of text width or"
+            f" height on a {page} page",
+            hint="Use smaller margins or a larger page_size.",
+        )
+    return sides
+
+
+def margins_css(margins: str, page_size: str) -> str | None:
+    """The @page margin value for the job, or None to keep the theme's.
+
+    `page_size` is an already-checked value ('A4', 'Letter landscape'). Raises
+    JobError(input_invalid) as margins_mm does.
+    """
     words = page_size.lower().split()
     width, height = PAGE_SIZES_MM.get(words[0], PAGE_SIZES_MM["a4"]) if words else (210, 297)
     if words[1:] == ["landscape"]:
         width, height = height, width
-    top, right, bottom, left = sides
-    if width - left - right < MIN_TEXT_MM or height - top - bottom < MIN_TEXT_MM:
-        raise JobError(
-            ErrorCode.INPUT_INVALID,
-            f"margins {margins!r} leave less than {MIN_TEXT_MM:g} mm of text width or"
-            f" height on a {page_size} page",
-            hint="Use smaller margins or a larger page_size.",
-        )
+    if margins_mm(margins, width, height, page_size) is None:
+        return None
     return " ".join(margins.split()).lower()

@@ -1,0 +1,107 @@
+"""HTML -> DOCX with python-docx: the one writer behind html->docx, md->docx and pdf->docx.
+
+Markdown and PDF first become HTML (markdown_to_html, pdf_to_html); the writer walks that
+HTML once and writes real Word structure: heading styles, numbering definitions, tables
+with repeating header rows, hyperlinks, inline pictures scaled to the text width, native
+footnotes, and the head's metadata as document properties. python-docx has no API for
+footnotes, numbering or hyperlinks, so those are built as WordprocessingML here.
+
+Modules: styles (the style table), template (default template, reference.docx, page
+setup), properties (core.xml), paragraphs (runs and w:p), numbering, footnotes, grid
+(pure table layout) and tables, images, links, tags and walker/inline (the HTML walk),
+package (the reproducible zip).
+
+Output is reproducible: dates in core.xml are fixed (front matter date, else 2000-01-01)
+and the zip is written with fixed timestamps and order, so the same input and options
+give the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from ...errors import ErrorCode, JobError
+from ..base import ConversionContext, ConversionResult, register
+from .footnotes import collect_footnotes
+from .package import docx_bytes
+from .properties import document_metadata, set_properties
+from .template import start_document
+from .walker import Writer
+
+__all__ = ["HtmlToDocx", "MarkdownToDocx", "PdfToDocx", "write_docx"]
+
+# The walk recurses about two frames per HTML level; parse_html caps nesting at 256
+# levels, so this limit always suffices (restored afterwards).
+WALK_RECURSION_LIMIT = 4000
+
+
+@contextlib.contextmanager
+def _recursion_limit(limit: int) -> Iterator[None]:
+    old = sys.getrecursionlimit()
+    if old < limit:
+        sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Path) -> None:
+    """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
+    from ..html import parse_html  # depth-checked lxml parse shared with the PDF route
+
+    ctx.stage("parsing")
+    root = parse_html(html, "document")
+    doc = start_document(ctx)
+    meta = document_metadata(root, ctx.options.metadata)
+    ctx.stage("writing")
+    body = root.find("body")
+    try:
+        with _recursion_limit(WALK_RECURSION_LIMIT):
+            Writer(doc, ctx, base, collect_footnotes(root)).write_body(body)
+    except RecursionError as exc:
+        raise JobError(ErrorCode.INPUT_INVALID, "document nests elements too deeply") from exc
+    set_properties(doc, meta)
+    output.write_bytes(docx_bytes(doc))
+
+
+class HtmlToDocx:
+    source_type = "html"
+    target = "docx"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        write_docx(source.read_bytes(), output, ctx, source.parent)
+        return ConversionResult()
+
+
+class MarkdownToDocx:
+    source_type = "md"
+    target = "docx"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        from ..markdown import markdown_to_html, read_text
+
+        ctx.stage("parsing")
+        html = markdown_to_html(read_text(source), source.stem)
+        write_docx(html, output, ctx, source.parent)
+        return ConversionResult()
+
+
+class PdfToDocx:
+    source_type = "pdf"
+    target = "docx"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        from ..pdf import pdf_to_html
+
+        html = pdf_to_html(source, ctx)
+        write_docx(html, output, ctx, ctx.job_root)
+        return ConversionResult()
+
+
+register(HtmlToDocx())
+register(MarkdownToDocx())
+register(PdfToDocx())
