@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ...errors import ErrorCode, JobError
 from ..base import ConversionContext, ConversionResult, register
+from .anchors import map_ids
 from .footnotes import collect_footnotes
 from .package import docx_bytes
 from .properties import document_metadata, set_properties
@@ -49,6 +51,17 @@ def _recursion_limit(limit: int) -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
+def _ids(body: Any | None, notes: Iterable[Any]) -> Iterator[str]:
+    """Every id in the body, then in the footnotes, in document order."""
+    for tree in [body, *notes]:
+        if tree is None:
+            continue
+        for el in tree.iter():
+            anchor_id = el.get("id") if isinstance(el.tag, str) else None
+            if anchor_id:
+                yield anchor_id
+
+
 def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Path) -> None:
     """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
     from ..html import parse_html  # depth-checked lxml parse shared with the PDF route
@@ -61,7 +74,9 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     body = root.find("body")
     try:
         with _recursion_limit(WALK_RECURSION_LIMIT):
-            Writer(doc, ctx, base, collect_footnotes(root)).write_body(body)
+            notes = collect_footnotes(root)
+            names = map_ids(_ids(body, notes.values()))
+            Writer(doc, ctx, base, notes, names).write_body(body)
     except RecursionError as exc:
         raise JobError(ErrorCode.INPUT_INVALID, "document nests elements too deeply") from exc
     set_properties(doc, meta)

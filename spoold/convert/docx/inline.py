@@ -9,6 +9,7 @@ from typing import Any
 from lxml.etree import SubElement
 
 from ..base import ConversionContext
+from .anchors import Anchors
 from .footnotes import Footnotes
 from .images import Images
 from .links import LINK_SCHEMES, ExternalLinks
@@ -55,8 +56,10 @@ class Inline:
         footnotes: Footnotes,
         images: Images,
         links: ExternalLinks,
+        anchors: Anchors,
     ) -> None:
         self.ctx = ctx
+        self.anchors = anchors
         self.footnotes = footnotes
         self.images = images
         self.links = links
@@ -72,6 +75,8 @@ class Inline:
 
     def element(self, el: Any, tag: str, para: Para, fmt: Fmt, blk: Block) -> None:
         """Write one inline element (not its tail) into para."""
+        if el.get("id") is not None and tag not in SKIP:
+            self.anchors.mark_element(el, para.target)
         change = _FORMATS.get(tag)
         if change is not None:
             fmt = replace(fmt, **change)
@@ -110,14 +115,18 @@ class Inline:
 
     def _a(self, el: Any, para: Para, fmt: Fmt, blk: Block) -> None:
         href = (el.get("href") or "").strip()
-        note_id = href[1:] if href.startswith("#") else ""
-        if note_id and note_id in self.footnotes.items and not blk.in_footnote:
-            self.footnotes.add(note_id, para, fmt)
+        fragment = href[1:] if href.startswith("#") else ""
+        if fragment and fragment in self.footnotes.items and not blk.in_footnote:
+            self.footnotes.add(fragment, para, fmt)
             return
         scheme = urllib.parse.urlsplit(href).scheme.lower() if href else ""
-        if scheme not in LINK_SCHEMES or para.target is not para.p:
-            # Internal anchors, relative and unsafe links (and links in links): text only.
+        bookmark = self.anchors.name_for(fragment) if fragment else None
+        if para.target is not para.p or (bookmark is None and scheme not in LINK_SCHEMES):
+            # Links in links, unknown anchors, relative and unsafe links: text only.
             self.children(el, para, fmt, blk)
+            return
+        if bookmark is not None:
+            self._fill_link(self.anchors.link(para.p, bookmark), el, para, fmt, blk)
             return
         link = SubElement(para.p, q("w:hyperlink"))
         link.set(q("r:id"), self.links.rid(para.part, href))

@@ -8,6 +8,7 @@ from typing import Any
 
 from lxml.etree import SubElement
 
+from .anchors import Anchors
 from .xml import WS, XML_SPACE, append_pre_text, q, val, xml_safe
 
 
@@ -61,14 +62,16 @@ class Sink:
     element: Any
     part: Any
     before: Any = None  # insert before this child (the body's sectPr)
-    last_was_table: bool = False
+    # What the last child was when readers would merge it with a next one of its kind:
+    # "table", "code" (a code block) or "quote" (a block quote or alert); else None.
+    last_kind: str | None = None
 
     def add(self, tag: str) -> Any:
         """A new child element `tag` at the end of this container."""
         el = SubElement(self.element, q(tag))
         if self.before is not None:
             self.before.addprevious(el)  # moves it in front of the sectPr
-        self.last_was_table = tag == "w:tbl"
+        self.last_kind = "table" if tag == "w:tbl" else None
         return el
 
 
@@ -151,12 +154,41 @@ class Para:
 
 
 class Paragraphs:
-    """Makes paragraphs: style, list numbering, indentation and alignment in w:pPr."""
+    """Makes paragraphs: style, list numbering, indentation and alignment in w:pPr, and
+    the bookmarks of the elements that start there."""
 
-    def __init__(self, styles: Mapping[str, str]) -> None:
+    def __init__(self, styles: Mapping[str, str], anchors: Anchors) -> None:
         self.styles = styles
+        self.anchors = anchors
 
     def new(self, sink: Sink, blk: Block, style: str | None = None) -> Para:
+        para = self._new(sink, blk, style)
+        if self.anchors.pending:
+            self.anchors.place_pending(para.p)
+        return para
+
+    def separator(self, sink: Sink) -> None:
+        """A 1 pt paragraph holding bookmarks: those waiting for the next paragraph, else
+        a hidden one. It goes before a code block, where pandoc's reader would not see
+        a bookmark, and between two code blocks (or quotes), which it would merge: it
+        drops empty paragraphs, not this one."""
+        p = sink.add("w:p")
+        ppr = SubElement(p, q("w:pPr"))
+        spacing = SubElement(ppr, q("w:spacing"))
+        for key, value in (("w:before", "0"), ("w:after", "0"), ("w:line", "20")):
+            spacing.set(q(key), value)
+        spacing.set(q("w:lineRule"), "exact")
+        val(SubElement(ppr, q("w:rPr")), "w:sz", "2")
+        # Empty runs around the bookmarks: pandoc's reader takes a bookmark that follows
+        # another with nothing read in between (code is not) for an alias of the first.
+        SubElement(p, q("w:r"))
+        if self.anchors.pending:
+            self.anchors.place_pending(p)
+        else:
+            self.anchors.separator(p)
+        SubElement(p, q("w:r"))
+
+    def _new(self, sink: Sink, blk: Block, style: str | None) -> Para:
         p = sink.add("w:p")
         name = style or blk.style
         style_id = self.styles.get(name) if name != "Normal" else None

@@ -42,6 +42,8 @@ class StyleLook:
     space_after: float | None = None  # pt
     line_spacing: float | None = None  # multiple of single
     keep_with_next: bool | None = None
+    border_left: str | None = None  # hex colour of a bar left of the text
+    shading: str | None = None  # hex background colour
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,30 @@ class StyleSpec:
     name: str
     kind: WD_STYLE_TYPE
     look: StyleLook
+    base: str = "Normal"  # for paragraph styles this writer adds
+
+
+# GitHub alerts: type -> (bar colour, background), GitHub's own colours.
+ALERT_TYPES: dict[str, tuple[str, str]] = {
+    "note": ("0969DA", "DDF4FF"),
+    "tip": ("1A7F37", "DAFBE1"),
+    "important": ("8250DF", "FBEFFF"),
+    "warning": ("9A6700", "FFF8C5"),
+    "caution": ("D1242F", "FFEBE9"),
+}
+
+
+def _alert(kind: str, bar: str, background: str) -> StyleSpec:
+    # Based on "Quote" so readers (pandoc) take the callout for a block quote.
+    look = StyleLook(
+        italic=False,
+        color=RGBColor(0x1F, 0x23, 0x28),
+        left_indent=288,
+        right_indent=0,
+        border_left=bar,
+        shading=background,
+    )
+    return StyleSpec(f"Alert {kind.title()}", P, look, base="Quote")
 
 
 def _heading(level: int) -> StyleSpec:
@@ -100,6 +126,7 @@ STYLES: tuple[StyleSpec, ...] = (
     StyleSpec("Definition", P, StyleLook(left_indent=720)),
     StyleSpec("Caption", P, StyleLook(italic=True, size=9)),
     StyleSpec("Table Grid", T, StyleLook()),
+    *(_alert(kind, *colours) for kind, colours in ALERT_TYPES.items()),
 )
 STYLE_NAMES: tuple[tuple[str, WD_STYLE_TYPE], ...] = tuple((s.name, s.kind) for s in STYLES)
 
@@ -123,10 +150,18 @@ def define_style(doc: Any, spec: StyleSpec, tune: bool) -> None:
             _add_table_borders(style)
         return
     if spec.kind == P and spec.name != "Normal" and not exists:
-        style.base_style = styles["Normal"]
+        style.base_style = _paragraph_style(styles, spec.base) or styles["Normal"]
     _apply_font(style.font, spec.look)
     if spec.kind == P:
         _apply_paragraph(style.paragraph_format, spec.look)
+
+
+def _paragraph_style(styles: Any, name: str) -> Any:
+    try:
+        style = styles[name]
+    except KeyError:
+        return None
+    return style if style.type == P else None
 
 
 def _apply_font(font: Any, look: StyleLook) -> None:
@@ -163,6 +198,67 @@ def _apply_paragraph(pf: Any, look: StyleLook) -> None:
         pf.line_spacing = look.line_spacing
     if look.keep_with_next is not None:
         pf.keep_with_next = look.keep_with_next
+    if look.border_left is not None or look.shading is not None:
+        _add_box(pf._element.get_or_add_pPr(), look)
+
+
+# pPr children that must follow w:pBdr and w:shd (schema order).
+_AFTER_SHADING = frozenset(
+    q(f"w:{tag}")
+    for tag in [
+        "tabs",
+        "suppressAutoHyphens",
+        "kinsoku",
+        "wordWrap",
+        "overflowPunct",
+        "topLinePunct",
+        "autoSpaceDE",
+        "autoSpaceDN",
+        "bidi",
+        "adjustRightInd",
+        "snapToGrid",
+        "spacing",
+        "ind",
+        "contextualSpacing",
+        "mirrorIndents",
+        "suppressOverlap",
+        "jc",
+        "textDirection",
+        "textAlignment",
+        "textboxTightWrap",
+        "outlineLvl",
+        "divId",
+        "cnfStyle",
+        "rPr",
+        "sectPr",
+        "pPrChange",
+    ]
+)
+
+
+def _add_box(ppr: Any, look: StyleLook) -> None:
+    """A coloured bar left of the paragraphs and a background: a callout box."""
+    new = []
+    if look.border_left is not None:
+        bdr = OxmlElement("w:pBdr")
+        left = OxmlElement("w:left")
+        for key, value in (("w:val", "single"), ("w:sz", "24"), ("w:space", "8")):
+            left.set(qn(key), value)
+        left.set(qn("w:color"), look.border_left)
+        bdr.append(left)
+        new.append(bdr)
+    if look.shading is not None:
+        shd = OxmlElement("w:shd")
+        for key, value in (("w:val", "clear"), ("w:color", "auto")):
+            shd.set(qn(key), value)
+        shd.set(qn("w:fill"), look.shading)
+        new.append(shd)
+    later = next((c for c in ppr if c.tag in _AFTER_SHADING), None)
+    for el in new:
+        if later is not None:
+            later.addprevious(el)
+        else:
+            ppr.append(el)
 
 
 def _add_table_borders(style: Any) -> None:

@@ -102,7 +102,7 @@ class Tables:
         ]
         grid, ncols = layout_grid(source)
         widths = column_widths(grid, ncols, self.text_width_emu // EMU_PER_TWIP, _longest_line)
-        if sink.last_was_table:
+        if sink.last_kind == "table":
             self.paragraphs.new(sink, Block()).finish()  # Word would merge adjacent tables
         tbl = sink.add("w:tbl")
         self._properties(tbl, widths)
@@ -110,7 +110,7 @@ class Tables:
         for row, cells in zip(rows, grid, strict=True):
             header_run = header_run and row.header
             self._row(tbl, row, cells, widths, blk, header_run)
-        sink.last_was_table = True
+        sink.last_kind = "table"
 
     def _properties(self, tbl: Any, widths: list[int]) -> None:
         tbl_pr = SubElement(tbl, q("w:tblPr"))

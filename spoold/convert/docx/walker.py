@@ -16,13 +16,14 @@ from docx.oxml.ns import qn
 from docx.shared import Twips
 
 from ..base import ConversionContext
+from .anchors import Anchors, first_free_bookmark_id
 from .footnotes import Footnotes
 from .images import Images
 from .inline import SVG_SKIPPED, Inline
 from .links import ExternalLinks
 from .numbering import INDENT_TWIPS, LEVELS, OL_FORMATS, Numbering
 from .paragraphs import Block, Fmt, Para, Paragraphs, Pending, Sink
-from .styles import style_ids
+from .styles import ALERT_TYPES, style_ids
 from .tables import Tables
 from .tags import BLOCKS, HEADINGS, SKIP
 from .xml import alignment, classes, tag_of
@@ -43,7 +44,12 @@ def _text_area(doc: Any) -> tuple[int, int]:
 
 class Writer:
     def __init__(
-        self, doc: Any, ctx: ConversionContext, base: Path, footnote_items: dict[str, Any]
+        self,
+        doc: Any,
+        ctx: ConversionContext,
+        base: Path,
+        footnote_items: dict[str, Any],
+        bookmark_names: dict[str, str],
     ) -> None:
         self.doc = doc
         self.ctx = ctx
@@ -51,10 +57,14 @@ class Writer:
         text_area = _text_area(doc)
         body = doc.element.body
         self.body = Sink(body, doc.part, before=body.find(qn("w:sectPr")))
-        self.paragraphs = Paragraphs(self.styles)
+        self.anchors = Anchors(
+            bookmark_names, first_free_bookmark_id(doc), self.styles.get("Hyperlink")
+        )
+        self.paragraphs = Paragraphs(self.styles, self.anchors)
         self.numbering = Numbering(doc)
         self.footnotes = Footnotes(doc, footnote_items, self.styles, self.paragraphs, self.blocks)
-        self.inline = Inline(ctx, self.footnotes, Images(ctx, base, text_area), ExternalLinks())
+        images = Images(ctx, base, text_area)
+        self.inline = Inline(ctx, self.footnotes, images, ExternalLinks(), self.anchors)
         self.tables = Tables(
             self.styles, self.paragraphs, self.blocks, self._caption, text_area[0], doc.part
         )
@@ -62,14 +72,17 @@ class Writer:
     def write_body(self, body: Any | None) -> None:
         if body is not None:
             self.blocks(body, Block(), self.body)
-        if len(self.doc.element.body) <= 1:
-            self.new_para(self.body, Block()).finish()  # Word wants at least one paragraph
+        if len(self.doc.element.body) <= 1 or self.anchors.pending:
+            # Word wants at least one paragraph; ids at the very end need one to mark.
+            self.new_para(self.body, Block()).finish()
+        self.anchors.unwrap_dangling()
 
     def new_para(self, sink: Sink, blk: Block, style: str | None = None) -> Para:
         return self.paragraphs.new(sink, blk, style)
 
     def blocks(self, el: Any, blk: Block, sink: Sink) -> None:
         """Write el's children as blocks; loose inline content gets implicit paragraphs."""
+        self.anchors.expect(el)
         para: Para | None = None
 
         def loose(text: str | None) -> None:
@@ -101,6 +114,7 @@ class Writer:
     def block(self, el: Any, tag: str, blk: Block, sink: Sink) -> None:
         if tag in SKIP:
             return
+        self.anchors.expect(el)
         align = alignment(el)
         if align is not None:
             blk = replace(blk, align=align)
@@ -110,7 +124,9 @@ class Writer:
                 name = "Title"
             self.paragraph(el, blk, sink, name)
         elif tag == "p":
-            self.paragraph(el, blk, sink, _title_block_style(el))
+            self.paragraph(el, _alert_title(el, blk), sink, _title_block_style(el))
+        elif tag == "summary":  # <details> shows its summary, then its content
+            self.paragraph(el, replace(blk, fmt=replace(blk.fmt, bold=True)), sink, None)
         elif tag == "pre":
             self.code_block(el, blk, sink)
         elif tag in ("ul", "ol"):
@@ -133,11 +149,14 @@ class Writer:
             self.ctx.warn(SVG_SKIPPED)
         elif tag == "math":
             self.paragraph(el, blk, sink, None)
+        elif tag == "div" and "markdown-alert" in classes(el):
+            self.alert(el, blk, sink)
         else:
             self.blocks(el, blk, sink)
 
     def paragraph(self, el: Any, blk: Block, sink: Sink, style: str | None) -> None:
         """A block element whose content is inline; nested blocks end it and follow."""
+        self.anchors.expect(el)
         if any(tag_of(c) in BLOCKS for c in el):
             # Invalid but common (a div inside a p): keep order, accept extra paragraphs.
             sub = replace(blk, style=style) if style else blk
@@ -154,13 +173,32 @@ class Writer:
         text = el.text_content()
         # HTML drops one newline right after <pre>; markdown adds one at the end.
         text = text.removeprefix("\n").removesuffix("\n").replace("\r\n", "\n")
+        if self.anchors.pending and not blk.in_table and not blk.in_footnote:
+            self.paragraphs.separator(sink)  # the code block's id, where readers see it
+        else:
+            self._keep_apart(sink, "code")
         para = self.new_para(sink, replace(blk, fmt=Fmt()), "Source Code")
         para.text(text, Fmt())
+        sink.last_kind = "code"
 
-    def blockquote(self, el: Any, blk: Block, sink: Sink) -> None:
+    def blockquote(self, el: Any, blk: Block, sink: Sink, style: str = "Quote") -> None:
+        self._keep_apart(sink, "quote")
         depth = blk.quote_depth + 1
         indent = INDENT_TWIPS * depth if depth > 1 else blk.indent
-        self.blocks(el, replace(blk, style="Quote", quote_depth=depth, indent=indent), sink)
+        self.blocks(el, replace(blk, style=style, quote_depth=depth, indent=indent), sink)
+        sink.last_kind = "quote"
+
+    def alert(self, el: Any, blk: Block, sink: Sink) -> None:
+        """A GitHub alert (div.markdown-alert-TYPE): a quote in the type's callout style."""
+        kinds = [c.removeprefix("markdown-alert-") for c in sorted(classes(el))]
+        kind = next((k for k in kinds if k in ALERT_TYPES), "note")
+        style = f"Alert {kind.title()}"
+        self.blockquote(el, blk, sink, style if style in self.styles else "Quote")
+
+    def _keep_apart(self, sink: Sink, kind: str) -> None:
+        """Two code blocks (or quotes) in a row stay two for readers that merge them."""
+        if sink.last_kind == kind:
+            self.paragraphs.separator(sink)
 
     def rule(self, sink: Sink, blk: Block) -> None:
         para = self.new_para(sink, replace(blk, pending=None))
@@ -226,6 +264,15 @@ class Writer:
         self.blocks(li, blk, sink)
         if blk.pending is not None and not blk.pending.used:
             self.new_para(sink, blk).finish()  # an empty <li> still counts
+
+
+def _alert_title(p: Any, blk: Block) -> Block:
+    """An alert's title line ("Note", "Warning") is bold; its icon, if any, is left out."""
+    if "markdown-alert-title" not in classes(p):
+        return blk
+    for svg in [c for c in p.iter() if tag_of(c) == "svg"]:
+        svg.drop_tree()
+    return replace(blk, fmt=replace(blk.fmt, bold=True))
 
 
 def _title_block_style(p: Any) -> str | None:
