@@ -164,3 +164,31 @@ def test_bookmark_names_are_valid_unique_and_deterministic() -> None:
     # A name that is taken gets a hashed suffix rather than a clash.
     taken = {"abc"}
     assert bookmark_name("abc", taken) != "abc"
+
+
+def test_bookmark_ids_stay_unique_beside_a_reference_docx_header(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    ref = docx.Document()
+    header_p = ref.sections[0].header.paragraphs[0]
+    header_p.text = "Company"
+    for tag in ("w:bookmarkStart", "w:bookmarkEnd"):
+        mark = OxmlElement(tag)
+        mark.set(qn("w:id"), "7")
+        if tag == "w:bookmarkStart":
+            mark.set(qn("w:name"), "logo_area")
+        header_p._p.append(mark)
+    (tmp_path / "job").mkdir()
+    ref.save(str(tmp_path / "job" / "reference.docx"))
+    out = html_to_docx(
+        tmp_path,
+        '<h1 id="a">A</h1><h2 id="b">B</h2><p><a href="#b">b</a></p>',
+        reference_docx=tmp_path / "job" / "reference.docx",
+    )
+    doc = load(out)
+    ids = [int(s.get(qn("w:id"))) for s in doc.element.body.iter(qn("w:bookmarkStart"))]
+    assert len(ids) == 2 and min(ids) > 7 and len(set(ids)) == 2
+    assert "logo_area" in read_anchors(out).bookmarks
+    assert read_anchors(out).unresolved() == []
