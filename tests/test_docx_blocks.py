@@ -63,6 +63,13 @@ def test_adjacent_block_quotes_stay_separate(tmp_path: Path) -> None:
     assert [plain_text(b) for b in blocks] == ["first quote", "second quote"]
 
 
+def test_code_in_a_list_item_is_not_merged_into_the_next_quote(tmp_path: Path) -> None:
+    # Indented code reads as quoted code in pandoc, and adjacent quotes merge.
+    out = md_to_docx(tmp_path, "1. step\n\n   ```\n   make\n   ```\n\n> a quote\n")
+    quotes = [b for b in pandoc_blocks(out) if b["t"] == "BlockQuote"]
+    assert [[inner["t"] for inner in q["c"]] for q in quotes] == [["CodeBlock"], ["Para"]]
+
+
 # --- task lists -----------------------------------------------------------------------
 
 

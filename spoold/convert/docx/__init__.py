@@ -8,8 +8,9 @@ footnotes, numbering or hyperlinks, so those are built as WordprocessingML here.
 
 Modules: styles (the style table), template (default template, reference.docx, page
 setup), properties (core.xml), paragraphs (runs and w:p), numbering, footnotes, grid
-(pure table layout) and tables, images, links, tags and walker/inline (the HTML walk),
-package (the reproducible zip).
+(pure table layout) and tables, images, links, anchors (ids as bookmarks), tags and
+walker/inline (the HTML walk), package (the reproducible zip), check (reading anchors
+back from a DOCX).
 
 Output is reproducible: dates in core.xml are fixed (front matter date, else 2000-01-01)
 and the zip is written with fixed timestamps and order, so the same input and options

@@ -1,8 +1,8 @@
 """The HTML walk: block-level elements become paragraphs, lists, tables and notes.
 
 One pass over the lxml tree. Blocks carry how their paragraphs look (a frozen Block);
-inline content is handed to Inline; tables, numbering, footnotes and pictures have
-their own modules.
+inline content is handed to Inline; tables, numbering, footnotes, pictures and anchors
+(bookmarks for ids) have their own modules.
 """
 
 from __future__ import annotations
@@ -173,13 +173,15 @@ class Writer:
         text = el.text_content()
         # HTML drops one newline right after <pre>; markdown adds one at the end.
         text = text.removeprefix("\n").removesuffix("\n").replace("\r\n", "\n")
+        # Indented code (in a list item or quote) reads as a quoted code block in pandoc.
+        kind = "quote" if blk.list_level >= 0 or blk.indent else "code"
         if self.anchors.pending and not blk.in_table and not blk.in_footnote:
             self.paragraphs.separator(sink)  # the code block's id, where readers see it
         else:
-            self._keep_apart(sink, "code")
+            self._keep_apart(sink, kind)
         para = self.new_para(sink, replace(blk, fmt=Fmt()), "Source Code")
         para.text(text, Fmt())
-        sink.last_kind = "code"
+        sink.last_kind = kind
 
     def blockquote(self, el: Any, blk: Block, sink: Sink, style: str = "Quote") -> None:
         self._keep_apart(sink, "quote")
