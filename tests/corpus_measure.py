@@ -9,6 +9,7 @@ pypdf; HTML with lxml.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.parse
 import zipfile
@@ -48,6 +49,9 @@ _SOURCE_KIND = {
     "dt_open": "definition",
 }
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_HEADING_ATTRS = re.compile(r"^#{1,6} .*\{:? *#[^}]*\} *$", re.MULTILINE)
+# An attribute block left in heading text: `{#id}`, `{: #id }`, `{ .class }`.
+_SHOWN_ATTRS = re.compile(r"\{:? *[#.][\w-]")
 
 
 def corpus_documents() -> list[Path]:
@@ -288,7 +292,8 @@ class Measure:
     found: Counter[str]
     share: dict[str, float]
     macro: float
-    heading_braces: int  # headings (HTML, PDF outline, DOCX) whose text holds `{#`
+    heading_attrs: int  # source headings that end in an attribute block `{... #id ...}`
+    heading_braces: int  # headings (HTML, PDF outline, DOCX) showing `{#id}`, `{: #id}`...
     html_unresolved: list[str]
     pdf_unresolved: list[str]
     docx_internal_links: int  # internal links expected in DOCX (footnotes excluded)
@@ -332,7 +337,8 @@ def measure(source: Path, out_dir: Path) -> Measure:
         found=found,
         share=share,
         macro=macro_mean(share),
-        heading_braces=sum("{#" in h for h in headings),
+        heading_attrs=len(_HEADING_ATTRS.findall(source.read_text(encoding="utf-8"))),
+        heading_braces=sum(bool(_SHOWN_ATTRS.search(h)) for h in headings),
         html_unresolved=hl.unresolved,
         pdf_unresolved=pdf_unresolved,
         docx_internal_links=expected,
