@@ -106,6 +106,15 @@ def test_inline_attributes_on_images_links_and_code() -> None:
     assert root.find(".//code").get("class") == "py"
 
 
+def test_inline_attributes_kramdown_colon_form() -> None:
+    root = body('[Get started](start.md){: .md-button #go} ![i](i.png){: width="50"} end {: .x}\n')
+    link = root.find(".//a")
+    assert (link.get("class"), link.get("id")) == ("md-button", "go")
+    assert root.find(".//img").get("width") == "50"
+    # After plain text an attribute block means nothing: it stays as written.
+    assert root.find("p").text_content().endswith("end {: .x}")
+
+
 def test_attributes_cannot_add_event_handlers_or_script_urls(tmp_path: Path) -> None:
     src = tmp_path / "doc.md"
     src.write_text(

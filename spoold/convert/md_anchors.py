@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.renderer import RendererHTML
 from markdown_it.rules_core import StateCore
+from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.anchors.index import slugify
@@ -83,6 +84,33 @@ def _fence_attrs(state: StateCore) -> None:
         if classes:
             attrs["class"] = " ".join(classes)
         _merge(token, attrs)
+
+
+_INLINE_AFTER = ("image", "code_inline", "link_close")
+
+
+def _colon_attrs(state: StateInline, silent: bool) -> bool:
+    """kramdown/attr_list spell inline attributes `{: .class}`; djot's parser (the
+    attrs plugin) does not read the colon, so this rule does."""
+    start = state.pos
+    if state.src[start : start + 2] != "{:" or state.pending or not state.tokens:
+        return False
+    if state.tokens[-1].type not in _INLINE_AFTER:
+        return False
+    end = state.src.find("}", start, state.posMax)
+    attrs = attributes(state.src[start + 2 : end]) if end > 0 else None
+    if attrs is None:
+        return False
+    if not silent:
+        index, depth = len(state.tokens) - 1, 0
+        while index > 0:  # a link_close: walk back to its link_open
+            depth += state.tokens[index].nesting
+            if depth == 0:
+                break
+            index -= 1
+        _merge(state.tokens[index], attrs)
+    state.pos = end + 1
+    return True
 
 
 def _merge(token: Token, attrs: dict[str, str]) -> None:
@@ -170,6 +198,7 @@ def anchors_plugin(md: MarkdownIt) -> None:
     internal links resolved. Add after the other plugins (it runs last)."""
     md.core.ruler.after("block", "heading_attrs", _heading_attrs)
     md.core.ruler.after("heading_attrs", "fence_attrs", _fence_attrs)
-    attrs_plugin(md, after=("image", "code_inline", "link_close"))
+    attrs_plugin(md, after=_INLINE_AFTER)
+    md.inline.ruler.push("colon_attrs", _colon_attrs)
     md.core.ruler.push("spoold_anchors", _anchors)
     md.add_render_rule("fence", _fence)
