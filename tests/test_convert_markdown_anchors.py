@@ -106,6 +106,14 @@ def test_inline_attributes_on_images_links_and_code() -> None:
     assert root.find(".//code").get("class") == "py"
 
 
+def test_bracketed_span_sets_an_anchor_mid_text() -> None:
+    root = body("An [anchor here]{#here .hl} and [a link](#here); [plain] stays.\n")
+    span = root.find(".//span")
+    assert (span.get("id"), span.get("class"), span.text) == ("here", "hl", "anchor here")
+    assert root.find(".//a").get("href") == "#here"
+    assert "[plain] stays." in root.find("p").text_content()
+
+
 def test_inline_attributes_kramdown_colon_form() -> None:
     root = body('[Get started](start.md){: .md-button #go} ![i](i.png){: width="50"} end {: .x}\n')
     link = root.find(".//a")

@@ -198,7 +198,8 @@ def anchors_plugin(md: MarkdownIt) -> None:
     internal links resolved. Add after the other plugins (it runs last)."""
     md.core.ruler.after("block", "heading_attrs", _heading_attrs)
     md.core.ruler.after("heading_attrs", "fence_attrs", _fence_attrs)
-    attrs_plugin(md, after=_INLINE_AFTER)
+    # spans: pandoc's `[text]{#id .class}`, the usual way to set an anchor mid-text.
+    attrs_plugin(md, after=_INLINE_AFTER, spans=True)
     md.inline.ruler.push("colon_attrs", _colon_attrs)
     md.core.ruler.push("spoold_anchors", _anchors)
     md.add_render_rule("fence", _fence)
