@@ -128,14 +128,19 @@ def test_attributes_cannot_add_event_handlers_or_script_urls(tmp_path: Path) -> 
     src.write_text(
         '# Title {#t onclick="evil()"}\n\n'
         '[x](https://example.com){onmouseover="evil()" href="javascript:evil()"}\n\n'
-        '```{.py onload="evil()"}\nx\n```\n'
+        '```{.py onload="evil()"}\nx\n```\n\n'
+        '![pic](pic.png){src="/etc/passwd" srcset="http://evil.example/x.png 2x"}\n'
     )
+    Image.new("RGB", (4, 4), "blue").save(tmp_path / "pic.png")
     out, _ = convert("html", src)
     data = out.read_text()
     assert "evil" not in data
     root = lxml.html.document_fromstring(out.read_bytes())
     assert root.find(".//h1").get("id") == "t"
     assert root.find(".//a").get("href") == "https://example.com"
+    # The image is the one the Markdown names: attributes cannot swap its source.
+    assert root.find(".//img").get("src").startswith("data:image/png")
+    assert "passwd" not in data and "evil.example" not in data
 
 
 # --- internal links ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from mdit_py_plugins.tasklists import tasklists_plugin
 from ..errors import ErrorCode, JobError
 from .base import ConversionContext, ConversionResult, register
 from .md_anchors import anchors_plugin
+from .md_attrs import attrs_plugin
 
 # Front matter keys that land in <head>; anything else is kept only for the title block.
 META_KEYS = ("title", "author", "date", "keywords", "subject", "description", "lang")
@@ -39,8 +40,9 @@ def _md() -> MarkdownIt:
         .use(footnote_plugin)
         .use(tasklists_plugin)
         .use(deflist_plugin)
-        # `{#id .class}` attributes, heading ids and resolved `#id` links: anchors in
-        # HTML, PDF destinations and DOCX bookmarks.
+        # `{#id .class}` attributes, then heading ids and `#id` links that land: anchors
+        # in HTML, PDF destinations and DOCX bookmarks.
+        .use(attrs_plugin)
         .use(anchors_plugin)
     )
     # GitHub alerts (`> [!NOTE]`): markdown-it-py renders them as GitHub does.
