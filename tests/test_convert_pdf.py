@@ -22,6 +22,8 @@ from spoold.convert import ConversionContext, get_converter, load_converters
 from spoold.convert.pdf import pdf_to_html
 from spoold.errors import ErrorCode, JobError
 
+from .corpus_measure import pdf_links
+
 load_converters()
 
 SOURCE_MD = """# Main Title
@@ -139,6 +141,21 @@ def test_pdf_sanitised(hostile_pdf: Path, tmp_path: Path) -> None:
         if "/A" in a.get_object()
     ]
     assert all(u is None or not str(u).startswith("javascript") for u in uris)
+
+
+def test_pdf_to_pdf_keeps_internal_links_and_destinations(tmp_path: Path) -> None:
+    src = tmp_path / "links.md"
+    filler = "\n\n".join(["filler words " * 60] * 20)
+    src.write_text(
+        f"# Start {{#start}}\n\n[to the end](#end)\n\n{filler}\n\n## End\n\n[back](#start)\n"
+    )
+    converter = get_converter("md", "pdf")
+    assert converter is not None
+    converter.convert(src, tmp_path / "links.pdf", ConversionContext(job_root=tmp_path))
+    to_pdf(tmp_path / "links.pdf", tmp_path / "clean.pdf")
+    links = pdf_links(tmp_path / "clean.pdf")
+    assert links.targets == ["end", "start"] and all(links.resolved)
+    assert links.destinations["end"] > links.destinations["start"] == 0
 
 
 def test_pdf_to_pdf_is_reproducible(hostile_pdf: Path, tmp_path: Path) -> None:

@@ -434,6 +434,9 @@ def sanitise(
                         el.set(name, url)
             elif lname == "rel" and "attachment" in value.lower():
                 del el.attrib[name]
+        if tag == "a" and el.get("name") and not el.get("id"):
+            # The old `<a name="x">` anchor: an id, so every target can find it.
+            el.set("id", el.get("name"))
         if tag == "source" and el.getparent() is not None:
             # <picture>/<video> sources would be fetched by a browser; the img stays.
             _drop(el)
@@ -658,7 +661,13 @@ def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Pa
             )
             # A fresh font configuration per job: @font-face from one job must not
             # leak into the next job's layout (and make its output depend on history).
-            rendered = doc.render(font_config=FontConfiguration(), stylesheets=stylesheets)
+            # Presentational hints: `<img width>`, `<p align=center>` as people write
+            # them in Markdown READMEs; author CSS still wins over them.
+            rendered = doc.render(
+                font_config=FontConfiguration(),
+                stylesheets=stylesheets,
+                presentational_hints=True,
+            )
             ctx.stage("writing")
             rendered.write_pdf(target=str(output))
     except RecursionError as exc:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
-from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
@@ -24,6 +23,8 @@ from mdit_py_plugins.tasklists import tasklists_plugin
 
 from ..errors import ErrorCode, JobError
 from .base import ConversionContext, ConversionResult, register
+from .md_anchors import anchors_plugin
+from .md_attrs import attrs_plugin
 
 # Front matter keys that land in <head>; anything else is kept only for the title block.
 META_KEYS = ("title", "author", "date", "keywords", "subject", "description", "lang")
@@ -39,9 +40,13 @@ def _md() -> MarkdownIt:
         .use(footnote_plugin)
         .use(tasklists_plugin)
         .use(deflist_plugin)
-        # ids on headings so that in-document links and PDF bookmarks can target them.
-        .use(anchors_plugin, min_level=1, max_level=6)
+        # `{#id .class}` attributes, then heading ids and `#id` links that land: anchors
+        # in HTML, PDF destinations and DOCX bookmarks.
+        .use(attrs_plugin)
+        .use(anchors_plugin)
     )
+    # GitHub alerts (`> [!NOTE]`): markdown-it-py renders them as GitHub does.
+    md.options["alerts"] = True
     return md
 
 

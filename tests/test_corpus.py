@@ -1,0 +1,113 @@
+"""Real documents from other projects (tests/corpus/), converted as a user drops them.
+
+Every document goes Markdown -> HTML, PDF and DOCX through the worker's converters;
+then: no heading keeps a `{#id}` attribute block as text, internal links land on their
+target in HTML (an id), PDF (a link annotation to a named destination) and DOCX (a
+hyperlink to a bookmark), and pandoc reading the DOCX back finds the source's blocks.
+Figures: `python bench/bench_corpus.py` prints the per-document table.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .corpus_measure import CORPUS, Measure, corpus_documents, measure
+
+DOCUMENTS = [p.name for p in corpus_documents()]
+
+# Share of source blocks pandoc finds in our DOCX (macro mean over block kinds), measured
+# on this branch and floored slightly below (bench/bench_corpus.py, 2026-11-30):
+# ethereum 1.000, httpx 1.000, mkdocs-material 1.000, openai 0.886 (2 of 3 quotes are
+# alerts, 2 adjacent code blocks merge), python-markdown 1.000, rust-book 1.000, textual
+# 0.733 (its alert is not a quote in DOCX; 2 paragraphs sit in a raw HTML table), yt-dlp
+# 0.999. Merged with the docx branch (d1bba6c: alerts as quotes, code blocks kept apart,
+# bookmarks): openai 1.000, textual 0.983, yt-dlp 1.000, the rest 1.000, every internal
+# link a DOCX hyperlink to a bookmark; the xfail marks below then pass and can go.
+DOCX_FLOORS = {
+    "ethereum-transactions.md": 0.99,
+    "httpx-changelog.md": 0.99,
+    "mkdocs-material-changing-the-colors.md": 0.99,
+    "openai-python-readme.md": 0.87,
+    "python-markdown-extension-api.md": 0.99,
+    "rust-book-ch06-02-match.md": 0.99,
+    "textual-readme.md": 0.72,
+    "yt-dlp-readme.md": 0.98,
+}
+ISSUE_TARGET = 0.97
+# Below the target on this branch until the DOCX writer renders alerts as quotes and
+# keeps adjacent code blocks apart (the docx branch of issue 13).
+BELOW_TARGET_UNTIL_DOCX_CHANGE = {"openai-python-readme.md", "textual-readme.md"}
+
+# Links in the source that name nothing in the document: `#readme` is GitHub's id for
+# the README box around the page, `##` is a tooltip trick (`[kbps](## "1000 bits/sec")`).
+DANGLING_IN_SOURCE = {"yt-dlp-readme.md": {"readme", "#"}}
+
+_cache: dict[str, Measure] = {}
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("corpus")
+
+
+def measured(name: str, out_dir: Path) -> Measure:
+    if name not in _cache:
+        _cache[name] = measure(CORPUS / name, out_dir)
+    return _cache[name]
+
+
+def test_every_document_has_its_source_and_licence_recorded() -> None:
+    sources = (CORPUS / "SOURCES.md").read_text(encoding="utf-8")
+    assert 6 <= len(DOCUMENTS) <= 10
+    for name in DOCUMENTS:
+        assert f"`{name}`" in sources, name
+    for licence in re.findall(r"`(licenses/[^`]+)`", sources):
+        assert (CORPUS / licence).is_file(), licence
+    assert set(DOCX_FLOORS) == set(DOCUMENTS)
+    size = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
+    assert size <= 1_500_000
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_no_heading_shows_its_attribute_block(name: str, out_dir: Path) -> None:
+    m = measured(name, out_dir)
+    assert m.heading_braces == 0
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_internal_links_resolve_in_html_and_pdf(name: str, out_dir: Path) -> None:
+    m = measured(name, out_dir)
+    assert set(m.html_unresolved) <= DANGLING_IN_SOURCE.get(name, set())
+    assert m.pdf_unresolved == []
+
+
+@pytest.mark.xfail(strict=False, reason="waits for the DOCX bookmark change")
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_internal_links_resolve_in_docx(name: str, out_dir: Path) -> None:
+    m = measured(name, out_dir)
+    if not m.docx_internal_links:
+        pytest.skip("no internal links in this document")
+    assert m.docx_unresolved == 0
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_pandoc_finds_the_source_blocks_in_the_docx(name: str, out_dir: Path) -> None:
+    m = measured(name, out_dir)
+    assert m.macro >= DOCX_FLOORS[name], (m.share, dict(m.source), dict(m.found))
+
+
+def _target_params() -> list[object]:
+    waits = pytest.mark.xfail(strict=False, reason="waits for the DOCX alert and code-block change")
+    return [
+        pytest.param(name, marks=waits) if name in BELOW_TARGET_UNTIL_DOCX_CHANGE else name
+        for name in DOCUMENTS
+    ]
+
+
+@pytest.mark.parametrize("name", _target_params())
+def test_docx_structure_meets_the_issue_target(name: str, out_dir: Path) -> None:
+    m = measured(name, out_dir)
+    assert m.macro >= ISSUE_TARGET, (m.share, dict(m.source), dict(m.found))
