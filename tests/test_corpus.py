@@ -19,27 +19,20 @@ from .corpus_measure import CORPUS, Measure, corpus_documents, measure
 DOCUMENTS = [p.name for p in corpus_documents()]
 
 # Share of source blocks pandoc finds in our DOCX (macro mean over block kinds), measured
-# on this branch and floored slightly below (bench/bench_corpus.py, 2026-11-30):
-# ethereum 1.000, httpx 1.000, mkdocs-material 1.000, openai 0.886 (2 of 3 quotes are
-# alerts, 2 adjacent code blocks merge), python-markdown 1.000, rust-book 1.000, textual
-# 0.733 (its alert is not a quote in DOCX; 2 paragraphs sit in a raw HTML table), yt-dlp
-# 0.999. Merged with the docx branch (d1bba6c: alerts as quotes, code blocks kept apart,
-# bookmarks): openai 1.000, textual 0.983, yt-dlp 1.000, the rest 1.000, every internal
-# link a DOCX hyperlink to a bookmark; the xfail marks below then pass and can go.
+# with bench/bench_corpus.py on 2026-11-30 and floored slightly below: textual 0.983 (2 of
+# its paragraphs sit in a raw HTML table), every other document 1.000. Every internal
+# link is a DOCX hyperlink to an existing bookmark.
 DOCX_FLOORS = {
     "ethereum-transactions.md": 0.99,
     "httpx-changelog.md": 0.99,
     "mkdocs-material-changing-the-colors.md": 0.99,
-    "openai-python-readme.md": 0.87,
+    "openai-python-readme.md": 0.99,
     "python-markdown-extension-api.md": 0.99,
     "rust-book-ch06-02-match.md": 0.99,
-    "textual-readme.md": 0.72,
-    "yt-dlp-readme.md": 0.98,
+    "textual-readme.md": 0.975,
+    "yt-dlp-readme.md": 0.99,
 }
 ISSUE_TARGET = 0.97
-# Below the target on this branch until the DOCX writer renders alerts as quotes and
-# keeps adjacent code blocks apart (the docx branch of issue 13).
-BELOW_TARGET_UNTIL_DOCX_CHANGE = {"openai-python-readme.md", "textual-readme.md"}
 
 # Links in the source that name nothing in the document: `#readme` is GitHub's id for
 # the README box around the page, `##` is a tooltip trick (`[kbps](## "1000 bits/sec")`).
@@ -84,7 +77,6 @@ def test_internal_links_resolve_in_html_and_pdf(name: str, out_dir: Path) -> Non
     assert m.pdf_unresolved == []
 
 
-@pytest.mark.xfail(strict=False, reason="waits for the DOCX bookmark change")
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_internal_links_resolve_in_docx(name: str, out_dir: Path) -> None:
     m = measured(name, out_dir)
@@ -99,15 +91,7 @@ def test_pandoc_finds_the_source_blocks_in_the_docx(name: str, out_dir: Path) ->
     assert m.macro >= DOCX_FLOORS[name], (m.share, dict(m.source), dict(m.found))
 
 
-def _target_params() -> list[object]:
-    waits = pytest.mark.xfail(strict=False, reason="waits for the DOCX alert and code-block change")
-    return [
-        pytest.param(name, marks=waits) if name in BELOW_TARGET_UNTIL_DOCX_CHANGE else name
-        for name in DOCUMENTS
-    ]
-
-
-@pytest.mark.parametrize("name", _target_params())
+@pytest.mark.parametrize("name", DOCUMENTS)
 def test_docx_structure_meets_the_issue_target(name: str, out_dir: Path) -> None:
     m = measured(name, out_dir)
     assert m.macro >= ISSUE_TARGET, (m.share, dict(m.source), dict(m.found))
