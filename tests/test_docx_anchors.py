@@ -192,3 +192,26 @@ def test_bookmark_ids_stay_unique_beside_a_reference_docx_header(tmp_path: Path)
     assert len(ids) == 2 and min(ids) > 7 and len(set(ids)) == 2
     assert "logo_area" in read_anchors(out).bookmarks
     assert read_anchors(out).unresolved() == []
+
+
+def test_old_style_a_name_anchors_are_link_targets(tmp_path: Path) -> None:
+    # `<a name="x">` as people still write it in Markdown and HTML: the sanitiser gives
+    # it an id for HTML and PDF; the DOCX writer must bookmark it too.
+    (tmp_path / "md").mkdir()
+    (tmp_path / "html").mkdir()
+    md = md_to_docx(
+        tmp_path / "md",
+        '<a name="setup"></a>\n\n## Set-up\n\nSee [set-up](#setup) and [later](#later-on).\n\n'
+        'Some text <a name="later-on">here</a>.\n',
+    )
+    html = html_to_docx(
+        tmp_path / "html",
+        '<p><a href="#top">up</a></p><h2><a name="top"></a>Top</h2>'
+        '<p><a name="both" id="kept">Named</a> <a href="#kept">by id</a></p>',
+    )
+    for out, expected in ((md, ["setup", "later_on"]), (html, ["top", "kept"])):
+        anchors = read_anchors(out)
+        assert anchors.link_anchors == expected
+        assert anchors.unresolved() == []
+        links, ids = pandoc_links_and_ids(pandoc_blocks(out))
+        assert len(links) == 2 and set(links) <= ids, (links, ids)

@@ -434,15 +434,22 @@ def sanitise(
                         el.set(name, url)
             elif lname == "rel" and "attachment" in value.lower():
                 del el.attrib[name]
-        if tag == "a" and el.get("name") and not el.get("id"):
-            # The old `<a name="x">` anchor: an id, so every target can find it.
-            el.set("id", el.get("name"))
+        if tag == "a":
+            name_as_id(el)
         if tag == "source" and el.getparent() is not None:
             # <picture>/<video> sources would be fetched by a browser; the img stays.
             _drop(el)
     if removed:
         ctx.warn("removed from the HTML: " + ", ".join(sorted(removed)))
     return inliner
+
+
+def name_as_id(a: Any) -> None:
+    """The old `<a name="x">` anchor gets id="x" (an id it has wins), so every link
+    target is an id: HTML anchors, PDF destinations and DOCX bookmarks alike."""
+    name = a.get("name")
+    if name and not a.get("id"):
+        a.set("id", name)
 
 
 def _drop(el: Any) -> None:

@@ -65,10 +65,13 @@ def _ids(body: Any | None, notes: Iterable[Any]) -> Iterator[str]:
 
 def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Path) -> None:
     """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
-    from ..html import parse_html  # depth-checked lxml parse shared with the PDF route
+    # The depth-checked lxml parse and `<a name>` anchors as the PDF route has them.
+    from ..html import name_as_id, parse_html
 
     ctx.stage("parsing")
     root = parse_html(html, "document")
+    for a in root.iter("a"):
+        name_as_id(a)
     doc = start_document(ctx)
     meta = document_metadata(root, ctx.options.metadata)
     ctx.stage("writing")
