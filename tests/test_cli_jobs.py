@@ -102,3 +102,22 @@ def test_submit_to_keeps_the_name_so_cancel_by_name_works(
     assert (manifest["name"], manifest["status"]) == ("x.md", "cancelled")
     assert "JOB`" not in manifest["error"]["hint"], "no placeholder left in the hint"
     assert _json("show", str(spool), "x.md")["status"] == "cancelled"
+
+    # Retried while the worker is still busy: queued again, the same job, its history kept.
+    assert cli("retry", str(spool), "x.md").stdout.strip() == f"requeued {manifest['job_id']}"
+    again = _json("show", str(spool), "x.md")
+    assert (again["state"], again["job_id"]) == ("queued", manifest["job_id"])
+    assert (again["attempt"], again["code"]) == (1, "cancelled")
+    assert [a["outcome"] for a in again["attempts"]] == ["cancelled"]
+    assert again["created_at"] == manifest["created_at"]
+    assert _json("show", str(spool), manifest["job_id"])["folder"] == again["folder"]
+
+
+def test_a_job_hint_names_the_real_job_id() -> None:
+    from spoold.errors import DEFAULT_HINTS, ErrorCode, job_hint
+
+    hint = job_hint(ErrorCode.CANCELLED, DEFAULT_HINTS[ErrorCode.CANCELLED], "20260101T000000Z-ab")
+    assert "20260101T000000Z-ab" in hint and "JOB" not in hint
+    custom = "Copy the file again, completely."
+    assert job_hint(ErrorCode.CANCELLED, custom, "x") == custom, "a specific hint is kept"
+    assert not [h for h in DEFAULT_HINTS.values() if "JOB`" in h], "no placeholder left"
