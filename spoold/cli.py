@@ -83,9 +83,7 @@ def init(spool: Path) -> None:
     """Create a spool folder with its layout."""
     try:
         api.init(spool)
-    except OSError as exc:
-        _fail(str(exc), EX_UNAVAILABLE)
-    except SpoolError as exc:
+    except (SpoolError, OSError) as exc:
         _fail(str(exc), EX_UNAVAILABLE)
     click.echo(f"spool ready: drop files into {spool / 'inbox'}")
 
