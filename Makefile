@@ -1,19 +1,35 @@
 # The README's two commands: `make run` and `make test`. Everything else is optional.
+#
+# Installs come from the lock files (pip-compile output with hashes), never from the
+# newest versions of the day: requirements-dev.lock for this checkout (runtime, dev
+# tools and the build backend), requirements.lock for servers. `make lock` updates
+# them after a change of pyproject.toml; `make lock-upgrade` moves every pin to the
+# newest release (docs/operations.md, "Installing from the lock").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_LOCK := requirements-dev.lock
+LOCK := requirements.lock
 SPOOL ?= demo-spool
+PIP_COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps \
+	--strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint typecheck pytest bench schema clean
+.PHONY: run test lint typecheck pytest system-check wheel-check lock lock-upgrade bench schema clean
 
-$(STAMP): pyproject.toml
+# --require-hashes --no-deps: exactly what the lock names, nothing resolved today.
+# --no-build-isolation: the editable install builds with the locked setuptools.
+$(STAMP): $(DEV_LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+# WeasyPrint's system libraries: says what to apt-get install when one is missing.
+system-check: $(STAMP)
+	$(BIN)/python -m spoold.doctor --system
+
+run: $(STAMP) system-check
 	test -d $(SPOOL) || $(BIN)/spoold init $(SPOOL)
 	cp -R examples/. $(SPOOL)/inbox/
 	@echo "spoold: results appear in $(SPOOL)/done/ (and failures in $(SPOOL)/failed/); Ctrl-C stops."
@@ -30,6 +46,18 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The wheel, installed from the lock into a fresh venv, converts a document.
+wheel-check: $(STAMP)
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(BIN)/python .ci/wheel-check
+
+lock: $(STAMP)
+	$(PIP_COMPILE) --extra dev -o $(DEV_LOCK) pyproject.toml
+	$(PIP_COMPILE) -c $(DEV_LOCK) -o $(LOCK) pyproject.toml
+
+lock-upgrade: $(STAMP)
+	$(PIP_COMPILE) --upgrade --extra dev -o $(DEV_LOCK) pyproject.toml
+	$(PIP_COMPILE) -c $(DEV_LOCK) -o $(LOCK) pyproject.toml
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -12,14 +12,26 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import retention
-from .errors import SpooldError
+from .detect import compile_ignore
+from .errors import ConfigError, SpooldError
 from .job import JobState
+from .jobview import (
+    InboxView,
+    JobRecord,
+    finished_names,
+    finished_record,
+    queued_entries,
+    queued_record,
+    read_state,
+    running_records,
+)
 from .protocol import (
     MANIFEST,
     STATE_FILE,
@@ -27,14 +39,14 @@ from .protocol import (
     atomic_write,
     free_disk_mb,
     init_spool,
+    job_dir_name,
     job_id_of,
     open_spool,
     parse_running_name,
     rename_noreplace,
 )
 from .retention import PurgeResult, job_time
-from .settings import load_spool_settings
-from .worker import STAGE_FILE
+from .settings import DEFAULT_IGNORE, load_spool_settings, read_toml
 
 __all__ = [
     "JobNotFound",
@@ -83,6 +95,28 @@ def _unique_name(folder: Path, name: str) -> str:
     raise SpooldError(f"too many entries named like {name} in {folder}")
 
 
+def inbox_view(paths: SpoolPaths) -> InboxView:
+    """The spool's route folders and ignored names, as the daemon sees them; from the
+    raw file when the settings are invalid (listing jobs must not depend on every other
+    key being right)."""
+    try:
+        settings = load_spool_settings(paths.root)
+    except ConfigError:
+        try:
+            raw = read_toml(paths.settings_file).get("routes")
+        except ConfigError:
+            raw = None
+        routes = frozenset(raw) if isinstance(raw, dict) else frozenset()
+        return InboxView(routes, compile_ignore(DEFAULT_IGNORE))
+    return InboxView(frozenset(settings.routes), compile_ignore(settings.ignore_patterns()))
+
+
+def queued_count(paths: SpoolPaths, view: InboxView) -> int:
+    """Jobs waiting in inbox/ and its route folders (not the route folders themselves,
+    cancel markers, hidden temporaries or ignored names)."""
+    return sum(1 for _ in queued_entries(paths, view))
+
+
 def submit(
     spool: Path,
     document: Path,
@@ -94,10 +128,17 @@ def submit(
     route: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> Submission:
-    """Stage a copy in tmp/, then rename it into inbox/ (picked up at once)."""
+    """Stage a copy in tmp/, then rename it into inbox/ (picked up at once).
+
+    With options, resources or a reference document the entry is a job folder named
+    like the document (`report.md/` holding report.md and job.json), so the job keeps
+    the name people know it by: `spoold cancel SPOOL report.md` finds it.
+    """
     paths = open_spool(spool)
     settings = load_spool_settings(spool)
-    queued = sum(1 for _ in os.scandir(paths.inbox))
+    queued = queued_count(
+        paths, InboxView(frozenset(settings.routes), compile_ignore(settings.ignore_patterns()))
+    )
     if queued >= settings.max_queued:
         raise TryLater(f"the inbox holds {queued} entries (max_queued is {settings.max_queued})")
     free = free_disk_mb(spool)
@@ -116,24 +157,11 @@ def submit(
     staging = paths.tmp / f".submit-{os.getpid()}-{time.monotonic_ns()}"
     staging.mkdir()
     try:
+        name = document.name
+        entry = staging / name
         if job_options or resources or reference_doc:
-            name = document.stem
-            entry = staging / name
-            entry.mkdir()
-            shutil.copyfile(document, entry / document.name)
-            if job_options:
-                job_options.setdefault("main", document.name)
-                (entry / "job.json").write_text(json.dumps(job_options, indent=2))
-            if resources is not None:
-                if resources.is_dir():
-                    shutil.copytree(resources, entry / "resources", symlinks=True)
-                else:
-                    shutil.copyfile(resources, entry / "resources.zip")
-            if reference_doc is not None:
-                shutil.copyfile(reference_doc, entry / "reference.docx")
+            _stage_job_folder(entry, document, job_options, resources, reference_doc)
         else:
-            name = document.name
-            entry = staging / name
             shutil.copyfile(document, entry)
         ino = os.lstat(entry).st_ino
         try:
@@ -148,8 +176,31 @@ def submit(
     return Submission(spool=spool, name=key, ino=ino, events_offset=offset)
 
 
+def _stage_job_folder(
+    entry: Path,
+    document: Path,
+    job_options: dict[str, Any],
+    resources: Path | None,
+    reference_doc: Path | None,
+) -> None:
+    entry.mkdir()
+    shutil.copyfile(document, entry / document.name)
+    if job_options:
+        job_options.setdefault("main", document.name)
+        (entry / "job.json").write_text(json.dumps(job_options, indent=2))
+    if resources is not None:
+        if resources.is_dir():
+            shutil.copytree(resources, entry / "resources", symlinks=True)
+        else:
+            shutil.copyfile(resources, entry / "resources.zip")
+    if reference_doc is not None:
+        shutil.copyfile(reference_doc, entry / "reference.docx")
+
+
 def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
     """Wait until the submitted entry's job is published; return its manifest."""
+    # TODO(issue 10): use events.follow once it can start at an offset and give up at a
+    # deadline; today it starts at the end of the log and never returns while quiet.
     paths = SpoolPaths(sub.spool)
     deadline = None if timeout is None else time.monotonic() + timeout
     job_id: str | None = None
@@ -183,12 +234,7 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
             if (
                 job_id is not None
                 and ev.get("job_id") == job_id
-                and ev.get("event")
-                in (
-                    "job.succeeded",
-                    "job.failed",
-                    "job.cancelled",
-                )
+                and ev.get("event") in ("job.succeeded", "job.failed", "job.cancelled")
             ):
                 manifest: dict[str, Any] = json.loads(
                     (sub.spool / ev["path"] / MANIFEST).read_text()
@@ -205,56 +251,54 @@ class JobLocation:
     state: str  # queued, running, done, failed
     path: Path
     job_id: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    record: JobRecord
+
+
+def _folders(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, str, str, str | None]]:
+    """(state, name below the state's folder, job folder name, job id) of every job,
+    from directory listings alone."""
+    for name in finished_names(paths.running):
+        parsed = parse_running_name(name)
+        if parsed is not None:
+            yield "running", name, parsed.jobdir, parsed.job_id
+    for key, _ in queued_entries(paths, view):
+        leaf = key.rpartition("/")[2]
+        yield "queued", key, leaf, job_id_of(leaf)
+    for state in ("done", "failed"):
+        for name in finished_names(paths.root / state):
+            yield state, name, name, job_id_of(name)
+
+
+def _record(paths: SpoolPaths, state: str, name: str) -> JobRecord | None:
+    if state == "running":
+        found = running_records(paths, [name])
+        return found[0] if found else None
+    if state == "queued":
+        return queued_record(paths, name)
+    return finished_record(paths, state, name)
 
 
 def find_job(spool: Path, ref: str) -> JobLocation:
-    """Find a job by id, job folder name or original entry name (newest wins)."""
+    """Find a job by id, job folder name or the name it was dropped with (newest wins)."""
     paths = open_spool(spool)
-    for state, folder in (
-        ("running", paths.running),
-        ("done", paths.done),
-        ("failed", paths.failed),
-        ("queued", paths.inbox),
-    ):
-        try:
-            names = sorted(os.listdir(folder), reverse=True)
-        except OSError:
+    matches: list[tuple[str, str, JobRecord]] = []
+    for state, name, jobdir, job_id in _folders(paths, inbox_view(paths)):
+        by_id_or_folder = ref in (job_id, jobdir, name)
+        # A job folder is named job_dir_name(entry name, job id): compare names first,
+        # read the record only for folders a job named `ref` could have.
+        maybe_named = job_id is not None and job_dir_name(ref, job_id) == jobdir
+        if not (by_id_or_folder or maybe_named):
             continue
-        for name in names:
-            if name.startswith("."):
-                continue  # hidden: temporaries, a purge in progress
-            if state == "running":
-                parsed = parse_running_name(name)
-                jobdir, job_id = (parsed.jobdir, parsed.job_id) if parsed else (name, None)
-            else:
-                jobdir, job_id = name, job_id_of(name)
-            if ref in (job_id, jobdir) or (state == "queued" and ref == name):
-                return JobLocation(state, folder / name, job_id)
-    # By original entry name: look at state files of recent jobs.
-    for state, folder in (
-        ("running", paths.running),
-        ("done", paths.done),
-        ("failed", paths.failed),
-    ):
-        try:
-            names = sorted(os.listdir(folder), reverse=True)
-        except OSError:
+        rec = _record(paths, state, name)
+        if rec is None or not (by_id_or_folder or rec.name == ref):
             continue
-        for name in names:
-            if name.startswith("."):
-                continue
-            st = _read_state(folder / name) or _state_from_manifest(folder / name)
-            if st is not None and st.name == ref:
-                return JobLocation(state, folder / name, st.job_id)
-    raise JobNotFound(f"no job {ref!r} in {spool}")
-
-
-def _read_state(folder: Path) -> JobState | None:
-    try:
-        return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
-    except (OSError, ValueError):
-        return None
+        if ref == job_id:
+            return JobLocation(state, paths.root / rec.folder, job_id, rec)
+        matches.append((rec.created_at or "", state, rec))
+    if not matches:
+        raise JobNotFound(f"no job {ref!r} in {spool}")
+    _, state, rec = max(matches, key=lambda m: m[0])
+    return JobLocation(state, paths.root / rec.folder, rec.job_id, rec)
 
 
 def _state_from_manifest(folder: Path) -> JobState | None:
@@ -279,60 +323,25 @@ def _state_from_manifest(folder: Path) -> JobState | None:
 
 
 def show(spool: Path, ref: str) -> dict[str, Any]:
+    """The job's record; for a finished job its manifest too, for a job that ran before
+    its attempts so far (docs/cli.md)."""
     loc = find_job(spool, ref)
+    data: dict[str, Any] = {}
     if loc.state in ("done", "failed"):
-        data: dict[str, Any] = json.loads((loc.path / MANIFEST).read_text())
-        data["_path"] = str(loc.path)
-        return data
-    st = _read_state(loc.path)
-    out: dict[str, Any] = {"status": loc.state, "job_id": loc.job_id, "_path": str(loc.path)}
-    if st is not None:
-        out.update(name=st.name, attempts=[a.model_dump(mode="json") for a in st.attempts])
-    stage = _read_text(loc.path / STAGE_FILE)
-    if stage:
-        out["stage"] = stage
-    return out
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
+        try:
+            data = json.loads((loc.path / MANIFEST).read_text())
+        except (OSError, ValueError):
+            data = {}
+    else:
+        st = read_state(loc.path)
+        data["attempts"] = [a.model_dump(mode="json") for a in st.attempts] if st else []
+    data.update(loc.record.as_json())
+    return data
 
 
 def status(spool: Path) -> dict[str, Any]:
     paths = open_spool(spool)
-    settings = load_spool_settings(spool)
-    inbox = [
-        n for n in os.listdir(paths.inbox) if not n.startswith(".") and n not in settings.routes
-    ]
-    for route in settings.routes:
-        try:
-            inbox += [
-                f"{route}/{n}" for n in os.listdir(paths.inbox / route) if not n.startswith(".")
-            ]
-        except OSError:
-            pass
-    running = []
-    for name in sorted(os.listdir(paths.running)):
-        parsed = parse_running_name(name)
-        if parsed is None:
-            continue
-        folder = paths.running / name
-        st = _read_state(folder)
-        started = None
-        if st is not None and st.attempts:
-            started = st.attempts[-1].started_at or st.attempts[-1].claimed_at
-        running.append(
-            {
-                "job_id": parsed.job_id,
-                "name": st.name if st else None,
-                "attempt": parsed.attempt,
-                "stage": _read_text(folder / STAGE_FILE) or "starting",
-                "started_at": started,
-            }
-        )
+    view = inbox_view(paths)
     daemons = []
     for info in paths.daemons.glob("*.json"):
         try:
@@ -341,28 +350,19 @@ def status(spool: Path) -> dict[str, Any]:
             daemons.append(data)
         except (OSError, ValueError):
             continue
-    recent_failures = []
-    for name in sorted(os.listdir(paths.failed), reverse=True)[:5]:
-        try:
-            m = json.loads((paths.failed / name / MANIFEST).read_text())
-            recent_failures.append(
-                {
-                    "job_id": m["job_id"],
-                    "name": m["name"],
-                    "code": (m.get("error") or {}).get("code"),
-                }
-            )
-        except (OSError, ValueError, KeyError):
-            continue
+    failed = finished_names(paths.failed)
+    # Newest first by the time in the job id: only these five manifests are read.
+    newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
+    recent = [finished_record(paths, "failed", n) for n in newest]
     return {
         "spool": str(spool),
-        "queued": len(inbox),
-        "running": running,
-        "done": sum(1 for _ in os.scandir(paths.done)),
-        "failed": sum(1 for _ in os.scandir(paths.failed)),
+        "queued": queued_count(paths, view),
+        "running": [r.as_json() for r in running_records(paths)],
+        "done": len(finished_names(paths.done)),
+        "failed": len(failed),
         "free_disk_mb": round(free_disk_mb(spool)),
         "daemons": daemons,
-        "recent_failures": recent_failures,
+        "recent_failures": [r.as_json() for r in recent if r is not None],
     }
 
 
@@ -383,7 +383,7 @@ def retry(spool: Path, ref: str) -> str:
     loc = find_job(spool, ref)
     if loc.state != "failed":
         raise SpooldError(f"job {ref} is {loc.state}; only failed or cancelled jobs can be retried")
-    st = _state_from_manifest(loc.path) or _read_state(loc.path)
+    st = _state_from_manifest(loc.path) or read_state(loc.path)
     if st is None:
         raise SpooldError(f"job {ref} has no readable manifest; it cannot be retried")
     st.counted_since = max((a.number for a in st.attempts), default=0)
@@ -409,104 +409,51 @@ def list_jobs(
     code: str | None = None,
     max_age_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Jobs in the given states, newest first within each state.
+    """Job records in the given states, newest first (by created_at).
 
-    Folder names carry the job id (and so the creation time) and the original stem, so
-    state, name and age filters cost one directory listing; a manifest is read only for
-    failed jobs (to show their code) or when filtering by code. A queued entry has no
-    job id yet; its age is its mtime.
+    Filters: `pattern` is a glob on the name the job was dropped with, `code` an error
+    code, `max_age_s` the age since the job was first seen. A finished job's folder name
+    carries its job id, and so its time: old folders are skipped without reading them.
     """
     paths = open_spool(spool)
-    out: list[dict[str, Any]] = []
     now = time.time()
-
-    def name_ok(name: str, stem: str | None = None) -> bool:
-        """The pattern against an entry name, or against a job folder's stem (the
-        original name without its extension, which folder names keep)."""
-        if not pattern:
-            return True
-        if stem is None:
-            return fnmatch.fnmatch(name, pattern)
-        return fnmatch.fnmatch(stem, pattern) or fnmatch.fnmatch(stem, pattern.rsplit(".", 1)[0])
-
-    def age_ok(created: float | None) -> bool:
-        return max_age_s is None or created is None or now - created <= max_age_s
-
-    for state in states:
-        if state == "queued":
-            if code is None:
-                out.extend(_queued(paths, name_ok, age_ok))
+    records: list[JobRecord] = []
+    if "running" in states:
+        records += running_records(paths)
+    if "queued" in states:
+        view = inbox_view(paths)
+        records += [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k))]
+    for state in ("done", "failed"):
+        if state not in states:
             continue
-        folder = {"running": paths.running, "done": paths.done, "failed": paths.failed}[state]
-        for name in sorted(os.listdir(folder), reverse=True):
-            if name.startswith("."):
-                continue  # a purge in progress (.purge-*) or someone's hidden file
-            rec: dict[str, Any] = {"state": state, "folder": f"{state}/{name}"}
-            if state == "running":
-                parsed = parse_running_name(name)
-                if parsed is None or code is not None:
-                    continue
-                jobdir: str = parsed.jobdir
-                job_id: str | None = parsed.job_id
-                rec["attempt"] = parsed.attempt
-            else:
-                jobdir, job_id = name, job_id_of(name)
-            if not name_ok(jobdir, jobdir.rsplit(".", 1)[0] if job_id else jobdir):
+        for name in finished_names(paths.root / state):
+            created = job_time(job_id_of(name) or "")
+            # The job id is made at claim, a moment after the job was first seen.
+            if max_age_s is not None and created is not None and now - created > max_age_s + 60:
                 continue
-            created = job_time(job_id) if job_id else None
-            if not age_ok(created):
-                continue
-            rec["job_id"] = job_id
-            rec["created_at"] = created
-            if code is not None or state == "failed":
-                try:
-                    m = json.loads((folder / name / MANIFEST).read_text())
-                except (OSError, ValueError):
-                    m = {}
-                rec["status"] = m.get("status")
-                rec["code"] = (m.get("error") or {}).get("code")
-                rec["name"] = m.get("name")
-                if code is not None and rec["code"] != code:
-                    continue
-            out.append(rec)
-    return out
+            rec = finished_record(paths, state, name)
+            if rec is not None:
+                records.append(rec)
+
+    def wanted(rec: JobRecord) -> bool:
+        if pattern is not None and not fnmatch.fnmatchcase(rec.name, pattern):
+            return False
+        if code is not None and rec.code != code:
+            return False
+        if max_age_s is not None and rec.created_at is not None:
+            return now - _unix(rec.created_at) <= max_age_s
+        return True
+
+    records = [r for r in records if wanted(r)]
+    records.sort(key=lambda r: (r.created_at or "", r.job_id or ""), reverse=True)
+    return [r.as_json() for r in records]
 
 
-def _queued(
-    paths: SpoolPaths, name_ok: Callable[[str], bool], age_ok: Callable[[float | None], bool]
-) -> list[dict[str, Any]]:
-    """Entries waiting in inbox/ (and its route folders); markers and hidden names skipped."""
-    routes = set(load_spool_settings(paths.root).routes)
-    found: list[dict[str, Any]] = []
-    stack: list[tuple[Path, str]] = [(paths.inbox, "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for e in entries:
-            if e.name.startswith(".") or e.name.endswith(".cancel"):
-                continue
-            if not prefix and e.name in routes and e.is_dir(follow_symlinks=False):
-                stack.append((Path(e.path), f"{e.name}/"))
-                continue
-            try:
-                mtime = e.stat(follow_symlinks=False).st_mtime
-            except OSError:
-                continue
-            if name_ok(e.name) and age_ok(mtime):
-                found.append(
-                    {
-                        "state": "queued",
-                        "folder": f"inbox/{prefix}{e.name}",
-                        "job_id": None,
-                        "name": e.name,
-                        "created_at": mtime,
-                    }
-                )
-    found.sort(key=lambda r: r["created_at"], reverse=True)
-    return found
+def _unix(stamp: str) -> float:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def purge(spool: Path, now: float | None = None) -> PurgeResult:

@@ -11,22 +11,44 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from . import __version__, api
+from .convert.page import parse_margins as _check_margins
 from .errors import ConfigError, JobError, SpooldError, SpoolError
+from .settings import check_page_size, check_theme
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 69, 75, 78
 
 SpoolArg = click.argument("spool", type=click.Path(path_type=Path, file_okay=False))
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"spoold: {message}", err=True)
     sys.exit(code)
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """spoold's own errors as one line on stderr and their sysexits code."""
+    try:
+        yield
+    except api.TryLater as exc:
+        _fail(f"{exc}; try again later", EX_TEMPFAIL)
+    except api.JobNotFound as exc:
+        _fail(str(exc), EX_DATAERR)
+    except ConfigError as exc:
+        _fail(f"invalid settings:\n{exc}", EX_CONFIG)
+    except SpoolError as exc:
+        _fail(str(exc), EX_UNAVAILABLE)
+    except SpooldError as exc:
+        _fail(str(exc), EX_USAGE)
 
 
 def _echo_json(data: Any) -> None:
@@ -35,11 +57,27 @@ def _echo_json(data: Any) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spoold")
-def main() -> None:
+def cli() -> None:
     """spoold: drop documents into a spool folder, get PDF, DOCX or HTML back."""
 
 
-@main.command()
+def main(argv: list[str] | None = None) -> None:
+    """The console script: click's own usage errors exit 64 (EX_USAGE), not click's 2."""
+    try:
+        code = cli.main(args=argv, prog_name="spoold", standalone_mode=False)
+    except click.UsageError as exc:  # bad flag or value, missing argument, no such command
+        exc.show()
+        sys.exit(EX_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EX_OK)
+
+
+@cli.command()
 @SpoolArg
 def init(spool: Path) -> None:
     """Create a spool folder with its layout."""
@@ -50,7 +88,7 @@ def init(spool: Path) -> None:
     click.echo(f"spool ready: drop files into {spool / 'inbox'}")
 
 
-@main.command()
+@cli.command()
 @click.argument("spools", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "--config",
@@ -58,11 +96,21 @@ def init(spool: Path) -> None:
     default=None,
     help="daemon settings file (default /etc/spoold/spoold.toml when present)",
 )
-@click.option("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="worker processes (default: CPU count)",
+)
 @click.option("--host-id", default=None, help="this host's identity in leases (default: hostname)")
 @click.option("--detect", type=click.Choice(["auto", "inotify", "poll"]), default=None)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
-@click.option("--metrics-port", type=int, default=None, help="serve metrics on 127.0.0.1:PORT")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="serve metrics on 127.0.0.1:PORT",
+)
 def run(
     spools: tuple[Path, ...],
     config: Path | None,
@@ -106,7 +154,7 @@ def run(
     sys.exit(code)
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.argument("document", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
@@ -144,7 +192,7 @@ def submit(
     timeout: float | None,
 ) -> None:
     """Stage DOCUMENT in tmp/ and rename it into the inbox."""
-    try:
+    with _exit_codes():
         sub = api.submit(
             spool,
             document,
@@ -154,12 +202,6 @@ def submit(
             reference_doc=reference_doc,
             route=route,
         )
-    except api.TryLater as exc:
-        _fail(f"{exc}; try again later", EX_TEMPFAIL)
-    except SpoolError as exc:
-        _fail(str(exc), EX_UNAVAILABLE)
-    except SpooldError as exc:
-        _fail(str(exc), EX_USAGE)
     if not wait_:
         click.echo(f"submitted {sub.name}")
         return
@@ -183,16 +225,14 @@ def submit(
     sys.exit(EX_DATAERR)
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--watch", is_flag=True, help="a live view, refreshed every second")
 def status(spool: Path, as_json: bool, watch: bool) -> None:
     """Queue figures, running jobs with their stage, recent failures."""
-    try:
+    with _exit_codes():
         data = api.status(spool)
-    except SpoolError as exc:
-        _fail(str(exc), EX_UNAVAILABLE)
     if as_json:
         _echo_json(data)
         return
@@ -212,7 +252,7 @@ def _print_status(data: dict[str, Any]) -> None:
             f"  running {job['job_id']} {job['name']} attempt {job['attempt']} ({job['stage']})"
         )
     for f in data["recent_failures"]:
-        click.echo(f"  failed  {f['job_id']} {f['name']}: {f['code']}")
+        click.echo(f"  {f['status']:7} {f['job_id']} {f['name']}: {f['code']}")
     if not data["daemons"]:
         click.echo("  no daemon is serving this spool")
 
@@ -232,13 +272,13 @@ def _watch(spool: Path) -> None:
         for job in data["running"]:
             table.add_row(
                 job["job_id"],
-                str(job["name"]),
+                job["name"],
                 str(job["attempt"]),
                 job["stage"],
-                str(job["started_at"]),
+                str(job["started_at"] or ""),
             )
         for f in data["recent_failures"]:
-            table.add_row(f["job_id"], str(f["name"]), "", f"failed: {f['code']}", "")
+            table.add_row(f["job_id"], f["name"], str(f["attempt"]), f"failed: {f['code']}", "")
         return table
 
     with Live(render(), refresh_per_second=2) as live:
@@ -250,20 +290,16 @@ def _watch(spool: Path) -> None:
             return
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.argument("job")
 def show(spool: Path, job: str) -> None:
-    """The manifest (or live state) of a job, by id or name."""
-    try:
+    """A job by id or name, in any state: its record, and its manifest once finished."""
+    with _exit_codes():
         _echo_json(api.show(spool, job))
-    except api.JobNotFound as exc:
-        _fail(str(exc), EX_DATAERR)
-    except SpoolError as exc:
-        _fail(str(exc), EX_UNAVAILABLE)
 
 
-@main.command("list")
+@cli.command("list")
 @SpoolArg
 @click.option(
     "--state",
@@ -272,7 +308,7 @@ def show(spool: Path, job: str) -> None:
     type=click.Choice(list(api.LIST_STATES)),
     help="repeatable; default: done and failed",
 )
-@click.option("--name", "pattern", default=None, help="glob on the entry name")
+@click.option("--name", "pattern", default=None, help="glob on the name the job was dropped with")
 @click.option("--code", default=None, help="only failures with this error code")
 @click.option("--max-age", type=float, default=None, help="only jobs newer than N hours")
 @click.option("--json", "as_json", is_flag=True)
@@ -284,8 +320,8 @@ def list_cmd(
     max_age: float | None,
     as_json: bool,
 ) -> None:
-    """Jobs by state, newest first: a table on a terminal, tab-separated otherwise."""
-    try:
+    """Jobs newest first: a table on a terminal, tab-separated otherwise."""
+    with _exit_codes():
         jobs = api.list_jobs(
             spool,
             states or ("done", "failed"),
@@ -293,19 +329,17 @@ def list_cmd(
             code,
             None if max_age is None else max_age * 3600,
         )
-    except SpoolError as exc:
-        _fail(str(exc), EX_UNAVAILABLE)
     if as_json:
         _echo_json(jobs)
         return
     now = time.time()
     rows = [
         (
-            j["state"],
-            j.get("job_id") or "-",
-            j["folder"],
-            j.get("code") or "",
-            _age(now - j["created_at"]) if j.get("created_at") else "",
+            j["status"],
+            j["job_id"] or "-",
+            j["name"],
+            j["code"] or "",
+            _age(now - _unix(j["created_at"])) if j["created_at"] else "",
         )
         for j in jobs
     ]
@@ -317,13 +351,17 @@ def list_cmd(
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("STATE", "JOB ID", "FOLDER", "CODE", "AGE"):
-        table.add_column(col, no_wrap=col != "FOLDER")
+    for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE"):
+        table.add_column(col, no_wrap=col != "NAME")
     for row in rows:
-        style = {"failed": "red", "running": "cyan", "queued": "yellow"}.get(row[0])
-        table.add_row(*row, style=style)
+        style = {"failed": "red", "cancelled": "red", "running": "cyan", "queued": "yellow"}
+        table.add_row(*row, style=style.get(row[0]))
     Console().print(table)
     click.echo(f"{len(rows)} job(s)")
+
+
+def _unix(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _age(seconds: float) -> str:
@@ -334,7 +372,7 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.option("--json", "as_json", is_flag=True)
 def purge(spool: Path, as_json: bool) -> None:
@@ -342,12 +380,8 @@ def purge(spool: Path, as_json: bool) -> None:
 
     The daemon does this on its own every hour; this is for cron or a full disk.
     """
-    try:
+    with _exit_codes():
         result = api.purge(spool)
-    except ConfigError as exc:
-        _fail(str(exc), EX_CONFIG)
-    except SpoolError as exc:
-        _fail(str(exc), EX_UNAVAILABLE)
     if as_json:
         _echo_json(dataclasses.asdict(result))
     else:
@@ -361,7 +395,7 @@ def purge(spool: Path, as_json: bool) -> None:
         sys.exit(EX_TEMPFAIL)
 
 
-@main.command("check-events")
+@cli.command("check-events")
 @SpoolArg
 @click.option("--strict", is_flag=True, help="also fail on gaps (a rotated-away start)")
 def check_events_cmd(spool: Path, strict: bool) -> None:
@@ -377,7 +411,7 @@ def check_events_cmd(spool: Path, strict: bool) -> None:
         sys.exit(EX_DATAERR)
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.option("--follow", "-f", is_flag=True, help="keep printing new events")
 def events(spool: Path, follow: bool) -> None:
@@ -397,34 +431,44 @@ def events(spool: Path, follow: bool) -> None:
             return
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.argument("job")
 @click.option("--hard", is_flag=True, help="kill now instead of after the current target")
 def cancel(spool: Path, job: str, hard: bool) -> None:
     """Ask the daemon to cancel JOB (writes JOB.cancel into the inbox)."""
-    try:
+    with _exit_codes():
         marker = api.cancel(spool, job, hard)
-    except SpooldError as exc:
-        _fail(str(exc), EX_USAGE)
     click.echo(f"cancel requested: {marker}")
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 @click.argument("job")
 def retry(spool: Path, job: str) -> None:
     """Requeue a failed or cancelled job as a new attempt."""
-    try:
+    with _exit_codes():
         job_id = api.retry(spool, job)
-    except api.JobNotFound as exc:
-        _fail(str(exc), EX_DATAERR)
-    except SpooldError as exc:
-        _fail(str(exc), EX_USAGE)
     click.echo(f"requeued {job_id}")
 
 
-@main.command()
+def _checked_by(
+    check: Callable[[str], object],
+) -> Callable[[click.Context, click.Parameter, str], str]:
+    """A click callback running one of the settings' checks: the same allowed values as
+    spool.toml, and click names the flag (exit 64)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            check(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        return value
+
+    return callback
+
+
+@cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, exists=True))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @click.option(
@@ -434,9 +478,14 @@ def retry(spool: Path, job: str) -> None:
     default=None,
     help="target format (default: from the output's suffix)",
 )
-@click.option("--theme", default="default")
-@click.option("--page-size", default="A4")
-@click.option("--margins", default="theme", help="PDF page margins, e.g. '20mm' or '2cm 1.5cm'")
+@click.option("--theme", default="default", callback=_checked_by(check_theme))
+@click.option("--page-size", default="A4", callback=_checked_by(check_page_size))
+@click.option(
+    "--margins",
+    default="theme",
+    callback=_checked_by(_check_margins),
+    help="PDF page margins, e.g. '20mm' or '2cm 1.5cm'",
+)
 @click.option("--reference-doc", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
     "--allow-fetch",
@@ -500,15 +549,13 @@ def convert(
     click.echo(str(output))
 
 
-@main.command()
+@cli.command()
 @SpoolArg
 def doctor(spool: Path) -> None:
     """Check the spool and this machine: one line per check, non-zero on failure."""
-    from .doctor import run_checks
+    from .doctor import report, run_checks
 
     checks = run_checks(spool)
-    width = max(len(c.name) for c in checks)
-    for c in checks:
-        click.echo(f"{c.level.upper():4}  {c.name:{width}}  {c.detail}")
+    click.echo(report(checks))
     if any(c.level == "fail" for c in checks):
         sys.exit(EX_UNAVAILABLE)

@@ -2,13 +2,19 @@
 
 Each check returns pass, warn or fail with one line of explanation and, where it
 helps, what to do. Nothing is changed.
+
+`python -m spoold.doctor --system` runs only the checks of this machine (the system
+libraries WeasyPrint loads, fonts); `make run` runs it first.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +117,67 @@ def _fonts() -> Check:
     return Check("pass", "fonts", f"{len(families)} font families")
 
 
+@dataclass(frozen=True)
+class SystemLibrary:
+    name: str  # as ctypes.util.find_library takes it (libNAME.so)
+    package: str  # the Debian package that ships it
+    required: bool  # False: WeasyPrint works without it, differently
+    why: str
+
+
+# What WeasyPrint loads with dlopen (weasyprint/text/ffi.py), and where Debian has it.
+SYSTEM_LIBRARIES = (
+    SystemLibrary("gobject-2.0", "libglib2.0-0", True, "GLib objects for Pango"),
+    SystemLibrary("pango-1.0", "libpango-1.0-0", True, "text layout"),
+    SystemLibrary("pangoft2-1.0", "libpangoft2-1.0-0", True, "fonts for Pango"),
+    SystemLibrary("harfbuzz", "libharfbuzz0b", True, "text shaping"),
+    SystemLibrary("fontconfig", "libfontconfig1", True, "finding fonts"),
+    SystemLibrary(
+        "harfbuzz-subset",
+        "libharfbuzz-subset0",
+        False,
+        "font subsetting: without it WeasyPrint falls back to fontTools, which is slower,"
+        " warns once per font on every job, and embeds different font bytes, so a PDF's"
+        " sha256 differs from one made on a host that has the library (and from run to"
+        " run unless SOURCE_DATE_EPOCH is set)",
+    ),
+)
+
+
+def _loadable(name: str) -> str | None:
+    """The file a library loads from, or None when it is missing or does not load."""
+    found = ctypes.util.find_library(name)
+    if found is None:
+        return None
+    try:
+        ctypes.CDLL(found)
+    except OSError:
+        return None
+    return found
+
+
+def _libraries() -> list[Check]:
+    checks = []
+    for lib in SYSTEM_LIBRARIES:
+        found = _loadable(lib.name)
+        if found is not None:
+            checks.append(Check("pass", f"lib {lib.name}", f"{found} ({lib.why.split(':')[0]})"))
+            continue
+        checks.append(
+            Check(
+                "fail" if lib.required else "warn",
+                f"lib {lib.name}",
+                f"lib{lib.name} is missing ({lib.why}); install it: apt-get install {lib.package}",
+            )
+        )
+    return checks
+
+
+def missing_packages() -> list[str]:
+    """Debian packages to install for every missing library, required or not."""
+    return [lib.package for lib in SYSTEM_LIBRARIES if _loadable(lib.name) is None]
+
+
 def _weasyprint() -> Check:
     try:
         import weasyprint
@@ -152,6 +219,17 @@ def _daemons(paths: SpoolPaths, settings: SpoolSettings) -> Check:
     return Check("pass", "daemons", f"{len(alive)} daemon(s) alive")
 
 
+def system_checks() -> list[Check]:
+    """Checks of this machine alone (no spool): libraries, fonts, WeasyPrint."""
+    checks = _libraries()
+    for step in (_fonts, _weasyprint):
+        try:
+            checks.append(step())
+        except Exception as exc:  # a check that breaks is itself a finding
+            checks.append(Check("fail", step.__name__.strip("_"), f"{exc}"))
+    return checks
+
+
 def run_checks(root: Path) -> list[Check]:
     paths = SpoolPaths(root)
     if not root.is_dir():
@@ -170,8 +248,6 @@ def run_checks(root: Path) -> list[Check]:
         lambda: _permissions(paths),
         _inotify,
         lambda: _polling(paths, settings),
-        _fonts,
-        _weasyprint,
         lambda: _disk(paths, settings),
         lambda: _daemons(paths, settings),
     ]
@@ -180,4 +256,28 @@ def run_checks(root: Path) -> list[Check]:
             checks.append(step())
         except Exception as exc:  # a check that breaks is itself a finding
             checks.append(Check("fail", getattr(step, "__name__", "check"), f"{exc}"))
-    return checks
+    return checks + system_checks()
+
+
+def report(checks: list[Check]) -> str:
+    """One line per check, then one `apt-get install` line for what is missing."""
+    width = max(len(c.name) for c in checks)
+    lines = [f"{c.level.upper():4}  {c.name:{width}}  {c.detail}" for c in checks]
+    packages = missing_packages()
+    if packages:
+        lines.append(f"to install what is missing: apt-get install {' '.join(packages)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m spoold.doctor --system`: exit 69 when a required library is missing."""
+    if argv != ["--system"]:
+        print("usage: python -m spoold.doctor --system  (or: spoold doctor SPOOL)", file=sys.stderr)
+        return 64
+    checks = system_checks()
+    print(report(checks))
+    return 69 if any(c.level == "fail" for c in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

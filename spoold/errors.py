@@ -51,13 +51,38 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.DUPLICATE: "This input was converted before; see duplicate_of in the manifest.",
     ErrorCode.CONVERSION_FAILED: "Check the document for errors; the message says where.",
     ErrorCode.TIMEOUT: "Simplify the document or raise timeout_s in job.json or spool.toml.",
-    ErrorCode.CANCELLED: "The job was cancelled on request; run `spoold retry JOB` to run it again.",
-    ErrorCode.WORKER_LOST: "The worker stopped unexpectedly; run `spoold retry JOB` to try again.",
+    ErrorCode.CANCELLED: "The job was cancelled on request; to run it again, run `spoold retry` "
+    "on this spool with the job's id (job_id in manifest.json).",
+    ErrorCode.WORKER_LOST: "The worker stopped unexpectedly; to try again, run `spoold retry` "
+    "on this spool with the job's id (job_id in manifest.json).",
     ErrorCode.RESOURCE_LIMIT: "The document needs more memory or CPU than allowed; simplify it.",
     ErrorCode.IO_ERROR: "A disk or network filesystem error occurred; retry when it is healthy.",
-    ErrorCode.DISK_FULL: "Free disk space on the spool, then run `spoold retry JOB`.",
+    ErrorCode.DISK_FULL: "Free disk space on the spool, then run `spoold retry` on this spool "
+    "with the job's id (job_id in manifest.json).",
     ErrorCode.INTERNAL_ERROR: "This is a bug in spoold; please report it with the job's manifest.",
 }
+
+
+# The default hints that name a command on the job, with the job's real id (job_hint).
+_JOB_HINTS: dict[ErrorCode, str] = {
+    ErrorCode.CANCELLED: "The job was cancelled on request; to run it again, run `spoold retry` "
+    "on this spool with job id {job_id}.",
+    ErrorCode.WORKER_LOST: "The worker stopped unexpectedly; to try again, run `spoold retry` "
+    "on this spool with job id {job_id}.",
+    ErrorCode.DISK_FULL: "Free disk space on the spool, then run `spoold retry` on this spool "
+    "with job id {job_id}.",
+}
+
+
+def job_hint(code: ErrorCode, hint: str, job_id: str) -> str:
+    """`hint` for one job: a default hint that names a command gets the job's real id.
+
+    Errors are made where they are found, often before a job id exists; the code that
+    records the error for a job (manifest, ERROR.txt) calls this with the id."""
+    template = _JOB_HINTS.get(code)
+    if template is None or hint != DEFAULT_HINTS[code]:
+        return hint
+    return template.format(job_id=job_id)
 
 
 class SpooldError(Exception):

@@ -78,7 +78,7 @@ def _read_job_file(path: Path) -> JobFile:
         raise JobError(
             ErrorCode.INPUT_INVALID,
             describe_errors(exc, JOB_FILE),
-            hint="Fix or remove the key named in the message; see docs/protocol.md.",
+            hint="Fix or remove the key named in the message; the keys are in docs/configuration.md.",
         ) from exc
 
 

@@ -2,7 +2,8 @@
 
 Later sources win: built-in defaults < daemon file (spool keys there are defaults for
 every spool) < the spool's spool.toml < SPOOLD_<KEY> environment variables < flags.
-Every error names the file, the key and the allowed values, and stops start-up (exit 78).
+Every error names where the value came from (the file and key, the environment variable
+or the flag) and the allowed values, and stops start-up (exit 78).
 Each setting's meaning and default is documented in docs/configuration.md (a test keeps
 the two in step).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +27,7 @@ from pydantic import (
 )
 
 from .convert.fetcher import parse_prefix
-from .convert.page import THEME_MARGINS, parse_margins
+from .convert.page import PAGE_SIZES_MM, THEME_MARGINS, parse_margins
 from .errors import ConfigError
 
 Target = Literal["pdf", "docx", "html"]
@@ -42,7 +44,22 @@ DEFAULT_IGNORE = (
     ".~lock.*#",
     "Thumbs.db",
     ".DS_Store",
+    "desktop.ini",  # Windows folder settings, written next to what people drop
+    "*~",  # editor backups (report.md~)
 )
+
+# The built-in PDF themes: the stylesheets shipped in spoold/convert/themes/.
+THEMES_DIR = Path(__file__).with_name("convert") / "themes"
+THEMES = tuple(sorted(p.stem for p in THEMES_DIR.glob("*.css")))
+ORIENTATIONS = ("portrait", "landscape")
+
+
+def _page_size_label(key: str) -> str:
+    """'a4' -> 'A4', 'letter' -> 'Letter': how people write the sizes of page.py."""
+    return key.upper() if key[1:].isdigit() else key.capitalize()
+
+
+PAGE_SIZES = tuple(_page_size_label(k) for k in PAGE_SIZES_MM)
 
 
 def _check_margins(v: str) -> str:
@@ -50,7 +67,33 @@ def _check_margins(v: str) -> str:
     return v
 
 
+def check_theme(v: str) -> str:
+    if v not in THEMES:
+        raise ValueError(f"unknown theme {v!r}; allowed: {', '.join(THEMES)}")
+    return v
+
+
+def check_page_size(v: str) -> str:
+    words = v.lower().split()
+    if (
+        not 1 <= len(words) <= 2
+        or words[0] not in PAGE_SIZES_MM
+        or words[1:]
+        not in (
+            [],
+            *([o] for o in ORIENTATIONS),
+        )
+    ):
+        raise ValueError(
+            f"unknown page size {v!r}; allowed: {', '.join(PAGE_SIZES)}"
+            " (any case, optionally followed by 'landscape')"
+        )
+    return v
+
+
 Margins = Annotated[str, AfterValidator(_check_margins)]
+Theme = Annotated[str, AfterValidator(check_theme)]
+PageSize = Annotated[str, AfterValidator(check_page_size)]
 
 
 class JobDefaults(BaseModel):
@@ -62,8 +105,8 @@ class JobDefaults(BaseModel):
     priority: int = Field(default=50, ge=0, le=100)
     timeout_s: float = Field(default=300, gt=0)
     max_attempts: int = Field(default=3, ge=1)
-    theme: str = "default"
-    page_size: str = "A4"
+    theme: Theme = "default"
+    page_size: PageSize = "A4"
     margins: Margins = THEME_MARGINS
     on_duplicate: OnDuplicate = "reuse"
     on_success: list[str] | None = None
@@ -138,6 +181,10 @@ class SpoolSettings(JobDefaults):
                 raise ValueError(f"route name {name!r} must be a plain folder name")
         return v
 
+    def ignore_patterns(self) -> tuple[str, ...]:
+        """The names the daemon leaves alone in inbox/: the defaults and `ignore`."""
+        return (*DEFAULT_IGNORE, *self.ignore)
+
     def for_route(self, route: str | None) -> JobDefaults:
         """The job defaults of a route: the route's own keys over the spool's."""
         base = {k: getattr(self, k) for k in JobDefaults.model_fields}
@@ -171,8 +218,8 @@ class JobFile(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     max_attempts: int | None = Field(default=None, ge=1)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    theme: str | None = None
-    page_size: str | None = None
+    theme: Theme | None = None
+    page_size: PageSize | None = None
     margins: Margins | None = None
     metadata: dict[str, str | int | float | bool | list[str]] | None = None
 
@@ -181,8 +228,14 @@ DAEMON_KEYS = frozenset(DaemonSettings.model_fields)
 SPOOL_KEYS = frozenset(SpoolSettings.model_fields)
 
 
-def describe_errors(exc: ValidationError, source: str) -> str:
-    """One line per problem: the file, the key and what is allowed."""
+def describe_errors(
+    exc: ValidationError, source: str, origins: Mapping[str, str] | None = None
+) -> str:
+    """One line per problem: where the value came from, the key and what is allowed.
+
+    `source` is the file the values came from; `origins` maps a top-level key to where
+    its value came from instead (a flag, an environment variable, another file).
+    """
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -191,8 +244,22 @@ def describe_errors(exc: ValidationError, source: str) -> str:
             msg = "unknown key"
         got = err.get("input")
         shown = "" if err["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
-        lines.append(f"{source}: key {key!r}: {msg}{shown}")
+        top = str(err["loc"][0]) if err["loc"] else ""
+        where = (origins or {}).get(top)
+        if where is None:
+            lines.append(f"{source}: key {key!r}: {msg}{shown}")
+        else:
+            sub = key[len(top) + 1 :]
+            lines.append(f"{where}{f' key {sub!r}' if sub else ''}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def env_name(key: str) -> str:
+    return f"SPOOLD_{key.upper()}"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -209,7 +276,7 @@ def _env_values(keys: frozenset[str], env: dict[str, str]) -> dict[str, Any]:
     """SPOOLD_<KEY> variables, parsed as TOML values where they look like one."""
     out: dict[str, Any] = {}
     for key in keys:
-        raw = env.get(f"SPOOLD_{key.upper()}")
+        raw = env.get(env_name(key))
         if raw is None or key == "routes":
             continue
         try:
@@ -241,12 +308,16 @@ def load_daemon_settings(
     merged = {k: v for k, v in data.items() if k in DAEMON_KEYS}
     env_vals = _env_values(DAEMON_KEYS - {"spools"}, env)
     merged.update(env_vals)
-    merged.update({k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    merged.update(given)
+    origins = {k: f"environment variable {env_name(k)} (key {k!r})" for k in env_vals}
+    origins.update({k: f"flag {flag_name(k)}" for k in given})
     try:
         settings = DaemonSettings(**merged)
+        # Spool keys set here are checked now, so their errors name this file.
+        SpoolSettings(**spool_defaults)
     except ValidationError as exc:
-        where = source if not env_vals else f"{source} / SPOOLD_* environment / flags"
-        raise ConfigError(describe_errors(exc, where)) from exc
+        raise ConfigError(describe_errors(exc, source, origins)) from exc
     return settings, spool_defaults
 
 
@@ -254,19 +325,24 @@ def load_spool_settings(
     spool_root: Path,
     defaults: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    defaults_source: str = "the daemon file",
 ) -> SpoolSettings:
     env = dict(os.environ) if env is None else env
     path = spool_root / "spool.toml"
     data: dict[str, Any] = dict(defaults or {})
+    origins = {k: f"{defaults_source}: key {k!r}" for k in data}
     if path.exists():
-        data.update(read_toml(path))
+        from_file = read_toml(path)
+        data.update(from_file)
+        for k in from_file:
+            origins.pop(k, None)
     env_vals = _env_values(SPOOL_KEYS - DAEMON_KEYS, env)
     data.update(env_vals)
+    origins.update({k: f"environment variable {env_name(k)} (key {k!r})" for k in env_vals})
     try:
         return SpoolSettings(**data)
     except ValidationError as exc:
-        where = str(path) + (" / SPOOLD_* environment" if env_vals else "")
-        raise ConfigError(describe_errors(exc, where)) from exc
+        raise ConfigError(describe_errors(exc, str(path), origins)) from exc
 
 
 def _toml_value(v: Any) -> str:

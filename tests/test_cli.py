@@ -139,3 +139,93 @@ def test_doctor_and_run_refuse_a_split_spool(make_spool) -> None:
         assert run.returncode == 69 and "split across filesystems" in run.stderr
     finally:
         subprocess.run(["umount", "-l", str(spool / "done")], check=False)
+
+
+def test_usage_errors_exit_64_and_name_the_flag(make_spool, tmp_path: Path) -> None:
+    spool = make_spool()
+    res = cli("run", str(spool), "--workers", "0", check=False)
+    assert res.returncode == 64 and "'--workers'" in res.stderr, res.stderr
+    assert "defaults" not in res.stderr
+    assert cli("no-such-command", check=False).returncode == 64
+    assert cli("status", check=False).returncode == 64, "a missing argument"
+    assert cli("status", str(tmp_path / "x"), "--bogus", check=False).returncode == 64
+    src = tmp_path / "a.md"
+    src.write_text("# A\n")
+    res = cli("convert", str(src), "-o", str(tmp_path / "a.pdf"), "--page-size", "A9", check=False)
+    assert res.returncode == 64
+    assert "'--page-size'" in res.stderr and "Letter" in res.stderr, "the allowed values"
+    res = cli("convert", str(src), "-o", str(tmp_path / "a.pdf"), "--theme", "fancy", check=False)
+    assert res.returncode == 64 and "handout" in res.stderr
+    assert not (tmp_path / "a.pdf").exists()
+
+
+def test_bad_values_name_where_they_came_from(make_spool, tmp_path: Path) -> None:
+    spool = make_spool()
+    daemon_file = tmp_path / "spoold.toml"
+    daemon_file.write_text("workers = 0\n")
+    res = cli("run", str(spool), "--config", str(daemon_file), check=False)
+    assert res.returncode == 78
+    assert f"{daemon_file}: key 'workers'" in res.stderr, res.stderr
+    daemon_file.write_text('theme = "fancy"\n')  # a spool default in the daemon file
+    res = cli("run", str(spool), "--config", str(daemon_file), check=False)
+    assert res.returncode == 78 and f"{daemon_file}: key 'theme'" in res.stderr, res.stderr
+    env = {**os.environ, "SPOOLD_PAGE_SIZE": "A9"}
+    res = subprocess.run(
+        [sys.executable, "-m", "spoold", "run", str(spool)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert res.returncode == 78
+    assert "environment variable SPOOLD_PAGE_SIZE" in res.stderr and "Ledger" in res.stderr
+    (spool / "spool.toml").write_text('page_size = "A4 sideways"\n[routes.big]\ntheme = "x"\n')
+    res = cli("run", str(spool), check=False)
+    assert res.returncode == 78
+    assert f"{spool / 'spool.toml'}: key 'page_size'" in res.stderr
+    assert "key 'routes.big.theme'" in res.stderr and "default, handout" in res.stderr
+
+
+def test_max_queued_counts_jobs_not_route_folders(make_spool, tmp_path: Path) -> None:
+    routes = {name: {"targets": ["docx"]} for name in ("a", "b", "c")}
+    spool = make_spool(max_queued=2, routes=routes)
+    for name in routes:
+        (spool / "inbox" / name).mkdir()
+    doc = tmp_path / "x.md"
+    doc.write_text("# x\n")
+    assert cli("submit", str(spool), str(doc)).returncode == 0
+    assert cli("submit", str(spool), str(doc), "--route", "a").returncode == 0
+    res = cli("submit", str(spool), str(doc), check=False)
+    assert res.returncode == 75 and "holds 2 entries" in res.stderr
+
+
+def test_a_bad_job_json_value_fails_the_job_naming_key_values_and_the_page(
+    make_spool, daemon_factory
+) -> None:
+    spool = make_spool()
+    daemon_factory(spool)
+    folder = spool / "tmp" / "letter"
+    folder.mkdir()
+    (folder / "letter.md").write_text("# Letter\n")
+    (folder / "job.json").write_text(json.dumps({"page_size": "Foolscap"}))
+    os.rename(folder, spool / "inbox" / "letter")
+    failed = wait_for(lambda: published(spool, "failed"), what="the job failed")[0]
+    error = json.loads((failed / "manifest.json").read_text())["error"]
+    assert error["code"] == "input_invalid"
+    assert "job.json: key 'page_size'" in error["message"] and "Letter" in error["message"]
+    assert "docs/configuration.md" in error["hint"]
+
+
+def test_editor_backups_and_desktop_ini_are_ignored(make_spool, daemon_factory) -> None:
+    spool = make_spool()
+    daemon_factory(spool)
+    stage_file(spool, "desktop.ini", "[.ShellClassInfo]\n")
+    stage_file(spool, "report.md~", "# old\n")
+    stage_file(spool, "report.md", "# Report\n")
+    wait_for(lambda: published(spool), what="the report converted")
+    # Entries seen in the same scan as report.md, before it was claimed: still there.
+    assert (spool / "inbox" / "desktop.ini").exists() and (spool / "inbox" / "report.md~").exists()
+    assert published(spool, "failed") == []
+    # Not jobs for the command either.
+    assert json.loads(cli("list", str(spool), "--state", "queued", "--json").stdout) == []
+    assert json.loads(cli("status", str(spool), "--json").stdout)["queued"] == 0
