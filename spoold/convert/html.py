@@ -41,7 +41,7 @@ from .fetcher import (
     resolve_in_job,
     resolve_url,
 )
-from .page import margins_css
+from .page import margins_css, parse_page_size
 
 # Deeper than this is no document a person wrote; WeasyPrint would recurse itself to death.
 MAX_DEPTH = 256
@@ -54,7 +54,6 @@ MAX_SOURCE_BYTES = 64 * 1024 * 1024
 
 THEMES_DIR = Path(__file__).with_name("themes")
 THEMES = ("default", "handout")
-PAGE_SIZES = ("A3", "A4", "A5", "A6", "B4", "B5", "Letter", "Legal", "Ledger")
 
 # Removed with everything inside them.
 _DROP_ELEMENTS = {"script", "iframe", "frame", "frameset", "base", "portal", "noembed"}
@@ -150,22 +149,9 @@ def check_theme(theme: str) -> str:
 
 
 def page_size_css(page_size: str) -> str:
-    """Return the @page size value for `page_size` ('A4', 'letter landscape'...)."""
-    words = page_size.split()
-    known = {p.lower(): p for p in PAGE_SIZES}
-    if (
-        not words
-        or len(words) > 2
-        or words[0].lower() not in known
-        or (len(words) == 2 and words[1].lower() not in ("portrait", "landscape"))
-    ):
-        raise JobError(
-            ErrorCode.INPUT_INVALID,
-            f"unknown page_size {page_size!r}; allowed: {', '.join(PAGE_SIZES)}"
-            " (optionally followed by 'landscape')",
-            hint="Set page_size to one of the allowed values in job.json or spool.toml.",
-        )
-    return " ".join([known[words[0].lower()], *(w.lower() for w in words[1:])])
+    """The @page size value for `page_size` ('A4', 'letter landscape'...), from page.py's
+    one table; JobError(input_invalid) naming the allowed values."""
+    return parse_page_size(page_size).css
 
 
 @functools.cache

@@ -52,6 +52,11 @@ class PageSize:
     width_mm: float
     height_mm: float
 
+    @property
+    def css(self) -> str:
+        """The CSS `size` value of the PDF's @page: 'A4', 'Letter landscape'."""
+        return f"{self.name} landscape" if self.landscape else self.name
+
 
 def parse_page_size(page_size: str) -> PageSize:
     """'A4', 'letter landscape' ...; JobError(input_invalid) naming the allowed values."""
@@ -151,13 +156,10 @@ def margins_mm(
 def margins_css(margins: str, page_size: str) -> str | None:
     """The @page margin value for the job, or None to keep the theme's.
 
-    `page_size` is an already-checked value ('A4', 'Letter landscape'). Raises
-    JobError(input_invalid) as margins_mm does.
+    `page_size` is the option as written ('A4', 'letter landscape'). Raises
+    JobError(input_invalid) as parse_page_size and margins_mm do.
     """
-    words = page_size.lower().split()
-    width, height = PAGE_SIZES_MM.get(words[0], PAGE_SIZES_MM["a4"]) if words else (210, 297)
-    if words[1:] == ["landscape"]:
-        width, height = height, width
-    if margins_mm(margins, width, height, page_size) is None:
+    size = parse_page_size(page_size)
+    if margins_mm(margins, size.width_mm, size.height_mm, page_size) is None:
         return None
     return " ".join(margins.split()).lower()
