@@ -53,6 +53,14 @@ class ConvertOptions:
     max_image_pixels: int = 50_000_000
 
 
+def metadata_text(value: Any) -> str:
+    """A metadata value (front matter or the `metadata` option) as document text: a list
+    such as `author: [Ada, Grace]` reads "Ada, Grace"."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
 @dataclass
 class Fetch:
     """One resource the converter asked for, as recorded in the manifest's `fetches`."""

@@ -138,6 +138,18 @@ def parse_html(text: str | bytes, name: str = "document") -> Any:
     return root
 
 
+@contextmanager
+def recursion_limit(limit: int) -> Iterator[None]:
+    """Run the block with Python's recursion limit raised to at least `limit`, then put
+    it back: layout and the DOCX walk recurse per level of a MAX_DEPTH-deep document."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def check_theme(theme: str) -> str:
     if theme not in THEMES:
         raise JobError(
@@ -590,16 +602,6 @@ class _Collect(logging.Handler):
 
 
 @contextmanager
-def _recursion_limit(limit: int) -> Iterator[None]:
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, limit))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
-@contextmanager
 def _weasy_warnings(ctx: ConversionContext) -> Iterator[None]:
     # WeasyPrint reports skipped resources and bad CSS through logging; surface them.
     logger = logging.getLogger("weasyprint")
@@ -645,7 +647,7 @@ def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Pa
     stylesheets = [_weasy_css(theme), _weasy_css(f"@page {{ {page} }}")]
     ctx.stage("layout")
     try:
-        with _weasy_warnings(ctx), _recursion_limit(LAYOUT_RECURSION_LIMIT):
+        with _weasy_warnings(ctx), recursion_limit(LAYOUT_RECURSION_LIMIT):
             doc = weasyprint.HTML(
                 string=html_bytes.decode("utf-8"),
                 base_url=base.resolve().as_uri() + "/",

@@ -22,7 +22,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
 from ..errors import ErrorCode, JobError
-from .base import ConversionContext, ConversionResult, register
+from .base import ConversionContext, ConversionResult, metadata_text, register
 from .md_anchors import anchors_plugin
 from .md_attrs import attrs_plugin
 
@@ -122,12 +122,6 @@ def parse_front_matter(block: str) -> dict[str, Any]:
     return data
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     """Return (front matter, rendered body HTML) for a Markdown text."""
     md = _md()
@@ -160,26 +154,26 @@ def markdown_to_html(text: str, title: str, metadata: Mapping[str, Any] | None =
     meta, body = split_front_matter(text)
     for key, value in (metadata or {}).items():
         meta[str(key).lower()] = value
-    fm_title = _as_text(meta.get("title")).strip()
+    fm_title = metadata_text(meta.get("title")).strip()
     doc_title = fm_title or _first_h1(body) or title
     head = [
         '<meta charset="utf-8">',
         f"<title>{html.escape(doc_title)}</title>",
         '<meta name="generator" content="spoold">',
     ]
-    author = _as_text(meta.get("author") or meta.get("authors")).strip()
+    author = metadata_text(meta.get("author") or meta.get("authors")).strip()
     if author:
         head.append(f'<meta name="author" content="{html.escape(author)}">')
-    keywords = _as_text(meta.get("keywords") or meta.get("tags")).strip()
+    keywords = metadata_text(meta.get("keywords") or meta.get("tags")).strip()
     if keywords:
         head.append(f'<meta name="keywords" content="{html.escape(keywords)}">')
-    description = _as_text(meta.get("subject") or meta.get("description")).strip()
+    description = metadata_text(meta.get("subject") or meta.get("description")).strip()
     if description:
         head.append(f'<meta name="description" content="{html.escape(description)}">')
-    date = _as_text(meta.get("date")).strip()
+    date = metadata_text(meta.get("date")).strip()
     if date:
         head.append(f'<meta name="dcterms.created" content="{html.escape(date)}">')
-    lang = _as_text(meta.get("lang")).strip()
+    lang = metadata_text(meta.get("lang")).strip()
     lang_attr = f' lang="{html.escape(lang)}"' if re.fullmatch(r"[A-Za-z-]{1,20}", lang) else ""
     block = ""
     if fm_title:

@@ -90,12 +90,13 @@ class _Removed:
         self.counts[what] += 1
 
 
-def _resolve(obj: PdfObject | None) -> PdfObject | None:
+def _direct(obj: PdfObject | None) -> PdfObject | None:
+    """The object an indirect reference points to; a direct object as it is."""
     return obj.get_object() if isinstance(obj, IndirectObject) else obj
 
 
 def _is_bad_action(obj: PdfObject | None) -> bool:
-    action = _resolve(obj)
+    action = _direct(obj)
     return isinstance(action, DictionaryObject) and (
         str(action.get("/S")) in _BAD_ACTIONS or "/JS" in action
     )
@@ -108,14 +109,14 @@ def _clean_dict(d: DictionaryObject, removed: _Removed) -> None:
             removed.add("automatic actions (/AA, /OpenAction)")
     for key in ("/A", "/Next", "/PA"):
         if key in d and _is_bad_action(d[key]):
-            kind = str(_resolve(d[key]).get("/S", "/JavaScript"))  # type: ignore[union-attr]
+            kind = str(_direct(d[key]).get("/S", "/JavaScript"))  # type: ignore[union-attr]
             del d[key]
             removed.add(f"{kind.lstrip('/')} actions")
     if "/JS" in d and str(d.get("/S")) in _BAD_ACTIONS:
         del d["/JS"]
         removed.add("JavaScript actions")
     if "/Annots" in d:
-        annots = _resolve(d["/Annots"])
+        annots = _direct(d["/Annots"])
         if isinstance(annots, ArrayObject):
             kept = [a for a in annots if not _is_attachment(a)]
             if len(kept) != len(annots):
@@ -125,7 +126,7 @@ def _clean_dict(d: DictionaryObject, removed: _Removed) -> None:
 
 
 def _is_attachment(annot: PdfObject) -> bool:
-    a = _resolve(annot)
+    a = _direct(annot)
     return isinstance(a, DictionaryObject) and str(a.get("/Subtype")) == "/FileAttachment"
 
 
@@ -190,7 +191,7 @@ def sanitise_pdf(reader: PdfReader, input_sha256: bytes) -> tuple[PdfWriter, lis
     writer = PdfWriter(clone_from=reader)
     removed = _Removed()
     root = writer._root_object
-    names = _resolve(root.get("/Names"))
+    names = _direct(root.get("/Names"))
     if isinstance(names, DictionaryObject):
         for key, label in (
             ("/JavaScript", "document JavaScript"),
@@ -200,7 +201,7 @@ def sanitise_pdf(reader: PdfReader, input_sha256: bytes) -> tuple[PdfWriter, lis
                 del names[key]
                 removed.add(label)
     if "/AcroForm" in root:
-        form = _resolve(root["/AcroForm"])
+        form = _direct(root["/AcroForm"])
         if isinstance(form, DictionaryObject) and "/XFA" in form:
             # XFA forms carry their own scripts; the AcroForm fields stay.
             del form["/XFA"]

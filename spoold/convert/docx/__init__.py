@@ -19,8 +19,6 @@ give the same bytes.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,17 +39,6 @@ __all__ = ["HtmlToDocx", "MarkdownToDocx", "PdfToDocx", "write_docx"]
 WALK_RECURSION_LIMIT = 4000
 
 
-@contextlib.contextmanager
-def _recursion_limit(limit: int) -> Iterator[None]:
-    old = sys.getrecursionlimit()
-    if old < limit:
-        sys.setrecursionlimit(limit)
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
 def _ids(body: Any | None, notes: Iterable[Any]) -> Iterator[str]:
     """Every id in the body, then in the footnotes, in document order."""
     for tree in [body, *notes]:
@@ -66,7 +53,7 @@ def _ids(body: Any | None, notes: Iterable[Any]) -> Iterator[str]:
 def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Path) -> None:
     """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
     # The depth-checked lxml parse and `<a name>` anchors as the PDF route has them.
-    from ..html import name_as_id, parse_html
+    from ..html import name_as_id, parse_html, recursion_limit
 
     ctx.stage("parsing")
     root = parse_html(html, "document")
@@ -77,7 +64,7 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     ctx.stage("writing")
     body = root.find("body")
     try:
-        with _recursion_limit(WALK_RECURSION_LIMIT):
+        with recursion_limit(WALK_RECURSION_LIMIT):
             notes = collect_footnotes(root)
             names = map_ids(_ids(body, notes.values()))
             Writer(doc, ctx, base, notes, names).write_body(body)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..base import metadata_text
 from .xml import WS, xml_safe
 
 # Core dates when the document gives none: never the clock, so output is reproducible.
@@ -36,18 +37,12 @@ def parse_date(value: str) -> dt.datetime | None:
     return parsed if 1900 <= parsed.year <= 9999 else None
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
 def document_metadata(root: Any, options_metadata: Mapping[str, Any]) -> dict[str, str]:
     """The head's title, meta tags and lang, overridden by the job's `metadata` option."""
     meta = _head_metadata(root)
     for key, value in options_metadata.items():
         k = str(key).lower()
-        meta[_ALIASES.get(k, k)] = _as_text(value).strip()
+        meta[_ALIASES.get(k, k)] = metadata_text(value).strip()
     return meta
 
 

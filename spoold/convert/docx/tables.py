@@ -57,7 +57,7 @@ def _cells(tr: Any) -> list[Any]:
     return [c for c in tr if tag_of(c) in ("td", "th")]
 
 
-def _span(cell: Any, name: str, limit: int) -> int:
+def _span_attr(cell: Any, name: str, limit: int) -> int:
     try:
         return max(1, min(int((cell.get(name) or "1").strip()), limit))
     except ValueError:
@@ -95,7 +95,9 @@ class Tables:
             return
         source = [
             [
-                SourceCell(c, _span(c, "colspan", MAX_COLUMNS), _span(c, "rowspan", MAX_ROWSPAN))
+                SourceCell(
+                    c, _span_attr(c, "colspan", MAX_COLUMNS), _span_attr(c, "rowspan", MAX_ROWSPAN)
+                )
                 for c in _cells(row.tr)
             ]
             for row in rows
