@@ -166,7 +166,7 @@ def test_nothing_outside_the_job_is_read(
     assert canary.requests == []
     assert ctx.fetches and not any(f.allowed for f in ctx.fetches), ctx.fetches
     assert any("outside the job folder" in (f.reason or "") for f in ctx.fetches)
-    assert any("not allowed" in (f.reason or "") for f in ctx.fetches)
+    assert any("not allow-listed" in (f.reason or "") for f in ctx.fetches)
 
 
 def test_weasyprint_fetcher_refuses_on_its_own(

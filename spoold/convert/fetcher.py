@@ -179,7 +179,7 @@ def _check_allowed(ctx: ConversionContext, url: str) -> None:
     """Raise FetchRefused unless an allow_fetch entry covers the http(s) `url`."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if not ctx.options.allow_fetch:
-        raise FetchRefused(f"{scheme} URLs are not allowed (allow_fetch is empty)")
+        raise FetchRefused(f"{scheme} URL not allow-listed (allow_fetch is empty)")
     try:
         parts = _split_http(url)
     except ValueError as exc:
@@ -190,7 +190,7 @@ def _check_allowed(ctx: ConversionContext, url: str) -> None:
                 return
         except ValueError:
             continue  # settings validation refuses these; never widen on a bad entry
-    raise FetchRefused(f"{scheme} URL not allowed: no allow_fetch entry covers it")
+    raise FetchRefused(f"{scheme} URL not allow-listed: no allow_fetch entry covers it")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -235,7 +235,7 @@ def _read_network(url: str, cap: int, timeout: float) -> bytes:
         exc.close()
         if 300 <= exc.code < 400:
             where = exc.headers.get("Location", "") if exc.headers else ""
-            shown = f" to {_display(where)!r}" if where else ""
+            shown = f" to {display_url(where)!r}" if where else ""
             raise FetchRefused(f"redirect (HTTP {exc.code}{shown}) not followed") from None
         raise FetchRefused(f"HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
@@ -269,15 +269,37 @@ def _read_network(url: str, cap: int, timeout: float) -> bytes:
 # --- the fetcher ------------------------------------------------------------------------
 
 
-def _display(url: str) -> str:
-    """A URL as it may appear in manifests and warnings: short, without credentials."""
+def display_url(url: str) -> str:
+    """A URL as it may appear in manifests and warnings: as the document wrote it, short,
+    without credentials.
+
+    A relative reference is shown decoded: markdown-it percent-encodes what people write
+    (`bilder/größe.png` becomes `bilder/gr%C3%B6%C3%9Fe.png`).
+    """
     if url[:5].lower() == "data:":
         return url[:40] + ("..." if len(url) > 40 else "")
     parsed = urllib.parse.urlsplit(url)
+    if not parsed.scheme and not parsed.netloc:
+        decoded = urllib.parse.unquote(url)
+        if decoded.isprintable():
+            url = decoded
     if parsed.netloc and "@" in parsed.netloc:
         netloc = "***@" + parsed.netloc.rsplit("@", 1)[1]
         url = urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
     return url if len(url) <= 500 else url[:497] + "..."
+
+
+def _reason(exc: Exception) -> str:
+    """Why a resource was not loaded, in words a person acts on."""
+    if isinstance(exc, FetchRefused):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return "not found"
+    if isinstance(exc, PermissionError):
+        return "not readable (permission denied)"
+    if isinstance(exc, OSError):
+        return f"not readable ({exc.strerror or type(exc).__name__})"
+    return "not a valid file name"  # ValueError: a NUL byte in the path
 
 
 def resolve_url(url: str, base: Path | str) -> str:
@@ -296,7 +318,7 @@ def fetch_bytes(ctx: ConversionContext, url: str, base: Path | str) -> bytes | N
     """
     cap = ctx.options.max_fetch_bytes
     url = resolve_url(url, base)
-    record = Fetch(url=_display(url), allowed=False)
+    record = Fetch(url=display_url(url), allowed=False)
     ctx.fetches.append(record)
     try:
         if url[:5].lower() == "data:":
@@ -310,10 +332,10 @@ def fetch_bytes(ctx: ConversionContext, url: str, base: Path | str) -> bytes | N
         else:
             data = _read_file(resolve_in_job(url, base, ctx.job_root), cap)
     except (FetchRefused, OSError, ValueError) as exc:
-        reason = str(exc) if isinstance(exc, FetchRefused) else "not found or unreadable"
+        reason = _reason(exc)
         record.reason = reason
         record.bytes = exc.read if isinstance(exc, FetchRefused) else 0
-        ctx.warn(f"resource {_display(url)!r} not loaded: {reason}")
+        ctx.warn(f"resource {display_url(url)!r} not loaded: {reason}")
         return None
     record.allowed = True
     record.bytes = len(data)

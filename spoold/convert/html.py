@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from .base import ConversionContext, ConversionResult, register
 from .fetcher import (
     FetchRefused,
     decode_data_url,
+    display_url,
     fetch_bytes,
     is_network_url,
     resolve_in_job,
@@ -84,6 +85,11 @@ _URL_ATTRS = {
 _FETCH_ATTRS = {"src", "poster", "background", "lowsrc", "dynsrc"}
 _DANGEROUS_SCHEMES = ("javascript:", "vbscript:", "livescript:", "mocha:", "data:text/html")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]+")
+
+# What a refused CSS url() becomes: an empty resource, so the file points nowhere. The
+# fetcher has already warned, naming the reference as written; layout's own complaint
+# about the placeholder is dropped (see _Collect).
+REFUSED_URL = "data:,"
 
 # What a reference is relative to: a folder in the job, or an allow-listed stylesheet's URL.
 Base = Path | str
@@ -233,6 +239,8 @@ class Inliner:
         self.ctx = ctx
         self.base = base
         self._cache: dict[tuple[str, Base], str | None] = {}
+        # data: URL made here -> the reference as the document wrote it, for warnings.
+        self.written: dict[str, str] = {}
 
     def data_url(self, url: str, base: Base | None = None, image: bool = True) -> str | None:
         url = url.strip()
@@ -251,7 +259,9 @@ class Inliner:
                 self._cache[key] = None
             else:
                 mime = _mime_for(fetched, url)
-                self._cache[key] = f"data:{mime};base64," + base64.b64encode(fetched).decode()
+                inline = f"data:{mime};base64," + base64.b64encode(fetched).decode()
+                self.written[inline] = display_url(resolve_url(url, base or self.base))
+                self._cache[key] = inline
         return self._cache[key]
 
     def css_text(self, url: str, base: Base) -> tuple[str, Base] | None:
@@ -294,6 +304,8 @@ class Inliner:
                 self._rewrite(rule.prelude, base)
             if getattr(rule, "content", None):
                 self._rewrite(rule.content, base)
+                if rule.type == "at-rule" and _font_face_refused(rule):
+                    continue  # layout would warn again, by family, about the same file
             out.append(rule)
         serialized = [r if isinstance(r, str) else r.serialize() for r in out]
         return "\n".join(s for s in serialized if s)
@@ -351,7 +363,26 @@ class Inliner:
         if _is_local_ref(url):
             return url
         # Fonts and images alike; the pixel cap test passes non-images through.
-        return self.data_url(url, base) or "data:,"
+        return self.data_url(url, base) or REFUSED_URL
+
+
+def _font_face_refused(rule: Any) -> bool:
+    """A @font-face whose every source is a refused url() (no local() to fall back on)."""
+    if rule.lower_at_keyword != "font-face":
+        return False
+    for decl in tinycss2.parse_declaration_list(rule.content, skip_whitespace=True):
+        if decl.type != "declaration" or decl.lower_name != "src":
+            continue
+        urls: list[str] = []
+        for tok in decl.value:
+            if tok.type == "url":
+                urls.append(tok.value)
+            elif tok.type == "function" and tok.lower_name == "local":
+                return False
+            elif tok.type == "function" and tok.lower_name in _CSS_URL_FUNCTIONS:
+                urls += [arg.value for arg in tok.arguments if arg.type == "string"]
+        return bool(urls) and all(url == REFUSED_URL for url in urls)
+    return False
 
 
 # --- sanitising ---------------------------------------------------------------------
@@ -590,22 +621,51 @@ def _make_fetcher(ctx: ConversionContext, base: Path) -> Any:
 
 
 class _Collect(logging.Handler):
-    def __init__(self, ctx: ConversionContext) -> None:
+    """WeasyPrint's warnings as job warnings, naming resources as the document did."""
+
+    def __init__(self, ctx: ConversionContext, written: Mapping[str, str]) -> None:
         super().__init__(logging.WARNING)
         self.ctx = ctx
+        self.written = written
         self.count = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self._message(record)
+        except Exception:  # a warning that cannot be formatted must not fail the job
+            message = str(record.msg)
+        if message is None:
+            return
         self.count += 1
         if self.count <= 20:
-            self.ctx.warn(f"layout: {record.getMessage()}"[:300])
+            self.ctx.warn(f"layout: {message}"[:300])
+
+    def _message(self, record: logging.LogRecord) -> str | None:
+        """None for a resource refused before layout: the fetcher has said which and why."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not args:
+            return record.getMessage()
+        if REFUSED_URL in args:
+            return None
+        shown = tuple(self._as_written(arg) for arg in args)
+        try:
+            text = str(record.msg) % shown
+        except (TypeError, ValueError):
+            return record.getMessage()
+        # "Failed to load image at 'x': " -- some of WeasyPrint's errors have no text.
+        return text.rstrip(": ")
+
+    def _as_written(self, arg: object) -> object:
+        if isinstance(arg, str) and arg[:5].lower() == "data:":
+            return self.written.get(arg, display_url(arg))
+        return arg
 
 
 @contextmanager
-def _weasy_warnings(ctx: ConversionContext) -> Iterator[None]:
+def _weasy_warnings(ctx: ConversionContext, written: Mapping[str, str]) -> Iterator[None]:
     # WeasyPrint reports skipped resources and bad CSS through logging; surface them.
     logger = logging.getLogger("weasyprint")
-    handler = _Collect(ctx)
+    handler = _Collect(ctx, written)
     logger.addHandler(handler)
     try:
         yield
@@ -647,7 +707,7 @@ def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Pa
     stylesheets = [_weasy_css(theme), _weasy_css(f"@page {{ {page} }}")]
     ctx.stage("layout")
     try:
-        with _weasy_warnings(ctx), recursion_limit(LAYOUT_RECURSION_LIMIT):
+        with _weasy_warnings(ctx, inliner.written), recursion_limit(LAYOUT_RECURSION_LIMIT):
             doc = weasyprint.HTML(
                 string=html_bytes.decode("utf-8"),
                 base_url=base.resolve().as_uri() + "/",
