@@ -346,6 +346,7 @@ class InboxTracker:
         dirs: list[tuple[str, str]] = [(self._inbox, "")]
         dirs += [(os.path.join(self._inbox, r), r + "/") for r in sorted(self.routes)]
         entries = self.entries
+        new: list[tuple[int, str, os.stat_result]] = []
         for folder, prefix in dirs:
             try:
                 it = os.scandir(folder)
@@ -361,10 +362,15 @@ class InboxTracker:
                             st = de.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
-                        self._observe(key, now, moved=False, st=st)
+                        new.append((st.st_ctime_ns, key, st))
                     seen.add(key)
                     # Known entries are not stat'ed here: a scan costs a listing, not a
                     # stat per queued job; settling ones are re-checked when they are due.
+        # New entries in arrival order (a backlog at start-up, a missed hint), not in
+        # directory order: ctime is when the entry was renamed or written in.
+        new.sort(key=lambda item: (item[0], item[1]))
+        for _, key, st in new:
+            self._observe(key, now, moved=False, st=st)
         for key in [k for k in entries if k not in seen]:
             self._forget(key)
         return self._promote(now)
@@ -453,9 +459,6 @@ class InboxTracker:
         """The daemon claimed or removed this entry."""
         self._forget(key)
 
-    def has_pending(self) -> bool:
-        return bool(self._pending) or bool(self._moved_hints)
-
     def next_check(self) -> float | None:
         """Monotonic time at which an entry is due to be looked at (None: none waits)."""
         if self._now or self._moved_hints:
@@ -480,6 +483,9 @@ class Observer:
 
     def stop(self) -> None:  # pragma: no cover - trivial
         pass
+
+    def watch(self, folder: Path, tracker: InboxTracker, prefix: str) -> None:
+        """Watch one more folder (a route added by a reload)."""
 
 
 class PollingObserver(Observer):
@@ -510,6 +516,7 @@ class InotifyObserver(Observer):
         self.on_overflow = on_overflow
         self._fd: Any = None
         self._registered: list[tuple[Any, Any]] = []
+        self._add: Callable[[Path, InboxTracker, str], None] | None = None
 
     def start(self) -> None:
         from watchdog.observers.inotify_c import CallbackId, InotifyFD, Mask
@@ -535,13 +542,26 @@ class InotifyObserver(Observer):
 
         fd = InotifyFD()
         fd.start()
-        for i, (folder, (tracker, prefix)) in enumerate(self.watches.items()):
-            folder.mkdir(exist_ok=True)
-            wd = fd.add_callback(
-                os.fsencode(folder), Mask(mask), Callback(tracker, prefix), CallbackId(i + 1)
-            )
-            self._registered.append((wd, i + 1))
         self._fd = fd
+
+        def add(folder: Path, tracker: InboxTracker, prefix: str) -> None:
+            folder.mkdir(exist_ok=True)
+            cid = len(self._registered) + 1
+            wd = fd.add_callback(
+                os.fsencode(folder), Mask(mask), Callback(tracker, prefix), CallbackId(cid)
+            )
+            self._registered.append((wd, cid))
+
+        self._add = add
+        for folder, (tracker, prefix) in self.watches.items():
+            add(folder, tracker, prefix)
+
+    def watch(self, folder: Path, tracker: InboxTracker, prefix: str) -> None:
+        if folder in self.watches:
+            return
+        self.watches[folder] = (tracker, prefix)
+        if self._add is not None:
+            self._add(folder, tracker, prefix)
 
     def stop(self) -> None:
         fd = self._fd

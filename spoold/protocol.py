@@ -180,11 +180,15 @@ def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n", durable=durable)
 
 
-def _unlink_quiet(path: Path) -> None:
+def unlink_quiet(path: Path) -> None:
+    """Remove a file if it is there; a file already gone (or not removable) is fine."""
     try:
         os.unlink(path)
     except OSError:
         pass
+
+
+_unlink_quiet = unlink_quiet  # the name the lease code below uses
 
 
 _libc: Any = None

@@ -7,7 +7,9 @@ publishes: it writes artifacts inside the running folder it was given, and when 
 folder has been taken away (its daemon lost the claim) its writes simply fail.
 
 Caveats: RLIMIT_CPU counts the worker's whole life, so the soft limit is moved up at
-the start of each job; RLIMIT_AS bounds address space, not resident memory.
+the start of each job; RLIMIT_AS bounds address space, not resident memory. Workers
+serve every spool, so the hard RLIMIT_AS is the largest `memory_limit_mb` of them and
+each job lowers the soft limit to its own spool's value for its duration.
 """
 
 from __future__ import annotations
@@ -44,6 +46,36 @@ class WorkerLimits:
     memory_mb: int = 2048
     cpu_s: float = 600
     max_output_mb: float = 1024
+
+
+@dataclass(frozen=True)
+class WorkerError:
+    code: str
+    message: str
+    hint: str
+    retryable: bool
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    cpu_s: float
+    peak_rss_mb: float
+    wall_s: float
+
+
+@dataclass
+class WorkerResult:
+    """What a worker hands back for one attempt (plain data: it crosses a pipe)."""
+
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    fetches: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: ResourceUsage | None = None
+    error: WorkerError | None = None
+    idempotency_key: str | None = None
+    input_sha256: str | None = None
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +204,7 @@ def init_worker(limits: WorkerLimits) -> None:
     _set_pdeathsig()
     signal.signal(signal.SIGTERM, _kill_group)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which drains
-    mem = limits.memory_mb * 1024 * 1024
+    mem = limits.memory_mb * 1024 * 1024  # the largest of the spools' limits
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     fsize = int(limits.max_output_mb * 1024 * 1024)
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -348,17 +380,28 @@ def prepare_resources(job_root: Path, folder: Path) -> None:
         ) from exc
 
 
-def run_job(spec: JobSpec) -> dict[str, Any]:
+def _set_job_limits(limits: WorkerLimits, cpu0: float) -> tuple[int, int]:
+    """This job's CPU and memory soft limits; returns the hard ones to restore."""
+    soft_cpu = int(cpu0 + limits.cpu_s) + 1
+    _, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
+    _, hard_mem = resource.getrlimit(resource.RLIMIT_AS)
+    mem = limits.memory_mb * 1024 * 1024
+    if hard_mem != resource.RLIM_INFINITY:
+        mem = min(mem, hard_mem)
+    resource.setrlimit(resource.RLIMIT_AS, (mem, hard_mem))
+    return hard_cpu, hard_mem
+
+
+def run_job(spec: JobSpec) -> WorkerResult:
     """Convert every missing target of one job; return a plain-data result.
 
-    Never raises for a job problem: errors come back as {"error": {...}} so that the
-    daemon gets the code and message intact across the process boundary.
+    Never raises for a job problem: errors come back in `WorkerResult.error` so that
+    the daemon gets the code and message intact across the process boundary.
     """
     t0 = time.monotonic()
     cpu0 = _cpu_seconds()
-    soft_cpu = int(cpu0 + spec.limits.cpu_s) + 1
-    _, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
+    hard_cpu, hard_mem = _set_job_limits(spec.limits, cpu0)
     folder = Path(spec.folder)
     records = folder / ARTIFACT_RECORDS
     stage = _StageReporter(folder, t0)
@@ -368,9 +411,8 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
         options=_convert_options(spec),
         on_stage=stage.report,
     )
-    artifacts: list[dict[str, Any]] = []
-    timings: dict[str, float] = {}
-    result: dict[str, Any] = {}
+    result = WorkerResult()
+    artifacts, timings = result.artifacts, result.timings
     try:
         # Before the key: the key then covers the extracted files on every attempt alike.
         if os.path.lexists(Path(spec.job_root) / RESOURCES_ZIP):
@@ -378,12 +420,11 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
         prepare_resources(Path(spec.job_root), folder)
         key, main_sha = content_key(Path(spec.job_root), Path(spec.main), spec.options)
         key = spec.idempotency_key or key
-        result["idempotency_key"] = key
-        if main_sha:
-            result["input_sha256"] = main_sha
+        result.idempotency_key = key
+        result.input_sha256 = main_sha or None
         earlier = None if spec.on_duplicate == "rerun" else _find_earlier(spec, key)
         if earlier is not None:
-            result["duplicate_of"] = earlier[0]
+            result.duplicate_of = earlier[0]
             if spec.on_duplicate == "reject":
                 raise JobError(
                     ErrorCode.DUPLICATE,
@@ -392,8 +433,8 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
             reused = _reuse(spec, earlier[1], folder)
             if reused is not None:
                 artifacts.extend(reused)
-                return _finish(result, artifacts, ctx, timings, cpu0, t0)
-            del result["duplicate_of"]
+                return _finish(result, ctx, cpu0, t0)
+            result.duplicate_of = None
         for target in spec.targets:
             name = artifact_name(spec.stem, target)
             record_path = records / f"{target}.json"
@@ -437,59 +478,44 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
                 (records / f"{target}.json").write_text(json.dumps(record))
             artifacts.append(record)
     except JobError as exc:
-        result["error"] = _error(exc)
+        result.error = _error(exc)
     except MemoryError:
-        result["error"] = _error(
+        result.error = _error(
             JobError(
                 ErrorCode.RESOURCE_LIMIT, f"the worker ran out of its {spec.limits.memory_mb} MB"
             )
         )
     except RecursionError:
-        result["error"] = _error(
+        result.error = _error(
             JobError(ErrorCode.INPUT_INVALID, "the document is nested too deeply to convert")
         )
     except OSError as exc:
         code = io_error_code(exc)
-        result["error"] = _error(JobError(code, f"{exc.strerror or exc} while converting"))
+        result.error = _error(JobError(code, f"{exc.strerror or exc} while converting"))
     except Exception as exc:  # a converter bug must not take the worker down
-        result["error"] = _error(
+        result.error = _error(
             JobError(
                 ErrorCode.CONVERSION_FAILED, f"conversion failed: {type(exc).__name__}: {exc}"[:500]
             )
         )
     finally:
         resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
+        resource.setrlimit(resource.RLIMIT_AS, (hard_mem, hard_mem))
         stage.close()
-    return _finish(result, artifacts, ctx, timings, cpu0, t0)
+    return _finish(result, ctx, cpu0, t0)
 
 
-def _finish(
-    result: dict[str, Any],
-    artifacts: list[dict[str, Any]],
-    ctx: ConversionContext,
-    timings: dict[str, float],
-    cpu0: float,
-    t0: float,
-) -> dict[str, Any]:
+def _finish(result: WorkerResult, ctx: ConversionContext, cpu0: float, t0: float) -> WorkerResult:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    result.update(
-        artifacts=artifacts,
-        warnings=list(ctx.warnings),
-        fetches=[asdict(f) for f in ctx.fetches],
-        timings=timings,
-        usage={
-            "cpu_s": round(_cpu_seconds() - cpu0, 6),
-            "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
-            "wall_s": round(time.monotonic() - t0, 6),
-        },
+    result.warnings = list(ctx.warnings)
+    result.fetches = [asdict(f) for f in ctx.fetches]
+    result.usage = ResourceUsage(
+        cpu_s=round(_cpu_seconds() - cpu0, 6),
+        peak_rss_mb=round(ru.ru_maxrss / 1024, 1),
+        wall_s=round(time.monotonic() - t0, 6),
     )
     return result
 
 
-def _error(exc: JobError) -> dict[str, Any]:
-    return {
-        "code": exc.code.value,
-        "message": exc.message,
-        "hint": exc.hint,
-        "retryable": exc.retryable,
-    }
+def _error(exc: JobError) -> WorkerError:
+    return WorkerError(exc.code.value, exc.message, exc.hint, exc.retryable)
