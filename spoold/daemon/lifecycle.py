@@ -71,8 +71,7 @@ class Lifecycle(Finisher):
 
     def cancel_queued(self, rt: SpoolRuntime, entry: Entry) -> None:
         """Claim a queued entry only to publish it as cancelled (it never starts)."""
-        entry.gone = True  # the scheduler must not start it
-        job = self.claim(rt, entry, 50)
+        job = self.claim(rt, entry, 50)  # drops the entry: the scheduler skips it
         if job is not None:
             err = JobError(ErrorCode.CANCELLED, "cancelled on request before it started")
             self.publish(job, JobStatus.CANCELLED, err, None)
