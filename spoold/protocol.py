@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import tenacity
+
 from .errors import SpoolError
 
 SUBDIRS = ("inbox", "tmp", "running", "done", "failed", "out", ".spoold")
@@ -191,11 +193,35 @@ def unlink_quiet(path: Path) -> None:
 _unlink_quiet = unlink_quiet  # the name the lease code below uses
 
 
+# A rename that fails with one of these (a busy file on an SMB or NFS mount, a server
+# asking to try again) is tried again a few times before the error counts.
+TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EAGAIN})
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+retry_transient = tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_transient),
+    stop=tenacity.stop_after_attempt(4),
+    wait=tenacity.wait_exponential(multiplier=0.01, max=0.2),
+    reraise=True,
+)
+
+
+@retry_transient
+def rename(src: Path, dst: Path) -> None:
+    """os.rename, with bounded retries of transient errors."""
+    os.rename(src, dst)
+
+
 _libc: Any = None
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
 
+@retry_transient
 def rename_noreplace(src: Path, dst: Path) -> None:
     """rename(2) that fails with FileExistsError instead of replacing `dst`.
 
@@ -317,7 +343,7 @@ def claim_entry(
     os.mkdir(folder)
     os.mkdir(folder / INPUT_DIR)
     try:
-        os.rename(paths.inbox / key, folder / INPUT_DIR / name)
+        rename(paths.inbox / key, folder / INPUT_DIR / name)
     except FileNotFoundError:
         os.rmdir(folder / INPUT_DIR)
         os.rmdir(folder)

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,41 @@ def test_the_same_error_twenty_times_in_a_row_gives_up() -> None:
     guard.ok()  # a good pass in between starts the count again
     assert not any(fail(OSError("again")) for _ in range(19))
     assert fail(OSError("twentieth"))
+
+
+def test_a_transient_rename_error_is_tried_again(tmp_path: Path, monkeypatch: Any) -> None:
+    import errno
+
+    from spoold import protocol
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_text("x")
+    real_rename = os.rename
+    failures = iter([OSError(errno.EBUSY, "busy"), OSError(errno.EBUSY, "busy")])
+
+    def flaky(a: Any, b: Any) -> None:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        real_rename(a, b)
+
+    monkeypatch.setattr(protocol.os, "rename", flaky)
+    protocol.rename(src, dst)
+    assert dst.read_text() == "x" and not src.exists()
+
+
+def test_a_lasting_rename_error_is_raised(tmp_path: Path, monkeypatch: Any) -> None:
+    import errno
+
+    from spoold import protocol
+
+    calls = []
+
+    def busy(a: Any, b: Any) -> None:
+        calls.append(a)
+        raise OSError(errno.EBUSY, "busy")
+
+    monkeypatch.setattr(protocol.os, "rename", busy)
+    with pytest.raises(OSError):
+        protocol.rename(tmp_path / "a", tmp_path / "b")
+    assert len(calls) == 4
