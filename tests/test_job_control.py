@@ -293,7 +293,11 @@ def test_duplicates(make_spool, daemon_factory, mode: str) -> None:
     if mode == "reuse":
         assert m["duplicate_of"] == first_m["job_id"]
         assert os.stat(a1).st_ino == os.stat(a2).st_ino, "hard-linked, not converted again"
-        assert any(e["event"] == "job.duplicate" for e in events(spool))
+        # The event follows the publish rename: wait for it, do not race it.
+        wait_for(
+            lambda: any(e["event"] == "job.duplicate" for e in events(spool)),
+            what="job.duplicate recorded",
+        )
     else:
         assert "duplicate_of" not in m
         assert os.stat(a1).st_ino != os.stat(a2).st_ino

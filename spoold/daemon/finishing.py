@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..crashpoints import crash_point
+from ..dedup import dedup_record
 from ..errors import ErrorCode, JobError
 from ..events import (
     JobCancelled,
@@ -31,7 +32,8 @@ from ..events import (
 )
 from ..job import Attempt, AttemptOutcome, ErrorInfo, JobStatus, Usage, check_transition
 from ..protocol import INPUT_DIR, atomic_write, iso, requeue, unlink_quiet
-from ..worker import CANCEL_FLAG, STAGE_FILE, WorkerResult, dedup_record
+from ..stage import STAGE_FILE
+from ..worker import CANCEL_FLAG, WorkerResult
 from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of, utc
 from .listeners import ListenerBus, Published
 from .outcomes import backoff_s, error_info
@@ -148,14 +150,13 @@ class Finisher:
         job.attempt.outcome = AttemptOutcome(status.value)
         if err is not None:
             job.attempt.error = error_info(err)
-        main = job.plan.main if job.plan else job.folder / INPUT_DIR / job.state.name
         manifest = build_manifest(
             job.state,
             rt.name,
             status,
             job.attempt.error,
             job.plan.options if job.plan else {},
-            input_info(main, result.input_sha256 if result else None),
+            input_info(_main_document(job), result.input_sha256 if result else None),
             result,
             job.attempt.finished_at,
         )
@@ -186,20 +187,19 @@ class Finisher:
             path=str(dest.relative_to(rt.root)),
         )
         self.bus.emit(rt, event)
-        started = job.attempt.started_at or job.attempt.claimed_at
-        usage = job.attempt.usage
-        published = Published(
-            rt,
-            job.job_id,
-            number,
-            job.state.route,
-            status,
-            job.attempt.error,
-            dest,
-            manifest,
-            usage.wall_s if usage else seconds_since(started),
+        self.bus.published(
+            Published(
+                rt,
+                job.job_id,
+                number,
+                job.state.route,
+                status,
+                job.attempt.error,
+                dest,
+                manifest,
+                _wall_s(job),
+            )
         )
-        self.bus.published(published)
 
     def _record_result(
         self, rt: SpoolRuntime, job: RunningJob, status: JobStatus, result: WorkerResult | None
@@ -275,3 +275,16 @@ class Finisher:
                 rt, JobRecovered(job_id=state.job_id, attempt=attempt_no, name=state.name)
             )
             self.requeued = True
+
+
+def _main_document(job: RunningJob) -> Path:
+    return job.plan.main if job.plan else job.folder / INPUT_DIR / job.state.name
+
+
+def _wall_s(job: RunningJob) -> float:
+    # A job that never reached a worker (intake failure, killed worker) has no usage:
+    # its duration is from claim (or start) to now, not 0.
+    usage = job.attempt.usage
+    return (
+        usage.wall_s if usage else seconds_since(job.attempt.started_at or job.attempt.claimed_at)
+    )

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..metrics import FolderCount, Metrics
+from ..metrics import FolderCount, Metrics, MetricsPortError
 from ..protocol import free_disk_mb
 from ..retention import purge
 from .runtime import SpoolRuntime
@@ -96,3 +96,22 @@ def status_line(spools: list[SpoolRuntime], busy: int, workers: int, stopping: b
     if stopping:
         line = f"draining: {line}"
     return line
+
+
+def start_metrics(spools: list[SpoolRuntime], port: int | None) -> Metrics:
+    """The metrics, served on 127.0.0.1:PORT when asked (MetricsPortError if busy).
+
+    Called first, so a busy port stops the start with nothing to undo (no lease taken,
+    no worker started, no claim recovered).
+    """
+    metrics = Metrics(rt.name for rt in spools)
+    if port:
+        try:
+            metrics.serve(port)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise MetricsPortError(
+                f"cannot serve metrics on 127.0.0.1:{port}: {reason} "
+                "(choose another --metrics-port / metrics_port)"
+            ) from exc
+    return metrics

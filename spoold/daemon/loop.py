@@ -20,9 +20,9 @@ from typing import Any
 from .. import __version__
 from ..crashpoints import crash_point
 from ..detect import Observer, PollingObserver
-from ..events import DaemonStarted, DaemonStopping
+from ..events import DaemonFailed, DaemonStarted, DaemonStopping
 from ..hooks import HookRunner
-from ..metrics import Metrics
+from ..metrics import Metrics, MetricsPortError
 from ..sdnotify import Notifier
 from ..settings import DaemonSettings
 from ..worker import WorkerLimits
@@ -30,7 +30,7 @@ from .admission import Admission
 from .cancel import CancelMarkers
 from .executor import Executor, PoolExecutor
 from .guard import ErrorGuard
-from .housekeeping import Housekeeping, status_line
+from .housekeeping import Housekeeping, start_metrics, status_line
 from .lease import LeaseWatch
 from .lifecycle import Lifecycle
 from .listeners import HooksListener, ListenerBus, MetricsListener, OutputsListener
@@ -119,25 +119,13 @@ class Daemon:
                 log.debug("sd_notify failed", exc_info=True)
 
     def _start_metrics(self) -> None:
-        from ..metrics import MetricsPortError
-
-        self.metrics = Metrics(rt.name for rt in self.spools)
+        try:
+            self.metrics = start_metrics(self.spools, self.settings.metrics_port)
+        except MetricsPortError as exc:
+            self._notify(STATUS=str(exc))
+            raise
         self.housekeeping.metrics = self.metrics
         self.bus.add(MetricsListener(self.metrics))
-        port = self.settings.metrics_port
-        if port:
-            # Bound first, so a busy port stops the start with nothing to undo (no lease
-            # taken, no worker started, no claim recovered).
-            try:
-                self.metrics.serve(port)
-            except OSError as exc:
-                reason = exc.strerror or str(exc)
-                message = (
-                    f"cannot serve metrics on 127.0.0.1:{port}: {reason} "
-                    "(choose another --metrics-port / metrics_port)"
-                )
-                self._notify(STATUS=message)
-                raise MetricsPortError(message) from exc
 
     def _start_executor(self) -> Executor:
         if self.executor is None:
@@ -386,16 +374,10 @@ class Daemon:
         return status_line(self.spools, self._busy(), self.settings.workers, self.stopping)
 
     def _give_up(self, exc: Exception) -> None:
-        from ..events import DaemonFailed
-
-        log.critical(
-            "the same internal error repeated %d times in a row; exiting with status %d "
-            "so that the service manager starts a fresh daemon",
-            self.guard.limit,
-            EX_SOFTWARE,
-        )
+        log.critical("the same internal error kept repeating; exiting with status %d", EX_SOFTWARE)
+        error = f"{type(exc).__name__}: {exc}"
         for rt in self.spools:
-            self.bus.emit(rt, DaemonFailed(pid=os.getpid(), error=f"{type(exc).__name__}: {exc}"))
+            self.bus.emit(rt, DaemonFailed(pid=os.getpid(), error=error))
 
     def _shutdown(self) -> None:
         # Hooks of jobs published before the stop get a moment; then they are killed.

@@ -12,11 +12,12 @@ from pathlib import Path
 from .. import __version__
 from ..convert.base import MEDIA_TYPES, SUFFIX_TYPES
 from ..crashpoints import crash_point
+from ..dedup import sha256_file
 from ..job import ErrorInfo, JobState, JobStatus
 from ..manifest import Artifact, FetchRecord, InputInfo, Manifest
 from ..outputs import error_text
 from ..protocol import MANIFEST, atomic_write, publish, unlink_quiet
-from ..worker import CANCEL_FLAG, WorkerResult, sha256_file
+from ..worker import CANCEL_FLAG, WorkerResult
 from .jobfolder import ATTEMPT_HINT, save_state
 
 
