@@ -155,6 +155,7 @@ def test_a_sighup_during_start_up_does_not_kill_the_daemon(
     wait_for(lambda: _catches(d.pid, signal.SIGHUP), what="SIGHUP handled")
     d.signal(signal.SIGHUP)  # the pool, recovery and the observer are still starting
     d.wait_ready()
+    wait_for(lambda: event_seen(spool, "daemon.reloaded"), what="the early SIGHUP applied")
     stage_file(spool, "alive.md", "# Alive\n")
     wait_for(lambda: published(spool), what="converting")
     assert d.proc.poll() is None

@@ -301,3 +301,29 @@ def test_a_lasting_rename_error_is_raised(tmp_path: Path, monkeypatch: Any) -> N
     with pytest.raises(OSError):
         protocol.rename(tmp_path / "a", tmp_path / "b")
     assert len(calls) == 4
+
+
+def test_a_loop_failing_the_same_way_twenty_times_exits_70(spool: Path) -> None:
+    import signal
+
+    from spoold.daemon import Daemon
+    from spoold.settings import DaemonSettings
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        daemon = Daemon([spool], DaemonSettings(workers=1), executor=FakeExecutor())
+        daemon.error_pause_s = 0.0
+        passes = []
+
+        def broken_pass() -> bool:
+            passes.append(1)
+            raise OSError("the same bug every time")
+
+        daemon._iterate = broken_pass  # type: ignore[method-assign]
+        assert daemon._loop() == 70
+        assert len(passes) == 20
+        (failed,) = [e for e in events(spool) if e["event"] == "daemon.failed"]
+        assert "the same bug every time" in failed["error"]
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -77,6 +77,7 @@ class Daemon:
         self.admission = Admission(self.lifecycle, self.markers, settings.workers)
         self.lease = LeaseWatch(self.spools, self.lifecycle)
         self.guard = ErrorGuard(limit=20)
+        self.error_pause_s = 0.5  # after a failed pass: no busy loop on a lasting error
         self.stopping = False
         self.reload_requested = False
         self.rescan_requested = True
@@ -216,7 +217,7 @@ class Daemon:
                 if self.guard.failed(exc):
                     self._give_up(exc)
                     return EX_SOFTWARE
-                self.wakeups.wait(0.5)
+                self.wakeups.wait(self.error_pause_s)
 
     def _iterate(self) -> bool:
         """One pass of the main loop; True when the daemon should exit."""
