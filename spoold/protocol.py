@@ -246,7 +246,13 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "source is gone", str(src))
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
-    os.rename(src, dst)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.ENOTEMPTY:
+            raise
+        # A folder appeared at dst in the instant between the check and the rename.
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
 
 
 # --------------------------------------------------------------------------- names
