@@ -19,10 +19,10 @@ from typing import Any
 
 from .. import __version__
 from ..crashpoints import crash_point
-from ..detect import Observer, PollingObserver
 from ..events import DaemonFailed, DaemonStarted, DaemonStopping
 from ..hooks import HookRunner
 from ..metrics import Metrics, MetricsPortError
+from ..observers import Observer, PollingObserver
 from ..sdnotify import Notifier
 from ..settings import DaemonSettings
 from ..worker import WorkerLimits

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..detect import InboxTracker, InotifyObserver, Observer, PollingObserver, needs_polling
+from ..detect import InboxTracker
 from ..events import DaemonReloaded, DaemonReloadRefused, EventLog
+from ..observers import InotifyObserver, Observer, PollingObserver, needs_polling
 from ..protocol import DaemonLease, open_spool
 from ..settings import DEFAULT_IGNORE, SpoolSettings, load_spool_settings
 from .listeners import ListenerBus
