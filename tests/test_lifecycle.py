@@ -327,3 +327,16 @@ def test_a_loop_failing_the_same_way_twenty_times_exits_70(spool: Path) -> None:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_a_claim_lost_to_another_daemon_is_recorded(spool: Path) -> None:
+    executor = FakeExecutor()
+    h = Harness(spool, executor, [])
+    stage_file(spool, "taken.md", "# Taken\n")
+    (entry,) = h.ready_entries()
+    os.rename(spool / "inbox" / "taken.md", spool / "tmp" / "elsewhere.md")  # the other won
+    h.lifecycle.run(h.rt, entry, 50)
+    assert executor.specs == [] and h.lifecycle.running == {}
+    assert os.listdir(spool / "running") == []
+    (lost,) = events(spool)
+    assert lost["event"] == "claim.lost" and lost["name"] == "taken.md"

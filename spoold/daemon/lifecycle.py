@@ -22,8 +22,7 @@ from ..detect import Entry
 from ..errors import ErrorCode, JobError, io_error_code
 from ..events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
 from ..intake import plan_job
-from ..job import Attempt, AttemptOutcome, InvalidTransition, JobState, JobStatus
-from ..job import read_state as read_state
+from ..job import Attempt, AttemptOutcome, JobState, JobStatus, read_state
 from ..protocol import INPUT_DIR, claim_entry, claim_requeued, iso, job_dir_name, new_job_id
 from ..worker import CANCEL_FLAG, JobSpec, WorkerLimits
 from .executor import Completed, Executor, TimedOut
@@ -34,6 +33,8 @@ from .outcomes import error_of
 from .runtime import RunningJob, SpoolRuntime
 
 log = logging.getLogger("spoold")
+
+TAKEN = "taken by another daemon, or removed"
 
 
 class Lifecycle(Finisher):
@@ -87,8 +88,8 @@ class Lifecycle(Finisher):
         else:
             claimed = self._claim_new(rt, entry, priority)
         rt.tracker.drop(entry.key)
-        if claimed is None:
-            self.bus.emit(rt, ClaimLost(name=entry.name, reason="entry gone or taken"))
+        if isinstance(claimed, str):
+            self.bus.emit(rt, ClaimLost(name=entry.name, reason=claimed))
             return None
         state, folder = claimed
         attempt = Attempt(
@@ -105,13 +106,14 @@ class Lifecycle(Finisher):
         self.bus.emit(rt, JobClaimed(job_id=state.job_id, attempt=attempt.number, name=state.name))
         return job
 
-    def _claim_requeued(self, rt: SpoolRuntime, entry: Entry) -> tuple[JobState, Path] | None:
+    def _claim_requeued(self, rt: SpoolRuntime, entry: Entry) -> tuple[JobState, Path] | str:
+        """The claimed folder and its state, or why there is none."""
         state = state_of(rt.paths.inbox / entry.key, entry.key)
         if state is None:
-            return None
+            return "gone, or its state and input are unreadable"
         folder = claim_requeued(rt.paths, entry.key, state.next_attempt_number, self.token)
         if folder is None:
-            return None
+            return TAKEN
         fresh = read_state(folder)  # the folder may have changed between the two reads
         if fresh is not None:
             fresh.attempt_floor = state.attempt_floor
@@ -120,12 +122,12 @@ class Lifecycle(Finisher):
 
     def _claim_new(
         self, rt: SpoolRuntime, entry: Entry, priority: int
-    ) -> tuple[JobState, Path] | None:
+    ) -> tuple[JobState, Path] | str:
         job_id = new_job_id()
         jobdir = job_dir_name(entry.name, job_id)
         folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
         if folder is None:
-            return None
+            return TAKEN
         crash_point("after_claim_rename")
         state = JobState(
             job_id=job_id,
@@ -253,6 +255,3 @@ class Lifecycle(Finisher):
             event = JobDiscarded(job_id=job.job_id, attempt=job.attempt.number, reason=reason)
             self.bus.emit(job.rt, event)
         return len(lost)
-
-
-__all__ = ["InvalidTransition", "Lifecycle"]
