@@ -37,7 +37,14 @@ from ..worker import CANCEL_FLAG, WorkerResult
 from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of, utc
 from .listeners import ListenerBus, Published
 from .outcomes import backoff_s, error_info
-from .publisher import PublishRace, PublishSpec, build_manifest, input_info, write_outcome
+from .publisher import (
+    PublishRace,
+    PublishSpec,
+    build_manifest,
+    input_info,
+    modes_before_rename,
+    write_outcome,
+)
 from .runtime import RunningJob, SpoolRuntime
 
 log = logging.getLogger("spoold")
@@ -162,7 +169,13 @@ class Finisher:
         )
         dest_dir = rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed
         spec = PublishSpec(
-            job.folder, job.state, dest_dir, rt.settings.durable, job.cancel_mode is not None
+            job.folder,
+            job.state,
+            dest_dir,
+            rt.settings.durable,
+            job.cancel_mode is not None,
+            rt.settings.output_mode,
+            rt.settings.output_group,
         )
         try:
             dest = write_outcome(spec, manifest)
@@ -198,6 +211,7 @@ class Finisher:
                 dest,
                 manifest,
                 _wall_s(job),
+                modes_applied=modes_before_rename(spec),
             )
         )
 

@@ -38,6 +38,7 @@ class Published:
     dest: Path
     manifest: Manifest
     wall_s: float  # the attempt's duration (from its usage, else since claim/start)
+    modes_applied: bool = False  # output_mode/group set before the rename already
 
 
 class Listener:
@@ -104,7 +105,7 @@ class OutputsListener(Listener):
     def after_publish(self, published: Published) -> None:
         settings = published.rt.settings
         mode, group = settings.output_mode, settings.output_group
-        if mode is not None or group is not None:
+        if (mode is not None or group is not None) and not published.modes_applied:
             apply_output_permissions([published.dest], mode, group, recursive=True)
         artifacts = published.manifest.artifacts
         if settings.flat_output and published.status is JobStatus.SUCCEEDED and artifacts:

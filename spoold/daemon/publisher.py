@@ -5,6 +5,7 @@ folder renamed into done/ or failed/ by the protocol (manifest first, then the r
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +16,7 @@ from ..crashpoints import crash_point
 from ..dedup import sha256_file
 from ..job import ErrorInfo, JobState, JobStatus
 from ..manifest import Artifact, FetchRecord, InputInfo, Manifest
-from ..outputs import error_text
+from ..outputs import apply_output_permissions, dir_mode, error_text, parse_mode
 from ..protocol import MANIFEST, atomic_write, publish, unlink_quiet
 from ..worker import CANCEL_FLAG, WorkerResult
 from .jobfolder import ATTEMPT_HINT, save_state
@@ -83,6 +84,21 @@ class PublishSpec:
     dest_dir: Path
     durable: bool
     cancel_flag: bool  # a graceful cancel left its flag in the folder
+    output_mode: str | None = None
+    output_group: str | None = None
+
+
+def modes_before_rename(spec: PublishSpec) -> bool:
+    """Whether output_mode/output_group can be applied before the publish rename.
+
+    Then the folder lands in done/ with its final modes: no moment in which a person
+    could read a result the spool means to keep private. Moving a folder to another
+    parent needs write permission on it (its '..' changes), so a mode without u+w
+    (0440, say) is applied after the rename instead.
+    """
+    if spec.output_mode is None:
+        return spec.output_group is not None
+    return bool(dir_mode(parse_mode(spec.output_mode)) & stat.S_IWUSR)
 
 
 def write_outcome(spec: PublishSpec, manifest: Manifest) -> Path | PublishRace:
@@ -105,6 +121,8 @@ def write_outcome(spec: PublishSpec, manifest: Manifest) -> Path | PublishRace:
         data = manifest.model_dump_json(indent=2, exclude_none=True).encode() + b"\n"
         atomic_write(folder / MANIFEST, data, durable=spec.durable)
         crash_point("after_manifest_write")
+        if modes_before_rename(spec):
+            apply_output_permissions([folder], spec.output_mode, spec.output_group, recursive=True)
         dest = publish(folder, spec.dest_dir, state.jobdir, durable=spec.durable)
     except FileNotFoundError:
         return PublishRace.CLAIM_LOST
