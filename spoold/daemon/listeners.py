@@ -56,8 +56,11 @@ class ListenerBus:
         self.listeners = list(listeners)
         self._failed: set[tuple[str, str]] = set()
 
-    def add(self, listener: Listener) -> None:
-        self.listeners.append(listener)
+    def add(self, listener: Listener, *, first: bool = False) -> None:
+        if first:
+            self.listeners.insert(0, listener)
+        else:
+            self.listeners.append(listener)
 
     def emit(self, rt: SpoolRuntime, event: Event) -> None:
         rt.events.emit(event)  # never raises: a full disk is logged by the log itself

@@ -23,6 +23,7 @@ from ..events import DaemonFailed, DaemonStarted, DaemonStopping
 from ..hooks import HookRunner
 from ..metrics import Metrics, MetricsPortError
 from ..observers import Observer, PollingObserver
+from ..protocol import new_token
 from ..sdnotify import Notifier
 from ..settings import DaemonSettings
 from ..worker import WorkerLimits
@@ -56,8 +57,6 @@ class Daemon:
         self.wakeups = Wakeups()
         self.stop_signalled = False  # SIGTERM seen; begin_stop runs when it is drained
         self._install_signals()
-        from ..protocol import new_token
-
         self.settings = settings
         self.spool_defaults = spool_defaults or {}
         self.host_id = settings.host_id or os.uname().nodename
@@ -126,7 +125,7 @@ class Daemon:
             self._notify(STATUS=str(exc))
             raise
         self.housekeeping.metrics = self.metrics
-        self.bus.add(MetricsListener(self.metrics))
+        self.bus.add(MetricsListener(self.metrics), first=True)  # before out/ and hooks
 
     def _start_executor(self) -> Executor:
         if self.executor is None:
