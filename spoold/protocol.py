@@ -202,18 +202,23 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
-retry_transient = tenacity.retry(
+_retry_transient = tenacity.retry(
     retry=tenacity.retry_if_exception(_is_transient),
-    stop=tenacity.stop_after_attempt(4),
+    stop=tenacity.stop_after_attempt(3),
     wait=tenacity.wait_exponential(multiplier=0.01, max=0.2),
     reraise=True,
 )
 
 
-@retry_transient
 def rename(src: Path, dst: Path) -> None:
     """os.rename, with bounded retries of transient errors."""
-    os.rename(src, dst)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if not _is_transient(exc):
+            raise
+        # The rare case only: tenacity's bookkeeping costs more than a rename on tmpfs.
+        _retry_transient(os.rename)(src, dst)
 
 
 _libc: Any = None
@@ -221,8 +226,18 @@ _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
 
-@retry_transient
 def rename_noreplace(src: Path, dst: Path) -> None:
+    """rename(2) that fails with FileExistsError instead of replacing `dst`, with
+    bounded retries of transient errors (see `rename`)."""
+    try:
+        _rename_noreplace(src, dst)
+    except OSError as exc:
+        if not _is_transient(exc):
+            raise
+        _retry_transient(_rename_noreplace)(src, dst)
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
     """rename(2) that fails with FileExistsError instead of replacing `dst`.
 
     Uses renameat2(RENAME_NOREPLACE); where the filesystem lacks it (some NFS and FUSE
