@@ -174,3 +174,36 @@ def test_each_spool_gets_its_own_memory_limit(make_spool: Any, daemon_factory: A
     assert manifest["error"]["code"] == "resource_limit"
     assert "2500 MB" in manifest["error"]["message"]
     assert os.listdir(tight / "done") == []
+
+
+def test_a_daemon_that_lost_its_lease_and_its_claim_gives_the_claim_up(
+    make_spool: Any, daemon_factory: Any
+) -> None:
+    # Daemon A holds a running job and freezes; its lease files vanish; daemon B takes
+    # A for gone and recovers the claim. A wakes up: it must notice once, give up the
+    # claim it lost (its worker's result would be fenced anyway), register again and
+    # carry on, while B finishes the job.
+    spool = make_spool()
+    a = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
+    stage_file(spool, "held.slow", "8")
+    wait_for(lambda: event_seen(spool, "job.started"), what="A runs the job")
+    b = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
+    wait_for(lambda: len(event_seen(spool, "daemon.started")) == 2, what="B up")
+    (holder,) = {p.name.rsplit(".", 1)[1] for p in (spool / "running").iterdir()}
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        for path in (spool / ".spoold" / "daemons").glob(f"{holder}.*"):
+            path.unlink()
+        wait_for(lambda: event_seen(spool, "job.recovered"), what="B recovers the claim")
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    (lost,) = wait_for(lambda: event_seen(spool, "daemon.lease_lost"), what="A notices")
+    assert lost["claims_lost"] == 1
+    (discarded,) = event_seen(spool, "job.discarded")
+    assert discarded["reason"] == "claim lost: this daemon's lease was removed"
+    (folder,) = wait_for(lambda: published(spool), timeout=60, what="B's result")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [x["outcome"] for x in manifest["attempts"]] == ["lost", "succeeded"]
+    wait_for(lambda: (spool / ".spoold" / "daemons" / f"{holder}.lock").exists(), what="A back")
+    assert "internal error" not in a.log() + b.log()
+    assert a.proc.poll() is None and b.proc.poll() is None
