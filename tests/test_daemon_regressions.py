@@ -207,3 +207,19 @@ def test_a_daemon_that_lost_its_lease_and_its_claim_gives_the_claim_up(
     wait_for(lambda: (spool / ".spoold" / "daemons" / f"{holder}.lock").exists(), what="A back")
     assert "internal error" not in a.log() + b.log()
     assert a.proc.poll() is None and b.proc.poll() is None
+
+
+def test_input_describes_the_main_document_of_a_job_folder(
+    make_spool: Any, daemon_factory: Any
+) -> None:
+    spool = make_spool()
+    daemon_factory(spool)
+    staging = spool / "tmp" / "brochure"
+    staging.mkdir()
+    (staging / "main.md").write_text("# Brochure\n")
+    os.rename(staging, spool / "inbox" / "brochure")
+    (folder,) = wait_for(lambda: published(spool), what="brochure published")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["name"] == "brochure"
+    assert manifest["input"]["name"] == "main.md"
+    assert manifest["input"]["size"] == len("# Brochure\n")
