@@ -340,3 +340,26 @@ def test_a_claim_lost_to_another_daemon_is_recorded(spool: Path) -> None:
     assert os.listdir(spool / "running") == []
     (lost,) = events(spool)
     assert lost["event"] == "claim.lost" and lost["name"] == "taken.md"
+
+
+def test_recovery_requeues_a_dead_daemons_claim_once(spool: Path) -> None:
+    from spoold.daemon.recovery import recover
+    from spoold.protocol import SpoolPaths, claim_entry, job_dir_name, new_job_id
+
+    h = Harness(spool, FakeExecutor(), [])
+    stage_file(spool, "orphan.md", "# Orphan\n")
+    jobdir = job_dir_name("orphan.md", new_job_id())
+    # Claimed by daemon "deadbeef", which has no lease files: it is gone.
+    claim_entry(SpoolPaths(spool), "orphan.md", "orphan.md", jobdir, 1, "deadbeef")
+    recover(h.rt, h.lifecycle, "testhost", "0badc0de")
+    recover(h.rt, h.lifecycle, "testhost", "0badc0de")  # nothing left: no second event
+    assert os.listdir(spool / "running") == []
+    state = json.loads((spool / "inbox" / jobdir / ".spoold-state.json").read_text())
+    assert [a["outcome"] for a in state["attempts"]] == ["lost"]
+    assert event_names(spool) == ["job.recovered"]
+    (entry,) = h.ready_entries()  # the next claim is attempt 2
+    h.lifecycle.run(h.rt, entry, 50)
+    h.finish_all()
+    (folder,) = list((spool / "done").iterdir())
+    attempts = json.loads((folder / "manifest.json").read_text())["attempts"]
+    assert [(a["number"], a["outcome"]) for a in attempts] == [(1, "lost"), (2, "succeeded")]

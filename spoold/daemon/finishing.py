@@ -248,11 +248,15 @@ class Finisher:
         last = state.last_attempt()
         if last is None or last.number < attempt_no:
             # The claim wrote no state: rebuild the attempt from the folder and lease.
+            try:
+                claimed = folder.stat().st_mtime
+            except OSError:
+                return  # recovered by another daemon in the meantime
             last = Attempt(
                 number=attempt_no,
                 host=str(owner.get("host", "unknown")),
                 pid=int(str(owner.get("pid", 0))),
-                claimed_at=iso(utc(folder.stat().st_mtime)),
+                claimed_at=iso(utc(claimed)),
             )
             state.attempts.append(last)
         if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
@@ -277,9 +281,9 @@ class Finisher:
             return
         self.transition(job, JobStatus.QUEUED)
         state.next_attempt_at = None
+        self._save_requeue_state(job)  # a full disk leaves an attempt hint instead
+        crash_point("before_recovery_requeue")
         try:
-            save_state(folder, state, durable=rt.settings.durable)
-            crash_point("before_recovery_requeue")
             dest = requeue(rt.paths, folder, state.jobdir)
         except (FileNotFoundError, FileExistsError):
             dest = None  # another daemon recovered it first
