@@ -167,16 +167,7 @@ class Finisher:
             result,
             job.attempt.finished_at,
         )
-        dest_dir = rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed
-        spec = PublishSpec(
-            job.folder,
-            job.state,
-            dest_dir,
-            rt.settings.durable,
-            job.cancel_mode is not None,
-            rt.settings.output_mode,
-            rt.settings.output_group,
-        )
+        spec = _publish_spec(job, status)
         try:
             dest = write_outcome(spec, manifest)
         except OSError as exc:
@@ -305,4 +296,17 @@ def _wall_s(job: RunningJob) -> float:
     usage = job.attempt.usage
     return (
         usage.wall_s if usage else seconds_since(job.attempt.started_at or job.attempt.claimed_at)
+    )
+
+
+def _publish_spec(job: RunningJob, status: JobStatus) -> PublishSpec:
+    rt = job.rt
+    return PublishSpec(
+        job.folder,
+        job.state,
+        rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed,
+        rt.settings.durable,
+        job.cancel_mode is not None,
+        rt.settings.output_mode,
+        rt.settings.output_group,
     )
