@@ -363,3 +363,24 @@ def test_recovery_requeues_a_dead_daemons_claim_once(spool: Path) -> None:
     (folder,) = list((spool / "done").iterdir())
     attempts = json.loads((folder / "manifest.json").read_text())["attempts"]
     assert [(a["number"], a["outcome"]) for a in attempts] == [(1, "lost"), (2, "succeeded")]
+
+
+def test_a_sighup_held_back_by_the_launcher_becomes_a_reload(spool: Path) -> None:
+    # `spoold run` may block SIGHUP/SIGTERM from its first line until the daemon's
+    # handlers exist; the daemon then takes what is pending as wake-ups.
+    import signal
+
+    from spoold.daemon import Daemon
+    from spoold.settings import DaemonSettings
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        daemon = Daemon([spool], DaemonSettings(workers=1), executor=FakeExecutor())
+        assert [w.kind for w in daemon.wakeups.pop_all()] == ["reload"]
+        assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

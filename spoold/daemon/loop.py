@@ -43,6 +43,7 @@ from .wakeups import Wakeup, Wakeups
 log = logging.getLogger("spoold")
 
 EX_SOFTWARE = 70  # sysexits.h: the same internal error kept repeating
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 class Daemon:
@@ -100,6 +101,9 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        # A launcher may block these until the handlers exist (so that a signal in the
+        # first milliseconds waits instead of killing): deliver what is pending now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
     def _job_done(self, job_id: str) -> None:
         self.wakeups.put(Wakeup("done", job_id))
