@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,14 +34,14 @@ class Event:
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields (without job_id and attempt), None ones left out."""
-        out = {}
-        for f in fields(self):
-            if f.name in ("job_id", "attempt"):
-                continue
-            value = getattr(self, f.name)
-            if value is not None:
-                out[f.name] = value
-        return out
+        # __dict__ holds exactly the dataclass fields, in order; dataclasses.fields()
+        # cost ~3 us an event, a measurable share of a tiny job's daemon time.
+        return {
+            k: v for k, v in self.__dict__.items() if v is not None and k not in _ON_EVERY_EVENT
+        }
+
+
+_ON_EVERY_EVENT = frozenset({"job_id", "attempt"})
 
 
 @dataclass(frozen=True, kw_only=True)

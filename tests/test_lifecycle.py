@@ -384,3 +384,18 @@ def test_a_sighup_held_back_by_the_launcher_becomes_a_reload(spool: Path) -> Non
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_listeners_hear_events_after_the_log_has_them(spool: Path) -> None:
+    heard: list[tuple[str, int]] = []
+
+    class Counter(Listener):
+        def after_event(self, rt: SpoolRuntime, event: Any) -> None:
+            heard.append((event.NAME, len(events(spool))))
+
+    h = Harness(spool, FakeExecutor(), [Counter()])
+    stage_file(spool, "heard.md", "# Heard\n")
+    h.run_all()
+    h.finish_all()
+    names = ["job.detected", "job.claimed", "job.started", "job.succeeded"]
+    assert heard == [(name, i + 1) for i, name in enumerate(names)]

@@ -55,16 +55,22 @@ class ListenerBus:
     def __init__(self, listeners: Sequence[Listener] = ()) -> None:
         self.listeners = list(listeners)
         self._failed: set[tuple[str, str]] = set()
+        self._on_event = self._event_listeners()
 
     def add(self, listener: Listener, *, first: bool = False) -> None:
         if first:
             self.listeners.insert(0, listener)
         else:
             self.listeners.append(listener)
+        self._on_event = self._event_listeners()
+
+    def _event_listeners(self) -> list[Listener]:
+        # Only those that want events: four events a job, each to every listener, add up.
+        return [x for x in self.listeners if type(x).after_event is not Listener.after_event]
 
     def emit(self, rt: SpoolRuntime, event: Event) -> None:
         rt.events.emit(event)  # never raises: a full disk is logged by the log itself
-        for listener in self.listeners:
+        for listener in self._on_event:
             try:
                 listener.after_event(rt, event)
             except Exception as exc:
