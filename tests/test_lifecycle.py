@@ -399,3 +399,28 @@ def test_listeners_hear_events_after_the_log_has_them(spool: Path) -> None:
     h.finish_all()
     names = ["job.detected", "job.claimed", "job.started", "job.succeeded"]
     assert heard == [(name, i + 1) for i, name in enumerate(names)]
+
+
+def test_a_job_already_published_elsewhere_is_not_published_twice(spool: Path) -> None:
+    h = Harness(spool, FakeExecutor(), [])
+    stage_file(spool, "twice.md", "# Twice\n")
+    h.run_all()
+    (job,) = h.lifecycle.running.values()
+    (spool / "done" / job.state.jobdir).mkdir()  # another daemon's copy landed first
+    h.finish_all()
+    (discarded,) = [e for e in events(spool) if e["event"] == "job.discarded"]
+    assert discarded["reason"] == "already published"
+    assert job.folder.exists(), "nothing of this attempt's is lost"
+    assert "job.succeeded" not in event_names(spool)
+
+
+def test_a_retry_whose_claim_was_lost_is_discarded(spool: Path) -> None:
+    h = Harness(spool, FakeExecutor(retryable_failure), [])
+    stage_file(spool, "gone.md", "# Gone\n")
+    h.run_all()
+    (job,) = h.lifecycle.running.values()
+    os.rename(job.folder, spool / "failed" / job.state.jobdir)  # a person moved it
+    h.finish_all()
+    (discarded,) = [e for e in events(spool) if e["event"] == "job.discarded"]
+    assert discarded["reason"] == "claim lost"
+    assert "job.retry_scheduled" not in event_names(spool)
