@@ -424,3 +424,18 @@ def test_a_retry_whose_claim_was_lost_is_discarded(spool: Path) -> None:
     (discarded,) = [e for e in events(spool) if e["event"] == "job.discarded"]
     assert discarded["reason"] == "claim lost"
     assert "job.retry_scheduled" not in event_names(spool)
+
+
+def test_a_job_the_executor_cannot_start_goes_back_uncounted(spool: Path) -> None:
+    def broken(spec: JobSpec) -> Outcome:
+        raise RuntimeError("the pool is not running")
+
+    h = Harness(spool, FakeExecutor(broken), [])
+    stage_file(spool, "later.md", "# Later\n")
+    (entry,) = h.ready_entries()
+    with pytest.raises(RuntimeError):
+        h.lifecycle.run(h.rt, entry, 50)
+    assert h.lifecycle.running == {}
+    (requeued,) = list((spool / "inbox").iterdir())
+    state = json.loads((requeued / ".spoold-state.json").read_text())
+    assert [a["outcome"] for a in state["attempts"]] == ["interrupted"]

@@ -189,7 +189,13 @@ class Lifecycle(Finisher):
         assert self.executor is not None, "the executor starts before the first claim"
         job.attempt.started_at = iso()
         job_id = job.job_id
-        job.execution = self.executor.submit(spec, plan.timeout_s, lambda: self.on_done(job_id))
+        try:
+            job.execution = self.executor.submit(spec, plan.timeout_s, lambda: self.on_done(job_id))
+        except Exception:
+            # A broken pool is the daemon's fault, not the job's: back to the inbox
+            # uncounted; the error goes on to the loop (which gives up if it lasts).
+            self.requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
+            raise
         crash_point("after_worker_start")
         targets = list(plan.targets)
         self.bus.emit(rt, JobStarted(job_id=job_id, attempt=job.attempt.number, targets=targets))
