@@ -34,7 +34,7 @@ What the protocol allows, and the checker therefore accepts:
   attempts: then the terminal event comes from another host with the lost attempt.
 
 Gaps. A line can be missing from a log: a daemon killed between a rename and its line
-(the named crash points after_claim_rename, after_state_write, after_requeue_rename,
+(the named crash points after_claim_rename, after_requeue_rename,
 after_publish_rename, after_recovery_requeue), a full disk (an append that fails is
 dropped, the daemon goes on), or a log rotated more than once. When an event can only be
 explained by a missing line (a job whose first event is `job.recovered` because its

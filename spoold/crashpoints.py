@@ -13,7 +13,6 @@ import signal
 
 POINTS = (
     "after_claim_rename",
-    "after_state_write",
     "after_worker_start",
     "before_manifest_write",
     "after_manifest_write",

@@ -22,58 +22,16 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+# Observers (the hints) live in observers.py; doctor imports these two from here.
+from .observers import filesystem_type as filesystem_type
+from .observers import needs_polling as needs_polling
 from .protocol import INPUT_DIR, STATE_FILE, job_id_of
 
 log = logging.getLogger(__name__)
-
-# statfs magic numbers of filesystems whose remote writes inotify cannot see.
-_REMOTE_FS = {
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "fuse",
-    "ceph",
-    "9p",
-    "afs",
-    "glusterfs",
-    "lustre",
-    "gpfs",
-    "beegfs",
-    "davfs",
-    "sshfs",
-    "vboxsf",
-    "virtiofs",
-}
-
-
-def filesystem_type(path: Path) -> str:
-    """The type of the mount holding `path`, from /proc/self/mountinfo."""
-    real = os.path.realpath(path)
-    best, fstype = "", "unknown"
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                left, _, right = line.partition(" - ")
-                mount_point = left.split()[4].replace("\\040", " ")
-                inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best):
-                    best, fstype = mount_point, right.split()[0]
-    except OSError:
-        pass
-    return fstype
-
-
-def needs_polling(path: Path) -> bool:
-    fstype = filesystem_type(path)
-    return fstype.split(".")[0] in _REMOTE_FS or fstype.startswith("fuse")
-
 
 # ------------------------------------------------------------------ format checks
 
@@ -346,6 +304,7 @@ class InboxTracker:
         dirs: list[tuple[str, str]] = [(self._inbox, "")]
         dirs += [(os.path.join(self._inbox, r), r + "/") for r in sorted(self.routes)]
         entries = self.entries
+        new: list[tuple[int, str, os.stat_result]] = []
         for folder, prefix in dirs:
             try:
                 it = os.scandir(folder)
@@ -361,10 +320,15 @@ class InboxTracker:
                             st = de.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
-                        self._observe(key, now, moved=False, st=st)
+                        new.append((st.st_ctime_ns, key, st))
                     seen.add(key)
                     # Known entries are not stat'ed here: a scan costs a listing, not a
                     # stat per queued job; settling ones are re-checked when they are due.
+        # New entries in arrival order (a backlog at start-up, a missed hint), not in
+        # directory order: ctime is when the entry was renamed or written in.
+        new.sort(key=lambda item: (item[0], item[1]))
+        for _, key, st in new:
+            self._observe(key, now, moved=False, st=st)
         for key in [k for k in entries if k not in seen]:
             self._forget(key)
         return self._promote(now)
@@ -453,9 +417,6 @@ class InboxTracker:
         """The daemon claimed or removed this entry."""
         self._forget(key)
 
-    def has_pending(self) -> bool:
-        return bool(self._pending) or bool(self._moved_hints)
-
     def next_check(self) -> float | None:
         """Monotonic time at which an entry is due to be looked at (None: none waits)."""
         if self._now or self._moved_hints:
@@ -465,91 +426,3 @@ class InboxTracker:
     def queued_count(self) -> int:
         """Jobs waiting in the inbox; cancel markers are requests, not jobs."""
         return len(self.entries) - len(self._marker_keys)
-
-
-# ------------------------------------------------------------------ observers
-
-
-class Observer:
-    """Base class: something that tells a tracker to look sooner."""
-
-    mode = "poll"
-
-    def start(self) -> None:  # pragma: no cover - trivial
-        pass
-
-    def stop(self) -> None:  # pragma: no cover - trivial
-        pass
-
-
-class PollingObserver(Observer):
-    """No hints at all: the daemon's periodic scans at poll_interval_ms are everything."""
-
-    mode = "poll"
-
-
-class InotifyObserver(Observer):
-    """inotify on inbox/ and each route folder, through watchdog's inotify wrapper.
-
-    watchdog's high-level observer holds every rename event for half a second to pair
-    it with its source; a hot folder wants the rename at once, so this registers a
-    callback on watchdog's InotifyFD and reads the raw events. Not recursive: job
-    folders being filled are re-checked by the tracker until they settle.
-    """
-
-    mode = "inotify"
-
-    def __init__(
-        self,
-        watches: dict[Path, tuple[InboxTracker, str]],
-        wake: Callable[[], None],
-        on_overflow: Callable[[], None],
-    ) -> None:
-        self.watches = watches
-        self.wake = wake
-        self.on_overflow = on_overflow
-        self._fd: Any = None
-        self._registered: list[tuple[Any, Any]] = []
-
-    def start(self) -> None:
-        from watchdog.observers.inotify_c import CallbackId, InotifyFD, Mask
-        from watchdog.observers.inotify_c import InotifyConstants as C
-
-        mask = C.IN_MOVED_TO | C.IN_CREATE | C.IN_CLOSE_WRITE | C.IN_DONT_FOLLOW | C.IN_ONLYDIR
-        outer = self
-
-        class Callback:
-            def __init__(self, tracker: InboxTracker, prefix: str) -> None:
-                self.tracker, self.prefix = tracker, prefix
-
-            def on_event(self, event: Any) -> None:
-                if event.is_moved_to and event.name:
-                    self.tracker.hint_moved(self.prefix + os.fsdecode(event.name))
-                outer.wake()
-
-            def on_watch_deleted(self, wd: Any) -> None:
-                outer.on_overflow()  # a watched folder vanished: rescan says what is left
-
-            def on_queue_overflow(self) -> None:
-                outer.on_overflow()
-
-        fd = InotifyFD()
-        fd.start()
-        for i, (folder, (tracker, prefix)) in enumerate(self.watches.items()):
-            folder.mkdir(exist_ok=True)
-            wd = fd.add_callback(
-                os.fsencode(folder), Mask(mask), Callback(tracker, prefix), CallbackId(i + 1)
-            )
-            self._registered.append((wd, i + 1))
-        self._fd = fd
-
-    def stop(self) -> None:
-        fd = self._fd
-        if fd is not None:
-            try:
-                fd.remove_callbacks(self._registered)
-            except OSError:
-                pass
-            fd.stop()
-            fd.join(timeout=5)
-            self._fd = None

@@ -104,44 +104,12 @@ def plan_job(
     reference: Path | None = None
     if stat.S_ISDIR(st.st_mode):
         job_root = entry_path
-        if os.path.lexists(entry_path / JOB_FILE):
-            job_file = _read_job_file(entry_path / JOB_FILE)
-        if job_file is not None and job_file.main is not None:
-            main_name = job_file.main
-            if "/" in main_name or main_name.startswith(".") or main_name in ("", ".."):
-                raise JobError(
-                    ErrorCode.INPUT_INVALID,
-                    f"{JOB_FILE}: key 'main' must name a file at the top of the job folder",
-                )
-        else:
-            found = _candidates(entry_path)
-            if not found:
-                raise JobError(
-                    ErrorCode.INPUT_UNSUPPORTED,
-                    "the job folder holds no Markdown, HTML or PDF document",
-                )
-            if len(found) > 1:
-                raise JobError(
-                    ErrorCode.INPUT_INVALID,
-                    f"the job folder holds {len(found)} candidate main documents "
-                    f"({', '.join(found[:5])}); name one as 'main' in {JOB_FILE}",
-                )
-            main_name = found[0]
-        main = entry_path / main_name
-        if not os.path.lexists(main):
-            raise JobError(
-                ErrorCode.INPUT_INVALID, f"{JOB_FILE}: key 'main': {main_name!r} is missing"
-            )
-        main_st = reject_special(main, main_name)
-        if stat.S_ISDIR(main_st.st_mode):
-            raise JobError(ErrorCode.INPUT_INVALID, f"the main document {main_name!r} is a folder")
+        job_file, main, main_st = _folder_main(entry_path)
         if os.path.lexists(entry_path / REFERENCE_DOCX):
             reject_special(entry_path / REFERENCE_DOCX, REFERENCE_DOCX)
             reference = entry_path / REFERENCE_DOCX
     else:
-        job_root = entry_path.parent
-        main = entry_path
-        main_st = st
+        job_root, main, main_st = entry_path.parent, entry_path, st
     source_type = SUFFIX_TYPES.get(main.suffix.lower())
     if source_type is None:
         raise JobError(
@@ -154,9 +122,60 @@ def plan_job(
             f"{main.name} is {main_st.st_size} bytes; the limit is {max_input_bytes}",
         )
     jf = job_file or JobFile()
-    targets = tuple(jf.targets or defaults.targets)
+    options = _effective_options(jf, defaults, allow_fetch, reference is not None)
+    return JobPlan(
+        job_root=job_root,
+        main=main,
+        source_type=source_type,
+        options=options,
+        targets=tuple(options["targets"]),
+        priority=options["priority"],
+        timeout_s=options["timeout_s"],
+        max_attempts=options["max_attempts"],
+        idempotency_key=jf.idempotency_key,
+        extra={"reference": reference},
+    )
+
+
+def _folder_main(folder: Path) -> tuple[JobFile | None, Path, os.stat_result]:
+    """A job folder's job.json (if any), its main document and that document's lstat."""
+    job_file = _read_job_file(folder / JOB_FILE) if os.path.lexists(folder / JOB_FILE) else None
+    if job_file is not None and job_file.main is not None:
+        main_name = job_file.main
+        if "/" in main_name or main_name.startswith(".") or main_name in ("", ".."):
+            raise JobError(
+                ErrorCode.INPUT_INVALID,
+                f"{JOB_FILE}: key 'main' must name a file at the top of the job folder",
+            )
+    else:
+        found = _candidates(folder)
+        if not found:
+            raise JobError(
+                ErrorCode.INPUT_UNSUPPORTED,
+                "the job folder holds no Markdown, HTML or PDF document",
+            )
+        if len(found) > 1:
+            raise JobError(
+                ErrorCode.INPUT_INVALID,
+                f"the job folder holds {len(found)} candidate main documents "
+                f"({', '.join(found[:5])}); name one as 'main' in {JOB_FILE}",
+            )
+        main_name = found[0]
+    main = folder / main_name
+    if not os.path.lexists(main):
+        raise JobError(ErrorCode.INPUT_INVALID, f"{JOB_FILE}: key 'main': {main_name!r} is missing")
+    main_st = reject_special(main, main_name)
+    if stat.S_ISDIR(main_st.st_mode):
+        raise JobError(ErrorCode.INPUT_INVALID, f"the main document {main_name!r} is a folder")
+    return job_file, main, main_st
+
+
+def _effective_options(
+    jf: JobFile, defaults: JobDefaults, allow_fetch: list[str] | None, has_reference: bool
+) -> dict[str, Any]:
+    """job.json over the spool's (or route's) defaults."""
     options: dict[str, Any] = {
-        "targets": list(targets),
+        "targets": list(jf.targets or defaults.targets),
         "theme": jf.theme or defaults.theme,
         "page_size": jf.page_size or defaults.page_size,
         "margins": jf.margins or defaults.margins,
@@ -168,17 +187,6 @@ def plan_job(
     }
     if allow_fetch:
         options["allow_fetch"] = list(allow_fetch)
-    if reference is not None:
+    if has_reference:
         options["reference_docx"] = REFERENCE_DOCX
-    return JobPlan(
-        job_root=job_root,
-        main=main,
-        source_type=source_type,
-        options=options,
-        targets=targets,
-        priority=options["priority"],
-        timeout_s=options["timeout_s"],
-        max_attempts=options["max_attempts"],
-        idempotency_key=jf.idempotency_key,
-        extra={"reference": reference},
-    )
+    return options

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .protocol import STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,6 @@ class AttemptOutcome(StrEnum):
     RETRY = "retry"  # failed with a retryable error; requeued with backoff
     LOST = "lost"  # the daemon holding it died; recovered by another
     INTERRUPTED = "interrupted"  # drained on stop; does not count against max_attempts
-    DISCARDED = "discarded"  # finished after losing its claim; result dropped (fencing)
 
 
 # Outcomes that count against max_attempts.
@@ -82,9 +84,15 @@ class ErrorInfo(BaseModel):
 class Usage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cpu_s: float = Field(description="CPU seconds of the worker process for this attempt")
-    peak_rss_mb: float = Field(description="peak resident memory of the worker process")
-    wall_s: float
+    cpu_s: float | None = Field(
+        default=None,
+        description="CPU seconds of the worker process for this attempt "
+        "(absent when the worker was killed before it could say: a timeout)",
+    )
+    peak_rss_mb: float | None = Field(
+        default=None, description="peak resident memory of the worker process (as cpu_s)"
+    )
+    wall_s: float = Field(description="seconds from the start of the attempt to its end")
 
 
 class Attempt(BaseModel):
@@ -136,3 +144,11 @@ class JobState(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def read_state(folder: Path) -> JobState | None:
+    """The state file of a job folder (None when absent or unreadable)."""
+    try:
+        return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None

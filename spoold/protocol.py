@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import tenacity
+
 from .errors import SpoolError
 
 SUBDIRS = ("inbox", "tmp", "running", "done", "failed", "out", ".spoold")
@@ -180,11 +182,43 @@ def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n", durable=durable)
 
 
-def _unlink_quiet(path: Path) -> None:
+def unlink_quiet(path: Path) -> None:
+    """Remove a file if it is there; a file already gone (or not removable) is fine."""
     try:
         os.unlink(path)
     except OSError:
         pass
+
+
+_unlink_quiet = unlink_quiet  # the name the lease code below uses
+
+
+# A rename that fails with one of these (a busy file on an SMB or NFS mount, a server
+# asking to try again) is tried again a few times before the error counts.
+TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EAGAIN})
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+_retry_transient = tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_transient),
+    stop=tenacity.stop_after_attempt(3),
+    wait=tenacity.wait_exponential(multiplier=0.01, max=0.2),
+    reraise=True,
+)
+
+
+def rename(src: Path, dst: Path) -> None:
+    """os.rename, with bounded retries of transient errors."""
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if not _is_transient(exc):
+            raise
+        # The rare case only: tenacity's bookkeeping costs more than a rename on tmpfs.
+        _retry_transient(os.rename)(src, dst)
 
 
 _libc: Any = None
@@ -193,6 +227,17 @@ _AT_FDCWD = -100
 
 
 def rename_noreplace(src: Path, dst: Path) -> None:
+    """rename(2) that fails with FileExistsError instead of replacing `dst`, with
+    bounded retries of transient errors (see `rename`)."""
+    try:
+        _rename_noreplace(src, dst)
+    except OSError as exc:
+        if not _is_transient(exc):
+            raise
+        _retry_transient(_rename_noreplace)(src, dst)
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
     """rename(2) that fails with FileExistsError instead of replacing `dst`.
 
     Uses renameat2(RENAME_NOREPLACE); where the filesystem lacks it (some NFS and FUSE
@@ -216,7 +261,13 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "source is gone", str(src))
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
-    os.rename(src, dst)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.ENOTEMPTY:
+            raise
+        # A folder appeared at dst in the instant between the check and the rename.
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
 
 
 # --------------------------------------------------------------------------- names
@@ -313,7 +364,7 @@ def claim_entry(
     os.mkdir(folder)
     os.mkdir(folder / INPUT_DIR)
     try:
-        os.rename(paths.inbox / key, folder / INPUT_DIR / name)
+        rename(paths.inbox / key, folder / INPUT_DIR / name)
     except FileNotFoundError:
         os.rmdir(folder / INPUT_DIR)
         os.rmdir(folder)

@@ -151,6 +151,8 @@ def test_timeout_kills_the_worker_and_its_children(make_spool, daemon_factory, t
     wait_for(lambda: published(spool, "failed"), what="timed-out job failed")
     m = only_manifest(spool, "failed")
     assert m["error"]["code"] == "timeout"
+    # The killed worker cannot report its CPU, but the attempt's wall time is known.
+    assert m["attempts"][-1]["usage"]["wall_s"] >= 2
     child = int(pid_file.read_text())
     wait_for(lambda: not pid_alive(child), timeout=30, what="the converter's child killed")
     # The daemon goes on with a fresh worker.
@@ -293,7 +295,11 @@ def test_duplicates(make_spool, daemon_factory, mode: str) -> None:
     if mode == "reuse":
         assert m["duplicate_of"] == first_m["job_id"]
         assert os.stat(a1).st_ino == os.stat(a2).st_ino, "hard-linked, not converted again"
-        assert any(e["event"] == "job.duplicate" for e in events(spool))
+        # The event follows the publish rename: wait for it, do not race it.
+        wait_for(
+            lambda: any(e["event"] == "job.duplicate" for e in events(spool)),
+            what="job.duplicate recorded",
+        )
     else:
         assert "duplicate_of" not in m
         assert os.stat(a1).st_ino != os.stat(a2).st_ino

@@ -103,6 +103,8 @@ def test_published_files_carry_output_mode_and_flat_output_links(
         for path in folder.rglob("*"):
             if path.is_file() and not path.name.startswith("."):
                 assert stat.S_IMODE(os.stat(path).st_mode) == 0o640, path
+    # out/ links are made once a job has landed: wait for them.
+    wait_for(lambda: len(list((spool / "out").iterdir())) == 6, what="the out/ links")
     flat = sorted(p.name for p in (spool / "out").iterdir())
     assert flat == [
         "again.report.html",

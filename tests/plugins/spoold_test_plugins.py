@@ -8,6 +8,7 @@ Each takes a file of its own suffix and writes HTML:
   .child  starts a child process (its pid written next to the input), then hangs
   .flaky  "N": fails with a retryable I/O error N times, then succeeds
   .hog    allocates memory until the limit stops it
+  .alloc  "MB": reserves that much address space, then succeeds
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from spoold.convert.base import SUFFIX_TYPES, ConversionContext, ConversionResult, register
 from spoold.errors import ErrorCode, JobError
 
-for suffix in ("slow", "hang", "spin", "child", "flaky", "hog"):
+for suffix in ("slow", "hang", "spin", "child", "flaky", "hog", "alloc"):
     SUFFIX_TYPES["." + suffix] = suffix
 
 
@@ -103,6 +104,16 @@ class Hog(_Base):
             blocks.append(bytearray(64 * 1024 * 1024))
 
 
-for cls in (Slow, Hang, Spin, Child, Flaky, Hog):
+class Alloc(_Base):
+    """Reserves the number of megabytes in the file (address space), then succeeds."""
+
+    source_type = "alloc"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        block = bytearray(int(source.read_text().strip()) * 1024 * 1024)
+        return _write(output, f"<p>{len(block)} bytes</p>")
+
+
+for cls in (Slow, Hang, Spin, Child, Flaky, Hog, Alloc):
     for target in ("html", "pdf", "docx"):
         register(cls(target))

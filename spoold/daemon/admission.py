@@ -1,0 +1,109 @@
+"""From ready inbox entries to claims: priorities, the scheduler, free workers, disk."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from ..detect import Entry
+from ..events import DaemonPaused
+from ..protocol import free_disk_mb
+from ..scheduler import Candidate, Scheduler
+from .cancel import CancelMarkers
+from .jobfolder import state_of
+from .lifecycle import Lifecycle
+from .runtime import SpoolRuntime
+
+log = logging.getLogger("spoold")
+
+
+class Admission:
+    def __init__(self, lifecycle: Lifecycle, markers: CancelMarkers, workers: int) -> None:
+        self.lifecycle = lifecycle
+        self.markers = markers
+        self.workers = workers
+        self.scheduler = Scheduler()
+
+    def free_workers(self) -> int:
+        busy = sum(1 for job in self.lifecycle.running.values() if job.holds_worker())
+        return self.workers - busy
+
+    def accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
+        """Entries that became ready: cancel markers aside, the rest to the scheduler."""
+        priorities: dict[str | None, int] = {}  # for_route builds a model: once per route
+        for entry in entries:
+            if entry.kind == "cancel":
+                rt.markers[entry.key] = entry
+                continue
+            if rt.waiting_markers and self.markers.match_waiting(rt, entry):
+                continue
+            priority = priorities.get(entry.route)
+            if priority is None:
+                priority = priorities[entry.route] = rt.settings.for_route(entry.route).priority
+            not_before = 0.0
+            if entry.kind == "requeued":
+                state = state_of(rt.paths.inbox / entry.key, entry.key)
+                if state is not None:
+                    priority = state.priority
+                    not_before = state.next_attempt_at or 0.0
+            elif entry.kind == "dir":
+                priority = _job_file_priority(rt.paths.inbox / entry.key, priority)
+            self.scheduler.push(Candidate(rt.name, entry, priority, not_before), wall)
+
+    def claim_ready(self, spools: list[SpoolRuntime], wall: float) -> None:
+        """Claim as many jobs as there are idle workers now (no hoarding)."""
+        free = self.free_workers()
+        if free <= 0:
+            return
+        for rt in spools:
+            self._check_disk(rt)
+        # Disk short: a paused spool's jobs stay queued (and in the inbox) untouched.
+        paused = {rt.name for rt in spools if rt.paused}
+        by_name = {rt.name: rt for rt in spools}
+        for _ in range(free):
+            cand = self.scheduler.pop(wall, paused)
+            if cand is None:
+                return
+            spool = by_name.get(cand.spool)
+            if spool is None:
+                continue
+            try:
+                self.lifecycle.run(spool, cand.entry, cand.priority)
+            except OSError as exc:
+                # Not a lost race (those end in claim.lost): a full disk making the folder.
+                log.warning("claim of %s failed: %s", cand.entry.key, exc)
+                cand.not_before = wall + 1.0
+                self.scheduler.push(cand, wall)
+                return
+
+    def _check_disk(self, rt: SpoolRuntime) -> None:
+        now = time.monotonic()
+        if now < rt.next_disk_check:
+            return
+        rt.next_disk_check = now + 1.0
+        try:
+            free = free_disk_mb(rt.root)
+        except OSError:
+            return
+        if free < rt.settings.min_free_mb:
+            if rt.paused is None:
+                rt.paused = (
+                    f"free disk {free:.0f} MB is below min_free_mb {rt.settings.min_free_mb}"
+                )
+                self.lifecycle.bus.emit(rt, DaemonPaused(reason=rt.paused))
+        elif rt.paused is not None:
+            rt.paused = None
+
+
+def _job_file_priority(folder: Path, default: int) -> int:
+    try:
+        path = folder / "job.json"
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
+            value = json.loads(path.read_bytes()).get("priority")
+            if isinstance(value, int) and 0 <= value <= 100:
+                return value
+    except (OSError, ValueError, AttributeError):
+        pass
+    return default

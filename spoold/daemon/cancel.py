@@ -1,0 +1,170 @@
+"""Cancel markers (inbox/NAME.cancel): match them to jobs, check who dropped them.
+
+A marker is looked up in full (running, queued, finished) once, when it arrives. While
+it waits for its job (cancel_marker_ttl_s), each newly ready entry is matched against
+the waiting markers by name (`match_waiting`), so waiting costs nothing per loop. The
+cancelling itself is the lifecycle's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..detect import Entry
+from ..events import CancelIgnored, CancelRefused
+from ..job import read_state
+from ..owners import marker_allowed
+from ..protocol import MANIFEST, job_id_of, safe_stem, unlink_quiet
+from .jobfolder import jobdir_names
+from .lifecycle import Lifecycle
+from .runtime import RunningJob, SpoolRuntime
+
+log = logging.getLogger("spoold")
+
+REFUSED = "the marker's owner is not the job's owner, root or in admin_group"
+
+
+class CancelMarkers:
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+        self.bus = lifecycle.bus
+
+    def handle(self, spools: list[SpoolRuntime], wall: float) -> None:
+        """Apply markers that just arrived; expire waiting ones."""
+        for rt in spools:
+            for key, entry in list(rt.markers.items()):
+                if entry.gone:
+                    rt.markers.pop(key, None)
+                    rt.waiting_markers.pop(key, None)
+                elif key not in rt.waiting_markers:
+                    self._apply(rt, key, entry)
+                elif wall - entry.arrived_at > rt.settings.cancel_marker_ttl_s:
+                    reason = "no such job before the marker expired"
+                    self.bus.emit(rt, CancelIgnored(reason=reason, name=_target(entry.name)))
+                    self._consume(rt, key)
+
+    def match_waiting(self, rt: SpoolRuntime, entry: Entry) -> bool:
+        """A new entry arrived: cancel it if a waiting marker names it."""
+        for key, target in list(rt.waiting_markers.items()):
+            marker = rt.markers.get(key)
+            if target != entry.name or marker is None:
+                continue
+            if self._cancel_queued(rt, entry.key, marker):
+                self._consume(rt, key)
+                return True
+        return False
+
+    def _apply(self, rt: SpoolRuntime, key: str, marker: Entry) -> None:
+        target = _target(marker.name)
+        mode = _marker_mode(rt.paths.inbox / key)
+        if mode is None:
+            rt.markers.pop(key, None)
+            return
+        matched = False
+        for job in list(self.lifecycle.running.values()):
+            if job.rt is rt and target in (job.job_id, job.state.name):
+                matched |= self._cancel_running(job, mode, marker)
+        for cand_key in _queued_matches(rt, target):
+            matched |= self._cancel_queued(rt, cand_key, marker)
+        if matched:
+            self._consume(rt, key)
+            return
+        finished = _finished_match(rt, target)
+        if finished is not None:
+            event = CancelIgnored(job_id=finished, reason="job already finished", name=target)
+            self.bus.emit(rt, event)
+            self._consume(rt, key)
+            return
+        rt.waiting_markers[key] = target
+
+    def _consume(self, rt: SpoolRuntime, key: str) -> None:
+        rt.markers.pop(key, None)
+        rt.waiting_markers.pop(key, None)
+        unlink_quiet(rt.paths.inbox / key)
+        rt.tracker.drop(key)
+
+    def _allowed(
+        self, rt: SpoolRuntime, marker: Entry, owner_uid: int, job_id: str | None, name: str | None
+    ) -> bool:
+        """Only the job's owner, root or admin_group may cancel (shared folders).
+
+        A fresh queued entry has no job id yet: the event names the entry instead.
+        """
+        if marker_allowed(marker.uid, owner_uid, rt.settings.admin_group):
+            return True
+        event = CancelRefused(job_id=job_id, reason=REFUSED, marker_uid=marker.uid, name=name)
+        self.bus.emit(rt, event)
+        return False
+
+    def _cancel_running(self, job: RunningJob, mode: str, marker: Entry) -> bool:
+        if not self._allowed(job.rt, marker, job.state.owner_uid, job.job_id, None):
+            return False
+        self.lifecycle.cancel_running(job, mode)
+        return True
+
+    def _cancel_queued(self, rt: SpoolRuntime, key: str, marker: Entry) -> bool:
+        entry = rt.tracker.entries.get(key)
+        if entry is None or entry.gone:
+            return False
+        owner = entry.uid
+        if entry.kind == "requeued":
+            state = read_state(rt.paths.inbox / key)
+            owner = state.owner_uid if state is not None else entry.uid
+        job_id = job_id_of(entry.name) if entry.kind == "requeued" else None
+        if not self._allowed(rt, marker, owner, job_id, entry.name):
+            return False
+        try:
+            self.lifecycle.cancel_queued(rt, entry)
+        except OSError as exc:
+            log.warning("could not cancel queued %s: %s", key, exc)
+            return False
+        return True
+
+
+def _target(marker_name: str) -> str:
+    return marker_name[: -len(".cancel")]
+
+
+def _marker_mode(path: Path) -> str | None:
+    try:
+        text = path.read_text(errors="replace")[:64].strip().lower()
+    except OSError:
+        return None
+    return "hard" if text.startswith("hard") else "graceful"
+
+
+def _queued_matches(rt: SpoolRuntime, target: str) -> list[str]:
+    out = []
+    for key, entry in rt.tracker.entries.items():
+        if entry.kind == "cancel" or entry.gone:
+            continue
+        if entry.name == target or (
+            entry.kind == "requeued"
+            and (entry.name.endswith("." + target) or jobdir_names(rt.paths.inbox / key, target))
+        ):
+            out.append(key)
+    return out
+
+
+def _finished_match(rt: SpoolRuntime, target: str) -> str | None:
+    """The id of a finished job named by a marker (by job id or entry name)."""
+    prefix = safe_stem(target) + "."
+    for folder in (rt.paths.done, rt.paths.failed):
+        try:
+            with os.scandir(folder) as it:
+                for de in it:
+                    if de.name.endswith("." + target):
+                        return target
+                    if de.name.startswith(prefix):
+                        try:
+                            m = json.loads((Path(de.path) / MANIFEST).read_bytes())
+                        except (OSError, ValueError):
+                            continue
+                        if m.get("name") == target:
+                            return str(m.get("job_id"))
+        except OSError:
+            continue
+    return None

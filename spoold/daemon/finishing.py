@@ -1,0 +1,312 @@
+"""The end of an attempt: publish, retry with backoff, requeue, or recover a lost claim.
+
+Part of the lifecycle (the `Lifecycle` class builds on `Finisher`): together they are
+the only writers of job state. Rename races end in defined outcomes:
+
+- publish: the running folder is gone (claim lost, fenced) or the job is already in
+  done/ or failed/ (already published): `job.discarded` with the reason;
+- requeue: the folder is gone (claim lost) or inbox/ already holds it (already
+  requeued by another daemon): `job.discarded`;
+- recovery: the folder is gone or already requeued: nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..crashpoints import crash_point
+from ..dedup import dedup_record
+from ..errors import ErrorCode, JobError
+from ..events import (
+    JobCancelled,
+    JobDiscarded,
+    JobDuplicate,
+    JobEnded,
+    JobFailed,
+    JobRecovered,
+    JobRequeued,
+    JobRetryScheduled,
+    JobSucceeded,
+)
+from ..job import Attempt, AttemptOutcome, ErrorInfo, JobStatus, Usage, check_transition
+from ..protocol import INPUT_DIR, atomic_write, iso, requeue, unlink_quiet
+from ..stage import STAGE_FILE
+from ..worker import CANCEL_FLAG, WorkerResult
+from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of, utc
+from .listeners import ListenerBus, Published
+from .outcomes import backoff_s, error_info
+from .publisher import (
+    PublishRace,
+    PublishSpec,
+    build_manifest,
+    input_info,
+    modes_before_rename,
+    write_outcome,
+)
+from .runtime import RunningJob, SpoolRuntime
+
+log = logging.getLogger("spoold")
+
+ENDED_EVENTS: dict[JobStatus, type[JobEnded]] = {
+    JobStatus.SUCCEEDED: JobSucceeded,
+    JobStatus.FAILED: JobFailed,
+    JobStatus.CANCELLED: JobCancelled,
+}
+
+
+class Finisher:
+    def __init__(self, bus: ListenerBus) -> None:
+        self.bus = bus
+        self.running: dict[str, RunningJob] = {}
+        self.stopping = False
+        self.requeued = False  # a job went back to inbox/: the loop rescans it
+
+    def transition(self, job: RunningJob, new: JobStatus) -> None:
+        """Move the job in the state machine; an invalid move is a bug, refused."""
+        check_transition(job.job_id, job.status, new)
+        job.status = new
+
+    def record_usage(self, job: RunningJob, result: WorkerResult | None, timed_out: bool) -> None:
+        usage = result.usage if result is not None else None
+        if usage is not None:
+            job.attempt.usage = Usage(
+                cpu_s=usage.cpu_s, peak_rss_mb=usage.peak_rss_mb, wall_s=usage.wall_s
+            )
+        elif timed_out and job.attempt.started_at:
+            # The worker was killed: only the wall time is known here.
+            job.attempt.usage = Usage(wall_s=round(seconds_since(job.attempt.started_at), 6))
+
+    def fail(self, job: RunningJob, err: JobError, result: WorkerResult | None) -> None:
+        limit = job.plan.max_attempts if job.plan else job.rt.settings.max_attempts
+        if err.retryable and job.state.counted_attempts() + 1 < limit and not self.stopping:
+            job.attempt.error = error_info(err)
+            self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
+            return
+        status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
+        self.publish(job, status, err, result)
+
+    def backoff(self, job: RunningJob) -> float:
+        s = job.rt.settings
+        failures = max(1, job.state.counted_attempts() + 1)
+        return backoff_s(failures, s.backoff_initial_s, s.backoff_max_s)
+
+    # ------------------------------------------------------------------ requeue
+
+    def requeue(self, job: RunningJob, outcome: AttemptOutcome, delay: float) -> None:
+        rt = job.rt
+        self.transition(job, JobStatus.QUEUED)
+        self.running.pop(job.job_id, None)
+        job.attempt.outcome = outcome
+        job.attempt.finished_at = iso()
+        job.state.next_attempt_at = time.time() + delay if delay > 0 else None
+        if job.cancel_mode is not None:
+            unlink_quiet(job.folder / CANCEL_FLAG)
+        unlink_quiet(job.folder / STAGE_FILE)  # a killed worker may have left it
+        self._save_requeue_state(job)
+        crash_point("before_requeue_rename")
+        reason: str | None = None
+        try:
+            dest = requeue(rt.paths, job.folder, job.state.jobdir)
+            if dest is None:
+                reason = "claim lost"
+        except FileNotFoundError:
+            reason = "claim lost"
+        except FileExistsError:
+            reason = "already requeued by another daemon"
+        crash_point("after_requeue_rename")
+        number = job.attempt.number
+        if reason is not None:
+            self.bus.emit(rt, JobDiscarded(job_id=job.job_id, attempt=number, reason=reason))
+            return
+        if outcome is AttemptOutcome.RETRY:
+            code = job.attempt.error.code if job.attempt.error else None
+            event = JobRetryScheduled(
+                job_id=job.job_id, attempt=number, delay_s=round(delay, 3), code=code
+            )
+            self.bus.emit(rt, event)
+        else:
+            self.bus.emit(rt, JobRequeued(job_id=job.job_id, attempt=number, reason=outcome.value))
+        self.requeued = True
+
+    def _save_requeue_state(self, job: RunningJob) -> None:
+        try:
+            save_state(job.folder, job.state, durable=job.rt.settings.durable)
+        except FileNotFoundError:
+            pass  # the folder is gone: the rename says so
+        except OSError as exc:
+            # Disk full: requeue anyway; the stale state only lacks this attempt's end.
+            # An empty file needs no data block, so this hint usually still fits, and the
+            # next claim numbers its attempt above it.
+            log.warning("could not record the state of %s: %s", job.job_id, exc.strerror)
+            try:
+                (job.folder / f"{ATTEMPT_HINT}{job.attempt.number}").touch()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(
+        self, job: RunningJob, status: JobStatus, err: JobError | None, result: WorkerResult | None
+    ) -> None:
+        rt = job.rt
+        check_transition(job.job_id, job.status, status)  # applied once it is published
+        self.running.pop(job.job_id, None)
+        job.attempt.finished_at = iso()
+        job.attempt.outcome = AttemptOutcome(status.value)
+        if err is not None:
+            job.attempt.error = error_info(err)
+        manifest = build_manifest(
+            job.state,
+            rt.name,
+            status,
+            job.attempt.error,
+            job.plan.options if job.plan else {},
+            input_info(_main_document(job), result.input_sha256 if result else None),
+            result,
+            job.attempt.finished_at,
+        )
+        spec = _publish_spec(job, status)
+        try:
+            dest = write_outcome(spec, manifest)
+        except OSError as exc:
+            # Disk full or I/O error while publishing: the input is safe in running/;
+            # try again after a backoff.
+            log.error("could not publish %s: %s", job.job_id, exc)
+            self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
+            return
+        number = job.attempt.number
+        if isinstance(dest, PublishRace):
+            self.bus.emit(rt, JobDiscarded(job_id=job.job_id, attempt=number, reason=dest.value))
+            return
+        job.status = status
+        self._record_result(rt, job, status, result)
+        event = ENDED_EVENTS[status](
+            job_id=job.job_id,
+            attempt=number,
+            name=job.state.name,
+            code=err.code.value if err else None,
+            message=err.message if err else None,
+            path=str(dest.relative_to(rt.root)),
+        )
+        self.bus.emit(rt, event)
+        self.bus.published(
+            Published(
+                rt,
+                job.job_id,
+                number,
+                job.state.route,
+                status,
+                job.attempt.error,
+                dest,
+                manifest,
+                _wall_s(job),
+                modes_applied=modes_before_rename(spec),
+            )
+        )
+
+    def _record_result(
+        self, rt: SpoolRuntime, job: RunningJob, status: JobStatus, result: WorkerResult | None
+    ) -> None:
+        """A duplicate's event, or the key a later duplicate will find this job by."""
+        if result is None:
+            return
+        if result.duplicate_of:
+            event = JobDuplicate(
+                job_id=job.job_id,
+                attempt=job.attempt.number,
+                duplicate_of=result.duplicate_of,
+                name=job.state.name,
+            )
+            self.bus.emit(rt, event)
+        elif status is JobStatus.SUCCEEDED and result.idempotency_key:
+            try:
+                record = dedup_record(rt.paths.state / "dedup", result.idempotency_key)
+                atomic_write(record, job.state.jobdir.encode(), durable=False)
+            except OSError as exc:
+                log.warning("could not record the key of %s: %s", job.job_id, exc)
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover_claim(
+        self, rt: SpoolRuntime, folder: Path, jobdir: str, attempt_no: int, owner: dict[str, object]
+    ) -> None:
+        """Requeue (or fail, out of attempts) a claim whose daemon is gone."""
+        state = state_of(folder, jobdir)
+        if state is None:
+            return
+        last = state.last_attempt()
+        if last is None or last.number < attempt_no:
+            # The claim wrote no state: rebuild the attempt from the folder and lease.
+            try:
+                claimed = folder.stat().st_mtime
+            except OSError:
+                return  # recovered by another daemon in the meantime
+            last = Attempt(
+                number=attempt_no,
+                host=str(owner.get("host", "unknown")),
+                pid=int(str(owner.get("pid", 0))),
+                claimed_at=iso(utc(claimed)),
+            )
+            state.attempts.append(last)
+        if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
+            last.outcome = AttemptOutcome.LOST
+            last.finished_at = iso()
+            last.error = ErrorInfo(
+                code=ErrorCode.WORKER_LOST.value,
+                message="the daemon holding this job stopped before it finished",
+                hint="Nothing to do: spoold runs the job again.",
+                retryable=True,
+            )
+        job = RunningJob(rt, state, folder, last, JobStatus.RUNNING)
+        limit = rt.settings.for_route(state.route).max_attempts
+        if state.counted_attempts() >= limit:
+            self.running[state.job_id] = job
+            err = JobError(
+                ErrorCode.WORKER_LOST,
+                f"the job was lost {state.counted_attempts()} times "
+                "(its daemon or worker died each time)",
+            )
+            self.publish(job, JobStatus.FAILED, err, None)
+            return
+        self.transition(job, JobStatus.QUEUED)
+        state.next_attempt_at = None
+        self._save_requeue_state(job)  # a full disk leaves an attempt hint instead
+        crash_point("before_recovery_requeue")
+        try:
+            dest = requeue(rt.paths, folder, state.jobdir)
+        except (FileNotFoundError, FileExistsError):
+            dest = None  # another daemon recovered it first
+        crash_point("after_recovery_requeue")
+        if dest is not None:
+            self.bus.emit(
+                rt, JobRecovered(job_id=state.job_id, attempt=attempt_no, name=state.name)
+            )
+            self.requeued = True
+
+
+def _main_document(job: RunningJob) -> Path:
+    return job.plan.main if job.plan else job.folder / INPUT_DIR / job.state.name
+
+
+def _wall_s(job: RunningJob) -> float:
+    # A job that never reached a worker (intake failure, killed worker) has no usage:
+    # its duration is from claim (or start) to now, not 0.
+    usage = job.attempt.usage
+    return (
+        usage.wall_s if usage else seconds_since(job.attempt.started_at or job.attempt.claimed_at)
+    )
+
+
+def _publish_spec(job: RunningJob, status: JobStatus) -> PublishSpec:
+    rt = job.rt
+    return PublishSpec(
+        job.folder,
+        job.state,
+        rt.paths.done if status is JobStatus.SUCCEEDED else rt.paths.failed,
+        rt.settings.durable,
+        job.cancel_mode is not None,
+        rt.settings.output_mode,
+        rt.settings.output_group,
+    )

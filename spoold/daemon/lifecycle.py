@@ -1,0 +1,263 @@
+"""The job lifecycle: the only code that creates attempts and changes a job's state.
+
+claim -> start -> finish -> publish | requeue, one path for every job: new entries,
+requeued folders, queued jobs cancelled before they start (claimed, then published as
+cancelled) and claims recovered from a daemon that is gone. Each change is checked
+against the state machine (job.TRANSITIONS) from the job's real current state; its
+effects go to the listener bus. A race lost to another daemon, a person or a tool (the
+entry or folder gone, or already where it was going) is a defined outcome recorded as
+an event, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..crashpoints import crash_point
+from ..detect import Entry
+from ..errors import ErrorCode, JobError, io_error_code
+from ..events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
+from ..intake import plan_job
+from ..job import Attempt, AttemptOutcome, JobState, JobStatus, read_state
+from ..protocol import INPUT_DIR, claim_entry, claim_requeued, iso, job_dir_name, new_job_id
+from ..worker import CANCEL_FLAG, JobSpec, WorkerLimits
+from .executor import Completed, Executor, TimedOut
+from .finishing import Finisher
+from .jobfolder import state_of, utc
+from .listeners import ListenerBus
+from .outcomes import error_of
+from .runtime import RunningJob, SpoolRuntime
+
+log = logging.getLogger("spoold")
+
+TAKEN = "taken by another daemon, or removed"
+
+
+class Lifecycle(Finisher):
+    def __init__(
+        self,
+        host_id: str,
+        token: str,
+        executor: Executor | None,
+        bus: ListenerBus,
+        on_done: Callable[[str], None],
+    ) -> None:
+        super().__init__(bus)
+        self.host_id = host_id
+        self.token = token
+        self.executor = executor  # set before the first start (the daemon starts it late)
+        self.on_done = on_done  # called from the executor's thread: must only wake the loop
+
+    # ------------------------------------------------------------------ claim
+
+    def run(self, rt: SpoolRuntime, entry: Entry, priority: int) -> None:
+        """Claim a ready entry and start it (or fail it at once when it is truncated)."""
+        job = self.claim(rt, entry, priority)
+        if job is None:
+            return
+        if entry.truncated:
+            err = JobError(
+                ErrorCode.INPUT_INVALID,
+                f"{entry.name} looks truncated: it stopped changing "
+                f"{rt.settings.incomplete_after_s:.0f} s ago but is not complete",
+                hint="Copy the file again, completely.",
+            )
+            self.publish(job, JobStatus.FAILED, err, None)
+            return
+        self.start(job)
+
+    def cancel_queued(self, rt: SpoolRuntime, entry: Entry) -> None:
+        """Claim a queued entry only to publish it as cancelled (it never starts)."""
+        job = self.claim(rt, entry, 50)  # drops the entry: the scheduler skips it
+        if job is not None:
+            err = JobError(ErrorCode.CANCELLED, "cancelled on request before it started")
+            self.publish(job, JobStatus.CANCELLED, err, None)
+
+    def claim(self, rt: SpoolRuntime, entry: Entry, priority: int) -> RunningJob | None:
+        """One rename out of inbox/; None when another daemon (or a person) was first.
+
+        OSError other than a lost race (ENOSPC making the folder) is raised: the entry
+        stays in the inbox and the caller tries again later.
+        """
+        if entry.kind == "requeued":
+            claimed = self._claim_requeued(rt, entry)
+        else:
+            claimed = self._claim_new(rt, entry, priority)
+        rt.tracker.drop(entry.key)
+        if isinstance(claimed, str):
+            self.bus.emit(rt, ClaimLost(name=entry.name, reason=claimed))
+            return None
+        state, folder = claimed
+        attempt = Attempt(
+            number=state.next_attempt_number, host=self.host_id, pid=os.getpid(), claimed_at=iso()
+        )
+        state.attempts.append(attempt)
+        state.next_attempt_at = None
+        job = RunningJob(rt, state, folder, attempt, JobStatus.QUEUED)
+        self.transition(job, JobStatus.RUNNING)  # in running/ now, whatever comes next
+        self.running[state.job_id] = job
+        # No state write here: the running folder's name already records the job id,
+        # the attempt and the claiming daemon, which is all recovery needs. The state
+        # file is written when the job goes back to the inbox.
+        self.bus.emit(rt, JobClaimed(job_id=state.job_id, attempt=attempt.number, name=state.name))
+        return job
+
+    def _claim_requeued(self, rt: SpoolRuntime, entry: Entry) -> tuple[JobState, Path] | str:
+        """The claimed folder and its state, or why there is none."""
+        state = state_of(rt.paths.inbox / entry.key, entry.key)
+        if state is None:
+            return "gone, or its state and input are unreadable"
+        folder = claim_requeued(rt.paths, entry.key, state.next_attempt_number, self.token)
+        if folder is None:
+            return TAKEN
+        fresh = read_state(folder)  # the folder may have changed between the two reads
+        if fresh is not None:
+            fresh.attempt_floor = state.attempt_floor
+            state = fresh
+        return state, folder
+
+    def _claim_new(
+        self, rt: SpoolRuntime, entry: Entry, priority: int
+    ) -> tuple[JobState, Path] | str:
+        job_id = new_job_id()
+        jobdir = job_dir_name(entry.name, job_id)
+        folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
+        if folder is None:
+            return TAKEN
+        crash_point("after_claim_rename")
+        state = JobState(
+            job_id=job_id,
+            name=entry.name,
+            jobdir=jobdir,
+            kind=entry.kind if entry.kind in ("file", "dir") else "special",
+            owner_uid=entry.uid,
+            route=entry.route,
+            priority=priority,
+            arrived_at=iso(utc(entry.arrived_at)),
+        )
+        detected = JobDetected(job_id=job_id, name=entry.name, route=entry.route, ino=entry.sig[0])
+        self.bus.emit(rt, detected)
+        return state, folder
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, job: RunningJob) -> None:
+        rt = job.rt
+        entry_path = job.folder / INPUT_DIR / job.state.name
+        try:
+            plan = plan_job(
+                entry_path,
+                rt.settings.for_route(job.state.route),
+                int(rt.settings.max_input_mb * 1024 * 1024),
+                rt.settings.allow_fetch,
+            )
+        except JobError as exc:
+            self.publish(job, JobStatus.FAILED, exc, None)
+            return
+        except OSError as exc:
+            err = JobError(io_error_code(exc), f"cannot read the input: {exc.strerror}")
+            self.publish(job, JobStatus.FAILED, err, None)
+            return
+        job.plan = plan
+        options = dict(plan.options)
+        reference = plan.extra.get("reference")
+        if reference is not None:
+            options["reference_docx"] = str(reference)
+        spec = JobSpec(
+            job_id=job.job_id,
+            attempt=job.attempt.number,
+            folder=str(job.folder),
+            job_root=str(plan.job_root),
+            main=str(plan.main),
+            source_type=plan.source_type,
+            targets=plan.targets,
+            stem=job.state.jobdir.rsplit(".", 1)[0],
+            options=options,
+            limits=WorkerLimits(
+                memory_mb=rt.settings.memory_limit_mb, cpu_s=rt.settings.cpu_limit_s
+            ),
+            durable=rt.settings.durable,
+            dedup_dir=str(rt.paths.state / "dedup"),
+            done_dir=str(rt.paths.done),
+            on_duplicate=str(plan.options.get("on_duplicate", "reuse")),
+            idempotency_key=plan.idempotency_key,
+        )
+        assert self.executor is not None, "the executor starts before the first claim"
+        job.attempt.started_at = iso()
+        job_id = job.job_id
+        try:
+            job.execution = self.executor.submit(spec, plan.timeout_s, lambda: self.on_done(job_id))
+        except Exception:
+            # A broken pool is the daemon's fault, not the job's: back to the inbox
+            # uncounted; the error goes on to the loop (which gives up if it lasts).
+            self.requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
+            raise
+        crash_point("after_worker_start")
+        targets = list(plan.targets)
+        self.bus.emit(rt, JobStarted(job_id=job_id, attempt=job.attempt.number, targets=targets))
+
+    # ------------------------------------------------------------------ finish
+
+    def finish(self, job_id: str) -> None:
+        """An execution ended: publish, retry or requeue its job."""
+        job = self.running.get(job_id)
+        if job is None or job.execution is None or not job.execution.done():
+            return
+        outcome = job.execution.outcome()
+        timeout = job.plan.timeout_s if job.plan else 0.0
+        err = error_of(outcome, job.cancel_mode, timeout, job.rt.settings.timeout_retryable)
+        if err is not None and err.code is ErrorCode.CANCELLED and job.draining:
+            self.requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
+            return
+        result = outcome.result if isinstance(outcome, Completed) else None
+        self.record_usage(job, result, timed_out=isinstance(outcome, TimedOut))
+        if err is None:
+            self.publish(job, JobStatus.SUCCEEDED, None, result)
+        else:
+            self.fail(job, err, result)
+
+    # ------------------------------------------------------------------ cancel, drain
+
+    def cancel_running(self, job: RunningJob, mode: str) -> None:
+        if job.cancel_mode == "hard" or job.execution is None:
+            return
+        job.cancel_mode = mode
+        if mode == "hard":
+            job.execution.cancel()
+            return
+        try:
+            (job.folder / CANCEL_FLAG).write_text("graceful")
+        except OSError:
+            pass
+        job.cancel_deadline = time.monotonic() + job.rt.settings.cancel_grace_s
+
+    def enforce_cancel_deadlines(self, now: float) -> None:
+        for job in list(self.running.values()):
+            deadline = job.cancel_deadline
+            if deadline is not None and now >= deadline and job.execution is not None:
+                job.cancel_deadline = None
+                job.cancel_mode = "hard"
+                job.execution.cancel()
+
+    def drain(self) -> None:
+        """The drain deadline passed: stop every job; they go back to the inbox."""
+        for job in list(self.running.values()):
+            job.draining = True
+            if job.execution is not None:
+                job.execution.cancel()
+
+    def give_up_lost_claims(self) -> int:
+        """Forget the jobs whose running folder is gone (recovered by another daemon)."""
+        lost = [job for job in self.running.values() if not job.folder.exists()]
+        for job in lost:
+            self.running.pop(job.job_id, None)
+            if job.execution is not None:
+                job.execution.cancel()
+            reason = "claim lost: this daemon's lease was removed"
+            event = JobDiscarded(job_id=job.job_id, attempt=job.attempt.number, reason=reason)
+            self.bus.emit(job.rt, event)
+        return len(lost)

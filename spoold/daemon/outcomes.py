@@ -1,0 +1,53 @@
+"""How an execution's end becomes a job error: pure functions the lifecycle uses."""
+
+from __future__ import annotations
+
+import random
+import signal
+
+from ..errors import ErrorCode, JobError
+from ..job import ErrorInfo
+from .executor import Cancelled, Completed, Outcome, TimedOut, WorkerDied
+
+
+def error_of(
+    outcome: Outcome, cancel_mode: str | None, timeout_s: float, timeout_retryable: bool
+) -> JobError | None:
+    """The job error an execution ended with (None: it succeeded)."""
+    if isinstance(outcome, Completed):
+        e = outcome.result.error
+        if e is None:
+            return None
+        return JobError(ErrorCode(e.code), e.message, e.hint, e.retryable)
+    if isinstance(outcome, Cancelled):
+        return JobError(ErrorCode.CANCELLED, f"cancelled on request ({cancel_mode or 'hard'})")
+    if isinstance(outcome, TimedOut):
+        return JobError(
+            ErrorCode.TIMEOUT,
+            f"the conversion took longer than {timeout_s:g} s and was stopped",
+            retryable=timeout_retryable,
+        )
+    return worker_death(outcome)
+
+
+def worker_death(died: WorkerDied) -> JobError:
+    code = died.exitcode
+    if code in (-signal.SIGXCPU, -signal.SIGXFSZ):
+        what = "CPU time" if code == -signal.SIGXCPU else "output file size"
+        return JobError(ErrorCode.RESOURCE_LIMIT, f"the conversion exceeded its {what} limit")
+    return JobError(
+        ErrorCode.WORKER_LOST,
+        f"the worker process died ({died.error}: exit code {code})",
+    )
+
+
+def error_info(err: JobError) -> ErrorInfo:
+    return ErrorInfo(
+        code=err.code.value, message=err.message, hint=err.hint, retryable=err.retryable
+    )
+
+
+def backoff_s(failures: int, initial_s: float, max_s: float, jitter_s: float = 1.0) -> float:
+    """Exponential backoff with jitter before retry number `failures` (1, 2, ...)."""
+    exp = initial_s * 2.0 ** max(0, failures - 1)
+    return min(max_s, exp + random.uniform(0, jitter_s))

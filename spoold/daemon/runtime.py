@@ -1,0 +1,58 @@
+"""What the daemon holds in memory: one record per spool it serves, one per job it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..detect import Entry, InboxTracker
+from ..events import EventLog
+from ..intake import JobPlan
+from ..job import Attempt, JobState, JobStatus
+from ..protocol import DaemonLease, SpoolPaths
+from ..settings import SpoolSettings
+from .executor import Execution
+
+
+@dataclass
+class SpoolRuntime:
+    """One spool served by this daemon."""
+
+    root: Path
+    paths: SpoolPaths
+    settings: SpoolSettings
+    events: EventLog
+    lease: DaemonLease
+    tracker: InboxTracker
+    markers: dict[str, Entry] = field(default_factory=dict)
+    waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
+    paused: str | None = None
+    next_disk_check: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+@dataclass
+class RunningJob:
+    """A job this daemon holds (claimed, in running/). Written only by the lifecycle."""
+
+    rt: SpoolRuntime
+    state: JobState
+    folder: Path
+    attempt: Attempt
+    status: JobStatus  # where the job is in the state machine (queued until it runs)
+    plan: JobPlan | None = None
+    execution: Execution | None = None
+    cancel_mode: str | None = None
+    cancel_deadline: float | None = None
+    draining: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return self.state.job_id
+
+    def holds_worker(self) -> bool:
+        # A job whose execution is done holds no worker, even before it is published.
+        return self.execution is None or not self.execution.done()
