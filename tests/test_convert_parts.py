@@ -1,0 +1,251 @@
+"""PDF by parts: a long document split, laid out in separate processes, merged.
+
+Every check is on real files: the merged PDF is read back with pypdf and pdftotext and
+compared with the unsplit layout of the same HTML (spoold's own render_pdf).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from spoold.convert import ConversionContext, ConvertOptions
+from spoold.convert.html import parse_html, render_pdf
+from spoold.convert.markdown import markdown_to_html
+from spoold.convert.parts.executor import LocalProcessExecutor
+from spoold.convert.parts.layout import layout_part
+from spoold.convert.parts.pipeline import PartsOutcome, render_pdf_in_parts, split_document
+from spoold.convert.parts.plan import PartsPolicy, plan_parts
+from spoold.convert.parts.tasks import PartResult, PartTask
+from spoold.errors import JobError
+from tests.bigdoc import export_table, release_notes
+
+pytestmark = pytest.mark.slow
+
+SMALL_PARTS = PartsPolicy(split_above=50_000, part_cost=90_000)
+TINY_PARTS = PartsPolicy(split_above=20_000, part_cost=40_000)
+
+
+@dataclass
+class Layouts:
+    whole: Path
+    parts: Path
+    again: Path
+    outcome: PartsOutcome
+    html: str
+
+
+def _convert(html: str, folder: Path, name: str, theme: str = "default") -> tuple[Path, Any]:
+    ctx = ConversionContext(job_root=folder, options=ConvertOptions(theme=theme))
+    out = folder / f"{name}.pdf"
+    outcome = render_pdf_in_parts(
+        html, ctx, folder, out, LocalProcessExecutor(2), folder / f"{name}-work", SMALL_PARTS
+    )
+    return out, outcome
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> Layouts:
+    folder = tmp_path_factory.mktemp("bigdoc")
+    html = markdown_to_html(release_notes(90), "notes")
+    whole = folder / "whole.pdf"
+    render_pdf(html, ConversionContext(job_root=folder), folder, whole)
+    parts, outcome = _convert(html, folder, "parts")
+    again, _ = _convert(html, folder, "again")
+    return Layouts(whole, parts, again, outcome, html)
+
+
+def page_text(path: Path, page: int) -> str:
+    return subprocess.run(
+        ["pdftotext", "-f", str(page), "-l", str(page), str(path), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def words_without_footers(path: Path) -> list[str]:
+    text = subprocess.run(
+        ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    lines = [ln for ln in text.splitlines() if not re.fullmatch(r"\s*\d+ / \d+\s*", ln)]
+    return " ".join(lines).split()
+
+
+def outline(path: Path) -> list[tuple[int, str, int]]:
+    """(depth, title, page index) of every outline entry, in order."""
+    reader = PdfReader(path)
+    out: list[tuple[int, str, int]] = []
+
+    def walk(items: list[Any], depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+            else:
+                out.append((depth, str(item.title), reader.get_destination_page_number(item)))
+
+    walk(reader.outline, 0)
+    return out
+
+
+def internal_links(path: Path) -> list[tuple[int, str]]:
+    """(page index, destination name) of every named-destination link annotation."""
+    reader = PdfReader(path)
+    links = []
+    for number, page in enumerate(reader.pages):
+        for ref in page.get("/Annots", []):
+            annot = ref.get_object()
+            if "/Dest" in annot:
+                links.append((number, str(annot["/Dest"])))
+            elif "/A" in annot and annot["/A"].get("/S") == "/GoTo":
+                links.append((number, str(annot["/A"]["/D"])))
+    return links
+
+
+def test_a_long_document_is_laid_out_in_three_or_more_parts(layouts: Layouts) -> None:
+    assert len(layouts.html) > 250_000
+    assert len(layouts.outcome.parts) >= 3
+    whole = len(PdfReader(layouts.whole).pages)
+    merged = len(PdfReader(layouts.parts).pages)
+    assert merged == sum(p.pages for p in layouts.outcome.parts)
+    assert abs(merged - whole) <= 0.03 * whole
+
+
+def test_page_numbers_run_on_across_parts(layouts: Layouts) -> None:
+    total = len(PdfReader(layouts.parts).pages)
+    footers = [page_text(layouts.parts, n).split()[-3:] for n in range(1, total + 1)]
+    assert footers == [[str(n), "/", str(total)] for n in range(1, total + 1)]
+
+
+def test_the_text_is_the_unsplit_text_word_for_word(layouts: Layouts) -> None:
+    assert words_without_footers(layouts.parts) == words_without_footers(layouts.whole)
+
+
+def test_one_outline_equal_to_the_unsplit_one(layouts: Layouts) -> None:
+    merged, whole = outline(layouts.parts), outline(layouts.whole)
+    assert [(d, t) for d, t, _ in merged] == [(d, t) for d, t, _ in whole]
+    assert len(merged) > 150
+    # Every entry opens the page that shows its heading.
+    for _, title, page in merged[::15]:
+        assert title in page_text(layouts.parts, page + 1)
+
+
+def test_links_across_parts_reach_their_heading(layouts: Layouts) -> None:
+    reader = PdfReader(layouts.parts)
+    dests = reader.named_destinations
+    links = internal_links(layouts.parts)
+    assert len(links) == len(internal_links(layouts.whole))
+    assert layouts.outcome.merge.links_across_parts > 20
+    assert all(name in dests for _, name in links)
+    for _, name in links:
+        if name.startswith("release-0"):
+            page = reader.get_destination_page_number(dests[name])
+            number = name.removeprefix("release-0")
+            assert f"Release 0.{number}" in page_text(layouts.parts, page + 1)
+
+
+def test_metadata_is_the_documents(layouts: Layouts) -> None:
+    merged, whole = PdfReader(layouts.parts), PdfReader(layouts.whole)
+    assert merged.metadata is not None and whole.metadata is not None
+    assert merged.metadata.title == "Release history"
+    for key in ("/Title", "/Author", "/Keywords", "/CreationDate", "/Producer", "/Creator"):
+        assert merged.metadata.get(key) == whole.metadata.get(key), key
+    assert merged.trailer["/Root"]["/Lang"] == "en"
+
+
+def test_the_same_input_gives_the_same_bytes(layouts: Layouts) -> None:
+    first = hashlib.sha256(layouts.parts.read_bytes()).hexdigest()
+    assert first == hashlib.sha256(layouts.again.read_bytes()).hexdigest()
+
+
+def test_a_long_table_is_cut_between_rows_with_its_header_in_every_part(tmp_path: Path) -> None:
+    rows = 2000
+    pdf, outcome = _convert(export_table(rows), tmp_path, "table", theme="handout")
+    assert len(outcome.parts) >= 3
+    total = len(PdfReader(pdf).pages)
+    header = ["id", "date", "account", "item", "qty", "amount"]
+    seen: list[int] = []
+    pages_with_rows = 0
+    for n in range(1, total + 1):
+        text = page_text(pdf, n)
+        if n > 1:
+            assert text.split()[0] == "Export"  # the running header (the stamp's)
+        assert f"Page {n} of {total}" in text
+        ids = [int(m) for m in re.findall(r"^(\d+)\n\n20\d\d-", text, re.M)]
+        if ids:
+            pages_with_rows += 1
+            assert [w for w in text.split() if w in header][:6] == header
+        seen.extend(ids)
+    assert pages_with_rows >= total - 1  # the last page may hold only the closing text
+    assert seen == list(range(1, rows + 1))  # every row once, in order
+    # The table's caption and id appear once: in the first part.
+    assert pdftotext_count(pdf, "All rows") == 1
+    assert "data" in PdfReader(pdf).named_destinations
+
+
+def pdftotext_count(path: Path, phrase: str) -> int:
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    return text.count(phrase)
+
+
+def test_page_dependent_css_keeps_the_document_whole() -> None:
+    html = markdown_to_html(release_notes(40), "notes").replace(
+        "</head>", "<style>h2 { string-set: chapter content() }</style></head>"
+    )
+    plan = plan_parts(parse_html(html), SMALL_PARTS)
+    assert not plan.split
+    assert "string-set" in plan.reason
+
+
+def test_a_small_document_is_not_split(tmp_path: Path) -> None:
+    html = markdown_to_html(release_notes(3), "notes")
+    ctx = ConversionContext(job_root=tmp_path)
+    split = split_document(html, ctx, tmp_path, tmp_path / "work", PartsPolicy())
+    assert split.tasks == [] and "under" in split.plan.reason
+
+
+def die_once_then_lay_out(task: PartTask) -> PartResult:
+    """Lay the part out, but the first time for part 1 kill the process doing it."""
+    mark = Path(task.output_path).with_suffix(".killed")
+    if task.index == 1 and not mark.exists():
+        mark.write_text("killed once\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return layout_part(task)
+
+
+def test_a_part_whose_process_is_killed_is_laid_out_again(tmp_path: Path) -> None:
+    html = markdown_to_html(release_notes(30), "notes")
+    ctx = ConversionContext(job_root=tmp_path)
+    split = split_document(html, ctx, tmp_path, tmp_path / "work", TINY_PARTS)
+    assert len(split.tasks) >= 2
+    results = LocalProcessExecutor(2, layout=die_once_then_lay_out).run(split.tasks)
+    assert [r.error_code for r in results] == [None] * len(split.tasks)
+    assert (tmp_path / "work" / "part-0001.killed").exists()
+    assert all(len(PdfReader(r.output_path).pages) == r.pages > 0 for r in results)
+
+
+def test_a_part_over_the_memory_limit_fails_the_job_clearly(tmp_path: Path) -> None:
+    html = markdown_to_html(release_notes(30), "notes")
+    ctx = ConversionContext(job_root=tmp_path)
+    with pytest.raises(JobError) as info:
+        render_pdf_in_parts(
+            html,
+            ctx,
+            tmp_path,
+            tmp_path / "out.pdf",
+            LocalProcessExecutor(2, memory_limit_mb=64),
+            tmp_path / "work",
+            TINY_PARTS,
+        )
+    assert info.value.code.value == "resource_limit"
+    assert "memory" in info.value.message
+    assert not (tmp_path / "out.pdf").exists()
