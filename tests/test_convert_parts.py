@@ -21,6 +21,7 @@ from pypdf import PdfReader
 from spoold.convert import ConversionContext, ConvertOptions
 from spoold.convert.html import parse_html, render_pdf
 from spoold.convert.markdown import markdown_to_html
+from spoold.convert.parts import stamp
 from spoold.convert.parts.executor import LocalProcessExecutor
 from spoold.convert.parts.layout import layout_part
 from spoold.convert.parts.pipeline import PartsOutcome, render_pdf_in_parts, split_document
@@ -59,8 +60,11 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> Layouts:
     html = markdown_to_html(release_notes(90), "notes")
     whole = folder / "whole.pdf"
     render_pdf(html, ConversionContext(job_root=folder), folder, whole)
-    parts, outcome = _convert(html, folder, "parts")
-    again, _ = _convert(html, folder, "again")
+    with pytest.MonkeyPatch.context() as patch:
+        # Stamps in chunks of 40 pages, so page numbers cross chunk boundaries too.
+        patch.setattr(stamp, "STAMP_PAGES_PER_TASK", 40)
+        parts, outcome = _convert(html, folder, "parts")
+        again, _ = _convert(html, folder, "again")
     return Layouts(whole, parts, again, outcome, html)
 
 
@@ -114,6 +118,7 @@ def internal_links(path: Path) -> list[tuple[int, str]]:
 def test_a_long_document_is_laid_out_in_three_or_more_parts(layouts: Layouts) -> None:
     assert len(layouts.html) > 250_000
     assert len(layouts.outcome.parts) >= 3
+    assert len(layouts.outcome.stamps) >= 2
     whole = len(PdfReader(layouts.whole).pages)
     merged = len(PdfReader(layouts.parts).pages)
     assert merged == sum(p.pages for p in layouts.outcome.parts)
@@ -167,10 +172,13 @@ def test_the_same_input_gives_the_same_bytes(layouts: Layouts) -> None:
     assert first == hashlib.sha256(layouts.again.read_bytes()).hexdigest()
 
 
-def test_a_long_table_is_cut_between_rows_with_its_header_in_every_part(tmp_path: Path) -> None:
+def test_a_long_table_is_cut_between_rows_with_its_header_in_every_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = 2000
+    monkeypatch.setattr(stamp, "STAMP_PAGES_PER_TASK", 30)
     pdf, outcome = _convert(export_table(rows), tmp_path, "table", theme="handout")
-    assert len(outcome.parts) >= 3
+    assert len(outcome.parts) >= 3 and len(outcome.stamps) >= 2
     total = len(PdfReader(pdf).pages)
     header = ["id", "date", "account", "item", "qty", "amount"]
     seen: list[int] = []
@@ -178,13 +186,14 @@ def test_a_long_table_is_cut_between_rows_with_its_header_in_every_part(tmp_path
     for n in range(1, total + 1):
         text = page_text(pdf, n)
         if n > 1:
-            assert text.split()[0] == "Export"  # the running header (the stamp's)
+            assert text.split()[0] == "Export"  # the running header; page 1 is :first
         assert f"Page {n} of {total}" in text
         ids = [int(m) for m in re.findall(r"^(\d+)\n\n20\d\d-", text, re.M)]
         if ids:
             pages_with_rows += 1
             assert [w for w in text.split() if w in header][:6] == header
         seen.extend(ids)
+    assert page_text(pdf, 1).split().count("Export") == 1  # the h1; no running header
     assert pages_with_rows >= total - 1  # the last page may hold only the closing text
     assert seen == list(range(1, rows + 1))  # every row once, in order
     # The table's caption and id appear once: in the first part.

@@ -11,6 +11,7 @@ running: they are run again, each alone, up to `retries` times.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -50,6 +51,11 @@ class LocalProcessExecutor:
         self.retries = retries
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["spoold.convert.parts.layout"])
+
+    def warm(self) -> None:
+        """Start the process server now (it imports WeasyPrint once), not at the first part."""
+        with ProcessPoolExecutor(1, mp_context=self._context) as pool:
+            pool.submit(os.getpid).result()
 
     def run(self, tasks: Sequence[PartTask]) -> list[PartResult]:
         results: dict[int, PartResult] = {}

@@ -35,7 +35,7 @@ from ...errors import ErrorCode, JobError
 from .. import html as html_conv
 from ..fetcher import FetchRefused, decode_data_url
 from ..page import margins_css
-from .split import STAMP_PAGE_CLASS
+from .stamp import STAMP_PAGE_CLASS, counter_css, number_css
 from .tasks import Bookmark, PageOptions, PartResult, PartTask
 
 MAX_WARNINGS = 20
@@ -104,8 +104,12 @@ def _css(text: str) -> Any:
 
 
 def stylesheets(task: PartTask) -> list[Any]:
-    extra = STAMP_CSS if task.kind == "stamp" else NO_MARGIN_BOXES_CSS
-    return [_css(html_conv.theme_css(task.page.theme)), _css(page_css(task.page)), _css(extra)]
+    theme = html_conv.theme_css(task.page.theme)
+    if task.kind != "stamp":
+        return [_css(theme), _css(page_css(task.page)), _css(NO_MARGIN_BOXES_CSS)]
+    theme = number_css(theme, task.first_page, task.total_pages)
+    extra = STAMP_CSS + counter_css(task.first_page)
+    return [_css(theme), _css(page_css(task.page)), _css(extra)]
 
 
 class _Collect(logging.Handler):

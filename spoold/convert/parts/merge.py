@@ -182,21 +182,23 @@ def bookmark_tree(bookmarks: list[Bookmark]) -> list[Any]:
     return root
 
 
-def merge_parts(parts: list[PartResult], stamp_pdf: Path | None, output: Path) -> MergeReport:
+def merge_parts(parts: list[PartResult], stamp_pdfs: list[Path], output: Path) -> MergeReport:
     """Write the merged document of `parts` (in order) to `output`."""
     writer = PdfWriter()
     readers = [PdfReader(p.output_path) for p in parts]
-    stamp = PdfReader(stamp_pdf) if stamp_pdf is not None else None
+    stamp_readers = [PdfReader(p) for p in stamp_pdfs]
+    stamp_pages = [page for r in stamp_readers for page in r.pages]
     draw = _stream(
         writer,
-        f"q {CONTENT_FORM} Do Q\n".encode() + (f"q {STAMP_FORM} Do Q\n".encode() if stamp else b""),
+        f"q {CONTENT_FORM} Do Q\n".encode()
+        + (f"q {STAMP_FORM} Do Q\n".encode() if stamp_pages else b""),
     )
     pages: list[IndirectObject] = []
     dests: list[tuple[str, int, ArrayObject]] = []
     bookmarks: list[Bookmark] = []
     total = sum(len(r.pages) for r in readers)
-    if stamp is not None and len(stamp.pages) != total:
-        raise ValueError(f"the stamp has {len(stamp.pages)} pages, the parts {total}")
+    if stamp_pages and len(stamp_pages) != total:
+        raise ValueError(f"the stamp has {len(stamp_pages)} pages, the parts {total}")
     for part, reader in zip(parts, readers, strict=True):
         offset = len(pages)
         dests.extend((name, offset + i, d) for name, i, d in _page_dests(reader))
@@ -205,7 +207,7 @@ def merge_parts(parts: list[PartResult], stamp_pdf: Path | None, output: Path) -
         )
         for page in reader.pages:
             added = writer.add_page(page)
-            stamp_page = None if stamp is None else stamp.pages[len(pages)]
+            stamp_page = stamp_pages[len(pages)] if stamp_pages else None
             _draw_forms(writer, added, stamp_page, draw)
             pages.append(_ref(added))
     report = MergeReport(
@@ -219,7 +221,7 @@ def merge_parts(parts: list[PartResult], stamp_pdf: Path | None, output: Path) -
     _outline(writer, bookmark_tree(bookmarks), pages)
     _metadata(writer, readers[0])
     digest = hashlib.sha256()
-    for path in [*(p.output_path for p in parts), *([str(stamp_pdf)] if stamp_pdf else [])]:
+    for path in [*(p.output_path for p in parts), *map(str, stamp_pdfs)]:
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
     ident = ByteStringObject(digest.digest()[:16])
     writer._ID = ArrayObject([ident, ident])

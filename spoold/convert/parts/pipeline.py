@@ -12,8 +12,6 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lxml.etree
-
 from ...errors import ErrorCode, JobError
 from .. import html as html_conv
 from ..base import ConversionContext
@@ -22,7 +20,8 @@ from .layout import page_css
 from .merge import MergeReport, merge_parts
 from .plan import PartsPolicy, Plan, plan_parts
 from .prepare import prepare_document, serialize
-from .split import STAMP_PAGE_CLASS, build_parts, stamp_document
+from .split import build_parts
+from .stamp import chunks, stamp_chunk, stamp_template
 from .tasks import PageOptions, PartResult, PartTask
 
 STAMP_TEMPLATE = "stamp-template.html"
@@ -38,7 +37,7 @@ class SplitOutcome:
 class PartsOutcome:
     pages: int
     parts: list[PartResult]
-    stamp: PartResult | None
+    stamps: list[PartResult]
     merge: MergeReport
 
 
@@ -69,19 +68,24 @@ def split_document(
         path.write_bytes(serialize(tree))
         out = str(workdir / f"part-{i:04d}.pdf")
         tasks.append(PartTask(i, str(path), out, page, base_url))
-    (workdir / STAMP_TEMPLATE).write_bytes(serialize(stamp_document(root, 0)))
+    (workdir / STAMP_TEMPLATE).write_bytes(serialize(stamp_template(root)))
     return SplitOutcome(plan, tasks)
 
 
-def stamp_task(workdir: Path, pages: int, like: PartTask) -> PartTask:
-    """The stamp document for `pages` pages, as a task like the parts'."""
-    root = html_conv.parse_html((workdir / STAMP_TEMPLATE).read_bytes())
-    body = root.find("body")
-    for _ in range(pages):
-        lxml.etree.SubElement(body, "div", {"class": STAMP_PAGE_CLASS})
-    path = workdir / "stamp.html"
-    path.write_bytes(serialize(root))
-    return PartTask(-1, str(path), str(workdir / "stamp.pdf"), like.page, like.base_url, "stamp")
+def stamp_tasks(workdir: Path, pages: int, like: PartTask) -> list[PartTask]:
+    """The stamp for `pages` pages in chunks (see stamp.py), as tasks like the parts'."""
+    template = html_conv.parse_html((workdir / STAMP_TEMPLATE).read_bytes())
+    ranges = chunks(pages, template, html_conv.theme_css(like.page.theme))
+    total = pages if len(ranges) > 1 else 0
+    tasks = []
+    for n, (first, count) in enumerate(ranges):
+        path = workdir / f"stamp-{n:04d}.html"
+        path.write_bytes(serialize(stamp_chunk(template, first, count, total)))
+        out = str(workdir / f"stamp-{n:04d}.pdf")
+        tasks.append(
+            PartTask(-1 - n, str(path), out, like.page, like.base_url, "stamp", first, total)
+        )
+    return tasks
 
 
 def check(results: list[PartResult]) -> None:
@@ -97,10 +101,10 @@ def finish(
     check(results)
     workdir = Path(tasks[0].html_path).parent
     pages = sum(r.pages for r in results)
-    (stamp,) = executor.run([stamp_task(workdir, pages, tasks[0])])
-    check([stamp])
-    report = merge_parts(results, Path(stamp.output_path), output)
-    return PartsOutcome(report.pages, results, stamp, report)
+    stamps = executor.run(stamp_tasks(workdir, pages, tasks[0]))
+    check(stamps)
+    report = merge_parts(results, [Path(s.output_path) for s in stamps], output)
+    return PartsOutcome(report.pages, results, stamps, report)
 
 
 def render_pdf_in_parts(

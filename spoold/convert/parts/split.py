@@ -7,10 +7,6 @@ between rows is repeated with its <colgroup>, <thead> and <tfoot> in every part 
 once in the merged document. Links to an anchor that lives in another part are turned
 into `spoold-dest:` URIs: WeasyPrint writes those as link annotations, and the merge
 points them at the merged document's named destination.
-
-The stamp document is the head, the running title and one empty page per page of the
-merged document: laid out alone, it paints the theme's margin boxes (page numbers,
-"Page n of N", the running header) for the whole document in one go.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import lxml.etree
 from .plan import Unit, body_rows, tag_of
 
 DEST_SCHEME = "spoold-dest:"
-STAMP_PAGE_CLASS = "spoold-stamp-page"
 
 
 def dest_uri(name: str) -> str:
@@ -45,7 +40,7 @@ def _shell(el: Any, keep_id: bool) -> Any:
     return out
 
 
-def _copy_without_ids(el: Any) -> Any:
+def copy_without_ids(el: Any) -> Any:
     out = copy.deepcopy(el)
     for node in out.iter():
         if isinstance(node.tag, str):
@@ -55,7 +50,7 @@ def _copy_without_ids(el: Any) -> Any:
     return out
 
 
-def _empty_document(root: Any, first: bool) -> tuple[Any, Any]:
+def empty_document(root: Any, first: bool) -> tuple[Any, Any]:
     """A copy of <html> with the whole <head> and an empty <body>."""
     html = _shell(root, keep_id=first)
     head = root.find("head")
@@ -82,7 +77,7 @@ def _table_slice(table: Any, rows: tuple[int, int], first: bool, last: bool) -> 
             if first:
                 out.append(copy.deepcopy(child))
         elif tag in ("colgroup", "col", "thead", "tfoot"):
-            out.append(copy.deepcopy(child) if first else _copy_without_ids(child))
+            out.append(copy.deepcopy(child) if first else copy_without_ids(child))
         elif tag == "tbody":
             picked = [tr for tr in child if id(tr) in wanted_ids]
             if picked:
@@ -107,7 +102,7 @@ class _PartBuilder:
         self.emitted: set[int] = set()  # id() of source elements copied with their id
 
     def build(self, units: list[Unit], first: bool) -> Any:
-        html, body = _empty_document(self.root, first)
+        html, body = empty_document(self.root, first)
         open_shells: list[tuple[Any, Any]] = []  # (source shell, its copy)
         for unit in units:
             parent = self._open(body, open_shells, unit.shells)
@@ -170,18 +165,3 @@ def link_across_parts(trees: list[Any]) -> int:
                 el.set("href", dest_uri(name))
                 rewritten += 1
     return rewritten
-
-
-def stamp_document(root: Any, pages: int) -> Any:
-    """The head, the running title and `pages` empty pages."""
-    html, body = _empty_document(root, first=False)
-    body.text = None
-    src_body = root.find("body")
-    if src_body is not None:
-        for el in src_body.iter("div"):
-            if el.get("class") == "spoold-running-title":
-                body.append(_copy_without_ids(el))
-                break
-    for _ in range(pages):
-        lxml.etree.SubElement(body, "div", {"class": STAMP_PAGE_CLASS})
-    return html

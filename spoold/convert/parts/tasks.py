@@ -31,6 +31,10 @@ class PartTask:
     base_url: str = ""
     # "content": margin boxes suppressed; "stamp": only the margin boxes (page numbers).
     kind: str = "content"
+    # Stamps laid out in chunks: the chunk's first page number and the document's
+    # page total (0: the stamp is the whole document, nothing to renumber).
+    first_page: int = 1
+    total_pages: int = 0
 
 
 @dataclass(frozen=True)
