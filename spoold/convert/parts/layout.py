@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .. import html as html_conv
 from ..fetcher import FetchRefused, decode_data_url
 from ..page import margins_css
 from .stamp import STAMP_PAGE_CLASS, counter_css, number_css
-from .tasks import Bookmark, PageOptions, PartResult, PartTask
+from .tasks import Anchor, Bookmark, Link, PageOptions, PartResult, PartTask
 
 MAX_WARNINGS = 20
 MAX_DATA_URL_BYTES = 50 * 1024 * 1024
@@ -136,15 +137,45 @@ def _layout_guard() -> Iterator[_Collect]:
         logger.removeHandler(handler)
 
 
-def _bookmarks(pages: list[Any]) -> tuple[Bookmark, ...]:
-    out: list[Bookmark] = []
+@dataclass
+class Navigation:
+    """A part's bookmarks, links and anchors, taken out of its pages as data."""
+
+    bookmarks: tuple[Bookmark, ...] = ()
+    links: tuple[Link, ...] = ()
+    anchors: tuple[Anchor, ...] = ()
+
+
+def take_navigation(pages: list[Any]) -> Navigation:
+    """Take the outline, link and anchor records out of WeasyPrint's pages.
+
+    The merge writes them for the whole document (with WeasyPrint's own rules), so the
+    part PDF carries none: the merging process then parses pages, fonts and content
+    only, not thousands of annotation and destination objects.
+    """
+    bookmarks: list[Bookmark] = []
+    links: list[Link] = []
+    anchors: list[Anchor] = []
     for number, page in enumerate(pages):
-        # The transform WeasyPrint's make_bookmark_tree applies (origin bottom-left).
+        # The transforms of make_bookmark_tree and of generate_pdf (origin bottom-left).
         matrix = Matrix(a=PDF_SCALE, d=-PDF_SCALE, f=page.height * PDF_SCALE)
         for level, label, (x, y), state in page.bookmarks:
             px, py = matrix.transform_point(x, y)
-            out.append(Bookmark(level, label, number, px, py, closed=state == "closed"))
-    return tuple(out)
+            bookmarks.append(Bookmark(level, label, number, px, py, closed=state == "closed"))
+        for name, (x, y, _, _) in page.anchors.items():
+            px, py = matrix.transform_point(x, y)
+            anchors.append(Anchor(name, number, px, py))
+        kept = []
+        for link in page.links:
+            kind, target, rect, _ = link
+            if kind not in ("internal", "external"):
+                kept.append(link)  # attachments and the like stay WeasyPrint's
+                continue
+            x1, y1 = matrix.transform_point(*rect[:2])
+            x2, y2 = matrix.transform_point(*rect[2:])
+            links.append(Link(number, kind, target, (x1, y1, x2, y2)))
+        page.bookmarks, page.anchors, page.links = [], {}, kept
+    return Navigation(tuple(bookmarks), tuple(links), tuple(anchors))
 
 
 def _peak_rss_mb() -> float:
@@ -160,7 +191,7 @@ def layout_part(task: PartTask) -> PartResult:
     """Lay out the task's HTML file into its PDF file; failures come back as data."""
     t0, cpu0 = time.monotonic(), _cpu_s()
     try:
-        pages, bookmarks, warnings = _layout(task)
+        pages, navigation, warnings = _layout(task)
     except JobError as exc:
         return _failed(task, exc.code.value, exc.message, t0, cpu0)
     except MemoryError:
@@ -175,7 +206,9 @@ def layout_part(task: PartTask) -> PartResult:
         index=task.index,
         output_path=task.output_path,
         pages=pages,
-        bookmarks=bookmarks,
+        bookmarks=navigation.bookmarks,
+        links=navigation.links,
+        anchors=navigation.anchors,
         warnings=warnings,
         peak_rss_mb=_peak_rss_mb(),
         cpu_s=round(_cpu_s() - cpu0, 3),
@@ -183,7 +216,7 @@ def layout_part(task: PartTask) -> PartResult:
     )
 
 
-def _layout(task: PartTask) -> tuple[int, tuple[Bookmark, ...], tuple[str, ...]]:
+def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
     sheets = stylesheets(task)
     with _layout_guard() as collected:
         doc = weasyprint.HTML(
@@ -194,8 +227,9 @@ def _layout(task: PartTask) -> tuple[int, tuple[Bookmark, ...], tuple[str, ...]]
         )
         # A fresh font configuration, as in the unsplit route: no state between tasks.
         rendered = doc.render(font_config=FontConfiguration(), stylesheets=sheets)
+        navigation = take_navigation(rendered.pages)
         rendered.write_pdf(target=task.output_path)
-    return len(rendered.pages), _bookmarks(rendered.pages), tuple(collected.messages)
+    return len(rendered.pages), navigation, tuple(collected.messages)
 
 
 def _failed(task: PartTask, code: str, message: str, t0: float, cpu0: float) -> PartResult:

@@ -3,11 +3,12 @@
 - pages: every part's pages in order; each page's content becomes a form XObject drawn
   first, then the stamp page of the same number (page numbers, totals, running header)
   on top. Content streams are copied as they are, never parsed or recompressed.
-- named destinations: every part's, on their global pages, in one sorted name tree;
-- links: `spoold-dest:` URI links (anchors in another part, see split.py) become plain
-  named-destination links, like WeasyPrint writes within one document;
-- outline: rebuilt from every part's bookmarks with WeasyPrint's own nesting rules,
-  so it equals the outline of the unsplit layout;
+- named destinations, links and the outline are not read from the part files (the
+  layout took them out, see layout.take_navigation) but written from the parts' data,
+  the way WeasyPrint writes them for one document: one sorted name tree (the first
+  anchor of a name wins), link annotations (`spoold-dest:` URIs, anchors in another
+  part, become named-destination links; links to no anchor are dropped, as WeasyPrint
+  drops them), and the outline built with WeasyPrint's own nesting rules;
 - metadata: the info dictionary and /Lang of the first part (all parts share the head);
 - a file identifier derived from the parts' bytes: same input, same output bytes.
 """
@@ -36,7 +37,7 @@ from pypdf.generic import (
 from weasyprint.anchors import make_page_bookmark_tree
 
 from .split import dest_name
-from .tasks import Bookmark, PartResult
+from .tasks import Bookmark, Link, PartResult
 
 _N = NameObject
 CONTENT_FORM = "/SpooldContent"
@@ -48,7 +49,7 @@ class MergeReport:
     pages: int
     named_destinations: int
     links_across_parts: int
-    outline_entries: int
+    outline_entries: int = 0
     unresolved_links: list[str] = field(default_factory=list)
 
 
@@ -91,35 +92,59 @@ def _ref(page: Any) -> IndirectObject:
     return ref
 
 
-def _page_dests(reader: PdfReader) -> list[tuple[str, int, ArrayObject]]:
-    """(name, page index, destination array) from a WeasyPrint PDF's flat name tree."""
-    root: Any = reader.trailer["/Root"]
-    names: Any = root.get("/Names")
-    if names is None or "/Dests" not in names.get_object():
-        return []
-    flat = names.get_object()["/Dests"].get_object().get("/Names", ArrayObject())
-    index = {_ref(p).idnum: i for i, p in enumerate(reader.pages)}
-    out = []
-    for i in range(0, len(flat) - 1, 2):
-        dest = flat[i + 1].get_object()
-        out.append((str(flat[i]), index[dest[0].idnum], dest))
+def first_anchors(parts: list[PartResult]) -> dict[str, tuple[int, float, float]]:
+    """Anchor name -> (global page, x, y); the first of a name wins, as in WeasyPrint."""
+    out: dict[str, tuple[int, float, float]] = {}
+    offset = 0
+    for part in parts:
+        for anchor in part.anchors:
+            out.setdefault(anchor.name, (offset + anchor.page, anchor.x, anchor.y))
+        offset += part.pages
     return out
 
 
-def _fix_links(page: Any, names: set[str], report: MergeReport) -> None:
-    for ref in page.get("/Annots", ArrayObject()):
-        annot = ref.get_object()
-        action = annot.get("/A")
-        if action is not None:
-            name = dest_name(str(action.get_object().get("/URI", "")))
-            if name is None:
+def _link_annotation(link: Link, names: dict[str, Any], report: MergeReport) -> Any | None:
+    """A link annotation as WeasyPrint writes one (weasyprint.pdf.anchors.add_links)."""
+    kind, target = link.kind, link.target
+    across = dest_name(target) if kind == "external" else None
+    if across is not None:
+        kind, target = "internal", across
+        report.links_across_parts += 1
+    annot = DictionaryObject(
+        {
+            _N("/Type"): _N("/Annot"),
+            _N("/Subtype"): _N("/Link"),
+            _N("/Rect"): ArrayObject(FloatObject(v) for v in link.rect),
+            _N("/BS"): DictionaryObject({_N("/W"): NumberObject(0)}),
+        }
+    )
+    if kind == "internal":
+        if target not in names:
+            report.unresolved_links.append(target)  # WeasyPrint drops these too
+            return None
+        annot[_N("/Dest")] = TextStringObject(target)
+    else:
+        action = DictionaryObject({_N("/Type"): _N("/Action"), _N("/S"): _N("/URI")})
+        action[_N("/URI")] = TextStringObject(target)
+        annot[_N("/A")] = action
+    return annot
+
+
+def _add_links(
+    writer: PdfWriter, parts: list[PartResult], pages: list[IndirectObject], report: MergeReport
+) -> None:
+    names = first_anchors(parts)
+    offset = 0
+    for part in parts:
+        for link in part.links:
+            annot = _link_annotation(link, names, report)
+            if annot is None:
                 continue
-            del annot["/A"]
-            annot[_N("/Dest")] = TextStringObject(name)
-            report.links_across_parts += 1
-        target = annot.get("/Dest")
-        if isinstance(target, str) and str(target) not in names:
-            report.unresolved_links.append(str(target))
+            page: Any = pages[offset + link.page].get_object()
+            if "/Annots" not in page:
+                page[_N("/Annots")] = ArrayObject()
+            page["/Annots"].append(writer._add_object(annot))
+        offset += part.pages
 
 
 def _outline(writer: PdfWriter, tree: list[Any], pages: list[IndirectObject]) -> int:
@@ -186,43 +211,42 @@ def merge_parts(parts: list[PartResult], stamp_pdfs: list[Path], output: Path) -
     """Write the merged document of `parts` (in order) to `output`."""
     writer = PdfWriter()
     readers = [PdfReader(p.output_path) for p in parts]
-    stamp_readers = [PdfReader(p) for p in stamp_pdfs]
-    stamp_pages = [page for r in stamp_readers for page in r.pages]
+    stamp_pages = [page for path in stamp_pdfs for page in PdfReader(path).pages]
+    total = sum(len(r.pages) for r in readers)
+    if stamp_pages and len(stamp_pages) != total:
+        raise ValueError(f"the stamp has {len(stamp_pages)} pages, the parts {total}")
     draw = _stream(
         writer,
         f"q {CONTENT_FORM} Do Q\n".encode()
         + (f"q {STAMP_FORM} Do Q\n".encode() if stamp_pages else b""),
     )
     pages: list[IndirectObject] = []
-    dests: list[tuple[str, int, ArrayObject]] = []
-    bookmarks: list[Bookmark] = []
-    total = sum(len(r.pages) for r in readers)
-    if stamp_pages and len(stamp_pages) != total:
-        raise ValueError(f"the stamp has {len(stamp_pages)} pages, the parts {total}")
-    for part, reader in zip(parts, readers, strict=True):
-        offset = len(pages)
-        dests.extend((name, offset + i, d) for name, i, d in _page_dests(reader))
-        bookmarks.extend(
-            Bookmark(b.level, b.label, offset + b.page, b.x, b.y, b.closed) for b in part.bookmarks
-        )
+    for reader in readers:
         for page in reader.pages:
             added = writer.add_page(page)
             stamp_page = stamp_pages[len(pages)] if stamp_pages else None
             _draw_forms(writer, added, stamp_page, draw)
             pages.append(_ref(added))
-    report = MergeReport(
-        pages=len(pages), named_destinations=len(dests), links_across_parts=0, outline_entries=0
-    )
-    _name_tree(writer, dests, pages)
-    names = {name for name, _, _ in dests}
-    for ref in pages:
-        _fix_links(ref.get_object(), names, report)
+    report = MergeReport(pages=len(pages), named_destinations=0, links_across_parts=0)
+    anchors = first_anchors(parts)
+    report.named_destinations = len(anchors)
+    _name_tree(writer, anchors, pages)
+    _add_links(writer, parts, pages, report)
+    bookmarks: list[Bookmark] = []
+    offset = 0
+    for part in parts:
+        bookmarks.extend(
+            Bookmark(b.level, b.label, offset + b.page, b.x, b.y, b.closed) for b in part.bookmarks
+        )
+        offset += part.pages
     report.outline_entries = len(bookmarks)
     _outline(writer, bookmark_tree(bookmarks), pages)
     _metadata(writer, readers[0])
     digest = hashlib.sha256()
     for path in [*(p.output_path for p in parts), *map(str, stamp_pdfs)]:
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    # The navigation data is not in the part files: it counts too.
+    digest.update(repr([(p.bookmarks, p.links, p.anchors) for p in parts]).encode())
     ident = ByteStringObject(digest.digest()[:16])
     writer._ID = ArrayObject([ident, ident])
     with output.open("wb") as fh:
@@ -231,14 +255,18 @@ def merge_parts(parts: list[PartResult], stamp_pdfs: list[Path], output: Path) -
 
 
 def _name_tree(
-    writer: PdfWriter, dests: list[tuple[str, int, ArrayObject]], pages: list[IndirectObject]
+    writer: PdfWriter, anchors: dict[str, tuple[int, float, float]], pages: list[IndirectObject]
 ) -> None:
-    if not dests:
+    """One flat, sorted /Dests name tree, as WeasyPrint writes it."""
+    if not anchors:
         return
     flat = ArrayObject()
-    for name, page, dest in sorted(dests, key=lambda d: d[0]):
+    for name in sorted(anchors):
+        page, x, y = anchors[name]
         flat.append(TextStringObject(name))
-        flat.append(ArrayObject([pages[page], *dest[1:]]))
+        flat.append(
+            ArrayObject([pages[page], _N("/XYZ"), FloatObject(x), FloatObject(y), NumberObject(0)])
+        )
     tree = writer._add_object(DictionaryObject({_N("/Names"): flat}))
     writer._root_object[_N("/Names")] = DictionaryObject({_N("/Dests"): tree})
 

@@ -50,6 +50,26 @@ class Bookmark:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A link area WeasyPrint found, in PDF coordinates; written by the merge."""
+
+    page: int
+    kind: str  # "internal" (target: an anchor name) or "external" (target: a URI)
+    target: str
+    rect: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A named destination (an id, or <a name>) in PDF coordinates of its page."""
+
+    name: str
+    page: int
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
 class PartResult:
     """What the merge needs from one laid-out part, and what it cost."""
 
@@ -57,6 +77,8 @@ class PartResult:
     output_path: str
     pages: int
     bookmarks: tuple[Bookmark, ...] = ()
+    links: tuple[Link, ...] = ()
+    anchors: tuple[Anchor, ...] = ()
     warnings: tuple[str, ...] = ()
     peak_rss_mb: float = 0.0  # of the process that laid the part out
     cpu_s: float = 0.0
