@@ -7,6 +7,7 @@ compared with the unsplit layout of the same HTML (spoold's own render_pdf).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import signal
@@ -32,8 +33,9 @@ from tests.bigdoc import export_table, release_notes
 
 pytestmark = pytest.mark.slow
 
-SMALL_PARTS = PartsPolicy(split_above=50_000, part_cost=90_000)
-TINY_PARTS = PartsPolicy(split_above=20_000, part_cost=40_000)
+SMALL_PARTS = PartsPolicy(split_above=100_000, part_cost=120_000)
+TINY_PARTS = PartsPolicy(split_above=40_000, part_cost=50_000)
+TABLE_PARTS = PartsPolicy(split_above=100_000, part_cost=400_000)
 
 
 @dataclass
@@ -45,11 +47,13 @@ class Layouts:
     html: str
 
 
-def _convert(html: str, folder: Path, name: str, theme: str = "default") -> tuple[Path, Any]:
+def _convert(
+    html: str, folder: Path, name: str, theme: str = "default", policy: PartsPolicy = SMALL_PARTS
+) -> tuple[Path, Any]:
     ctx = ConversionContext(job_root=folder, options=ConvertOptions(theme=theme))
     out = folder / f"{name}.pdf"
     outcome = render_pdf_in_parts(
-        html, ctx, folder, out, LocalProcessExecutor(2), folder / f"{name}-work", SMALL_PARTS
+        html, ctx, folder, out, LocalProcessExecutor(2), folder / f"{name}-work", policy
     )
     return out, outcome
 
@@ -177,7 +181,7 @@ def test_a_long_table_is_cut_between_rows_with_its_header_in_every_part(
 ) -> None:
     rows = 2000
     monkeypatch.setattr(stamp, "STAMP_PAGES_PER_TASK", 30)
-    pdf, outcome = _convert(export_table(rows), tmp_path, "table", theme="handout")
+    pdf, outcome = _convert(export_table(rows), tmp_path, "table", "handout", TABLE_PARTS)
     assert len(outcome.parts) >= 3 and len(outcome.stamps) >= 2
     total = len(PdfReader(pdf).pages)
     header = ["id", "date", "account", "item", "qty", "amount"]
@@ -258,3 +262,19 @@ def test_a_part_over_the_memory_limit_fails_the_job_clearly(tmp_path: Path) -> N
     assert info.value.code.value == "resource_limit"
     assert "memory" in info.value.message
     assert not (tmp_path / "out.pdf").exists()
+
+
+def test_parts_come_in_multiples_of_the_workers_and_weigh_about_the_same() -> None:
+    html = markdown_to_html(release_notes(90), "notes")
+    plan = plan_parts(parse_html(html), PartsPolicy(100_000, 100_000, workers=2))
+    costs = [sum(u.cost for u in part) for part in plan.parts]
+    assert len(costs) >= 4 and len(costs) % 2 == 0
+    assert max(costs) < 1.3 * min(costs)
+
+
+def test_a_table_part_holds_one_slice_of_the_table() -> None:
+    plan = plan_parts(parse_html(export_table(2000)), TABLE_PARTS)
+    slices = [[u.rows for u in part if u.rows is not None] for part in plan.parts]
+    assert all(len(s) == 1 for s in slices)
+    assert slices[0][0][0] == 0 and slices[-1][0][1] == 2000
+    assert all(a[0][1] == b[0][0] for a, b in itertools.pairwise(slices))

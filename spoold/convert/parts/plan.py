@@ -2,9 +2,10 @@
 
 Layout cost (time and memory in WeasyPrint) grows with the number of boxes and the
 amount of text, so a block's cost is its characters plus a fixed charge per element.
-Calibrated here (WeasyPrint 70, A4, default theme): 300,000 units are about 110 pages
-of prose or 1,050 rows of a six-column table, laid out in about 6 s and 150-200 MB
-resident. Cuts fall
+Calibrated on a real 377-page changelog cut in five parts (WeasyPrint 70, A4, default
+theme): layout CPU was 1.0 s per 100,000 units in every part, within 7 %, with an
+element worth 100 characters. 600,000 units are about 70 pages of changelog or 800
+rows of a six-column table: about 6 s and 150-250 MB resident. Cuts fall
 between top-level blocks, preferably before the highest-level heading near the target
 size, never right after a heading; a container too big for one part (a <section>, a
 wrapping <div>) is entered and its children cut instead; a table too big is cut
@@ -24,7 +25,7 @@ from typing import Any
 
 from .. import html as html_conv
 
-ELEMENT_COST = 32  # characters' worth of layout work per element
+ELEMENT_COST = 100  # characters' worth of layout work per element
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 # Containers entered when they are too big for one part; their start tag is repeated.
 SHELLS = {"section", "article", "main", "div"}
@@ -54,8 +55,9 @@ _BLOCKERS = (
 class PartsPolicy:
     """When to split, and how big a part is, in cost units (about characters)."""
 
-    split_above: int = 600_000  # about 220 pages of prose: laid out whole in ~25 s, ~350 MB
-    part_cost: int = 300_000
+    split_above: int = 1_500_000  # about 15 s of layout CPU when laid out whole
+    part_cost: int = 600_000  # at most this much per part, about 6 s
+    workers: int = 2  # the part count is a multiple of this, so workers finish together
     max_parts: int = 200
 
 
@@ -129,7 +131,9 @@ def plan_parts(root: Any, policy: PartsPolicy) -> Plan:
     if blockers:
         plan.reason = "its CSS uses " + ", ".join(blockers)
         return plan
-    plan.parts = group_units(units, policy)
+    count = -(-plan.cost // policy.part_cost)
+    count = min(policy.max_parts, -(-count // policy.workers) * policy.workers)
+    plan.parts = group_units(units, plan.cost // max(count, 2), policy.max_parts)
     if not plan.split:
         plan.reason = "no place to cut"
     return plan
@@ -165,6 +169,8 @@ def _opening_heading(el: Any) -> int:
 
 
 def _table_units(table: Any, shells: tuple[Any, ...], policy: PartsPolicy) -> Iterator[Unit]:
+    # Slices well under a part, so parts can be balanced; the parts join adjacent ones.
+    slice_cost = policy.part_cost // 4
     rows = body_rows(table)
     if len(rows) < 2:
         yield Unit(shells, [table], element_cost(table))
@@ -173,7 +179,7 @@ def _table_units(table: Any, shells: tuple[Any, ...], policy: PartsPolicy) -> It
     span_end = 0
     start, cost = 0, 0
     for i, (row, _) in enumerate(rows):
-        if cost >= policy.part_cost and i >= span_end:
+        if cost >= slice_cost and i >= span_end:
             yield Unit(shells, [table], cost, rows=(start, i))
             start, cost = i, 0
         cost += element_cost(row)
@@ -184,22 +190,41 @@ def _table_units(table: Any, shells: tuple[Any, ...], policy: PartsPolicy) -> It
     yield Unit(shells, [table], cost, rows=(start, len(rows)))
 
 
-def group_units(units: list[Unit], policy: PartsPolicy) -> list[list[Unit]]:
-    """Cut the unit sequence into parts of about policy.part_cost each."""
-    target = policy.part_cost
+def join_table_slices(units: list[Unit]) -> list[Unit]:
+    """Adjacent slices of one table in one part become one slice."""
+    out: list[Unit] = []
+    for unit in units:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.rows is not None
+            and unit.rows is not None
+            and last.elements[0] is unit.elements[0]
+            and last.rows[1] == unit.rows[0]
+        ):
+            out[-1] = Unit(
+                last.shells, last.elements, last.cost + unit.cost, 0, (last.rows[0], unit.rows[1])
+            )
+        else:
+            out.append(unit)
+    return out
+
+
+def group_units(units: list[Unit], target: int, max_parts: int) -> list[list[Unit]]:
+    """Cut the unit sequence into parts of about `target` cost each."""
     cum = [0]
     for u in units:
         cum.append(cum[-1] + u.cost)
     parts: list[list[Unit]] = []
     start = 0
     while start < len(units):
-        if cum[-1] - cum[start] <= target * 1.3 or len(parts) + 1 >= policy.max_parts:
+        if cum[-1] - cum[start] <= target * 1.3 or len(parts) + 1 >= max_parts:
             parts.append(units[start:])
             break
         cut = _best_cut(units, cum, start, target)
         parts.append(units[start:cut])
         start = cut
-    return parts
+    return [join_table_slices(part) for part in parts]
 
 
 def _best_cut(units: list[Unit], cum: list[int], start: int, target: int) -> int:
