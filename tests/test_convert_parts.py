@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from spoold.convert.parts.plan import PartsPolicy, plan_parts
 from spoold.convert.parts.tasks import PartResult, PartTask
 from spoold.errors import JobError
 from tests.bigdoc import export_table, release_notes
+from tests.conftest import pid_alive, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -235,6 +237,51 @@ def die_once_then_lay_out(task: PartTask) -> PartResult:
     return layout_part(task)
 
 
+def hang_in_part_one(task: PartTask) -> PartResult:
+    """Part 1 never finishes (it says where it runs first); the others lay out."""
+    if task.index == 1:
+        Path(task.output_path).with_suffix(".pid").write_text(str(os.getpid()))
+        while True:
+            signal.pause()
+    return layout_part(task)
+
+
+def _tiny_split(tmp_path: Path) -> list[PartTask]:
+    html = markdown_to_html(release_notes(30), "notes")
+    ctx = ConversionContext(job_root=tmp_path)
+    tasks = split_document(html, ctx, tmp_path, tmp_path / "work", TINY_PARTS).tasks
+    assert len(tasks) >= 2
+    return tasks
+
+
+def test_cancel_stops_every_part_of_a_split_job(tmp_path: Path) -> None:
+    tasks = _tiny_split(tmp_path)
+    cancel = threading.Event()
+    executor = LocalProcessExecutor(1, cancel=cancel, layout=hang_in_part_one)
+    results: list[PartResult] = []
+    runner = threading.Thread(target=lambda: results.extend(executor.run(tasks)))
+    runner.start()
+    pid_file = tmp_path / "work" / "part-0001.pid"
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 120, "part 1 to start"))
+    cancel.set()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert results[0].error_code is None  # done before the cancel
+    assert [r.error_code for r in results[1:]] == ["cancelled"] * (len(tasks) - 1)
+    wait_for(lambda: not pid_alive(pid), 30, "the cancelled part's process to end")
+    assert not Path(tasks[-1].output_path).exists()  # queued parts never started
+
+
+def test_a_part_over_its_timeout_is_stopped(tmp_path: Path) -> None:
+    tasks = _tiny_split(tmp_path)
+    executor = LocalProcessExecutor(2, part_timeout_s=20, layout=hang_in_part_one)
+    results = executor.run(tasks)
+    assert results[1].error_code == "timeout" and "20 s" in (results[1].error_message or "")
+    assert all(r.error_code is None for i, r in enumerate(results) if i != 1)
+    pid = int((tmp_path / "work" / "part-0001.pid").read_text())
+    wait_for(lambda: not pid_alive(pid), 30, "the timed-out part's process to end")
+
+
 def test_a_part_whose_process_is_killed_is_laid_out_again(tmp_path: Path) -> None:
     html = markdown_to_html(release_notes(30), "notes")
     ctx = ConversionContext(job_root=tmp_path)
@@ -246,21 +293,24 @@ def test_a_part_whose_process_is_killed_is_laid_out_again(tmp_path: Path) -> Non
     assert all(len(PdfReader(r.output_path).pages) == r.pages > 0 for r in results)
 
 
+def allocate_then_lay_out(task: PartTask) -> PartResult:
+    """A part that needs more memory than its process may have."""
+    big = bytearray(768 << 20)
+    return PartResult(task.index, task.output_path, pages=len(big))
+
+
 def test_a_part_over_the_memory_limit_fails_the_job_clearly(tmp_path: Path) -> None:
+    # The part never reaches WeasyPrint: fontconfig started under a tiny address-space
+    # limit can rewrite the system's font cache with half of the fonts missing.
     html = markdown_to_html(release_notes(30), "notes")
     ctx = ConversionContext(job_root=tmp_path)
+    executor = LocalProcessExecutor(2, memory_limit_mb=512, layout=allocate_then_lay_out)
     with pytest.raises(JobError) as info:
         render_pdf_in_parts(
-            html,
-            ctx,
-            tmp_path,
-            tmp_path / "out.pdf",
-            LocalProcessExecutor(2, memory_limit_mb=64),
-            tmp_path / "work",
-            TINY_PARTS,
+            html, ctx, tmp_path, tmp_path / "out.pdf", executor, tmp_path / "work", TINY_PARTS
         )
     assert info.value.code.value == "resource_limit"
-    assert "memory" in info.value.message
+    assert "memory" in info.value.message and "512 MB" in info.value.message
     assert not (tmp_path / "out.pdf").exists()
 
 

@@ -1,11 +1,16 @@
 """Run part tasks, maybe in parallel: one small interface, one local implementation.
 
-The daemon's own executor (its pebble worker pool, see docs/conversion.md "Big
-documents") implements the same `run`. The local one lays every task out in a fresh
-process (forkserver with WeasyPrint preloaded, one task per process), so a part's
-memory is returned to the system when it is done and each part's peak RSS is its own.
-A process that dies (killed, out of memory in C code) loses only the tasks it was
-running: they are run again, each alone, up to `retries` times.
+The daemon's own scheduler (see docs/conversion.md "Big documents") will implement the
+same `run`. The local one is a pebble process pool like the daemon's workers: every
+task runs in a fresh process (forkserver with WeasyPrint preloaded, one task per
+process), so a part's memory goes back to the system when it is done and each part's
+peak RSS is its own. Per part:
+
+- a process that dies (killed, or out of memory in C code) loses only its own task,
+  which is run again, alone, up to `retries` times;
+- `part_timeout_s` stops a part that runs too long (its process is killed);
+- `cancel` (an Event) stops everything: queued parts never start, running ones are
+  killed, and their results say `cancelled`.
 """
 
 from __future__ import annotations
@@ -13,14 +18,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Protocol
+
+from pebble import ProcessExpired, ProcessPool
 
 from ...errors import ErrorCode
 from .layout import layout_part
 from .tasks import PartResult, PartTask
+
+CANCEL_POLL_S = 0.05  # how often a waiting run looks at the cancel event
 
 
 class PartExecutor(Protocol):
@@ -35,6 +46,12 @@ def _limit_memory(memory_limit_mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _failed(task: PartTask, code: ErrorCode, message: str) -> PartResult:
+    return PartResult(
+        task.index, task.output_path, pages=0, error_code=code.value, error_message=message
+    )
+
+
 class LocalProcessExecutor:
     """Up to `workers` part layouts at once, each in its own short-lived process."""
 
@@ -43,62 +60,96 @@ class LocalProcessExecutor:
         workers: int = 2,
         memory_limit_mb: int | None = None,
         retries: int = 1,
+        part_timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
         layout: Callable[[PartTask], PartResult] = layout_part,
     ) -> None:
         self.workers = workers
-        self.layout = layout  # a module-level function (it is pickled by name)
         self.memory_limit_mb = memory_limit_mb
         self.retries = retries
+        self.part_timeout_s = part_timeout_s
+        self.cancel = cancel or threading.Event()
+        self.layout = layout  # a module-level function (it is pickled by name)
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["spoold.convert.parts.layout"])
 
     def warm(self) -> None:
         """Start the process server now (it imports WeasyPrint once), not at the first part."""
-        with ProcessPoolExecutor(1, mp_context=self._context) as pool:
-            pool.submit(os.getpid).result()
+        pool: Any = ProcessPool(max_workers=1, context=self._context)  # pebble is untyped
+        try:
+            pool.schedule(os.getpid).result()
+        finally:
+            pool.close()
+            pool.join()
 
     def run(self, tasks: Sequence[PartTask]) -> list[PartResult]:
         results: dict[int, PartResult] = {}
-        pending = list(enumerate(tasks))
-        for attempt in range(self.retries + 1):
-            if not pending:
-                break
-            # After a loss, run the lost tasks one at a time: the one that kills its
-            # process then takes nothing else down with it.
-            workers = self.workers if attempt == 0 else 1
-            lost = self._round(pending, workers, results)
-            pending = lost
-        for position, task in pending:
-            results[position] = PartResult(
-                index=task.index,
-                output_path=task.output_path,
-                pages=0,
-                error_code=ErrorCode.RESOURCE_LIMIT.value,
-                error_message=(
-                    f"part {task.index}: its process died {self.retries + 1} times"
-                    " (killed, or out of memory)"
-                ),
-            )
-        return [results[i] for i in range(len(tasks))]
-
-    def _round(
-        self, pending: list[tuple[int, PartTask]], workers: int, results: dict[int, PartResult]
-    ) -> list[tuple[int, PartTask]]:
-        lost: list[tuple[int, PartTask]] = []
-        pool = ProcessPoolExecutor(
-            max_workers=max(1, min(workers, len(pending))),
-            mp_context=self._context,
+        losses = [0] * len(tasks)
+        pool: Any = ProcessPool(
+            max_workers=max(1, min(self.workers, len(tasks))),
+            max_tasks=1,
             initializer=_limit_memory,
             initargs=(self.memory_limit_mb,),
-            max_tasks_per_child=1,
+            context=self._context,
         )
-        with pool:
-            futures: list[tuple[int, PartTask, Future[PartResult]]] = [
-                (position, task, pool.submit(self.layout, task)) for position, task in pending
-            ]
-            for position, task, future in futures:
-                try:
-                    results[position] = future.result()
-                except BrokenProcessPool:
-                    lost.append((position, task))
-        return lost
+        pending: dict[Future[PartResult], int] = {}
+        try:
+            for i, task in enumerate(tasks):
+                pending[self._schedule(pool, task)] = i
+            while pending and not self.cancel.is_set():
+                done, _ = wait(pending, timeout=CANCEL_POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = pending.pop(future)
+                    outcome = self._outcome(future, tasks[i], losses, i)
+                    if outcome is None:  # lost: run it again, alone
+                        pending[self._schedule(pool, tasks[i])] = i
+                    else:
+                        results[i] = outcome
+        finally:
+            for future, i in pending.items():
+                future.cancel()
+                results[i] = _failed(tasks[i], ErrorCode.CANCELLED, "cancelled on request")
+            pool.stop() if pending else pool.close()
+            pool.join()
+        return [results[i] for i in range(len(tasks))]
+
+    def _schedule(self, pool: Any, task: PartTask) -> Future[PartResult]:
+        future: Future[PartResult] = pool.schedule(
+            self.layout, args=[task], timeout=self.part_timeout_s
+        )
+        return future
+
+    def _outcome(
+        self, future: Future[PartResult], task: PartTask, losses: list[int], i: int
+    ) -> PartResult | None:
+        try:
+            return future.result()
+        except FutureTimeout:
+            return _failed(
+                task, ErrorCode.TIMEOUT, f"part {task.index} ran over {self.part_timeout_s:g} s"
+            )
+        except CancelledError:
+            return _failed(task, ErrorCode.CANCELLED, "cancelled on request")
+        except MemoryError:
+            limit = f" (its {self.memory_limit_mb} MB limit)" if self.memory_limit_mb else ""
+            return _failed(
+                task, ErrorCode.RESOURCE_LIMIT, f"part {task.index} ran out of memory{limit}"
+            )
+        except ProcessExpired as exc:
+            losses[i] += 1
+            if losses[i] <= self.retries:
+                return None
+            how = (
+                f"signal {signal.Signals(-exc.exitcode).name}"
+                if exc.exitcode and exc.exitcode < 0
+                else f"exit code {exc.exitcode}"
+            )
+            message = f"part {task.index}: its process died {losses[i]} times ({how})"
+            if not self.memory_limit_mb:
+                return _failed(task, ErrorCode.WORKER_LOST, message)
+            # Under a memory limit, a process that dies in C code has usually hit it.
+            message += f", most likely at its {self.memory_limit_mb} MB memory limit"
+            return _failed(task, ErrorCode.RESOURCE_LIMIT, message)
+        except Exception as exc:  # the layout function failed outside its own guard
+            message = f"part {task.index} failed: {type(exc).__name__}: {exc}"[:500]
+            return _failed(task, ErrorCode.CONVERSION_FAILED, message)
