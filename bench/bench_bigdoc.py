@@ -172,6 +172,13 @@ def words(pdf: Path) -> list[str]:
     return " ".join(kept).split()
 
 
+def fonts(pdf: Path) -> str:
+    """Font families on the first pages (a broken font setup shows up here)."""
+    out = subprocess.run(["pdffonts", "-l", "3", str(pdf)], capture_output=True, text=True).stdout
+    names = {line.split()[0].split("+")[-1] for line in out.splitlines()[2:] if line.strip()}
+    return ", ".join(sorted(names))
+
+
 def outline(pdf: Path) -> list[tuple[int, str]]:
     from pypdf import PdfReader
 
@@ -269,6 +276,7 @@ def bench_markdown(tmp: Path, sources: list[Path], cap_mb: int, policy: PartsPol
         f"{bare['pages']} vs {parts['pages']} ({diff:+.1f} %)",
         target="within 3 %",
     )
+    report(BENCH, "md_fonts", fonts(tmp / "parts.pdf"), bare=fonts(tmp / "bare.pdf"))
     report(BENCH, "md_words_identical", str(words(tmp / "bare.pdf") == words(tmp / "parts.pdf")))
     o_bare, o_parts = outline(tmp / "bare.pdf"), outline(tmp / "parts.pdf")
     report(BENCH, "md_outline_equal", str(o_bare == o_parts), entries=len(o_parts))
