@@ -328,3 +328,20 @@ def test_a_table_part_holds_one_slice_of_the_table() -> None:
     assert all(len(s) == 1 for s in slices)
     assert slices[0][0][0] == 0 and slices[-1][0][1] == 2000
     assert all(a[0][1] == b[0][0] for a, b in itertools.pairwise(slices))
+
+
+def test_a_document_wrapped_in_one_container_is_cut_inside_it(tmp_path: Path) -> None:
+    html = markdown_to_html(release_notes(40), "notes")
+    html = html.replace("<body>", '<body><div class="page" id="top">').replace(
+        "</body>", "</div></body>"
+    )
+    whole = tmp_path / "whole.pdf"
+    render_pdf(html, ConversionContext(job_root=tmp_path), tmp_path, whole)
+    pdf, outcome = _convert(html, tmp_path, "wrapped", policy=TINY_PARTS)
+    assert len(outcome.parts) >= 2
+    assert words_without_footers(pdf) == words_without_footers(whole)
+    reader = PdfReader(pdf)
+    # At most one short page per part boundary; the container's id is defined once.
+    extra = len(reader.pages) - len(PdfReader(whole).pages)
+    assert 0 <= extra <= len(outcome.parts) - 1
+    assert reader.get_destination_page_number(reader.named_destinations["top"]) == 0
