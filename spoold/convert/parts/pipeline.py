@@ -18,13 +18,15 @@ from ..base import ConversionContext
 from .executor import PartExecutor
 from .layout import page_css
 from .merge import MergeReport, merge_parts
-from .plan import PartsPolicy, Plan, plan_parts
+from .plan import PartsPolicy, Plan, align_table_cuts, plan_parts, sliced_tables
 from .prepare import prepare_document, serialize
+from .probe import probe_table
 from .split import build_parts
 from .stamp import chunks, stamp_chunk, stamp_template
 from .tasks import PageOptions, PartResult, PartTask
 
 STAMP_TEMPLATE = "stamp-template.html"
+MAX_PROBED_TABLES = 4  # each probe lays out about 150 rows in the splitting process
 
 
 @dataclass
@@ -62,6 +64,12 @@ def split_document(
         return SplitOutcome(plan)
     workdir.mkdir(parents=True, exist_ok=True)
     base_url = base.resolve().as_uri() + "/"
+    fits = {}
+    for table in sliced_tables(plan.parts)[:MAX_PROBED_TABLES]:
+        fit = probe_table(root, table, page, base_url)
+        if fit is not None:
+            fits[id(table)] = fit
+    align_table_cuts(plan.parts, fits)
     tasks = []
     for i, tree in enumerate(build_parts(root, plan.parts)):
         path = workdir / f"part-{i:04d}.html"

@@ -18,6 +18,7 @@ pages, its own counters) is not split: parts could not reproduce it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -171,6 +172,19 @@ def _opening_heading(el: Any) -> int:
     return 0
 
 
+def safe_cuts(rows: list[tuple[Any, Any | None]]) -> list[bool]:
+    """For each body row, whether a cut may fall before it (no rowspan reaches over)."""
+    safe = []
+    span_end = 0
+    for i, (row, _) in enumerate(rows):
+        safe.append(i >= span_end)
+        for cell in row:
+            span = cell.get("rowspan") if isinstance(cell.tag, str) else None
+            if span and span.isdigit():
+                span_end = max(span_end, i + int(span))
+    return safe
+
+
 def _table_units(table: Any, shells: tuple[Any, ...], policy: PartsPolicy) -> Iterator[Unit]:
     # Slices well under a part, so parts can be balanced; the parts join adjacent ones.
     slice_cost = policy.part_cost // 4
@@ -178,19 +192,54 @@ def _table_units(table: Any, shells: tuple[Any, ...], policy: PartsPolicy) -> It
     if len(rows) < 2:
         yield Unit(shells, [table], element_cost(table))
         return
-    # A cut before row i is safe when no earlier cell spans down past it.
-    span_end = 0
+    safe = safe_cuts(rows)
     start, cost = 0, 0
     for i, (row, _) in enumerate(rows):
-        if cost >= slice_cost and i >= span_end:
+        if cost >= slice_cost and safe[i]:
             yield Unit(shells, [table], cost, rows=(start, i))
             start, cost = i, 0
         cost += element_cost(row)
-        for cell in row:
-            span = cell.get("rowspan") if isinstance(cell.tag, str) else None
-            if span and span.isdigit():
-                span_end = max(span_end, i + int(span))
     yield Unit(shells, [table], cost, rows=(start, len(rows)))
+
+
+def sliced_tables(parts: list[list[Unit]]) -> list[Any]:
+    """Tables that run from one part into the next, in document order."""
+    seen: dict[int, Any] = {}
+    for before, after in itertools.pairwise(parts):
+        last, first = before[-1], after[0]
+        if (
+            last.rows is not None
+            and first.rows is not None
+            and last.elements[0] is first.elements[0]
+        ):
+            seen.setdefault(id(last.elements[0]), last.elements[0])
+    return list(seen.values())
+
+
+def align_table_cuts(parts: list[list[Unit]], fits: dict[int, tuple[int, int]]) -> int:
+    """Move cuts inside tables so that a part holding only table rows ends a page.
+
+    `fits` maps id(table) to (rows on a part's first page, rows per later page). Only
+    parts that start inside the table and end inside it are aligned: the part where
+    the table begins has other content above it. Returns how many cuts moved.
+    """
+    moved = 0
+    for before, after in itertools.pairwise(parts):
+        a, b = before[-1], after[0]
+        table = a.elements[0]
+        if len(before) != 1 or a.rows is None or b.rows is None or b.elements[0] is not table:
+            continue
+        fit = fits.get(id(table))
+        if fit is None or a.rows[0] == 0:
+            continue
+        first, per_page = fit
+        rows = a.rows[1] - a.rows[0]
+        pages = max(0, round((rows - first) / per_page))
+        cut = a.rows[0] + first + pages * per_page
+        if cut != a.rows[1] and a.rows[0] < cut < b.rows[1] and safe_cuts(body_rows(table))[cut]:
+            a.rows, b.rows = (a.rows[0], cut), (cut, b.rows[1])
+            moved += 1
+    return moved
 
 
 def join_table_slices(units: list[Unit]) -> list[Unit]:

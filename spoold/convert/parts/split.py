@@ -66,7 +66,7 @@ def empty_document(root: Any, first: bool) -> tuple[Any, Any]:
     return html, body
 
 
-def _table_slice(table: Any, rows: tuple[int, int], first: bool, last: bool) -> Any:
+def table_slice(table: Any, rows: tuple[int, int], first: bool, last: bool) -> Any:
     out = _shell(table, keep_id=first)
     out.text = table.text
     wanted = body_rows(table)[rows[0] : rows[1]]
@@ -133,7 +133,7 @@ class _PartBuilder:
         first = id(el) not in self.emitted
         self.emitted.add(id(el))
         last = unit.rows[1] == len(body_rows(el))
-        return _table_slice(el, unit.rows, first, last)
+        return table_slice(el, unit.rows, first, last)
 
 
 def build_parts(root: Any, parts: list[list[Unit]]) -> list[Any]:
