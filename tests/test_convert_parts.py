@@ -352,3 +352,12 @@ def test_a_document_wrapped_in_one_container_is_cut_inside_it(tmp_path: Path) ->
     extra = len(reader.pages) - len(PdfReader(whole).pages)
     assert 0 <= extra <= len(outcome.parts) - 1
     assert reader.get_destination_page_number(reader.named_destinations["top"]) == 0
+
+
+def test_a_bad_theme_fails_before_any_part_is_written(tmp_path: Path) -> None:
+    html = markdown_to_html(release_notes(3), "notes")
+    ctx = ConversionContext(job_root=tmp_path, options=ConvertOptions(theme="glossy"))
+    with pytest.raises(JobError) as info:
+        split_document(html, ctx, tmp_path, tmp_path / "work", TINY_PARTS)
+    assert info.value.code.value == "input_invalid" and "glossy" in info.value.message
+    assert not (tmp_path / "work").exists()

@@ -45,7 +45,9 @@ class PartsOutcome:
 
 def page_options(ctx: ConversionContext) -> PageOptions:
     page = PageOptions(ctx.options.theme, ctx.options.page_size, ctx.options.margins)
-    page_css(page)  # a bad theme, page size or margins fails here, before any part runs
+    # A bad theme, page size or margins fails here (input_invalid), before any part runs.
+    html_conv.check_theme(page.theme)
+    page_css(page)
     return page
 
 
