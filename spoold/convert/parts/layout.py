@@ -1,0 +1,245 @@
+"""Lay out one part (or the stamp) with WeasyPrint: the unit of work an executor runs.
+
+`layout_part(task)` is a plain module-level function of a small frozen dataclass, so it
+pickles and runs in any process: a local pool here, a daemon worker later. It applies
+the same stylesheets as the unsplit route (theme, page size, margins) plus one user
+stylesheet with `!important` rules that beat the document's own CSS:
+
+- content parts: every page margin box is switched off (`content: none`), so a part
+  prints no page number of its own; the stamp adds the right ones at merge time;
+- the stamp: backgrounds are made transparent and the empty pages show nothing, so
+  only the margin boxes are painted on top of the content.
+
+The part HTML is self-contained (prepare.py inlined everything), so WeasyPrint gets a
+fetcher that answers data: URLs and refuses anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import weasyprint
+from weasyprint.matrix import Matrix
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from ...errors import ErrorCode, JobError
+from .. import html as html_conv
+from ..fetcher import FetchRefused, decode_data_url
+from ..page import margins_css
+from .stamp import STAMP_PAGE_CLASS, counter_css, number_css
+from .tasks import Anchor, Bookmark, Link, PageOptions, PartResult, PartTask
+
+MAX_WARNINGS = 20
+MAX_DATA_URL_BYTES = 50 * 1024 * 1024
+PDF_SCALE = 0.75  # PDF points per CSS pixel, as WeasyPrint writes at zoom 1
+
+MARGIN_BOXES = (
+    "top-left-corner",
+    "top-left",
+    "top-center",
+    "top-right",
+    "top-right-corner",
+    "right-top",
+    "right-middle",
+    "right-bottom",
+    "bottom-right-corner",
+    "bottom-right",
+    "bottom-center",
+    "bottom-left",
+    "bottom-left-corner",
+    "left-bottom",
+    "left-middle",
+    "left-top",
+)
+NO_MARGIN_BOXES_CSS = (
+    "@page {\n"
+    + "\n".join(f"  @{box} {{ content: none !important; }}" for box in MARGIN_BOXES)
+    + "\n}\n"
+)
+STAMP_CSS = f"""
+@page {{ background: transparent !important; }}
+html, body {{ background: transparent !important; }}
+.{STAMP_PAGE_CLASS} {{
+  display: block !important; visibility: hidden !important;
+  height: 1px !important; margin: 0 !important; padding: 0 !important;
+  border: 0 !important; float: none !important; position: static !important;
+  break-after: page !important;
+}}
+.{STAMP_PAGE_CLASS}:last-child {{ break-after: auto !important; }}
+"""
+
+
+class DataOnlyFetcher(URLFetcher):  # type: ignore[misc]
+    """Parts are self-contained: answer data: URLs, refuse everything else."""
+
+    def __init__(self) -> None:
+        super().__init__(allowed_protocols=("data",), allow_redirects=False)
+
+    def fetch(self, url: str, headers: Any = None) -> Any:
+        if not url.startswith("data:"):
+            raise FetchRefused(f"{url[:80]} refused: a part only reads what was inlined")
+        data, mime = decode_data_url(url, MAX_DATA_URL_BYTES)
+        return URLFetcherResponse(url, body=data, headers={"Content-Type": mime})
+
+
+def page_css(page: PageOptions) -> str:
+    """The job's @page size and margins, exactly as the unsplit route writes them."""
+    size = html_conv.page_size_css(page.page_size)
+    margin = margins_css(page.margins, size)
+    return "@page { " + f"size: {size}" + (f"; margin: {margin}" if margin else "") + " }"
+
+
+@functools.cache
+def _css(text: str) -> Any:
+    return weasyprint.CSS(string=text)
+
+
+def stylesheets(task: PartTask) -> list[Any]:
+    theme = html_conv.theme_css(task.page.theme)
+    if task.kind != "stamp":
+        return [_css(theme), _css(page_css(task.page)), _css(NO_MARGIN_BOXES_CSS)]
+    theme = number_css(theme, task.first_page, task.total_pages)
+    extra = STAMP_CSS + counter_css(task.first_page)
+    return [_css(theme), _css(page_css(task.page)), _css(extra)]
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.messages) < MAX_WARNINGS:
+            self.messages.append(f"layout: {record.getMessage()}"[:300])
+
+
+@contextmanager
+def _layout_guard() -> Iterator[_Collect]:
+    logger = logging.getLogger("weasyprint")
+    handler = _Collect()
+    logger.addHandler(handler)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, html_conv.LAYOUT_RECURSION_LIMIT))
+    try:
+        yield handler
+    finally:
+        sys.setrecursionlimit(old)
+        logger.removeHandler(handler)
+
+
+@dataclass
+class Navigation:
+    """A part's bookmarks, links and anchors, taken out of its pages as data."""
+
+    bookmarks: tuple[Bookmark, ...] = ()
+    links: tuple[Link, ...] = ()
+    anchors: tuple[Anchor, ...] = ()
+
+
+def take_navigation(pages: list[Any]) -> Navigation:
+    """Take the outline, link and anchor records out of WeasyPrint's pages.
+
+    The merge writes them for the whole document (with WeasyPrint's own rules), so the
+    part PDF carries none: the merging process then parses pages, fonts and content
+    only, not thousands of annotation and destination objects.
+    """
+    bookmarks: list[Bookmark] = []
+    links: list[Link] = []
+    anchors: list[Anchor] = []
+    for number, page in enumerate(pages):
+        # The transforms of make_bookmark_tree and of generate_pdf (origin bottom-left).
+        matrix = Matrix(a=PDF_SCALE, d=-PDF_SCALE, f=page.height * PDF_SCALE)
+        for level, label, (x, y), state in page.bookmarks:
+            px, py = matrix.transform_point(x, y)
+            bookmarks.append(Bookmark(level, label, number, px, py, closed=state == "closed"))
+        for name, (x, y, _, _) in page.anchors.items():
+            px, py = matrix.transform_point(x, y)
+            anchors.append(Anchor(name, number, px, py))
+        kept = []
+        for link in page.links:
+            kind, target, rect, _ = link
+            if kind not in ("internal", "external"):
+                kept.append(link)  # attachments and the like stay WeasyPrint's
+                continue
+            x1, y1 = matrix.transform_point(*rect[:2])
+            x2, y2 = matrix.transform_point(*rect[2:])
+            links.append(Link(number, kind, target, (x1, y1, x2, y2)))
+        page.bookmarks, page.anchors, page.links = [], {}, kept
+    return Navigation(tuple(bookmarks), tuple(links), tuple(anchors))
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def layout_part(task: PartTask) -> PartResult:
+    """Lay out the task's HTML file into its PDF file; failures come back as data."""
+    t0, cpu0 = time.monotonic(), _cpu_s()
+    try:
+        pages, navigation, warnings = _layout(task)
+    except JobError as exc:
+        return _failed(task, exc.code.value, exc.message, t0, cpu0)
+    except MemoryError:
+        return _failed(task, ErrorCode.RESOURCE_LIMIT.value, "a part ran out of memory", t0, cpu0)
+    except RecursionError:
+        msg = "the document is nested too deeply to lay out"
+        return _failed(task, ErrorCode.INPUT_INVALID.value, msg, t0, cpu0)
+    except Exception as exc:  # a layout bug must not take the executor down
+        msg = f"part {task.index} failed: {type(exc).__name__}: {exc}"[:500]
+        return _failed(task, ErrorCode.CONVERSION_FAILED.value, msg, t0, cpu0)
+    return PartResult(
+        index=task.index,
+        output_path=task.output_path,
+        pages=pages,
+        bookmarks=navigation.bookmarks,
+        links=navigation.links,
+        anchors=navigation.anchors,
+        warnings=warnings,
+        peak_rss_mb=_peak_rss_mb(),
+        cpu_s=round(_cpu_s() - cpu0, 3),
+        wall_s=round(time.monotonic() - t0, 3),
+    )
+
+
+def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
+    sheets = stylesheets(task)
+    with _layout_guard() as collected:
+        doc = weasyprint.HTML(
+            string=Path(task.html_path).read_bytes().decode("utf-8"),
+            base_url=task.base_url or None,
+            url_fetcher=DataOnlyFetcher(),
+            media_type="print",
+        )
+        # A fresh font configuration, as in the unsplit route: no state between tasks.
+        rendered = doc.render(font_config=FontConfiguration(), stylesheets=sheets)
+        navigation = take_navigation(rendered.pages)
+        rendered.write_pdf(target=task.output_path)
+    return len(rendered.pages), navigation, tuple(collected.messages)
+
+
+def _failed(task: PartTask, code: str, message: str, t0: float, cpu0: float) -> PartResult:
+    return PartResult(
+        index=task.index,
+        output_path=task.output_path,
+        pages=0,
+        peak_rss_mb=_peak_rss_mb(),
+        cpu_s=round(_cpu_s() - cpu0, 3),
+        wall_s=round(time.monotonic() - t0, 3),
+        error_code=code,
+        error_message=message,
+    )

@@ -1,0 +1,142 @@
+"""The converter-level parts pipeline: split, lay out through an executor, merge.
+
+`split_document` and `finish` are the two steps a scheduler runs around the part
+tasks (the daemon will run them in a worker, and the tasks on free workers);
+`render_pdf_in_parts` does all of it with one executor, for `spoold convert`, tests and
+the bench.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import ErrorCode, JobError
+from .. import html as html_conv
+from ..base import ConversionContext
+from .executor import PartExecutor
+from .layout import page_css
+from .merge import MergeReport, merge_parts
+from .plan import PartsPolicy, Plan, align_table_cuts, plan_parts, sliced_tables
+from .prepare import prepare_document, serialize
+from .probe import probe_table
+from .split import build_parts
+from .stamp import chunks, stamp_chunk, stamp_template
+from .tasks import PageOptions, PartResult, PartTask
+
+STAMP_TEMPLATE = "stamp-template.html"
+MAX_PROBED_TABLES = 4  # each probe lays out about 150 rows in the splitting process
+
+
+@dataclass
+class SplitOutcome:
+    plan: Plan
+    tasks: list[PartTask] = field(default_factory=list)  # empty: lay the document out whole
+
+
+@dataclass
+class PartsOutcome:
+    pages: int
+    parts: list[PartResult]
+    stamps: list[PartResult]
+    merge: MergeReport
+
+
+def page_options(ctx: ConversionContext) -> PageOptions:
+    page = PageOptions(ctx.options.theme, ctx.options.page_size, ctx.options.margins)
+    # A bad theme, page size or margins fails here (input_invalid), before any part runs.
+    html_conv.check_theme(page.theme)
+    page_css(page)
+    return page
+
+
+def split_document(
+    text: str | bytes,
+    ctx: ConversionContext,
+    base: Path,
+    workdir: Path,
+    policy: PartsPolicy | None = None,
+) -> SplitOutcome:
+    """Plan the split and write one HTML file per part (and the stamp template)."""
+    page = page_options(ctx)
+    root = prepare_document(text, ctx, base)
+    plan = plan_parts(root, policy or PartsPolicy())
+    if not plan.split:
+        return SplitOutcome(plan)
+    workdir.mkdir(parents=True, exist_ok=True)
+    base_url = base.resolve().as_uri() + "/"
+    fits = {}
+    for table in sliced_tables(plan.parts)[:MAX_PROBED_TABLES]:
+        fit = probe_table(root, table, page, base_url)
+        if fit is not None:
+            fits[id(table)] = fit
+    align_table_cuts(plan.parts, fits)
+    tasks = []
+    for i, tree in enumerate(build_parts(root, plan.parts)):
+        path = workdir / f"part-{i:04d}.html"
+        path.write_bytes(serialize(tree))
+        out = str(workdir / f"part-{i:04d}.pdf")
+        tasks.append(PartTask(i, str(path), out, page, base_url))
+    (workdir / STAMP_TEMPLATE).write_bytes(serialize(stamp_template(root)))
+    return SplitOutcome(plan, tasks)
+
+
+def stamp_tasks(workdir: Path, pages: int, like: PartTask) -> list[PartTask]:
+    """The stamp for `pages` pages in chunks (see stamp.py), as tasks like the parts'."""
+    template = html_conv.parse_html((workdir / STAMP_TEMPLATE).read_bytes())
+    ranges = chunks(pages, template, html_conv.theme_css(like.page.theme))
+    total = pages if len(ranges) > 1 else 0
+    tasks = []
+    for n, (first, count) in enumerate(ranges):
+        path = workdir / f"stamp-{n:04d}.html"
+        path.write_bytes(serialize(stamp_chunk(template, first, count, total)))
+        out = str(workdir / f"stamp-{n:04d}.pdf")
+        tasks.append(
+            PartTask(-1 - n, str(path), out, like.page, like.base_url, "stamp", first, total)
+        )
+    return tasks
+
+
+def check(results: list[PartResult]) -> None:
+    for r in results:
+        if r.error_code is not None:
+            raise JobError(ErrorCode(r.error_code), r.error_message or f"part {r.index} failed")
+
+
+def finish(
+    tasks: list[PartTask], results: list[PartResult], executor: PartExecutor, output: Path
+) -> PartsOutcome:
+    """Lay out the stamp for the parts' page total and merge everything into `output`."""
+    check(results)
+    workdir = Path(tasks[0].html_path).parent
+    pages = sum(r.pages for r in results)
+    stamps = executor.run(stamp_tasks(workdir, pages, tasks[0]))
+    check(stamps)
+    report = merge_parts(results, [Path(s.output_path) for s in stamps], output)
+    return PartsOutcome(report.pages, results, stamps, report)
+
+
+def render_pdf_in_parts(
+    text: str | bytes,
+    ctx: ConversionContext,
+    base: Path,
+    output: Path,
+    executor: PartExecutor,
+    workdir: Path,
+    policy: PartsPolicy | None = None,
+) -> PartsOutcome | None:
+    """The whole pipeline; None when the plan keeps the document whole."""
+    split = split_document(text, ctx, base, workdir, policy)
+    if not split.tasks:
+        return None
+    try:
+        ctx.stage("layout")
+        results = executor.run(split.tasks)
+        for r in results:
+            for w in r.warnings:
+                ctx.warn(w)
+        ctx.stage("writing")
+        return finish(split.tasks, results, executor, output)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
