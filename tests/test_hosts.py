@@ -115,11 +115,11 @@ def test_a_dead_hosts_claims_are_run_again_by_another_host(tmp_path: Path) -> No
 def test_a_frozen_host_is_fenced_then_recovers_on_its_own(tmp_path: Path) -> None:
     with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
         h1.start().wait_ready()
-        h2.start().wait_ready()
         names = [f"held{i}.slow" for i in range(2)]
         for name in names:
-            submit(h1.spool, name, "4")
-        wait_until(lambda: len(started_by(h1.spool, "host1")) >= 1, 60, "host1 converting")
+            submit(h1.spool, name, "8")  # still converting when host2 is up
+        wait_until(lambda: len(started_by(h1.spool, "host1")) == 2, 60, "host1 converting")
+        h2.start().wait_ready()
         h1.freeze()
         frozen_jobs = started_by(h1.spool, "host1")
         wait_until(
