@@ -7,12 +7,21 @@ error loop.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import fcntl
 import json
+import os
+import select
+import struct
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from spoold.fstype import filesystem_of
 
 from .hosts import Host, cluster, fuse_unavailable, wait_until
 
@@ -91,6 +100,39 @@ def assert_no_error_loop(host: Host) -> None:
 
 def started_by(spool: Path, host: str) -> set[str]:
     return {e["job_id"] for e in of(spool, "job.started", host)}
+
+
+def inotify_names(fd: int) -> list[str]:
+    """Names in the inotify events queued on `fd` (struct inotify_event records)."""
+    data, names = os.read(fd, 65536), []
+    while data:
+        _wd, _mask, _cookie, size = struct.unpack_from("iIII", data)
+        names.append(data[16 : 16 + size].rstrip(b"\0").decode())
+        data = data[16 + size :]
+    return names
+
+
+def test_each_mount_behaves_like_a_separate_nfs_client(tmp_path: Path) -> None:
+    """What the scenarios rely on: the emulation is as blind as real hosts are."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
+        assert filesystem_of(h1.spool).remote  # the daemon polls without --detect
+        src, dst = os.fsencode(h1.spool / "tmp" / "a"), os.fsencode(h1.spool / "tmp" / "b")
+        (h1.spool / "tmp" / "a").write_text("x")
+        assert libc.renameat2(-100, src, -100, dst, 1) == -1  # RENAME_NOREPLACE
+        assert ctypes.get_errno() == errno.EINVAL
+        with open(h1.spool / "tmp" / "a", "rb") as held, open(h2.spool / "tmp" / "a", "rb") as seen:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(seen, fcntl.LOCK_EX | fcntl.LOCK_NB)  # not shared: no BlockingIOError
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            assert libc.inotify_add_watch(fd, os.fsencode(h2.spool / "inbox"), 0x100) >= 0
+            (h1.spool / "inbox" / "from-host1").write_text("x")  # IN_CREATE elsewhere
+            (h2.spool / "inbox" / "from-host2").write_text("x")  # and through this mount
+            select.select([fd], [], [], 30)
+            assert inotify_names(fd) == ["from-host2"]
+        finally:
+            os.close(fd)
 
 
 def test_a_dead_hosts_claims_are_run_again_by_another_host(tmp_path: Path) -> None:
