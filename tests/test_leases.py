@@ -196,3 +196,28 @@ def test_tokens_lists_leases_and_retain_drops_forgotten_ones(daemons: Path) -> N
     w.is_gone("00000012")
     w.retain({"00000013"})
     assert w.silent_for("00000012") is None
+
+
+def test_rolling_upgrade_old_and_new_daemons_see_each_other_alive(tmp_path: Path) -> None:
+    """During an upgrade one host at a time, old daemons (mtime heartbeats, judged by
+    wall-clock age) and new ones (counter) must not take each other's claims."""
+    from spoold.protocol import DaemonLease, init_spool, owner_is_gone
+
+    paths = init_spool(tmp_path / "spool")
+    old = DaemonLease(paths, "old-host", "000000a0")
+    old.acquire()
+    new = OwnLease(paths.daemons, "new-host", "000000a1")
+    new.acquire()
+    clock = FakeMonotonic()
+    w = PeerWatcher(paths.daemons, "new-host", TTL, monotonic=clock)
+    assert not w.is_gone("000000a0")
+    for path in lease_paths(paths.daemons, "000000a0"):
+        os.utime(path, (1, 1))  # so the old daemon's next heartbeat is a visible change
+    clock.now += TTL - 1
+    old.heartbeat()
+    assert not w.is_gone("000000a0")
+    clock.now += TTL - 1
+    assert not w.is_gone("000000a0")
+    # The old rule: a lease whose files were modified within the TTL is alive.
+    new.renew()
+    assert not owner_is_gone(paths, "000000a1", "old-host", TTL)
