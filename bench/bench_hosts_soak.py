@@ -57,6 +57,7 @@ def settings(lease_ttl_s: float) -> dict[str, Any]:
         "targets": ["html"],
         "drain_s": 10,
         "min_free_mb": 0,
+        "on_duplicate": "rerun",  # equal .slow bodies must still convert (and hold claims)
     }
 
 
@@ -64,7 +65,7 @@ def submit(host: Host, name: str, rng: random.Random) -> None:
     if name.endswith(".md"):
         body = f"# Soak {name}\n\nA paragraph of *text* for {name}.\n"
     else:
-        body = f"{rng.uniform(0.2, 2.5):.2f}"  # .slow: seconds of pretend conversion
+        body = f"{rng.uniform(0.5, 4.0):.2f}"  # .slow: seconds of pretend conversion
     tmp = host.spool / "tmp" / f".{name}.part"
     tmp.write_text(body)
     tmp.rename(host.spool / "inbox" / name)
@@ -228,6 +229,8 @@ def main() -> None:
         total, from_live, delays = recoveries(evs, chaos, skew_of, args.lease_ttl)
         loops = error_loops(hosts)
         print(f"skews: {', '.join(f'{h.name} {h.skew_s:+.0f} s' for h in hosts)}")
+        kinds = Counter(e["event"] for e in evs)
+        print(f"events: {len(evs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
         print(
             f"kills: {sum(map(len, chaos.kills.values()))}, freezes: {sum(map(len, chaos.freezes.values()))}"
         )
