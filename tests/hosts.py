@@ -87,7 +87,8 @@ def unmount(mountpoint: Path) -> None:
     """Unmount, lazily if something still holds the mount; never raises."""
     if not _mounted(mountpoint):
         return
-    for cmd in (["fusermount", "-u", "-q"], ["umount"], ["umount", "-l"]):
+    candidates = (["fusermount", "-u", "-q"], ["fusermount3", "-u", "-q"], ["umount"])
+    for cmd in (*candidates, ["umount", "-l"]):
         if shutil.which(cmd[0]) is None:
             continue
         subprocess.run([*cmd, str(mountpoint)], capture_output=True, timeout=30)
