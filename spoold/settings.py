@@ -132,6 +132,7 @@ class SpoolSettings(JobDefaults):
     drain_s: float = Field(default=60.0, ge=0)
     cancel_grace_s: float = Field(default=10.0, ge=0)
     cancel_marker_ttl_s: float = Field(default=3600.0, ge=0)
+    cancel_marker_window_s: float = Field(default=5.0, ge=0)
     ignore: list[str] = Field(default_factory=list)
     keep_done_days: float = Field(default=30, gt=0)
     keep_failed_days: float = Field(default=90, gt=0)

@@ -223,7 +223,7 @@ def test_cancel_running_hard_kills_now(make_spool, daemon_factory) -> None:
 
 
 def test_early_marker_and_marker_for_a_finished_job(make_spool, daemon_factory) -> None:
-    spool = make_spool()
+    spool = make_spool(cancel_marker_window_s=600)  # later.slow is dropped well after it
     daemon_factory(spool, env=PLUGIN_ENV)
     _cancel_marker(spool, "later.slow")
     wait_for(lambda: daemon_up(spool), what="up")
@@ -238,6 +238,22 @@ def test_early_marker_and_marker_for_a_finished_job(make_spool, daemon_factory) 
         what="marker for a finished job recorded",
     )
     assert len(published(spool)) == 1
+
+
+def test_a_leftover_name_marker_does_not_cancel_a_later_drop(make_spool, daemon_factory) -> None:
+    # The TTL stays an hour: only the window may end a marker for a name.
+    spool = make_spool(cancel_marker_window_s=0.2)
+    daemon_factory(spool, env=PLUGIN_ENV)
+    _cancel_marker(spool, "x.md")
+    wait_for(
+        lambda: any(e["event"] == "cancel.ignored" and e["name"] == "x.md" for e in events(spool)),
+        what="the marker dropped once its window passed",
+    )
+    assert not (spool / "inbox" / "x.md.cancel").exists()
+    stage_file(spool, "x.md", "# x\n")
+    wait_for(lambda: published(spool), what="the later x.md converted")
+    assert only_manifest(spool)["status"] == "succeeded"
+    assert published(spool, "failed") == []
 
 
 def test_retry_keeps_history_and_backoff_survives_restart(make_spool, daemon_factory) -> None:

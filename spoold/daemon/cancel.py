@@ -1,9 +1,12 @@
 """Cancel markers (inbox/NAME.cancel): match them to jobs, check who dropped them.
 
-A marker is looked up in full (running, queued, finished) once, when it arrives. While
-it waits for its job (cancel_marker_ttl_s), each newly ready entry is matched against
-the waiting markers by name (`match_waiting`), so waiting costs nothing per loop. The
-cancelling itself is the lifecycle's.
+A marker is looked up in full (running, queued, finished) once, when it arrives. Then it
+waits: for a job id, up to cancel_marker_ttl_s (the job may be between folders); for an
+entry name, only for entries first seen within cancel_marker_window_s of the marker
+("drop, then cancel at once" races), so a leftover marker never cancels a later,
+unrelated drop of that name. Each newly ready entry is matched against the waiting
+markers (`match_waiting`), so waiting costs nothing per loop. The cancelling itself is
+the lifecycle's.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 from ..detect import Entry
@@ -25,6 +29,7 @@ from .runtime import RunningJob, SpoolRuntime
 log = logging.getLogger("spoold")
 
 REFUSED = "the marker's owner is not the job's owner, root or in admin_group"
+_JOB_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{10}$")
 
 
 class CancelMarkers:
@@ -41,16 +46,25 @@ class CancelMarkers:
                     rt.waiting_markers.pop(key, None)
                 elif key not in rt.waiting_markers:
                     self._apply(rt, key, entry)
-                elif wall - entry.arrived_at > rt.settings.cancel_marker_ttl_s:
-                    reason = "no such job before the marker expired"
-                    self.bus.emit(rt, CancelIgnored(reason=reason, name=_target(entry.name)))
-                    self._consume(rt, key)
+                else:
+                    self._expire_if_due(rt, key, entry, wall)
+
+    def _expire_if_due(self, rt: SpoolRuntime, key: str, marker: Entry, wall: float) -> None:
+        target = _target(marker.name)
+        if wall - marker.arrived_at > rt.settings.cancel_marker_ttl_s:
+            reason = "no such job before the marker expired"
+        elif _is_job_id(target) or not _window_over(rt, marker, wall):
+            return
+        else:
+            reason = "no job of that name within cancel_marker_window_s"
+        self.bus.emit(rt, CancelIgnored(reason=reason, name=target))
+        self._consume(rt, key)
 
     def match_waiting(self, rt: SpoolRuntime, entry: Entry) -> bool:
         """A new entry arrived: cancel it if a waiting marker names it."""
         for key, target in list(rt.waiting_markers.items()):
             marker = rt.markers.get(key)
-            if target != entry.name or marker is None:
+            if marker is None or not _names(target, entry, marker, rt):
                 continue
             if self._cancel_queued(rt, entry.key, marker):
                 self._consume(rt, key)
@@ -126,6 +140,32 @@ class CancelMarkers:
 
 def _target(marker_name: str) -> str:
     return marker_name[: -len(".cancel")]
+
+
+def _is_job_id(target: str) -> bool:
+    return _JOB_ID_RE.match(target) is not None
+
+
+def _in_window(entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
+    return entry.arrived_at <= marker.arrived_at + rt.settings.cancel_marker_window_s
+
+
+def _names(target: str, entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
+    """Whether a waiting marker is for this newly ready entry."""
+    if _is_job_id(target):
+        return entry.kind == "requeued" and job_id_of(entry.name) == target
+    return entry.name == target and _in_window(entry, marker, rt)
+
+
+def _window_over(rt: SpoolRuntime, marker: Entry, wall: float) -> bool:
+    """The window has passed and no entry first seen within it is still settling."""
+    if wall - marker.arrived_at <= rt.settings.cancel_marker_window_s:
+        return False
+    target = _target(marker.name)
+    return not any(
+        e.name == target and not e.gone and e.kind != "cancel" and _in_window(e, marker, rt)
+        for e in rt.tracker.entries.values()
+    )
 
 
 def _marker_mode(path: Path) -> str | None:
