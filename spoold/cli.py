@@ -6,10 +6,19 @@ Exit codes follow sysexits: 0 ok, 64 usage, 65 bad input (a failed job), 69 unav
 
 from __future__ import annotations
 
+import signal
+import sys
+
+# `spoold run`: block the signals the daemon handles before the ~200 ms of imports, so
+# that an early SIGHUP (a reload by a quick `systemctl reload`) stays pending instead of
+# killing the process (rc 129); the Daemon unblocks them once its handlers exist.
+DAEMON_SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
+if sys.argv[1:2] == ["run"]:
+    signal.pthread_sigmask(signal.SIG_BLOCK, DAEMON_SIGNALS)
+
 import dataclasses
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

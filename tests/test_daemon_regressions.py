@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +139,18 @@ def test_a_route_added_by_a_reload_is_created_and_watched_at_once(
     assert json.loads((folder / "manifest.json").read_text())["route"] == "web"
 
 
-def _catches(pid: int, signum: int) -> bool:
+def _signal_set(pid: int, field: str, signum: int) -> bool:
+    """Whether /proc says the process has `signum` in a set (SigCgt: caught, SigBlk: blocked)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
-    return bool(int(caught.split()[1], 16) & (1 << (signum - 1)))
+    line = next(line for line in status.splitlines() if line.startswith(field + ":"))
+    return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+
+
+def _catches(pid: int, signum: int) -> bool:
+    return _signal_set(pid, "SigCgt", signum)
 
 
 def test_a_sighup_during_start_up_does_not_kill_the_daemon(
@@ -156,6 +162,31 @@ def test_a_sighup_during_start_up_does_not_kill_the_daemon(
     d.signal(signal.SIGHUP)  # the pool, recovery and the observer are still starting
     d.wait_ready()
     wait_for(lambda: event_seen(spool, "daemon.reloaded"), what="the early SIGHUP applied")
+    stage_file(spool, "alive.md", "# Alive\n")
+    wait_for(lambda: published(spool), what="converting")
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
+def test_sighups_before_the_handlers_exist_wait_instead_of_killing(
+    make_spool: Any, daemon_factory: Any
+) -> None:
+    spool = make_spool()
+    d = daemon_factory(spool)
+    sent = 0
+    deadline = time.monotonic() + 60
+    # Until the daemon's handler exists, a SIGHUP would kill it (rc 129) unless blocked:
+    # send one whenever /proc shows it blocked, as fast as we can look.
+    while not _catches(d.pid, signal.SIGHUP):
+        assert d.proc.poll() is None, f"killed during start-up (rc {d.proc.returncode})"
+        assert time.monotonic() < deadline, "the daemon never installed its handlers"
+        if _signal_set(d.pid, "SigBlk", signal.SIGHUP):
+            d.signal(signal.SIGHUP)
+            sent += 1
+    assert sent > 0, "SIGHUP was never blocked while the daemon was starting"
+    d.wait_ready()
+    wait_for(lambda: event_seen(spool, "daemon.reloaded"), what="the pending SIGHUP applied")
+    d.signal(signal.SIGHUP)
     stage_file(spool, "alive.md", "# Alive\n")
     wait_for(lambda: published(spool), what="converting")
     assert d.proc.poll() is None
