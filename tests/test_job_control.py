@@ -193,7 +193,10 @@ def test_cancel_a_queued_job(make_spool, daemon_factory) -> None:
     m = only_manifest(spool, "failed")
     assert m["status"] == "cancelled" and m["error"]["code"] == "cancelled"
     assert (published(spool, "failed")[0] / "input" / "waiting.slow").exists()
-    assert (published(spool, "failed")[0] / "ERROR.txt").exists()
+    error_txt = (published(spool, "failed")[0] / "ERROR.txt").read_text()
+    # The hint names this job's id, no placeholder: it can be run as it stands.
+    assert f"spoold retry` on this spool with job id {m['job_id']}" in m["error"]["hint"]
+    assert m["error"]["hint"] in error_txt
     wait_for(lambda: published(spool), what="the blocker still succeeds")
     assert not (spool / "inbox" / "waiting.slow.cancel").exists(), "marker consumed"
 

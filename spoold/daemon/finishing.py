@@ -81,7 +81,7 @@ class Finisher:
     def fail(self, job: RunningJob, err: JobError, result: WorkerResult | None) -> None:
         limit = job.plan.max_attempts if job.plan else job.rt.settings.max_attempts
         if err.retryable and job.state.counted_attempts() + 1 < limit and not self.stopping:
-            job.attempt.error = error_info(err)
+            job.attempt.error = error_info(err, job.job_id)
             self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
             return
         status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
@@ -156,7 +156,7 @@ class Finisher:
         job.attempt.finished_at = iso()
         job.attempt.outcome = AttemptOutcome(status.value)
         if err is not None:
-            job.attempt.error = error_info(err)
+            job.attempt.error = error_info(err, job.job_id)
         manifest = build_manifest(
             job.state,
             rt.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import signal
 
-from ..errors import ErrorCode, JobError
+from ..errors import ErrorCode, JobError, job_hint
 from ..job import ErrorInfo
 from .executor import Cancelled, Completed, Outcome, TimedOut, WorkerDied
 
@@ -41,10 +41,10 @@ def worker_death(died: WorkerDied) -> JobError:
     )
 
 
-def error_info(err: JobError) -> ErrorInfo:
-    return ErrorInfo(
-        code=err.code.value, message=err.message, hint=err.hint, retryable=err.retryable
-    )
+def error_info(err: JobError, job_id: str) -> ErrorInfo:
+    """The error as recorded for one job: a default hint names the job's real id."""
+    hint = job_hint(err.code, err.hint, job_id)
+    return ErrorInfo(code=err.code.value, message=err.message, hint=hint, retryable=err.retryable)
 
 
 def backoff_s(failures: int, initial_s: float, max_s: float, jitter_s: float = 1.0) -> float:
