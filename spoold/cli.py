@@ -516,7 +516,13 @@ def convert(
 
     The sandbox root is the input's folder: nothing above it is read.
     """
-    from .convert import ConversionContext, ConvertOptions, get_converter, load_converters
+    from .convert import (
+        ConversionContext,
+        ConvertOptions,
+        get_converter,
+        load_converters,
+        pin_source_date_epoch,
+    )
     from .convert.base import source_type_of
     from .convert.fetcher import parse_prefix
 
@@ -525,6 +531,7 @@ def convert(
             parse_prefix(prefix)
         except ValueError as exc:
             _fail(f"--allow-fetch {prefix!r}: {exc}", EX_USAGE)
+    pin_source_date_epoch()
     load_converters()
     target = target or output.suffix.lstrip(".").lower()
     source = source_type_of(input_path)

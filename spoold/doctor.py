@@ -138,8 +138,7 @@ SYSTEM_LIBRARIES = (
         False,
         "font subsetting: without it WeasyPrint falls back to fontTools, which is slower,"
         " warns once per font on every job, and embeds different font bytes, so a PDF's"
-        " sha256 differs from one made on a host that has the library (and from run to"
-        " run unless SOURCE_DATE_EPOCH is set)",
+        " sha256 differs from one made on a host that has the library",
     ),
 )
 

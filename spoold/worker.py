@@ -25,7 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionContext, ConvertOptions, get_converter, load_converters
+from .convert import (
+    ConversionContext,
+    ConvertOptions,
+    get_converter,
+    load_converters,
+    pin_source_date_epoch,
+)
 from .convert.base import MEDIA_TYPES
 from .convert.resources import RESOURCES_DIR, RESOURCES_ZIP, extract_resources
 from .dedup import content_key, dedup_record, find_earlier, reuse, sha256_file
@@ -127,6 +133,7 @@ def init_worker(limits: WorkerLimits) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     fsize = int(limits.max_output_mb * 1024 * 1024)
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    pin_source_date_epoch()
     load_converters()
 
 

@@ -45,10 +45,26 @@ __all__ = [
     "get_converter",
     "load_converters",
     "load_plugins",
+    "pin_source_date_epoch",
     "register",
     "routes",
     "source_type_of",
 ]
+
+
+# The value a process without SOURCE_DATE_EPOCH gets (see pin_source_date_epoch).
+FIXED_SOURCE_DATE_EPOCH = "0"
+
+
+def pin_source_date_epoch() -> None:
+    """Same input, same bytes: fix the time stamped into subset fonts.
+
+    Without libharfbuzz-subset, WeasyPrint subsets fonts with fontTools, which writes the
+    current time into each font's `head` table unless SOURCE_DATE_EPOCH is set. A value
+    the environment already has is kept. Call in each process that converts, before it
+    converts (workers inherit it into their own children).
+    """
+    os.environ.setdefault("SOURCE_DATE_EPOCH", FIXED_SOURCE_DATE_EPOCH)
 
 
 def load_plugins() -> None:
