@@ -21,6 +21,7 @@ from typing import Any
 from . import retention
 from .detect import compile_ignore
 from .errors import ConfigError, SpooldError
+from .events import follow
 from .job import JobState
 from .jobview import (
     InboxView,
@@ -199,51 +200,27 @@ def _stage_job_folder(
 
 def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
     """Wait until the submitted entry's job is published; return its manifest."""
-    # TODO(issue 10): use events.follow once it can start at an offset and give up at a
-    # deadline; today it starts at the end of the log and never returns while quiet.
-    paths = SpoolPaths(sub.spool)
     deadline = None if timeout is None else time.monotonic() + timeout
     job_id: str | None = None
-    offset = sub.events_offset
-    buf = b""
     name = sub.name.rpartition("/")[2]
-    while True:
-        try:
-            with paths.events.open("rb") as fh:
-                if os.fstat(fh.fileno()).st_size < offset:
-                    offset = 0  # rotated
-                fh.seek(offset)
-                chunk = fh.read()
-                offset += len(chunk)
-        except FileNotFoundError:
-            chunk = b""
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if (
-                job_id is None
-                and ev.get("event") == "job.detected"
-                and ev.get("ino") == sub.ino
-                and ev.get("name") == name
-            ):
-                job_id = ev["job_id"]
-            if (
-                job_id is not None
-                and ev.get("job_id") == job_id
-                and ev.get("event") in ("job.succeeded", "job.failed", "job.cancelled")
-            ):
-                manifest: dict[str, Any] = json.loads(
-                    (sub.spool / ev["path"] / MANIFEST).read_text()
-                )
-                manifest["_path"] = str(sub.spool / ev["path"])
-                return manifest
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"{sub.name} was not finished within {timeout:g} s")
-        time.sleep(poll_s)
+    log = SpoolPaths(sub.spool).events
+    for ev in follow(log, poll_s, offset=sub.events_offset, deadline=deadline):
+        if (
+            job_id is None
+            and ev.get("event") == "job.detected"
+            and ev.get("ino") == sub.ino
+            and ev.get("name") == name
+        ):
+            job_id = ev["job_id"]
+        if (
+            job_id is not None
+            and ev.get("job_id") == job_id
+            and ev.get("event") in ("job.succeeded", "job.failed", "job.cancelled")
+        ):
+            manifest: dict[str, Any] = json.loads((sub.spool / ev["path"] / MANIFEST).read_text())
+            manifest["_path"] = str(sub.spool / ev["path"])
+            return manifest
+    raise TimeoutError(f"{sub.name} was not finished within {timeout:g} s")
 
 
 @dataclass

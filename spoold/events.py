@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from .protocol import iso
 
@@ -362,26 +362,35 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
                         continue
 
 
-def follow(path: Path, poll_s: float = 0.2, from_start: bool = False) -> Iterator[dict[str, Any]]:
-    """Tail the log forever, reopening it after a rotation."""
+def follow(
+    path: Path,
+    poll_s: float = 0.2,
+    from_start: bool = False,
+    offset: int | None = None,
+    deadline: float | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Tail the log, reopening it after a rotation.
+
+    Starts at the end of the log, at its start (`from_start`), or at byte `offset` (a
+    size seen earlier; the start if the log has since been rotated). With a `deadline`
+    (time.monotonic()) it returns once that has passed, so a caller that waits for an
+    event needs no thread; while idle it looks again every `poll_s`.
+    """
     fh = None
     ino = None
-    buf = ""
-    while True:
+    buf = b""
+    while deadline is None or time.monotonic() < deadline:
         if fh is None:
-            try:
-                fh = path.open("r", encoding="utf-8")
-                ino = os.fstat(fh.fileno()).st_ino
-                if not from_start:
-                    fh.seek(0, os.SEEK_END)
-                from_start = True  # after a rotation, read the new file from its start
-            except FileNotFoundError:
-                time.sleep(poll_s)
+            fh = _open_at(path, 0 if from_start else offset)
+            if fh is None:
+                _idle(poll_s, deadline)
                 continue
+            ino = os.fstat(fh.fileno()).st_ino
+            from_start = True  # after a rotation, read the new file from its start
+            offset = None
         chunk = fh.read()
         if chunk:
-            buf += chunk
-            *lines, buf = buf.split("\n")
+            *lines, buf = (buf + chunk).split(b"\n")
             for line in lines:
                 try:
                     yield json.loads(line)
@@ -391,8 +400,27 @@ def follow(path: Path, poll_s: float = 0.2, from_start: bool = False) -> Iterato
         try:
             if os.stat(path).st_ino != ino:
                 fh.close()
-                fh = None
+                fh, buf = None, b""
                 continue
         except FileNotFoundError:
             pass
-        time.sleep(poll_s)
+        _idle(poll_s, deadline)
+    if fh is not None:
+        fh.close()
+
+
+def _open_at(path: Path, offset: int | None) -> BinaryIO | None:
+    """The log opened at `offset` (None: its end); None while it does not exist."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return None
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(size if offset is None else (offset if offset <= size else 0))
+    return fh
+
+
+def _idle(poll_s: float, deadline: float | None) -> None:
+    left = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
+    if left > 0:
+        time.sleep(left)
