@@ -22,7 +22,7 @@ from . import retention
 from .detect import compile_ignore
 from .errors import ConfigError, SpooldError
 from .events import follow
-from .job import JobState
+from .job import JobState, read_state
 from .jobview import (
     InboxView,
     JobRecord,
@@ -30,7 +30,6 @@ from .jobview import (
     finished_record,
     queued_entries,
     queued_record,
-    read_state,
     running_records,
 )
 from .protocol import (

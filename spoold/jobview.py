@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .job import JobState
+from .job import JobState, read_state
 from .protocol import (
     INPUT_DIR,
     MANIFEST,
-    STATE_FILE,
     SpoolPaths,
     job_id_of,
     parse_running_name,
@@ -68,14 +67,6 @@ class JobRecord:
 def iso_of(ts: float) -> str:
     """Unix time as the spool's timestamps are written (protocol.iso)."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def read_state(folder: Path) -> JobState | None:
-    # TODO: the daemon's read_state moves into protocol/job (issue 10); use it then.
-    try:
-        return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
-    except (OSError, ValueError):
-        return None
 
 
 def read_text(path: Path) -> str | None:
