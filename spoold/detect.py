@@ -426,3 +426,14 @@ class InboxTracker:
     def queued_count(self) -> int:
         """Jobs waiting in the inbox; cancel markers are requests, not jobs."""
         return len(self.entries) - len(self._marker_keys)
+
+    def oldest_arrival(self) -> float | None:
+        """Wall time the longest-waiting entry was first seen (None: nothing waits).
+
+        A full pass (a replaced entry keeps its old place in the dict): for the metrics'
+        housekeeping pass every few seconds, not for the loop.
+        """
+        return min(
+            (e.arrived_at for e in self.entries.values() if e.kind != "cancel" and not e.gone),
+            default=None,
+        )

@@ -15,6 +15,16 @@ Metrics (every name starts with ``spoold_``; docs/operations.md lists them too):
     and error code (empty when there is none).
 ``spoold_job_duration_seconds{spool,outcome}`` (histogram)
     Wall time of the finished attempt, buckets from 10 ms to 10 min.
+``spoold_conversion_seconds{spool,target}`` (histogram)
+    Wall time of converting to one target (html, pdf, docx) in a worker, per artifact
+    made; same buckets.
+``spoold_oldest_queued_age_seconds{spool}`` (gauge)
+    How long the longest-waiting inbox entry has waited since this daemon first saw it
+    (0 when none waits): a stuck queue shows as a growing age.
+``spoold_worker_restarts_total{spool,cause}`` (counter)
+    Worker processes replaced because one was stopped during a job of this spool:
+    ``timeout``, ``died`` (crash, CPU limit, out of memory), ``cancelled`` (a hard
+    cancel or a drain deadline).
 ``spoold_workers_busy{spools}`` / ``spoold_workers_configured{spools}`` (gauges)
     Worker processes converting now / in the pool.
 ``spoold_worker_utilization_ratio{spools}`` (gauge)
@@ -235,6 +245,25 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.conversion = Histogram(
+            "spoold_conversion_seconds",
+            "Wall time of one conversion to one target in a worker.",
+            ["spool", "target"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.oldest_queued_age = Gauge(
+            "spoold_oldest_queued_age_seconds",
+            "Seconds the longest-waiting inbox entry has waited (0 when none waits).",
+            ["spool"],
+            registry=self.registry,
+        )
+        self.worker_restarts = Counter(
+            "spoold_worker_restarts",
+            "Worker processes replaced after one was stopped during a job, by cause.",
+            ["spool", "cause"],
+            registry=self.registry,
+        )
         self.disk_free = Gauge(
             "spoold_disk_free_bytes",
             "Free bytes (for unprivileged users) on the spool's filesystem.",
@@ -281,6 +310,18 @@ class Metrics:
         self.jobs.labels(spool=spool, outcome=outcome, error_code=error_code or "").inc()
         # A clock step can make a measured wall time negative; it still counts as a job.
         self.job_duration.labels(spool=spool, outcome=outcome).observe(max(0.0, duration_s))
+
+    def conversion_finished(self, spool: str, target: str, seconds: float) -> None:
+        self._seen(spool)
+        self.conversion.labels(spool=spool, target=target).observe(max(0.0, seconds))
+
+    def set_oldest_queued_age(self, spool: str, age_s: float) -> None:
+        self._seen(spool)
+        self.oldest_queued_age.labels(spool=spool).set(max(0.0, age_s))
+
+    def worker_restarted(self, spool: str, cause: str) -> None:
+        self._seen(spool)
+        self.worker_restarts.labels(spool=spool, cause=cause).inc()
 
     def set_workers(self, busy: int, total: int) -> None:
         with self._workers.lock:

@@ -48,6 +48,10 @@ def test_render_reports_what_was_set(metrics: Metrics) -> None:
     metrics.set_workers(3, 4)
     metrics.set_disk_free("scans", 123_456_789)
     metrics.scan_completed("scans", 1_700_000_000.5)
+    metrics.set_oldest_queued_age("scans", 90.5)
+    metrics.worker_restarted("scans", "timeout")
+    metrics.worker_restarted("scans", "timeout")
+    metrics.conversion_finished("scans", "pdf", 1.5)
 
     text = metrics.render()
     assert value(text, "spoold_queue_depth", spool="scans", state="queued") == 7
@@ -70,6 +74,11 @@ def test_render_reports_what_was_set(metrics: Metrics) -> None:
     assert value(text, "spoold_disk_free_bytes", spool="scans") == 123_456_789
     assert value(text, "spoold_last_scan_timestamp_seconds", spool="scans") == 1_700_000_000.5
     assert value(text, "spoold_build_info", version=__version__) == 1
+    assert value(text, "spoold_oldest_queued_age_seconds", spool="scans") == 90.5
+    assert value(text, "spoold_worker_restarts_total", spool="scans", cause="timeout") == 2
+    pdf = {"spool": "scans", "target": "pdf"}
+    assert value(text, "spoold_conversion_seconds_count", **pdf) == 1
+    assert value(text, "spoold_conversion_seconds_sum", **pdf) == 1.5
     assert value(text, "spoold_start_time_seconds") > 0
 
 
@@ -256,7 +265,11 @@ def test_operations_doc_lists_every_metric(metrics: Metrics) -> None:
     metrics.set_queue_depth("s", "queued", 1)
     metrics.set_disk_free("s", 1)
     metrics.scan_completed("s", 1.0)
+    metrics.set_oldest_queued_age("s", 1.0)
+    metrics.worker_restarted("s", "died")
+    metrics.conversion_finished("s", "pdf", 1.0)
     names = {fam.name for fam in text_string_to_metric_families(metrics.render().decode())}
-    exported = {n if n != "spoold_jobs" else "spoold_jobs_total" for n in names}
+    counters = {"spoold_jobs", "spoold_worker_restarts"}
+    exported = {n + "_total" if n in counters else n for n in names}
     missing = [n for n in sorted(exported) if not n.endswith("_created") and f"`{n}`" not in doc]
     assert not missing, f"metrics missing from docs/operations.md: {missing}"

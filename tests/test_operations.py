@@ -299,6 +299,32 @@ def test_metrics_textfile_matches_the_folders(
     assert one_value(text, "spoold_disk_free_bytes", spool=spool.name) > 0
     started = one_value(text, "spoold_start_time_seconds")
     assert one_value(text, "spoold_last_scan_timestamp_seconds", spool=spool.name) >= started
+    assert one_value(text, "spoold_oldest_queued_age_seconds", spool=spool.name) == 0
+    # Each converted document was timed per target (the html of the three successes).
+    conversions = sample_values(text, "spoold_conversion_seconds_count")
+    assert conversions == {(("spool", spool.name), ("target", "html")): 3}
+
+
+def test_worker_restarts_and_conversion_seconds(
+    make_spool: Callable[..., Path], daemon_factory: Any
+) -> None:
+    spool = make_spool(timeout_s=1, max_attempts=1, targets=["html", "pdf"])
+    daemon_factory(spool, env=PLUGIN_ENV)
+    stage_file(spool, "forever.hang", "")
+    stage_file(spool, "doc.md", MD)
+    wait_for(lambda: published(spool) and published(spool, "failed"), what="both finished")
+    wait_for(
+        lambda: sample_values(metrics_text(spool), "spoold_worker_restarts_total"),
+        what="the restart counted",
+    )
+    text = metrics_text(spool)
+    restarts = sample_values(text, "spoold_worker_restarts_total")
+    assert restarts == {(("cause", "timeout"), ("spool", spool.name)): 1}
+    conversions = sample_values(text, "spoold_conversion_seconds_count")
+    assert conversions == {
+        (("spool", spool.name), ("target", "html")): 1,
+        (("spool", spool.name), ("target", "pdf")): 1,
+    }
 
 
 def test_queued_depth_counts_the_inbox_while_claims_are_paused(
@@ -316,6 +342,14 @@ def test_queued_depth_counts_the_inbox_while_claims_are_paused(
     assert any(e["event"] == "daemon.paused" for e in events(spool))
     assert depths(metrics_text(spool), spool.name) == folder_depths(spool)
     assert folder_depths(spool)["queued"] == 4
+    # They wait: the oldest one's age grows past zero (as a stuck-queue alert sees it).
+    wait_for(
+        lambda: any(
+            v > 0
+            for v in sample_values(metrics_text(spool), "spoold_oldest_queued_age_seconds").values()
+        ),
+        what="the oldest entry's age reported",
+    )
 
 
 def test_last_scan_time_moves_only_when_a_scan_completes(

@@ -29,6 +29,9 @@ def _exported_names() -> set[str]:
     metrics.set_workers(1, 2)
     metrics.set_disk_free("scans", 10**9)
     metrics.scan_completed("scans", 1.0)
+    metrics.set_oldest_queued_age("scans", 12.0)
+    metrics.worker_restarted("scans", "timeout")
+    metrics.conversion_finished("scans", "pdf", 0.5)
     text = metrics.render().decode()
     metrics.close()
     return {
@@ -61,8 +64,17 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         'outcome="failed"',
         "spoold_job_duration_seconds_bucket",
         "spoold_start_time_seconds",
+        "spoold_oldest_queued_age_seconds",
+        "spoold_worker_restarts_total",
+        "spoold_conversion_seconds_bucket",
     ):
         assert needed in text, needed
+
+
+def test_the_stuck_queue_alert_uses_the_oldest_queued_age() -> None:
+    rules = RULES.read_text()
+    stuck = rules[rules.index("alert: SpooldQueueStuck") :].split("- alert:")[0]
+    assert "spoold_oldest_queued_age_seconds" in stuck
 
 
 def test_promtool_accepts_the_rules() -> None:

@@ -43,6 +43,9 @@ class Housekeeping:
                 # queued: the tracker's ready entries (no listing). running/done/failed:
                 # the folders themselves, as every daemon on the spool sees them.
                 metrics.set_queue_depth(rt.name, "queued", rt.tracker.queued_count())
+                oldest = rt.tracker.oldest_arrival()
+                age = 0.0 if oldest is None else time.time() - oldest
+                metrics.set_oldest_queued_age(rt.name, age)
                 for state, folder in (
                     ("running", rt.paths.running),
                     ("done", rt.paths.done),

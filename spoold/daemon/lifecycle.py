@@ -29,7 +29,7 @@ from .executor import Completed, Executor, TimedOut
 from .finishing import Finisher
 from .jobfolder import state_of, utc
 from .listeners import ListenerBus
-from .outcomes import error_of
+from .outcomes import error_of, restart_cause
 from .runtime import RunningJob, SpoolRuntime
 
 log = logging.getLogger("spoold")
@@ -208,6 +208,9 @@ class Lifecycle(Finisher):
         if job is None or job.execution is None or not job.execution.done():
             return
         outcome = job.execution.outcome()
+        cause = restart_cause(outcome)
+        if cause is not None:
+            self.bus.worker_restarted(job.rt, cause)
         timeout = job.plan.timeout_s if job.plan else 0.0
         err = error_of(outcome, job.cancel_mode, timeout, job.rt.settings.timeout_retryable)
         if err is not None and err.code is ErrorCode.CANCELLED and job.draining:

@@ -50,6 +50,9 @@ class Listener:
     def after_publish(self, published: Published) -> None:
         pass
 
+    def after_worker_restart(self, rt: SpoolRuntime, cause: str) -> None:
+        pass
+
 
 class ListenerBus:
     def __init__(self, listeners: Sequence[Listener] = ()) -> None:
@@ -83,6 +86,14 @@ class ListenerBus:
             except Exception as exc:
                 self._failed_once(listener, "after_publish", exc)
 
+    def worker_restarted(self, rt: SpoolRuntime, cause: str) -> None:
+        """A worker process was stopped during one of rt's jobs (the pool replaces it)."""
+        for listener in self.listeners:
+            try:
+                listener.after_worker_restart(rt, cause)
+            except Exception as exc:
+                self._failed_once(listener, "after_worker_restart", exc)
+
     def _failed_once(self, listener: Listener, hook: str, exc: Exception) -> None:
         """Log a listener's failure: with its traceback the first time, briefly after."""
         key = (type(listener).__name__, type(exc).__name__)
@@ -98,14 +109,28 @@ class MetricsSink(Protocol):
         self, spool: str, outcome: str, error_code: str | None, duration_s: float
     ) -> None: ...
 
+    def conversion_finished(self, spool: str, target: str, seconds: float) -> None: ...
+
+    def worker_restarted(self, spool: str, cause: str) -> None: ...
+
 
 class MetricsListener(Listener):
     def __init__(self, metrics: MetricsSink) -> None:
         self.metrics = metrics
 
     def after_publish(self, published: Published) -> None:
+        spool = published.rt.name
         code = published.error.code if published.error else None
-        self.metrics.job_finished(published.rt.name, published.status.value, code, published.wall_s)
+        self.metrics.job_finished(spool, published.status.value, code, published.wall_s)
+        # The worker times each target it converted in this attempt; an artifact kept
+        # from an earlier attempt has no timing here and is not counted twice.
+        timings = published.manifest.timings
+        for target in dict.fromkeys(a.target for a in published.manifest.artifacts):
+            if target in timings:
+                self.metrics.conversion_finished(spool, target, timings[target])
+
+    def after_worker_restart(self, rt: SpoolRuntime, cause: str) -> None:
+        self.metrics.worker_restarted(rt.name, cause)
 
 
 class OutputsListener(Listener):

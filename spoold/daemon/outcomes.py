@@ -30,6 +30,17 @@ def error_of(
     return worker_death(outcome)
 
 
+def restart_cause(outcome: Outcome) -> str | None:
+    """Why the pool must replace the worker that ran this execution (None: it lives on)."""
+    if isinstance(outcome, TimedOut):
+        return "timeout"
+    if isinstance(outcome, WorkerDied):
+        return "died"
+    if isinstance(outcome, Cancelled):
+        return "cancelled"  # pebble stops a running task by terminating its process
+    return None
+
+
 def worker_death(died: WorkerDied) -> JobError:
     code = died.exitcode
     if code in (-signal.SIGXCPU, -signal.SIGXFSZ):
