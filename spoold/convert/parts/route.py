@@ -9,6 +9,7 @@ bound on the plan's cost, so a small document is never parsed twice.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,10 @@ from .tasks import PartResult, PartTask
 
 PARTS_DIR = ".spoold-parts"  # in the job's running folder, outside its sandbox
 SPLIT_SOURCES = ("md", "html")
+# Tuning and test seams, read by the daemon too (spoold.daemon.parts): cost units.
+SPLIT_ABOVE_ENV = "SPOOLD_PARTS_SPLIT_ABOVE"
+PART_COST_ENV = "SPOOLD_PARTS_PART_COST"
+FOREGROUND_WORKERS = 2
 
 
 def source_html(source_type: str, main: Path, ctx: ConversionContext) -> str | bytes:
@@ -84,3 +89,19 @@ def convert_pdf(
     workdir = output.parent / f".{output.name}{PARTS_DIR}"
     outcome = render_pdf_in_parts(text, ctx, main.parent, output, executor, workdir, policy)
     return None if outcome is None else outcome.pages
+
+
+def convert_foreground(
+    source_type: str, main: Path, output: Path, ctx: ConversionContext
+) -> int | None:
+    """`spoold convert`: a big PDF in parts on a local pool; None: convert as usual."""
+    from .executor import LocalProcessExecutor
+
+    workers = min(FOREGROUND_WORKERS, os.cpu_count() or 1)
+    defaults = PartsPolicy()
+    policy = PartsPolicy(
+        split_above=int(os.environ.get(SPLIT_ABOVE_ENV) or defaults.split_above),
+        part_cost=int(os.environ.get(PART_COST_ENV) or defaults.part_cost),
+        workers=workers,
+    )
+    return convert_pdf(source_type, main, output, ctx, LocalProcessExecutor(workers), policy)
