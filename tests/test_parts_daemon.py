@@ -152,3 +152,14 @@ def test_a_killed_part_worker_loses_only_its_part(make_spool, daemon_factory) ->
     assert sum(parts["pages"]) == m["artifacts"][0]["pages"]
     assert len(PdfReader(folder / "long.pdf").pages) == sum(parts["pages"])
     assert m["attempts"][0]["usage"]["cpu_s"] > 0
+
+
+def test_a_small_job_does_not_wait_for_a_split_job(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"])
+    daemon_factory(spool, env=parts_env(150_000))
+    drop(spool, "long.md", release_notes(120))
+    wait_for(lambda: len(running_parts(spool)) == 2, what="the split job on both workers")
+    drop(spool, "small.md", "# Small\n\nA short note.\n")
+    wait_for(lambda: len(published(spool)) == 2, timeout=180, what="both jobs published")
+    ended = [e["name"] for e in events(spool) if e["event"] == "job.succeeded"]
+    assert ended == ["small.md", "long.md"], "the small job ran between the parts"
