@@ -56,6 +56,9 @@ class PartsInfo(BaseModel):
 
     count: int = Field(ge=2, description="parts the document was laid out in")
     pages: list[int] = Field(description="pages of each part, in document order")
+    cpu_s: list[float] = Field(
+        default_factory=list, description="CPU seconds of each part's layout, in document order"
+    )
     relaid: int = Field(
         default=0, ge=0, description="parts laid out again because their worker died"
     )

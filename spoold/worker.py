@@ -95,7 +95,7 @@ class WorkerResult:
     duplicate_of: str | None = None
     # The PDF target was split: lay these out, then run the job again to merge them.
     parts: list[PartTask] | None = None
-    # A merged PDF: {"count", "pages" (per part), "relaid"} for the manifest's `parts`.
+    # A merged PDF: {"count", "pages", "cpu_s" (per part), "relaid"}: the manifest's `parts`.
     parts_info: dict[str, Any] | None = None
 
 

@@ -119,7 +119,9 @@ def test_a_split_job_publishes_one_pdf_that_reads_as_one(make_spool, daemon_fact
             crossing += part_of[number] != part_of[dest]
     assert crossing >= 3, "links from one part into another"
     usage = m["attempts"][0]["usage"]
-    assert usage["cpu_s"] > 0 and usage["peak_rss_mb"] > 0
+    assert len(parts["cpu_s"]) == parts["count"] and min(parts["cpu_s"]) > 0
+    assert usage["cpu_s"] > sum(parts["cpu_s"]), "usage sums the split, the parts, the merge"
+    assert usage["peak_rss_mb"] > 0
 
 
 def test_hard_cancel_during_a_split_job_stops_every_part(make_spool, daemon_factory) -> None:
@@ -163,3 +165,14 @@ def test_a_small_job_does_not_wait_for_a_split_job(make_spool, daemon_factory) -
     wait_for(lambda: len(published(spool)) == 2, timeout=180, what="both jobs published")
     ended = [e["name"] for e in events(spool) if e["event"] == "job.succeeded"]
     assert ended == ["small.md", "long.md"], "the small job ran between the parts"
+
+
+def test_the_jobs_timeout_bounds_all_its_parts(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"], max_attempts=1, timeout_s=4)
+    daemon_factory(spool, env=parts_env(60_000))
+    drop(spool, "long.md", release_notes(160))
+    wait_for(lambda: published(spool, "failed"), timeout=120, what="the job timed out")
+    folder, m = only_manifest(spool, "failed")
+    assert m["error"]["code"] == "timeout", m["error"]
+    assert not (folder / ".spoold-parts").exists()
+    assert m.get("parts") is None and m["artifacts"] == []

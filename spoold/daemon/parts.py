@@ -213,6 +213,7 @@ class PartsRun:
         merged.parts_info = {
             "count": len(parts),
             "pages": [p.pages for p in parts],
+            "cpu_s": [p.cpu_s for p in parts],
             "relaid": sum(self.losses),
         }
         return merged
