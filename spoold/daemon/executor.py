@@ -99,7 +99,10 @@ class PoolExecutor:
         # forkserver: workers fork from a clean process that preloaded the converters,
         # not from this threaded daemon (fork after threads can deadlock on locks).
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["spoold.worker", *CONVERTER_MODULES])
+        # The parts layout too: WeasyPrint is imported once, not by each worker.
+        ctx.set_forkserver_preload(
+            ["spoold.worker", *CONVERTER_MODULES, "spoold.convert.parts.layout"]
+        )
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
