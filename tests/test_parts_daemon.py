@@ -124,19 +124,21 @@ def test_a_split_job_publishes_one_pdf_that_reads_as_one(make_spool, daemon_fact
     assert usage["peak_rss_mb"] > 0
 
 
-def test_hard_cancel_during_a_split_job_stops_every_part(make_spool, daemon_factory) -> None:
+@pytest.mark.parametrize("mode", ["hard", "graceful"])
+def test_cancel_during_a_split_job_stops_every_part(make_spool, daemon_factory, mode) -> None:
     spool = make_spool(targets=["pdf"], max_attempts=1)
     daemon_factory(spool, env=parts_env(150_000))
     drop(spool, "long.md", release_notes(120))
     running = wait_for(lambda: running_parts(spool), what="a part running")
     job_id = next(e["job_id"] for e in events(spool) if e["event"] == "job.started")
-    cli("cancel", str(spool), job_id, "--hard")
+    cli("cancel", str(spool), job_id, *(["--hard"] if mode == "hard" else []))
     wait_for(lambda: published(spool, "failed"), what="the cancelled job published")
     folder, m = only_manifest(spool, "failed")
     assert m["status"] == "cancelled" and m["artifacts"] == []
     assert not (folder / ".spoold-parts").exists(), "no parts folder left"
-    for pid, _ in running:
-        wait_for(lambda pid=pid: not pid_alive(pid), what=f"part worker {pid} stopped")
+    if mode == "hard":  # graceful lets the running parts finish: their workers stay
+        for pid, _ in running:
+            wait_for(lambda pid=pid: not pid_alive(pid), what=f"part worker {pid} stopped")
 
 
 def test_a_killed_part_worker_loses_only_its_part(make_spool, daemon_factory) -> None:

@@ -150,12 +150,21 @@ class PartsRun:
                 self.on_done()
                 break
             i = self.queued.popleft()
-            future = self.executor.submit_part(
-                self.tasks[i], self.spec.limits, remaining, self.on_done
-            )
+            try:
+                future = self.executor.submit_part(
+                    self.tasks[i], self.spec.limits, remaining, self.on_done
+                )
+            except Exception as exc:  # a broken pool: the attempt ends, retried as lost
+                self._broken(exc)
+                break
             self.running[i] = future
             started += 1
         return started
+
+    def _broken(self, exc: Exception) -> None:
+        self.ended = WorkerDied(None, f"the pool refused a part: {type(exc).__name__}")
+        self._stop()
+        self.on_done()
 
     def _collect(self, i: int, future: Future[PartResult]) -> None:
         try:
@@ -186,7 +195,12 @@ class PartsRun:
         results = tuple(self.results[i] for i in range(len(self.tasks)))
         assert self.spec.parts is not None
         parts = replace(self.spec.parts, tasks=tuple(self.tasks), results=results)
-        self.merge = self.executor.submit(replace(self.spec, parts=parts), remaining, self.on_done)
+        try:
+            self.merge = self.executor.submit(
+                replace(self.spec, parts=parts), remaining, self.on_done
+            )
+        except Exception as exc:
+            self._broken(exc)
 
     def _stop(self) -> None:
         self.queued.clear()
