@@ -244,6 +244,15 @@ def bench_table(tmp: Path, rows: int) -> None:
         parts=parts.get("count", 1),
         load=load(),
     )
+    part_cpu = parts.get("cpu_s") or []
+    serial = usage["cpu_s"] - sum(part_cpu)
+    report(
+        BENCH,
+        "table_on_2_idle_cores_from_cpu",
+        serial + two_core_span(part_cpu),
+        "s",
+        split_and_merge_cpu_s=round(serial, 2),
+    )
     report(
         BENCH,
         "table_worker_peak_rss",

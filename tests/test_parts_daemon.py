@@ -122,6 +122,8 @@ def test_a_split_job_publishes_one_pdf_that_reads_as_one(make_spool, daemon_fact
     assert len(parts["cpu_s"]) == parts["count"] and min(parts["cpu_s"]) > 0
     assert usage["cpu_s"] > sum(parts["cpu_s"]), "usage sums the split, the parts, the merge"
     assert usage["peak_rss_mb"] > 0
+    # Two workers lay the parts out: the time they took is at least half their CPU.
+    assert m["timings"]["pdf"] >= sum(parts["cpu_s"]) / 2, "the PDF's time covers its parts"
 
 
 @pytest.mark.parametrize("mode", ["hard", "graceful"])

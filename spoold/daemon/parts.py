@@ -222,6 +222,14 @@ class PartsRun:
             peak_rss_mb=max([u.peak_rss_mb for u in runs] + [p.peak_rss_mb for p in parts]),
             wall_s=round(sum(u.wall_s for u in runs[:1]) + time.monotonic() - self.started, 6),
         )
+        # The PDF's time: its share of the split run, the parts, the merge run.
+        split_wall = self.split.usage.wall_s if self.split.usage else 0.0
+        split_pdf = max(0.0, split_wall - sum(self.split.timings.values()))
+        merged.timings = {
+            **self.split.timings,
+            **merged.timings,
+            "pdf": round(split_pdf + time.monotonic() - self.started, 6),
+        }
         merged.warnings = _unique([*self.split.warnings, *merged.warnings])
         merged.fetches = [*self.split.fetches, *merged.fetches]
         merged.parts_info = {
