@@ -180,3 +180,17 @@ def test_the_jobs_timeout_bounds_all_its_parts(make_spool, daemon_factory) -> No
     assert m["error"]["code"] == "timeout", m["error"]
     assert not (folder / ".spoold-parts").exists()
     assert m.get("parts") is None and m["artifacts"] == []
+
+
+def test_a_split_job_converts_its_other_targets_too(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["docx", "pdf", "html"])
+    daemon_factory(spool, env=parts_env(50_000))
+    drop(spool, "notes.md", release_notes(30))
+    wait_for(lambda: published(spool), what="the split job published")
+    folder, m = only_manifest(spool, "done")
+    assert m["status"] == "succeeded" and m["parts"]["count"] >= 2
+    assert sorted(a["target"] for a in m["artifacts"]) == ["docx", "html", "pdf"]
+    for a in m["artifacts"]:
+        assert (folder / a["path"]).stat().st_size == a["size"]
+    pdf = next(a for a in m["artifacts"] if a["target"] == "pdf")
+    assert pdf["pages"] == sum(m["parts"]["pages"]) == len(PdfReader(folder / pdf["path"]).pages)
