@@ -525,6 +525,7 @@ def convert(
     )
     from .convert.base import source_type_of
     from .convert.fetcher import parse_prefix
+    from .convert.parts.route import convert_foreground
 
     for prefix in allow_fetch:
         try:
@@ -553,7 +554,8 @@ def convert(
     )
     tmp = output.with_name(f".{output.name}.part")
     try:
-        conv.convert(input_path, tmp, ctx)
+        if target != "pdf" or convert_foreground(str(source), input_path, tmp, ctx) is None:
+            conv.convert(input_path, tmp, ctx)
         os.replace(tmp, output)
     except JobError as exc:
         _fail(f"{exc.code.value}: {exc.message}\nhint: {exc.hint}", EX_DATAERR)

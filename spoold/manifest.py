@@ -49,6 +49,21 @@ class FetchRecord(BaseModel):
     reason: str | None = None
 
 
+class PartsInfo(BaseModel):
+    """A PDF laid out in parts (docs/conversion.md "Big documents")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=2, description="parts the document was laid out in")
+    pages: list[int] = Field(description="pages of each part, in document order")
+    cpu_s: list[float] = Field(
+        default_factory=list, description="CPU seconds of each part's layout, in document order"
+    )
+    relaid: int = Field(
+        default=0, ge=0, description="parts laid out again because their worker died"
+    )
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +83,11 @@ class Manifest(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     fetches: list[FetchRecord] = Field(default_factory=list)
     duplicate_of: str | None = Field(default=None, description="job id of the reused result")
+    parts: PartsInfo | None = Field(
+        default=None,
+        description="the PDF was laid out in parts; the attempt's usage sums them "
+        "(peak_rss_mb: the largest process)",
+    )
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     versions: dict[str, str] = Field(default_factory=dict)
     created_at: str = Field(description="UTC ISO 8601, when the job was first seen")

@@ -23,7 +23,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .convert import (
     ConversionContext,
@@ -37,6 +37,9 @@ from .convert.resources import RESOURCES_DIR, RESOURCES_ZIP, extract_resources
 from .dedup import content_key, dedup_record, find_earlier, reuse, sha256_file
 from .errors import ErrorCode, JobError, io_error_code
 from .stage import STAGE_FILE, StageReporter
+
+if TYPE_CHECKING:
+    from .convert.parts.tasks import PartResult, PartTask
 
 CANCEL_FLAG = ".spoold-cancel"
 ARTIFACT_RECORDS = ".spoold-artifacts"
@@ -68,6 +71,21 @@ class ResourceUsage:
     wall_s: float
 
 
+@dataclass(frozen=True)
+class PartsSpec:
+    """PDF in parts (docs/conversion.md "Big documents"): when to split, or what to merge.
+
+    Without `results` a worker splits a big document and hands the part tasks back
+    (`WorkerResult.parts`); with them (every part laid out) it stamps and merges.
+    """
+
+    split_above: int
+    part_cost: int
+    workers: int
+    tasks: tuple[PartTask, ...] = ()
+    results: tuple[PartResult, ...] = ()
+
+
 @dataclass
 class WorkerResult:
     """What a worker hands back for one attempt (plain data: it crosses a pipe)."""
@@ -81,6 +99,10 @@ class WorkerResult:
     idempotency_key: str | None = None
     input_sha256: str | None = None
     duplicate_of: str | None = None
+    # The PDF target was split: lay these out, then run the job again to merge them.
+    parts: list[PartTask] | None = None
+    # A merged PDF: {"count", "pages", "cpu_s" (per part), "relaid"}: the manifest's `parts`.
+    parts_info: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +125,15 @@ class JobSpec:
     done_dir: str | None = None
     on_duplicate: str = "reuse"
     idempotency_key: str | None = None
+    parts: PartsSpec | None = None  # None: every PDF is laid out whole
+
+
+class PartsNeeded(Exception):
+    """The PDF target was split; the job goes on with its part tasks (not an error)."""
+
+    def __init__(self, tasks: list[PartTask]) -> None:
+        super().__init__(f"{len(tasks)} parts")
+        self.tasks = tasks
 
 
 def _set_pdeathsig() -> None:
@@ -240,6 +271,8 @@ def run_job(spec: JobSpec) -> WorkerResult:
         if not _reuse_duplicate(spec, folder, result):
             for target in spec.targets:
                 result.artifacts.append(_convert_target(spec, folder, target, ctx, result))
+    except PartsNeeded as split:
+        result.parts = split.tasks
     except Exception as exc:  # MemoryError and RecursionError too: the job's, not ours
         result.error = _error(_job_error(exc, spec))
     finally:
@@ -296,7 +329,8 @@ def _convert_target(
         )
     start = time.monotonic()
     part = folder / f".{name}.part"
-    res = converter.convert(Path(spec.main), part, ctx)
+    pages = _pdf_in_parts(spec, folder, target, part, ctx)
+    res = converter.convert(Path(spec.main), part, ctx) if pages is None else None
     if spec.durable:
         fd = os.open(part, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -312,7 +346,7 @@ def _convert_target(
         "media_type": MEDIA_TYPES.get(target, "text/html"),
         "size": (folder / name).stat().st_size,
         "sha256": sha256_file(folder / name),
-        "pages": res.pages,
+        "pages": res.pages if res is not None else pages,
         "attempt": spec.attempt,
     }
     if len(spec.targets) > 1:
@@ -320,6 +354,53 @@ def _convert_target(
         record_path.parent.mkdir(exist_ok=True)
         record_path.write_text(json.dumps(record))
     return record
+
+
+def _pdf_in_parts(
+    spec: JobSpec, folder: Path, target: str, output: Path, ctx: ConversionContext
+) -> int | None:
+    """Merge the laid-out parts into `output` (pages), or split (raises PartsNeeded).
+
+    None: the document is laid out whole, as usual.
+    """
+    from .convert.parts import route
+
+    parts = spec.parts
+    if parts is None or target != "pdf" or spec.source_type not in route.SPLIT_SOURCES:
+        return None
+    workdir = folder / route.PARTS_DIR
+    if parts.results:
+        try:
+            return route.merge_source(parts.tasks, parts.results, output, ctx)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    from .convert.parts.plan import PartsPolicy
+
+    policy = PartsPolicy(parts.split_above, parts.part_cost, parts.workers)
+    text = route.source_html(spec.source_type, Path(spec.main), ctx)
+    if not route.may_split(text, policy):
+        return None
+    tasks = route.split_source(text, ctx, Path(spec.main).parent, workdir, policy)
+    if tasks:
+        raise PartsNeeded(tasks)
+    return None
+
+
+def run_part(task: PartTask, limits: WorkerLimits) -> PartResult:
+    """Lay out one part of a job in this worker, under the job's limits.
+
+    Writes `<part>.pid` first: `spoold status` and the tests see which worker runs it.
+    """
+    from .convert.parts.layout import layout_part
+
+    cpu0 = _cpu_seconds()
+    hard_cpu, hard_mem = _set_job_limits(limits, cpu0)
+    Path(task.output_path + ".pid").write_text(str(os.getpid()))
+    try:
+        return layout_part(task)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
+        resource.setrlimit(resource.RLIMIT_AS, (hard_mem, hard_mem))
 
 
 def _job_error(exc: BaseException, spec: JobSpec) -> JobError:

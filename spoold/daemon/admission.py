@@ -14,6 +14,7 @@ from ..scheduler import Candidate, Scheduler
 from .cancel import CancelMarkers
 from .jobfolder import state_of
 from .lifecycle import Lifecycle
+from .parts import lend_workers
 from .runtime import SpoolRuntime
 
 log = logging.getLogger("spoold")
@@ -27,7 +28,7 @@ class Admission:
         self.scheduler = Scheduler()
 
     def free_workers(self) -> int:
-        busy = sum(1 for job in self.lifecycle.running.values() if job.holds_worker())
+        busy = sum(job.workers_held() for job in self.lifecycle.running.values())
         return self.workers - busy
 
     def accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
@@ -65,6 +66,8 @@ class Admission:
         for _ in range(free):
             cand = self.scheduler.pop(wall, paused)
             if cand is None:
+                # No job is ready for the idle workers: split jobs may borrow them.
+                lend_workers(self.lifecycle.running.values(), self.free_workers())
                 return
             spool = by_name.get(cand.spool)
             if spool is None:

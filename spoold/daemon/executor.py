@@ -10,9 +10,12 @@ import concurrent.futures
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job
+from ..worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job, run_part
+
+if TYPE_CHECKING:
+    from ..convert.parts.tasks import PartResult, PartTask
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,12 @@ class Executor(Protocol):
         """Start one job; `on_done` is called (from any thread) when it has ended."""
         ...
 
+    def submit_part(
+        self, task: PartTask, limits: WorkerLimits, timeout_s: float, on_done: Callable[[], None]
+    ) -> concurrent.futures.Future[PartResult]:
+        """Lay out one part of a split job (daemon/parts.py) on a worker."""
+        ...
+
     def stop(self) -> None: ...
 
 
@@ -90,7 +99,10 @@ class PoolExecutor:
         # forkserver: workers fork from a clean process that preloaded the converters,
         # not from this threaded daemon (fork after threads can deadlock on locks).
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["spoold.worker", *CONVERTER_MODULES])
+        # The parts layout too: WeasyPrint is imported once, not by each worker.
+        ctx.set_forkserver_preload(
+            ["spoold.worker", *CONVERTER_MODULES, "spoold.convert.parts.layout"]
+        )
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
@@ -108,6 +120,15 @@ class PoolExecutor:
         future = self._pool.schedule(run_job, args=(spec,), timeout=timeout_s)
         future.add_done_callback(lambda _f: on_done())
         return PoolExecution(future)
+
+    def submit_part(
+        self, task: PartTask, limits: WorkerLimits, timeout_s: float, on_done: Callable[[], None]
+    ) -> concurrent.futures.Future[PartResult]:
+        future: concurrent.futures.Future[PartResult] = self._pool.schedule(
+            run_part, args=(task, limits), timeout=timeout_s
+        )
+        future.add_done_callback(lambda _f: on_done())
+        return future
 
     def stop(self) -> None:
         self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves stop() unannotated

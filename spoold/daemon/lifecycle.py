@@ -25,11 +25,12 @@ from ..intake import plan_job
 from ..job import Attempt, AttemptOutcome, JobState, JobStatus, read_state
 from ..protocol import INPUT_DIR, claim_entry, claim_requeued, iso, job_dir_name, new_job_id
 from ..worker import CANCEL_FLAG, JobSpec, WorkerLimits
-from .executor import Completed, Executor, TimedOut
+from .executor import Completed, Executor, Outcome, TimedOut
 from .finishing import Finisher
-from .jobfolder import state_of, utc
+from .jobfolder import seconds_since, state_of, utc
 from .listeners import ListenerBus
 from .outcomes import error_of, restart_cause
+from .parts import PartsRun, discard_parts, parts_spec
 from .runtime import RunningJob, SpoolRuntime
 
 log = logging.getLogger("spoold")
@@ -51,6 +52,7 @@ class Lifecycle(Finisher):
         self.token = token
         self.executor = executor  # set before the first start (the daemon starts it late)
         self.on_done = on_done  # called from the executor's thread: must only wake the loop
+        self.workers = 1  # the pool's size (the loop sets it): split PDFs into a multiple
 
     # ------------------------------------------------------------------ claim
 
@@ -185,7 +187,9 @@ class Lifecycle(Finisher):
             done_dir=str(rt.paths.done),
             on_duplicate=str(plan.options.get("on_duplicate", "reuse")),
             idempotency_key=plan.idempotency_key,
+            parts=parts_spec(self.workers),
         )
+        job.spec = spec
         assert self.executor is not None, "the executor starts before the first claim"
         job.attempt.started_at = iso()
         job_id = job.job_id
@@ -205,9 +209,16 @@ class Lifecycle(Finisher):
     def finish(self, job_id: str) -> None:
         """An execution ended: publish, retry or requeue its job."""
         job = self.running.get(job_id)
-        if job is None or job.execution is None or not job.execution.done():
+        if job is None or job.execution is None:
+            return
+        if isinstance(job.execution, PartsRun):
+            job.execution.advance()  # a part ended: collect it, start the next
+        if not job.execution.done():
             return
         outcome = job.execution.outcome()
+        if self._lay_out_parts(job, outcome):
+            return
+        discard_parts(job.folder)
         cause = restart_cause(outcome)
         if cause is not None:
             self.bus.worker_restarted(job.rt, cause)
@@ -222,6 +233,25 @@ class Lifecycle(Finisher):
             self.publish(job, JobStatus.SUCCEEDED, None, result)
         else:
             self.fail(job, err, result)
+
+    def _lay_out_parts(self, job: RunningJob, outcome: Outcome) -> bool:
+        """The worker split the PDF: the job goes on as a PartsRun (True)."""
+        if not isinstance(outcome, Completed) or not outcome.result.parts or job.spec is None:
+            return False
+        assert self.executor is not None
+        timeout = job.plan.timeout_s if job.plan else 0.0
+        started = job.attempt.started_at or job.attempt.claimed_at
+        deadline = time.monotonic() + timeout - seconds_since(started)
+        job_id = job.job_id
+        run = PartsRun(
+            self.executor, job.spec, outcome.result, deadline, lambda: self.on_done(job_id)
+        )
+        job.execution = run
+        if job.cancel_mode == "hard" or job.draining:
+            run.cancel()  # stopped while it split: no part starts
+        else:
+            run.advance()  # a graceful cancel is seen there
+        return True
 
     # ------------------------------------------------------------------ cancel, drain
 

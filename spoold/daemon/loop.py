@@ -75,6 +75,7 @@ class Daemon:
         self.lifecycle = Lifecycle(self.host_id, self.token, executor, self.bus, self._job_done)
         self.markers = CancelMarkers(self.lifecycle)
         self.admission = Admission(self.lifecycle, self.markers, settings.workers)
+        self.lifecycle.workers = settings.workers
         self.lease = LeaseWatch(self.spools, self.lifecycle)
         self.guard = ErrorGuard(limit=20)
         self.error_pause_s = 0.5  # after a failed pass: no busy loop on a lasting error

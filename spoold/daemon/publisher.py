@@ -15,7 +15,7 @@ from ..convert.base import MEDIA_TYPES, SUFFIX_TYPES
 from ..crashpoints import crash_point
 from ..dedup import sha256_file
 from ..job import ErrorInfo, JobState, JobStatus
-from ..manifest import Artifact, FetchRecord, InputInfo, Manifest
+from ..manifest import Artifact, FetchRecord, InputInfo, Manifest, PartsInfo
 from ..outputs import apply_output_permissions, dir_mode, error_text, parse_mode
 from ..protocol import MANIFEST, atomic_write, publish, unlink_quiet
 from ..worker import CANCEL_FLAG, WorkerResult
@@ -64,6 +64,7 @@ def build_manifest(
         fetches=[FetchRecord(**f) for f in result.fetches],
         timings=dict(result.timings),
         duplicate_of=result.duplicate_of,
+        parts=PartsInfo(**result.parts_info) if result.parts_info else None,
         versions=versions(),
         created_at=state.arrived_at,
         finished_at=finished_at,

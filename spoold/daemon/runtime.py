@@ -11,6 +11,7 @@ from ..intake import JobPlan
 from ..job import Attempt, JobState, JobStatus
 from ..protocol import DaemonLease, SpoolPaths
 from ..settings import SpoolSettings
+from ..worker import JobSpec
 from .executor import Execution
 
 
@@ -44,6 +45,7 @@ class RunningJob:
     attempt: Attempt
     status: JobStatus  # where the job is in the state machine (queued until it runs)
     plan: JobPlan | None = None
+    spec: JobSpec | None = None
     execution: Execution | None = None
     cancel_mode: str | None = None
     cancel_deadline: float | None = None
@@ -56,3 +58,10 @@ class RunningJob:
     def holds_worker(self) -> bool:
         # A job whose execution is done holds no worker, even before it is published.
         return self.execution is None or not self.execution.done()
+
+    def workers_held(self) -> int:
+        # A split job may hold several (daemon/parts.py), or none between its runs.
+        held = getattr(self.execution, "workers_held", None)
+        if held is not None:
+            return int(held())
+        return 1 if self.holds_worker() else 0

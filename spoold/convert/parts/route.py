@@ -1,0 +1,107 @@
+"""The PDF route with parts, for a caller that lays the parts out elsewhere.
+
+The daemon runs a big job in three steps (docs/conversion.md "Big documents"): a worker
+splits the document (`split_source`), free workers lay out the parts, and one more
+worker run lays out the stamp and merges (`merge_source`). `spoold convert` runs the
+same steps with a local process pool (`convert_pdf`). `may_split` is a cheap upper
+bound on the plan's cost, so a small document is never parsed twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..base import ConversionContext
+from ..markdown import markdown_to_html, read_text
+from .executor import PartExecutor
+from .layout import layout_part
+from .pipeline import finish, render_pdf_in_parts, split_document
+from .plan import ELEMENT_COST, PartsPolicy
+from .tasks import PartResult, PartTask
+
+PARTS_DIR = ".spoold-parts"  # in the job's running folder, outside its sandbox
+SPLIT_SOURCES = ("md", "html")
+# Tuning and test seams, read by the daemon too (spoold.daemon.parts): cost units.
+SPLIT_ABOVE_ENV = "SPOOLD_PARTS_SPLIT_ABOVE"
+PART_COST_ENV = "SPOOLD_PARTS_PART_COST"
+FOREGROUND_WORKERS = 2
+
+
+def source_html(source_type: str, main: Path, ctx: ConversionContext) -> str | bytes:
+    """The HTML the unsplit PDF route would lay out (Markdown rendered first)."""
+    if source_type == "md":
+        ctx.stage("parsing")
+        return markdown_to_html(read_text(main), main.stem, ctx.options.metadata)
+    return main.read_bytes()
+
+
+def may_split(text: str | bytes, policy: PartsPolicy) -> bool:
+    """False when the plan's cost cannot reach the threshold: every element has a '<'."""
+    lt = text.count(b"<") if isinstance(text, bytes) else text.count("<")
+    # The running title adds one element; resources/*.css is not text.
+    return len(text) + ELEMENT_COST * (lt + 2) > policy.split_above
+
+
+def split_source(
+    text: str | bytes, ctx: ConversionContext, base: Path, workdir: Path, policy: PartsPolicy
+) -> list[PartTask]:
+    """Write the part files into a fresh `workdir`; no tasks: lay the document out whole."""
+    shutil.rmtree(workdir, ignore_errors=True)  # an earlier attempt's parts
+    return split_document(text, ctx, base, workdir, policy).tasks
+
+
+class InProcessExecutor:
+    """Lays tasks out one after another in this process (a worker cannot fork)."""
+
+    def run(self, tasks: Sequence[PartTask]) -> list[PartResult]:
+        return [layout_part(task) for task in tasks]
+
+
+def merge_source(
+    tasks: Sequence[PartTask], results: Sequence[PartResult], output: Path, ctx: ConversionContext
+) -> int:
+    """Stamp and merge laid-out parts into `output`; the document's page count."""
+    for r in results:
+        for w in r.warnings:
+            ctx.warn(w)
+    ctx.stage("writing")
+    outcome = finish(list(tasks), list(results), InProcessExecutor(), output)
+    return outcome.pages
+
+
+def convert_pdf(
+    source_type: str,
+    main: Path,
+    output: Path,
+    ctx: ConversionContext,
+    executor: PartExecutor,
+    policy: PartsPolicy,
+) -> int | None:
+    """The whole route with `executor`; None when the document is to be laid out whole."""
+    if source_type not in SPLIT_SOURCES:
+        return None
+    text = source_html(source_type, main, ctx)
+    if not may_split(text, policy):
+        return None
+    workdir = output.parent / f".{output.name}{PARTS_DIR}"
+    outcome = render_pdf_in_parts(text, ctx, main.parent, output, executor, workdir, policy)
+    return None if outcome is None else outcome.pages
+
+
+def convert_foreground(
+    source_type: str, main: Path, output: Path, ctx: ConversionContext
+) -> int | None:
+    """`spoold convert`: a big PDF in parts on a local pool; None: convert as usual."""
+    from .executor import LocalProcessExecutor
+
+    workers = min(FOREGROUND_WORKERS, os.cpu_count() or 1)
+    defaults = PartsPolicy()
+    policy = PartsPolicy(
+        split_above=int(os.environ.get(SPLIT_ABOVE_ENV) or defaults.split_above),
+        part_cost=int(os.environ.get(PART_COST_ENV) or defaults.part_cost),
+        workers=workers,
+    )
+    return convert_pdf(source_type, main, output, ctx, LocalProcessExecutor(workers), policy)

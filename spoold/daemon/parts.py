@@ -1,0 +1,257 @@
+"""A job whose PDF is laid out in parts: the parts on free workers, then the merge.
+
+A worker splits a big document and hands back part tasks (`WorkerResult.parts`); the
+lifecycle then replaces the job's execution with a `PartsRun`, which is an `Execution`
+to everything else (done, cancel, outcome), so cancel, drain, timeouts and publishing
+work as for any job. Scheduling (docs/architecture.md "Big jobs"): a split job always
+keeps one worker (the one it was claimed on), so it cannot be starved; it borrows more
+only when they are idle and no queued job is ready for them (`lend_workers`), so small
+jobs are never kept waiting longer than one part. A part whose worker dies is laid out
+again, alone, once; any other part failure ends the attempt with that part's error.
+When every part is laid out, the job runs once more in a worker with the results:
+that run stamps the page numbers, merges and writes the PDF (and any other target).
+
+Only the loop thread calls into a PartsRun; executor callbacks only wake the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError, Future
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ErrorCode, JobError
+from ..worker import CANCEL_FLAG, JobSpec, PartsSpec, ResourceUsage, WorkerError, WorkerResult
+from .executor import Cancelled, Completed, Execution, Executor, Outcome, TimedOut, WorkerDied
+
+if TYPE_CHECKING:
+    from ..convert.parts.tasks import PartResult, PartTask
+    from .runtime import RunningJob
+
+PARTS_DIR = ".spoold-parts"  # spoold.convert.parts.route.PARTS_DIR (not imported: lxml)
+PART_RETRIES = 1  # a part whose worker died is laid out again this many times
+# Tuning and test seams: the threshold and the part size, in cost units.
+SPLIT_ABOVE_ENV = "SPOOLD_PARTS_SPLIT_ABOVE"
+PART_COST_ENV = "SPOOLD_PARTS_PART_COST"
+SPLIT_ABOVE = 1_500_000
+PART_COST = 600_000
+
+
+def parts_spec(workers: int) -> PartsSpec:
+    """When this daemon splits PDFs: the plan's defaults unless the environment says."""
+    split_above = int(os.environ.get(SPLIT_ABOVE_ENV) or SPLIT_ABOVE)
+    part_cost = int(os.environ.get(PART_COST_ENV) or PART_COST)
+    return PartsSpec(split_above, part_cost, max(1, workers))
+
+
+def discard_parts(folder: Path) -> None:
+    """The parts folder goes when the attempt ends, whatever the outcome."""
+    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
+
+
+def _failed_part(result: PartResult) -> Completed:
+    code = ErrorCode(result.error_code or ErrorCode.CONVERSION_FAILED.value)
+    err = JobError(code, result.error_message or "a part failed")
+    return Completed(
+        WorkerResult(error=WorkerError(err.code.value, err.message, err.hint, err.retryable))
+    )
+
+
+class PartsRun:
+    """The parts and merge of one split attempt, as one Execution."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        spec: JobSpec,
+        split: WorkerResult,
+        deadline: float,
+        on_done: Callable[[], None],
+    ) -> None:
+        self.executor = executor
+        self.spec = spec
+        self.split = split  # the splitting run: its warnings, fetches and usage count too
+        self.tasks: list[PartTask] = list(split.parts or [])
+        self.deadline = deadline  # monotonic: the job's timeout_s bounds all of it
+        self.on_done = on_done
+        self.started = time.monotonic()
+        self.queued: deque[int] = deque(range(len(self.tasks)))
+        self.running: dict[int, Future[PartResult]] = {}
+        self.results: dict[int, PartResult] = {}
+        self.losses = [0] * len(self.tasks)
+        self.merge: Execution | None = None
+        self.ended: Outcome | None = None
+
+    # -------------------------------------------------------------- Execution
+
+    def done(self) -> bool:
+        return self.ended is not None or (self.merge is not None and self.merge.done())
+
+    def cancel(self) -> None:
+        if self.ended is None:
+            self.ended = Cancelled()
+        self._stop()
+        self.on_done()  # the loop publishes it (a merge's own callback may come later)
+
+    def outcome(self) -> Outcome:
+        if self.ended is not None:
+            return self.ended
+        assert self.merge is not None
+        merged = self.merge.outcome()
+        if not isinstance(merged, Completed):
+            return merged
+        return Completed(self._summed(merged.result))
+
+    def workers_held(self) -> int:
+        if self.ended is not None:
+            return 0
+        merging = self.merge is not None and not self.merge.done()
+        return len(self.running) + (1 if merging else 0)
+
+    # -------------------------------------------------------------- progress
+
+    def wants_workers(self) -> bool:
+        return self.ended is None and bool(self.queued) and not self._cancel_asked()
+
+    def advance(self) -> None:
+        """Collect ended parts; keep the job's own worker busy; merge when all are in."""
+        if self.done():
+            return
+        for i, future in list(self.running.items()):
+            if future.done() and self.ended is None:
+                del self.running[i]
+                self._collect(i, future)
+        if self.ended is None and self._cancel_asked():
+            self.queued.clear()  # graceful: running parts finish, nothing new starts
+            if not self.running and self.merge is None:
+                self.ended = Cancelled()
+        if self.ended is not None:
+            self._stop()
+            return
+        if self.queued and not self.running:
+            self.start(1)
+        elif not self.queued and not self.running and self.merge is None:
+            self._start_merge()
+
+    def start(self, workers: int) -> int:
+        """Start up to `workers` queued parts; how many started."""
+        started = 0
+        while self.queued and started < workers and self.ended is None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                self.ended = TimedOut()
+                self._stop()
+                self.on_done()
+                break
+            i = self.queued.popleft()
+            try:
+                future = self.executor.submit_part(
+                    self.tasks[i], self.spec.limits, remaining, self.on_done
+                )
+            except Exception as exc:  # a broken pool: the attempt ends, retried as lost
+                self._broken(exc)
+                break
+            self.running[i] = future
+            started += 1
+        return started
+
+    def _broken(self, exc: Exception) -> None:
+        self.ended = WorkerDied(None, f"the pool refused a part: {type(exc).__name__}")
+        self._stop()
+        self.on_done()
+
+    def _collect(self, i: int, future: Future[PartResult]) -> None:
+        try:
+            result = future.result()
+        except CancelledError:
+            self.ended = Cancelled()
+        except TimeoutError:
+            self.ended = TimedOut()
+        except Exception as exc:  # pebble's ProcessExpired: the worker died under the part
+            exitcode = getattr(exc, "exitcode", None)
+            if exitcode is not None and self.losses[i] < PART_RETRIES:
+                self.losses[i] += 1
+                self.queued.appendleft(i)  # again, alone; the rest goes on
+                return
+            self.ended = WorkerDied(exitcode, type(exc).__name__)
+            return
+        if result.error_code is not None:
+            self.ended = _failed_part(result)
+        else:
+            self.results[i] = result
+
+    def _start_merge(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self.ended = TimedOut()
+            self.on_done()
+            return
+        results = tuple(self.results[i] for i in range(len(self.tasks)))
+        assert self.spec.parts is not None
+        parts = replace(self.spec.parts, tasks=tuple(self.tasks), results=results)
+        try:
+            self.merge = self.executor.submit(
+                replace(self.spec, parts=parts), remaining, self.on_done
+            )
+        except Exception as exc:
+            self._broken(exc)
+
+    def _stop(self) -> None:
+        self.queued.clear()
+        for future in self.running.values():
+            future.cancel()  # pebble stops the worker running it
+        self.running.clear()
+        if self.merge is not None and not self.merge.done():
+            self.merge.cancel()
+
+    def _cancel_asked(self) -> bool:
+        return (Path(self.spec.folder) / CANCEL_FLAG).exists()
+
+    def _summed(self, merged: WorkerResult) -> WorkerResult:
+        """The merge run's result with the split run's records and usage over all runs."""
+        parts = [self.results[i] for i in range(len(self.tasks))]
+        runs = [u for u in (self.split.usage, merged.usage) if u is not None]
+        merged.usage = ResourceUsage(
+            cpu_s=round(sum(u.cpu_s for u in runs) + sum(p.cpu_s for p in parts), 6),
+            peak_rss_mb=max([u.peak_rss_mb for u in runs] + [p.peak_rss_mb for p in parts]),
+            wall_s=round(sum(u.wall_s for u in runs[:1]) + time.monotonic() - self.started, 6),
+        )
+        # The PDF's time: its share of the split run, the parts, the merge run.
+        split_wall = self.split.usage.wall_s if self.split.usage else 0.0
+        split_pdf = max(0.0, split_wall - sum(self.split.timings.values()))
+        merged.timings = {
+            **self.split.timings,
+            **merged.timings,
+            "pdf": round(split_pdf + time.monotonic() - self.started, 6),
+        }
+        merged.warnings = _unique([*self.split.warnings, *merged.warnings])
+        merged.fetches = [*self.split.fetches, *merged.fetches]
+        merged.parts_info = {
+            "count": len(parts),
+            "pages": [p.pages for p in parts],
+            "cpu_s": [p.cpu_s for p in parts],
+            "relaid": sum(self.losses),
+        }
+        return merged
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def lend_workers(jobs: Iterable[RunningJob], free: int) -> None:
+    """Idle workers no queued job is ready for go to split jobs, by priority then age."""
+    runs = [job for job in jobs if isinstance(job.execution, PartsRun)]
+    runs.sort(key=lambda job: (-job.state.priority, job.state.arrived_at))
+    for job in runs:
+        if free <= 0:
+            return
+        run: Any = job.execution
+        if run.wants_workers():
+            free -= run.start(free)

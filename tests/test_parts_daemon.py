@@ -1,0 +1,196 @@
+"""Big PDFs in parts through a real daemon: the merged file, cancel, a killed part worker.
+
+The split threshold and part size are lowered through the daemon's environment
+(SPOOLD_PARTS_SPLIT_ABOVE, SPOOLD_PARTS_PART_COST) so a document of a few dozen pages is
+laid out in several parts on the daemon's two workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from tests.bigdoc import release_notes
+
+from .conftest import cli, events, pid_alive, published, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def parts_env(part_cost: int) -> dict[str, str]:
+    return {"SPOOLD_PARTS_SPLIT_ABOVE": "40000", "SPOOLD_PARTS_PART_COST": str(part_cost)}
+
+
+def only_manifest(spool: Path, state: str) -> tuple[Path, dict[str, Any]]:
+    folders = published(spool, state)
+    assert len(folders) == 1, folders
+    return folders[0], json.loads((folders[0] / "manifest.json").read_text())
+
+
+def page_text(path: Path, page: int) -> str:
+    args = ["pdftotext", "-f", str(page), "-l", str(page), str(path), "-"]
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+def running_parts(spool: Path) -> list[tuple[int, Path]]:
+    """(worker pid, part PDF) of every part a worker has started and not finished."""
+    out = []
+    for pid_file in spool.glob("running/*/.spoold-parts/*.pdf.pid"):
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            continue  # being written, or the folder just went
+        pdf = pid_file.with_suffix("")
+        if not pdf.exists():
+            out.append((pid, pdf))
+    return out
+
+
+def outline(reader: PdfReader) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+
+    def walk(items: list[Any], depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+            else:
+                out.append((depth, str(item.title)))
+
+    walk(reader.outline, 0)
+    return out
+
+
+def drop(spool: Path, name: str, text: str) -> None:
+    staged = spool / f".{name}.tmp"
+    staged.write_text(text)
+    os.rename(staged, spool / "inbox" / name)
+
+
+def test_a_split_job_publishes_one_pdf_that_reads_as_one(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"])
+    daemon_factory(spool, env=parts_env(50_000))
+    drop(spool, "notes.md", release_notes(40))
+    wait_for(lambda: published(spool), what="the split job published")
+    folder, m = only_manifest(spool, "done")
+    assert m["status"] == "succeeded"
+    parts = m["parts"]
+    assert parts["count"] >= 3 and parts["count"] % 2 == 0, parts
+    pdf = folder / "notes.pdf"
+    total = m["artifacts"][0]["pages"]
+    assert sum(parts["pages"]) == total == len(PdfReader(pdf).pages)
+    assert not (folder / ".spoold-parts").exists()
+    # Page numbers run on across parts: "n / N" on every page.
+    for n in range(1, total + 1):
+        assert re.search(rf"\b{n} / {total}\b", page_text(pdf, n)), f"page {n}"
+    reader = PdfReader(pdf)
+    entries = outline(reader)
+    assert entries[0] == (0, "Release history")
+    releases = [(d, t) for d, t in entries if t.startswith("Release 0.")]
+    assert releases == [(1, f"Release 0.{s}") for s in range(40)], "one outline, in order"
+    assert len(entries) == 1 + 40 * 2, "each release and its Changes, once"
+    # Links reach their release's heading, also from one part into another.
+    firsts = list(itertools.accumulate(parts["pages"]))
+    part_of = {page: sum(page >= f for f in firsts) for page in range(total)}
+    names = reader.named_destinations
+    crossing = 0
+    for number, page in enumerate(reader.pages):
+        for ref in page.get("/Annots", []):
+            annot = ref.get_object()
+            action = annot.get("/A") or {}
+            if "/Dest" in annot:
+                name = str(annot["/Dest"])
+            elif action.get("/S") == "/GoTo":
+                name = str(action["/D"])
+            else:
+                continue
+            dest = reader.get_destination_page_number(names[name])
+            release = re.fullmatch(r"release-0(\d+)", name)
+            if release:
+                assert f"Release 0.{release[1]}" in page_text(pdf, dest + 1)
+            crossing += part_of[number] != part_of[dest]
+    assert crossing >= 3, "links from one part into another"
+    usage = m["attempts"][0]["usage"]
+    assert len(parts["cpu_s"]) == parts["count"] and min(parts["cpu_s"]) > 0
+    assert usage["cpu_s"] > sum(parts["cpu_s"]), "usage sums the split, the parts, the merge"
+    assert usage["peak_rss_mb"] > 0
+    # Two workers lay the parts out: the time they took is at least half their CPU.
+    assert m["timings"]["pdf"] >= sum(parts["cpu_s"]) / 2, "the PDF's time covers its parts"
+
+
+@pytest.mark.parametrize("mode", ["hard", "graceful"])
+def test_cancel_during_a_split_job_stops_every_part(make_spool, daemon_factory, mode) -> None:
+    spool = make_spool(targets=["pdf"], max_attempts=1)
+    daemon_factory(spool, env=parts_env(150_000))
+    drop(spool, "long.md", release_notes(120))
+    running = wait_for(lambda: running_parts(spool), what="a part running")
+    job_id = next(e["job_id"] for e in events(spool) if e["event"] == "job.started")
+    cli("cancel", str(spool), job_id, *(["--hard"] if mode == "hard" else []))
+    wait_for(lambda: published(spool, "failed"), what="the cancelled job published")
+    folder, m = only_manifest(spool, "failed")
+    assert m["status"] == "cancelled" and m["artifacts"] == []
+    assert not (folder / ".spoold-parts").exists(), "no parts folder left"
+    if mode == "hard":  # graceful lets the running parts finish: their workers stay
+        for pid, _ in running:
+            wait_for(lambda pid=pid: not pid_alive(pid), what=f"part worker {pid} stopped")
+
+
+def test_a_killed_part_worker_loses_only_its_part(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"])
+    daemon_factory(spool, env=parts_env(150_000))
+    drop(spool, "long.md", release_notes(120))
+    pid, _ = wait_for(lambda: running_parts(spool), what="a part running")[0]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: published(spool), timeout=180, what="the job published")
+    folder, m = only_manifest(spool, "done")
+    assert m["status"] == "succeeded"
+    assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], "one attempt: no job retry"
+    parts = m["parts"]
+    assert parts["relaid"] == 1 and parts["count"] >= 2
+    assert sum(parts["pages"]) == m["artifacts"][0]["pages"]
+    assert len(PdfReader(folder / "long.pdf").pages) == sum(parts["pages"])
+    assert m["attempts"][0]["usage"]["cpu_s"] > 0
+
+
+def test_a_small_job_does_not_wait_for_a_split_job(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"])
+    daemon_factory(spool, env=parts_env(150_000))
+    drop(spool, "long.md", release_notes(120))
+    wait_for(lambda: len(running_parts(spool)) == 2, what="the split job on both workers")
+    drop(spool, "small.md", "# Small\n\nA short note.\n")
+    wait_for(lambda: len(published(spool)) == 2, timeout=180, what="both jobs published")
+    ended = [e["name"] for e in events(spool) if e["event"] == "job.succeeded"]
+    assert ended == ["small.md", "long.md"], "the small job ran between the parts"
+
+
+def test_the_jobs_timeout_bounds_all_its_parts(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"], max_attempts=1, timeout_s=4)
+    daemon_factory(spool, env=parts_env(60_000))
+    drop(spool, "long.md", release_notes(160))
+    wait_for(lambda: published(spool, "failed"), timeout=120, what="the job timed out")
+    folder, m = only_manifest(spool, "failed")
+    assert m["error"]["code"] == "timeout", m["error"]
+    assert not (folder / ".spoold-parts").exists()
+    assert m.get("parts") is None and m["artifacts"] == []
+
+
+def test_a_split_job_converts_its_other_targets_too(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["docx", "pdf", "html"])
+    daemon_factory(spool, env=parts_env(50_000))
+    drop(spool, "notes.md", release_notes(30))
+    wait_for(lambda: published(spool), what="the split job published")
+    folder, m = only_manifest(spool, "done")
+    assert m["status"] == "succeeded" and m["parts"]["count"] >= 2
+    assert sorted(a["target"] for a in m["artifacts"]) == ["docx", "html", "pdf"]
+    for a in m["artifacts"]:
+        assert (folder / a["path"]).stat().st_size == a["size"]
+    pdf = next(a for a in m["artifacts"] if a["target"] == "pdf")
+    assert pdf["pages"] == sum(m["parts"]["pages"]) == len(PdfReader(folder / pdf["path"]).pages)
