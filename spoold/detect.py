@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Observers (the hints) live in observers.py; doctor imports these two from here.
+from .clock import wall_time
 from .observers import filesystem_type as filesystem_type
 from .observers import needs_polling as needs_polling
 from .protocol import INPUT_DIR, STATE_FILE, job_id_of
@@ -265,7 +266,7 @@ class InboxTracker:
             if entry is not None:
                 entry.gone = True  # replaced by another entry of the same name
             route, name = self._key_parts(key)
-            entry = Entry(key, route, name, kind, st.st_uid, sig, now, time.time(), next(_seq))
+            entry = Entry(key, route, name, kind, st.st_uid, sig, now, wall_time(), next(_seq))
             self.entries[key] = entry
             if kind == "cancel":
                 self._marker_keys.add(key)
