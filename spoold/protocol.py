@@ -151,8 +151,18 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
     """Write `data` to `path` so readers see the old or the new file, never a part.
 
-    Temporary name in the same folder, write, fsync, rename, fsync of the folder.
+    Temporary name in the same folder, write, fsync, rename, fsync of the folder. A
+    transient error (ESTALE, EIO... on a network mount) redoes it all, bounded.
     """
+    try:
+        _atomic_write_once(path, data, durable, mode)
+    except OSError as exc:
+        if not is_transient(exc):
+            raise
+        call_with_retry(_atomic_write_once, path, data, durable, mode)
+
+
+def _atomic_write_once(path: Path, data: bytes, durable: bool, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
