@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..retire import init_pool_worker, run_job_then_maybe_retire
 from ..worker import JobSpec, WorkerLimits, WorkerResult
-from .retire import init_pool_worker, run_job_then_maybe_retire
 
 log = logging.getLogger("spoold")
 
@@ -132,7 +132,7 @@ class PoolExecutor:
         # forkserver: workers fork from a clean process that preloaded the converters,
         # not from this threaded daemon (fork after threads can deadlock on locks).
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["spoold.worker", *CONVERTER_MODULES])
+        ctx.set_forkserver_preload(["spoold.worker", "spoold.retire", *CONVERTER_MODULES])
         pool = ProcessPool(
             max_workers=self._workers,
             max_tasks=self._max_tasks,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..errors import ErrorCode
-from ..worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job
+from .errors import ErrorCode
+from .worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job
 
 _retire = False  # set in a worker whose last job hit a resource limit
 
