@@ -172,13 +172,19 @@ def recoveries(
             continue  # claimed before the log began: cannot judge
         owner, c = claim["host"], real_time(claim, skews)
         kill = next((k for k in chaos.kills[owner] if c <= k <= t), None)
+        # Legitimate: the owner was frozen long enough for its lease to lapse. A lease
+        # counts from the owner's last renewal, which may be up to ttl/3 (the renewal
+        # interval) before the freeze began: so from 2/3 ttl into the freeze.
         frozen = any(
-            fs <= t - 0.9 * ttl and fe >= c and t <= fe + ttl for fs, fe in chaos.freezes[owner]
+            fs <= t - (2 / 3) * ttl and fe >= c and t <= fe + ttl for fs, fe in chaos.freezes[owner]
         )
         if kill is None and not frozen:
             from_live += 1
+            near = [(round(fs - t, 1), round(fe - t, 1)) for fs, fe in chaos.freezes[owner]]
+            near = [f for f in near if abs(f[0]) < 6 * ttl]
             print(
                 f"  live claim taken: {e['host']} took {e['job_id']} a{e['attempt']} from {owner}"
+                f" (claimed {c - t:+.1f} s; owner's freezes near, start/end from then: {near})"
             )
         if kill is not None:
             later = [s for s in starts.get(e["job_id"], []) if s > t]

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Observers (the hints) live in observers.py; doctor imports these two from here.
+from .clock import wall_time
 from .observers import filesystem_type as filesystem_type
 from .observers import needs_polling as needs_polling
 from .protocol import INPUT_DIR, STATE_FILE, job_id_of
+from .transient import call_with_retry, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +242,7 @@ class InboxTracker:
     ) -> Entry | None:
         if st is None:
             try:
-                st = os.lstat(os.path.join(self._inbox, key))
+                st = call_with_retry(os.lstat, os.path.join(self._inbox, key))
             except FileNotFoundError:
                 self._forget(key)
                 return None
@@ -265,7 +267,7 @@ class InboxTracker:
             if entry is not None:
                 entry.gone = True  # replaced by another entry of the same name
             route, name = self._key_parts(key)
-            entry = Entry(key, route, name, kind, st.st_uid, sig, now, time.time(), next(_seq))
+            entry = Entry(key, route, name, kind, st.st_uid, sig, now, wall_time(), next(_seq))
             self.entries[key] = entry
             if kind == "cancel":
                 self._marker_keys.add(key)
@@ -307,7 +309,7 @@ class InboxTracker:
         new: list[tuple[int, str, os.stat_result]] = []
         for folder, prefix in dirs:
             try:
-                it = os.scandir(folder)
+                it = call_with_retry(os.scandir, folder)
             except FileNotFoundError:
                 continue
             with it:
@@ -320,6 +322,10 @@ class InboxTracker:
                             st = de.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
+                        except OSError as exc:
+                            if not is_transient(exc):
+                                raise
+                            continue  # ESTALE and the like: seen again by the next scan
                         new.append((st.st_ctime_ns, key, st))
                     seen.add(key)
                     # Known entries are not stat'ed here: a scan costs a listing, not a

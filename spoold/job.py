@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .protocol import STATE_FILE
+from .transient import call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class JobState(BaseModel):
 def read_state(folder: Path) -> JobState | None:
     """The state file of a job folder (None when absent or unreadable)."""
     try:
-        return JobState.model_validate_json((folder / STATE_FILE).read_bytes())
+        # Retried: a transient ESTALE must not pass for "no state" (its attempts count).
+        return JobState.model_validate_json(call_with_retry((folder / STATE_FILE).read_bytes))
     except (OSError, ValueError):
         return None

@@ -8,51 +8,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .fstype import filesystem_of
+from .fstype import needs_polling as fstype_needs_polling
+
 if TYPE_CHECKING:
     from .detect import InboxTracker
 
-# statfs magic numbers of filesystems whose remote writes inotify cannot see.
-_REMOTE_FS = {
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "fuse",
-    "ceph",
-    "9p",
-    "afs",
-    "glusterfs",
-    "lustre",
-    "gpfs",
-    "beegfs",
-    "davfs",
-    "sshfs",
-    "vboxsf",
-    "virtiofs",
-}
-
 
 def filesystem_type(path: Path) -> str:
-    """The type of the mount holding `path`, from /proc/self/mountinfo."""
-    real = os.path.realpath(path)
-    best, fstype = "", "unknown"
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                left, _, right = line.partition(" - ")
-                mount_point = left.split()[4].replace("\\040", " ")
-                inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best):
-                    best, fstype = mount_point, right.split()[0]
-    except OSError:
-        pass
-    return fstype
+    """The type of the filesystem holding `path` ("nfs4", "fuse.bindfs", "ext4")."""
+    return filesystem_of(path).name
 
 
 def needs_polling(path: Path) -> bool:
-    fstype = filesystem_type(path)
-    return fstype.split(".")[0] in _REMOTE_FS or fstype.startswith("fuse")
+    """True on NFS, SMB, FUSE and the like (statfs; spoold/fstype.py): inotify there
+    cannot see what other clients write."""
+    return fstype_needs_polling(path)
 
 
 class Observer:

@@ -15,9 +15,8 @@ JOBDIR is STEM.JOBID. The attempt number and the claiming daemon are part of the
 folder's name, so publishing (a rename of exactly that name) can only succeed for the
 attempt that still holds the job: that is the fencing token.
 
-Liveness: each daemon instance holds an flock on .spoold/daemons/TOKEN.lock for its life
-(the kernel drops it when the process dies) and touches .spoold/daemons/TOKEN.json as a
-heartbeat, for hosts that cannot see each other's locks (NFS, SMB).
+Liveness (who still holds its claims) is spoold/leases.py's: a lease file per daemon
+instance in .spoold/daemons/, judged on the observer's monotonic clock.
 """
 
 from __future__ import annotations
@@ -25,21 +24,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import json
 import os
 import re
 import secrets
 import socket
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import tenacity
-
+from . import clock
 from .errors import SpoolError
+from .transient import call_with_retry, is_transient
 
 SUBDIRS = ("inbox", "tmp", "running", "done", "failed", "out", ".spoold")
 STATE_DIR = ".spoold"
@@ -154,8 +151,18 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
     """Write `data` to `path` so readers see the old or the new file, never a part.
 
-    Temporary name in the same folder, write, fsync, rename, fsync of the folder.
+    Temporary name in the same folder, write, fsync, rename, fsync of the folder. A
+    transient error (ESTALE, EIO... on a network mount) redoes it all, bounded.
     """
+    try:
+        _atomic_write_once(path, data, durable, mode)
+    except OSError as exc:
+        if not is_transient(exc):
+            raise
+        call_with_retry(_atomic_write_once, path, data, durable, mode)
+
+
+def _atomic_write_once(path: Path, data: bytes, durable: bool, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
@@ -193,32 +200,15 @@ def unlink_quiet(path: Path) -> None:
 _unlink_quiet = unlink_quiet  # the name the lease code below uses
 
 
-# A rename that fails with one of these (a busy file on an SMB or NFS mount, a server
-# asking to try again) is tried again a few times before the error counts.
-TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EAGAIN})
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
-
-
-_retry_transient = tenacity.retry(
-    retry=tenacity.retry_if_exception(_is_transient),
-    stop=tenacity.stop_after_attempt(3),
-    wait=tenacity.wait_exponential(multiplier=0.01, max=0.2),
-    reraise=True,
-)
-
-
 def rename(src: Path, dst: Path) -> None:
-    """os.rename, with bounded retries of transient errors."""
+    """os.rename, with bounded retries of transient errors (spoold/transient.py)."""
     try:
         os.rename(src, dst)
     except OSError as exc:
-        if not _is_transient(exc):
+        if not is_transient(exc):
             raise
         # The rare case only: tenacity's bookkeeping costs more than a rename on tmpfs.
-        _retry_transient(os.rename)(src, dst)
+        call_with_retry(os.rename, src, dst)
 
 
 _libc: Any = None
@@ -232,9 +222,9 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     try:
         _rename_noreplace(src, dst)
     except OSError as exc:
-        if not _is_transient(exc):
+        if not is_transient(exc):
             raise
-        _retry_transient(_rename_noreplace)(src, dst)
+        call_with_retry(_rename_noreplace, src, dst)
 
 
 def _rename_noreplace(src: Path, dst: Path) -> None:
@@ -274,7 +264,7 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.utcnow()  # the wall-clock seam: tests can skew it
 
 
 def iso(ts: datetime | None = None) -> str:
@@ -282,8 +272,8 @@ def iso(ts: datetime | None = None) -> str:
 
 
 def new_job_id() -> str:
-    """Sortable by time, unique across hosts (40 random bits per second)."""
-    return f"{utcnow():%Y%m%dT%H%M%SZ}-{secrets.token_hex(5)}"
+    """Sortable by the creating host's time, unique across hosts (clock.new_job_id)."""
+    return clock.new_job_id()
 
 
 def new_token() -> str:
@@ -412,105 +402,8 @@ def publish(folder: Path, dest_dir: Path, jobdir: str, *, durable: bool = True) 
 # --------------------------------------------------------------------------- liveness
 
 
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
-
-
 def default_host_id() -> str:
     return socket.gethostname()
-
-
-class DaemonLease:
-    """This daemon instance's lock and heartbeat in .spoold/daemons/.
-
-    The flock dies with the process, so a daemon on the same host can tell at once that
-    an owner is gone; the heartbeat's mtime serves hosts that cannot see the lock.
-    """
-
-    def __init__(self, paths: SpoolPaths, host_id: str, token: str) -> None:
-        self.paths = paths
-        self.host_id = host_id
-        self.token = token
-        self.lock_path = paths.daemons / f"{token}.lock"
-        self.info_path = paths.daemons / f"{token}.json"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._fd = fd
-        self._write_info()
-
-    def _write_info(self) -> None:
-        info = {"host": self.host_id, "boot_id": boot_id(), "pid": os.getpid(), "started_at": iso()}
-        try:
-            atomic_write_json(self.info_path, info)
-        except OSError:
-            # A full disk must not stop the daemon from starting: the lock file alone
-            # (its flock here, its mtime as the heartbeat elsewhere) says we are alive.
-            pass
-
-    def heartbeat(self) -> None:
-        if self._fd is not None:
-            os.utime(self._fd)
-        try:
-            os.utime(self.info_path)
-        except FileNotFoundError:
-            # Not written yet (disk full) or purged while we were frozen: write it again.
-            self._write_info()
-
-    def release(self) -> None:
-        _unlink_quiet(self.info_path)
-        _unlink_quiet(self.lock_path)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def owner_is_gone(paths: SpoolPaths, token: str, host_id: str, lease_ttl_s: float) -> bool:
-    """Whether the daemon instance TOKEN no longer holds its claims."""
-    info_path = paths.daemons / f"{token}.json"
-    lock_path = paths.daemons / f"{token}.lock"
-    info: dict[str, Any] | None
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, ValueError):
-        info = None
-    if info is not None and info.get("host") == host_id and info.get("boot_id") == boot_id():
-        # Same host, same boot: the kernel lock is the truth, no waiting for a lease.
-        return not _lock_is_held(lock_path)
-    if info is None and _lock_is_held(lock_path):
-        return False  # its record could not be written (disk full), but it is alive
-    # Another host (or an unknown owner): only the lease, renewed by the heartbeat.
-    ages = []
-    for p in (info_path, lock_path):
-        try:
-            ages.append(time.time() - p.stat().st_mtime)
-        except OSError:
-            continue
-    return not ages or min(ages) > lease_ttl_s
-
-
-def _lock_is_held(lock_path: Path) -> bool:
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the lock we may have just taken
-    return False
-
-
-def forget_daemon(paths: SpoolPaths, token: str) -> None:
-    _unlink_quiet(paths.daemons / f"{token}.json")
-    _unlink_quiet(paths.daemons / f"{token}.lock")
 
 
 def free_disk_mb(path: Path) -> float:

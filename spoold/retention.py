@@ -18,11 +18,11 @@ import json
 import logging
 import os
 import stat
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .clock import wall_time
 from .outputs import unlink_flat_outputs
 from .protocol import MANIFEST, SpoolPaths, job_id_of, rename_noreplace
 
@@ -100,7 +100,7 @@ def purge(
     Caveat: blocks for as long as deleting takes (large spools: run it off the main
     loop, e.g. on the hook pool or a timer thread).
     """
-    now = time.time() if now is None else now
+    now = wall_time() if now is None else now
     result = PurgeResult()
     doomed: list[tuple[str, Path]] = []  # (kind, renamed folder)
 

@@ -43,7 +43,6 @@ SETTINGS: dict[str, Any] = {
     "min_free_mb": 0,
     "max_attempts": 5,
 }
-NEEDS_WIRING = "needs the leases wiring (issue 11)"
 
 
 def events(spool: Path) -> list[dict[str, Any]]:
@@ -153,7 +152,6 @@ def test_a_dead_hosts_claims_are_run_again_by_another_host(tmp_path: Path) -> No
         assert_no_error_loop(h2)
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_a_frozen_host_is_fenced_then_recovers_on_its_own(tmp_path: Path) -> None:
     with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
         h1.start().wait_ready()
@@ -183,7 +181,6 @@ def test_a_frozen_host_is_fenced_then_recovers_on_its_own(tmp_path: Path) -> Non
         assert_no_error_loop(h1)
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_hosts_with_skewed_clocks_take_no_claims_from_each_other(tmp_path: Path) -> None:
     with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
         h1.skew_s, h2.skew_s = 120.0, -120.0

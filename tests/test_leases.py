@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,7 @@ def test_replaced_lease_file_is_noticed_by_its_owner(daemons: Path) -> None:
 
 HOLDER = """
 import sys
+import time
 from pathlib import Path
 from spoold.leases import OwnLease
 OwnLease(Path(sys.argv[1]), sys.argv[2], sys.argv[3]).acquire()
@@ -198,26 +200,34 @@ def test_tokens_lists_leases_and_retain_drops_forgotten_ones(daemons: Path) -> N
     assert w.silent_for("00000012") is None
 
 
+def old_rule_is_gone(daemons: Path, token: str, ttl: float) -> bool:
+    """How daemons before the counter judged a peer on another host: by the wall-clock
+    age of the newest of its two lease files' mtimes."""
+    ages = [time.time() - p.stat().st_mtime for p in lease_paths(daemons, token) if p.exists()]
+    return not ages or min(ages) > ttl
+
+
 def test_rolling_upgrade_old_and_new_daemons_see_each_other_alive(tmp_path: Path) -> None:
     """During an upgrade one host at a time, old daemons (mtime heartbeats, judged by
     wall-clock age) and new ones (counter) must not take each other's claims."""
-    from spoold.protocol import DaemonLease, init_spool, owner_is_gone
-
-    paths = init_spool(tmp_path / "spool")
-    old = DaemonLease(paths, "old-host", "000000a0")
-    old.acquire()
-    new = OwnLease(paths.daemons, "new-host", "000000a1")
+    daemons = tmp_path / "daemons"
+    daemons.mkdir()
+    old_info, old_lock = lease_paths(daemons, "000000a0")
+    old_info.write_text('{"host": "old-host", "boot_id": "x", "pid": 1, "started_at": "t"}')
+    old_lock.touch()
+    new = OwnLease(daemons, "new-host", "000000a1")
     new.acquire()
     clock = FakeMonotonic()
-    w = PeerWatcher(paths.daemons, "new-host", TTL, monotonic=clock)
+    w = PeerWatcher(daemons, "new-host", TTL, monotonic=clock)
     assert not w.is_gone("000000a0")
-    for path in lease_paths(paths.daemons, "000000a0"):
+    for path in (old_info, old_lock):
         os.utime(path, (1, 1))  # so the old daemon's next heartbeat is a visible change
     clock.now += TTL - 1
-    old.heartbeat()
+    for path in (old_info, old_lock):
+        os.utime(path)  # the old daemon's heartbeat: a touch
     assert not w.is_gone("000000a0")
     clock.now += TTL - 1
     assert not w.is_gone("000000a0")
     # The old rule: a lease whose files were modified within the TTL is alive.
     new.renew()
-    assert not owner_is_gone(paths, "000000a1", "old-host", TTL)
+    assert not old_rule_is_gone(daemons, "000000a1", TTL)

@@ -290,6 +290,7 @@ def test_a_lasting_rename_error_is_raised(tmp_path: Path, monkeypatch: Any) -> N
     import errno
 
     from spoold import protocol
+    from spoold.transient import ATTEMPTS
 
     calls = []
 
@@ -300,7 +301,7 @@ def test_a_lasting_rename_error_is_raised(tmp_path: Path, monkeypatch: Any) -> N
     monkeypatch.setattr(protocol.os, "rename", busy)
     with pytest.raises(OSError):
         protocol.rename(tmp_path / "a", tmp_path / "b")
-    assert len(calls) == 4  # the first try, then three under tenacity
+    assert len(calls) == 1 + ATTEMPTS  # the first try, then transient.py's bounded policy
 
 
 def test_a_loop_failing_the_same_way_twenty_times_exits_70(spool: Path) -> None:
@@ -344,6 +345,7 @@ def test_a_claim_lost_to_another_daemon_is_recorded(spool: Path) -> None:
 
 def test_recovery_requeues_a_dead_daemons_claim_once(spool: Path) -> None:
     from spoold.daemon.recovery import recover
+    from spoold.leases import PeerWatcher
     from spoold.protocol import SpoolPaths, claim_entry, job_dir_name, new_job_id
 
     h = Harness(spool, FakeExecutor(), [])
@@ -351,6 +353,11 @@ def test_recovery_requeues_a_dead_daemons_claim_once(spool: Path) -> None:
     jobdir = job_dir_name("orphan.md", new_job_id())
     # Claimed by daemon "deadbeef", which has no lease files: it is gone.
     claim_entry(SpoolPaths(spool), "orphan.md", "orphan.md", jobdir, 1, "deadbeef")
+    now = [1000.0]
+    h.rt.peers = PeerWatcher(h.rt.paths.daemons, "testhost", 30.0, monotonic=lambda: now[0])
+    recover(h.rt, h.lifecycle, "testhost", "0badc0de")  # first look: "just seen"
+    assert os.listdir(spool / "running") != []
+    now[0] += 30.0  # a lease on this daemon's monotonic clock without a change
     recover(h.rt, h.lifecycle, "testhost", "0badc0de")
     recover(h.rt, h.lifecycle, "testhost", "0badc0de")  # nothing left: no second event
     assert os.listdir(spool / "running") == []

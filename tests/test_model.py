@@ -30,11 +30,11 @@ from hypothesis.stateful import (
 )
 
 from spoold.job import TERMINAL, TRANSITIONS, InvalidTransition, JobStatus, check_transition
+from spoold.leases import OwnLease, PeerWatcher
 from spoold.protocol import (
     INPUT_DIR,
     MANIFEST,
     STATE_FILE,
-    DaemonLease,
     atomic_write_json,
     claim_entry,
     claim_requeued,
@@ -42,7 +42,6 @@ from spoold.protocol import (
     job_dir_name,
     new_job_id,
     new_token,
-    owner_is_gone,
     parse_running_name,
     publish,
     rename_noreplace,
@@ -167,7 +166,7 @@ LEASE_TTL_S = 3600.0  # same host, same boot: the flock decides, never the lease
 class Daemon:
     name: str
     token: str
-    lease: DaemonLease
+    lease: OwnLease
     holdings: dict[str, Path] = field(default_factory=dict)  # entry name -> running folder
 
 
@@ -232,7 +231,7 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     def _start_daemon(self, name: str) -> Daemon:
         token = new_token()
-        lease = DaemonLease(self.paths, HOST, token)
+        lease = OwnLease(self.paths.daemons, HOST, token)
         lease.acquire()
         return Daemon(name, token, lease)
 
@@ -349,9 +348,9 @@ class ProtocolMachine(RuleBasedStateMachine):
     def crash(self, who: str) -> None:
         """The daemon dies (its flock goes with it) and starts again as a new instance."""
         old = self.daemons[who]
-        assert old.lease._fd is not None
-        os.close(old.lease._fd)  # what the kernel does when the process dies
-        old.lease._fd = None
+        assert old.lease._lock_fd is not None
+        os.close(old.lease._lock_fd)  # what the kernel does when the process dies
+        old.lease._lock_fd = None
         for name, folder in old.holdings.items():
             assert self.jobs[name].jobdir is not None
             self.stale.append(Stale(name, folder, self.jobs[name].jobdir or ""))
@@ -367,7 +366,7 @@ class ProtocolMachine(RuleBasedStateMachine):
             assert parsed is not None, f"unexpected entry in running/: {name}"
             if parsed.token == me.token:
                 continue
-            if not owner_is_gone(self.paths, parsed.token, HOST, LEASE_TTL_S):
+            if not PeerWatcher(self.paths.daemons, HOST, LEASE_TTL_S).is_gone(parsed.token):
                 # A live daemon's claim: never taken from it.
                 assert any(d.token == parsed.token for d in self.daemons.values())
                 continue

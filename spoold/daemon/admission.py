@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..detect import Entry
 from ..events import DaemonPaused
-from ..protocol import free_disk_mb
+from ..job import JobState
+from ..protocol import STATE_FILE, free_disk_mb
 from ..scheduler import Candidate, Scheduler
 from .cancel import CancelMarkers
 from .jobfolder import state_of
@@ -18,6 +20,8 @@ from .parts import lend_workers
 from .runtime import SpoolRuntime
 
 log = logging.getLogger("spoold")
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # protocol.iso()
 
 
 class Admission:
@@ -48,7 +52,7 @@ class Admission:
                 state = state_of(rt.paths.inbox / entry.key, entry.key)
                 if state is not None:
                     priority = state.priority
-                    not_before = state.next_attempt_at or 0.0
+                    not_before = retry_not_before(rt, rt.paths.inbox / entry.key, state, wall)
             elif entry.kind == "dir":
                 priority = _job_file_priority(rt.paths.inbox / entry.key, priority)
             self.scheduler.push(Candidate(rt.name, entry, priority, not_before), wall)
@@ -110,3 +114,29 @@ def _job_file_priority(folder: Path, default: int) -> int:
     except (OSError, ValueError, AttributeError):
         pass
     return default
+
+
+def retry_not_before(rt: SpoolRuntime, folder: Path, state: JobState, wall: float) -> float:
+    """This host's wall time before which a requeued job must not be claimed again.
+
+    The requeuing host's clock may be minutes off ours, so its `next_attempt_at` is not
+    compared with our clock: its delay (next_attempt_at less the attempt's finish, both
+    its own clock) is waited from when the folder was requeued, as the spool's own
+    clock measures it (the file server stamps the state file's mtime and our probe's).
+    """
+    if state.next_attempt_at is None:
+        return 0.0
+    last = state.last_attempt()
+    finished = last.finished_at if last is not None else None
+    try:
+        requeued = datetime.strptime(finished or "", ISO_FORMAT).replace(tzinfo=UTC)
+        delay = state.next_attempt_at - requeued.timestamp()
+    except ValueError:
+        # No finish time (written by hand or by an older version): cap the wait.
+        delay = state.next_attempt_at - wall
+    delay = min(max(0.0, delay), rt.settings.backoff_max_s)
+    try:
+        waited = rt.spool_clock.age_of(folder / STATE_FILE)
+    except OSError:
+        waited = 0.0  # cannot tell: wait the whole delay
+    return wall + max(0.0, delay - waited)

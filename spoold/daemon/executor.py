@@ -2,20 +2,40 @@
 
 The lifecycle sees only `Executor.submit` and the `Execution` it returns, so tests can
 run jobs in-process (tests/test_lifecycle.py) while the daemon runs them in workers.
+
+The pool heals itself (PoolExecutor.heal, called on every pass of the loop): when one
+of pebble's manager threads has died or the pool reports an internal error, the jobs
+in flight end as worker deaths (retried as worker_lost), the old pool's workers are
+stopped and a new pool is started. A pool that cannot be started again raises
+PoolBroken, and the daemon exits 70 for systemd to start a fresh one.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import multiprocessing
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job, run_part
+from ..retire import init_pool_worker, run_job_then_maybe_retire
+from ..worker import JobSpec, WorkerLimits, WorkerResult, run_part
 
 if TYPE_CHECKING:
     from ..convert.parts.tasks import PartResult, PartTask
+
+log = logging.getLogger("spoold")
+
+# Test-only fault injection: "manager" kills pebble's pool manager thread at the first
+# submit (a job is in flight); "manager,norebuild" also makes every rebuild fail.
+POOL_FAULT_ENV = "SPOOLD_TEST_POOL_FAULT"
+
+
+class PoolBroken(RuntimeError):
+    """The worker pool failed and could not be started again."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +87,28 @@ class Executor(Protocol):
 
 
 class PoolExecution:
-    def __init__(self, future: concurrent.futures.Future[WorkerResult]) -> None:
+    def __init__(
+        self, future: concurrent.futures.Future[WorkerResult], on_done: Callable[[], None]
+    ) -> None:
         self._future = future
+        self._on_done = on_done
+        self._lost: WorkerDied | None = None  # set when its pool failed under it
 
     def done(self) -> bool:
-        return self._future.done()
+        return self._lost is not None or self._future.done()
+
+    def lose(self, why: str) -> None:
+        """End it as a worker death: its pool failed and is being replaced."""
+        if self._lost is None and not self._future.done():
+            self._lost = WorkerDied(None, why)
+            self._on_done()
 
     def cancel(self) -> None:
         self._future.cancel()
 
     def outcome(self) -> Outcome:
+        if self._lost is not None:
+            return self._lost
         try:
             result = self._future.result()
         except concurrent.futures.CancelledError:
@@ -92,34 +124,71 @@ class PoolExecutor:
     """A pebble ProcessPool of long-lived workers, forked from a forkserver."""
 
     def __init__(self, workers: int, max_tasks: int, limits: WorkerLimits) -> None:
+        self._workers = workers
+        self._max_tasks = max_tasks
+        self._limits = limits
+        self._in_flight: set[PoolExecution] = set()
+        self._fault = os.environ.get(POOL_FAULT_ENV, "").split(",")
+        self._pool = self._new_pool(rebuild=False)
+
+    def _new_pool(self, *, rebuild: bool) -> Any:
         from pebble import ProcessPool
 
         from ..convert import CONVERTER_MODULES
 
+        if rebuild and "norebuild" in self._fault:
+            raise RuntimeError(f"{POOL_FAULT_ENV}: rebuilding refused")
         # forkserver: workers fork from a clean process that preloaded the converters,
         # not from this threaded daemon (fork after threads can deadlock on locks).
         ctx = multiprocessing.get_context("forkserver")
         # The parts layout too: WeasyPrint is imported once, not by each worker.
         ctx.set_forkserver_preload(
-            ["spoold.worker", *CONVERTER_MODULES, "spoold.convert.parts.layout"]
+            ["spoold.worker", "spoold.retire", *CONVERTER_MODULES, "spoold.convert.parts.layout"]
         )
-        self._pool = ProcessPool(
-            max_workers=workers,
-            max_tasks=max_tasks,
-            initializer=init_worker,
-            initargs=(limits,),
+        pool = ProcessPool(
+            max_workers=self._workers,
+            max_tasks=self._max_tasks,
+            initializer=init_pool_worker,
+            initargs=(self._limits,),
             context=ctx,
         )
         # Reading `active` starts the forkserver and the workers now, before READY=1;
         # otherwise the first schedule() would, and the first job's job.started would
         # be logged ~250 ms before its worker could begin.
-        if not self._pool.active:
+        if not pool.active:
             raise RuntimeError("the worker pool did not start")
+        return pool
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
-        future = self._pool.schedule(run_job, args=(spec,), timeout=timeout_s)
+        future = self._pool.schedule(run_job_then_maybe_retire, args=(spec,), timeout=timeout_s)
+        execution = PoolExecution(future, on_done)
+        self._in_flight.add(execution)
         future.add_done_callback(lambda _f: on_done())
-        return PoolExecution(future)
+        if "manager" in self._fault:
+            self._fault.remove("manager")
+            _kill_manager_thread(self._pool)
+        return execution
+
+    def heal(self) -> None:
+        """Replace the pool if it failed; PoolBroken if it cannot be replaced."""
+        self._in_flight = {e for e in self._in_flight if not e.done()}
+        if self._pool.active:  # False once a manager thread died or the pool broke
+            return
+        log.error(
+            "the worker pool failed (Unexpected error within the Pool); starting a new "
+            "one, %d job(s) in flight are retried as worker_lost",
+            len(self._in_flight),
+        )
+        old, lost = self._pool, self._in_flight
+        try:
+            self._pool = self._new_pool(rebuild=True)
+        except Exception as exc:
+            raise PoolBroken(f"the worker pool could not be started again: {exc}") from exc
+        finally:
+            threading.Thread(target=_stop_pool, args=(old,), daemon=True).start()
+        self._in_flight = set()
+        for execution in lost:
+            execution.lose("the worker pool failed and was replaced")
 
     def submit_part(
         self, task: PartTask, limits: WorkerLimits, timeout_s: float, on_done: Callable[[], None]
@@ -131,5 +200,23 @@ class PoolExecutor:
         return future
 
     def stop(self) -> None:
-        self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves stop() unannotated
-        self._pool.join(timeout=10)
+        _stop_pool(self._pool)
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop a pool's workers; for a failed pool this also ends its remaining threads."""
+    try:
+        pool.stop()
+        pool.join(timeout=10)
+    except Exception:
+        log.debug("stopping a worker pool failed", exc_info=True)
+
+
+def _kill_manager_thread(pool: Any) -> None:
+    """Test fault: the pool manager thread's next pass raises, and the thread ends."""
+    manager = pool._pool_manager
+
+    def broken() -> None:
+        raise RuntimeError(f"{POOL_FAULT_ENV}: pool manager thread killed")
+
+    manager.update_status = broken

@@ -13,9 +13,9 @@ the only writers of job state. Rename races end in defined outcomes:
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
+from ..clock import wall_time
 from ..crashpoints import crash_point
 from ..dedup import dedup_record
 from ..errors import ErrorCode, JobError
@@ -100,7 +100,7 @@ class Finisher:
         self.running.pop(job.job_id, None)
         job.attempt.outcome = outcome
         job.attempt.finished_at = iso()
-        job.state.next_attempt_at = time.time() + delay if delay > 0 else None
+        job.state.next_attempt_at = wall_time() + delay if delay > 0 else None
         if job.cancel_mode is not None:
             unlink_quiet(job.folder / CANCEL_FLAG)
         unlink_quiet(job.folder / STAGE_FILE)  # a killed worker may have left it

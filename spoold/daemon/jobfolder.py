@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..clock import age_s, wall_time
 from ..job import JobState, read_state
 from ..protocol import INPUT_DIR, STATE_FILE, atomic_write_json, iso
 
@@ -66,7 +67,7 @@ def seconds_since(stamp: str) -> float:
         then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:
         return 0.0
-    return max(0.0, datetime.now(UTC).timestamp() - then.timestamp())
+    return age_s(then.timestamp(), wall_time())
 
 
 def jobdir_names(folder: Path, target: str) -> bool:

@@ -1,10 +1,11 @@
 """Watching this daemon's own lease: renew it, and notice when it was taken away.
 
-Another daemon removes the lease files of a daemon it believes gone (frozen past its
-lease on another host, say) and recovers its claims. The daemon that finds its files
-gone says so once (`daemon.lease_lost`), gives up the claims it lost (their results
-would be fenced anyway), registers its lease again and carries on: no error loop and
-no working on without a lease.
+Another daemon that believes this one gone (frozen past its lease, or cut off from the
+file server) recovers its claims and removes its lease files. On its next renewal
+(spoold/leases.py: OwnLease.renew) this daemon finds them removed or replaced: it says
+so once (log line and `daemon.lease_lost`), gives up the claims it lost (their results
+would be fenced anyway), is registered again by the renewal and carries on: no error
+loop and no working on without a lease.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import os
 
 from ..events import DaemonLeaseLost
+from ..leases import Renewal
+from ..transient import TransientFsError
 from .lifecycle import Lifecycle
 from .runtime import SpoolRuntime
 
@@ -26,21 +29,32 @@ class LeaseWatch:
 
     def check_and_renew(self) -> None:
         for rt in self.spools:
-            lease = rt.lease
-            if not (os.path.exists(lease.lock_path) and os.path.exists(lease.info_path)):
-                self._lost(rt)
+            try:
+                renewal = rt.lease.renew()
+            except TransientFsError as exc:
+                # The file server is failing over: the next renewal tries again, and a
+                # lease lost meanwhile is noticed then.
+                log.warning("renewing the lease on %s failed: %s", rt.root, exc)
+                continue
+            if renewal is Renewal.REREGISTERED:
+                self._lost(rt, rt.lease.lost_reason or "its lease was taken")
             else:
-                lease.heartbeat()
+                self._give_up_claims_renamed_away(rt)
 
-    def _lost(self, rt: SpoolRuntime) -> None:
+    def _lost(self, rt: SpoolRuntime, reason: str) -> None:
         lost = self.lifecycle.give_up_lost_claims()
         log.warning(
-            "the lease of this daemon on %s was removed by another daemon; "
-            "gave up %d lost claim(s) and registered again",
+            "this daemon was declared gone on %s (%s); gave up %d lost claim(s) "
+            "and registered again",
             rt.root,
+            reason,
             lost,
         )
         self.lifecycle.bus.emit(rt, DaemonLeaseLost(pid=os.getpid(), claims_lost=lost))
-        rt.lease.release()
-        rt.paths.daemons.mkdir(exist_ok=True)
-        rt.lease.acquire()
+
+    def _give_up_claims_renamed_away(self, rt: SpoolRuntime) -> None:
+        # A claim recovered by another daemon while our lease stayed (our renewal came
+        # in between): its folder is gone; stop the work, its result would be fenced.
+        lost = self.lifecycle.give_up_lost_claims("claim lost: recovered by another daemon")
+        if lost:
+            log.warning("%d claim(s) on %s were recovered by another daemon", lost, rt.root)

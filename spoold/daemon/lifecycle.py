@@ -283,14 +283,15 @@ class Lifecycle(Finisher):
             if job.execution is not None:
                 job.execution.cancel()
 
-    def give_up_lost_claims(self) -> int:
+    def give_up_lost_claims(
+        self, reason: str = "claim lost: this daemon's lease was removed"
+    ) -> int:
         """Forget the jobs whose running folder is gone (recovered by another daemon)."""
         lost = [job for job in self.running.values() if not job.folder.exists()]
         for job in lost:
             self.running.pop(job.job_id, None)
             if job.execution is not None:
                 job.execution.cancel()
-            reason = "claim lost: this daemon's lease was removed"
             event = JobDiscarded(job_id=job.job_id, attempt=job.attempt.number, reason=reason)
             self.bus.emit(job.rt, event)
         return len(lost)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..clock import wall_time
 from ..crashpoints import crash_point
 from ..events import DaemonFailed, DaemonStarted, DaemonStopping
 from ..hooks import HookRunner
@@ -29,7 +30,7 @@ from ..settings import DaemonSettings
 from ..worker import WorkerLimits
 from .admission import Admission
 from .cancel import CancelMarkers
-from .executor import Executor, PoolExecutor
+from .executor import Executor, PoolBroken, PoolExecutor
 from .guard import ErrorGuard
 from .housekeeping import Housekeeping, start_metrics, status_line
 from .lease import LeaseWatch
@@ -214,6 +215,10 @@ class Daemon:
                 if self._iterate():
                     return 0
                 self.guard.ok()
+            except PoolBroken as exc:
+                log.critical("%s; exiting with status %d", exc, EX_SOFTWARE)
+                self._emit_failed(exc)
+                return EX_SOFTWARE
             except Exception as exc:
                 # A bug in handling one job must not stop the daemon: the job stays where
                 # it is (recovery picks it up). The same error over and over is no
@@ -226,8 +231,10 @@ class Daemon:
     def _iterate(self) -> bool:
         """One pass of the main loop; True when the daemon should exit."""
         now = time.monotonic()
-        wall = time.time()
+        wall = wall_time()
         self._fs_wake_pending = False
+        if isinstance(self.executor, PoolExecutor):
+            self.executor.heal()  # a failed pool is replaced before anything is claimed
         if not self.stopping and not self.stop_signalled:
             # A finished execution frees its worker before its job is published: give
             # the worker its next job first, so it does not wait for the publish.
@@ -287,7 +294,7 @@ class Daemon:
             timeout = min(timeout, min(due) - now)
         retry_at = self.admission.scheduler.next_due()
         if retry_at is not None:
-            timeout = min(timeout, retry_at - time.time())
+            timeout = min(timeout, retry_at - wall_time())
         if self.watchdog_s is not None:
             timeout = min(timeout, self.next_watchdog - now)
         if self.rescan_requested:
@@ -367,7 +374,7 @@ class Daemon:
             # scan's start plus the interval. Reported once, as the scan's start time.
             self._scan_mark = self.next_scan
             started = self.next_scan - self._scan_interval()
-            scanned_at = time.time() - max(0.0, time.monotonic() - started)
+            scanned_at = wall_time() - max(0.0, time.monotonic() - started)
         self.housekeeping.update_metrics(self._busy(), self.settings.workers, scanned_at)
 
     def _busy(self) -> int:
@@ -380,6 +387,9 @@ class Daemon:
 
     def _give_up(self, exc: Exception) -> None:
         log.critical("the same internal error kept repeating; exiting with status %d", EX_SOFTWARE)
+        self._emit_failed(exc)
+
+    def _emit_failed(self, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         for rt in self.spools:
             self.bus.emit(rt, DaemonFailed(pid=os.getpid(), error=error))

@@ -1,37 +1,43 @@
 """Recovery: find the claims in running/ whose daemon is gone and hand them to the
-lifecycle; forget the lease files of gone daemons that hold nothing any more."""
+lifecycle; forget the lease files of gone daemons that hold nothing any more.
+
+Whether a daemon is gone is the PeerWatcher's (spoold/leases.py): its lease has not
+changed for lease_ttl_s on this daemon's monotonic clock (at once on the same host and
+boot, where its flock is the truth). No wall clock is compared.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
-from ..protocol import INPUT_DIR, SpoolPaths, forget_daemon, owner_is_gone, parse_running_name
+from ..protocol import INPUT_DIR, parse_running_name
+from ..transient import call_with_retry
 from .lifecycle import Lifecycle
 from .runtime import SpoolRuntime
 
 
 def recover(rt: SpoolRuntime, lifecycle: Lifecycle, host_id: str, token: str) -> None:
-    """Requeue claims whose owner is gone (same host: lock free; else lease expired)."""
+    """Requeue claims whose owner is gone."""
     try:
-        names = os.listdir(rt.paths.running)
+        names = call_with_retry(os.listdir, rt.paths.running)
     except OSError:
         return
-    ttl = rt.settings.lease_ttl_s
     for name in names:
         parsed = parse_running_name(name)
         if parsed is None or parsed.token == token:
             continue
-        if not owner_is_gone(rt.paths, parsed.token, host_id, ttl):
+        if not rt.peers.is_gone(parsed.token):
             continue
         folder = rt.paths.running / name
         if _abandoned_before_claim(folder):
             continue
-        owner = _daemon_info(rt.paths, parsed.token)
+        record = rt.peers.owner(parsed.token)
+        owner: dict[str, object] = asdict(record) if record is not None else {}
         lifecycle.recover_claim(rt, folder, parsed.jobdir, parsed.attempt, owner)
-    _forget_dead_daemons(rt, host_id, token)
+    _forget_dead_daemons(rt, names, token)
 
 
 def _abandoned_before_claim(folder: Path) -> bool:
@@ -49,21 +55,14 @@ def _abandoned_before_claim(folder: Path) -> bool:
     return True
 
 
-def _forget_dead_daemons(rt: SpoolRuntime, host_id: str, token: str) -> None:
+def _forget_dead_daemons(rt: SpoolRuntime, running: list[str], token: str) -> None:
     """Remove the lease files of daemons that are gone and hold no claim any more."""
     try:
-        holding = {n.rsplit(".", 1)[-1] for n in os.listdir(rt.paths.running)}
-        tokens = {p.stem for p in rt.paths.daemons.iterdir()}
+        tokens = rt.peers.tokens()
+        holding = {n.rsplit(".", 1)[-1] for n in call_with_retry(os.listdir, rt.paths.running)}
     except OSError:
         return
+    rt.peers.retain(tokens | holding)  # what is not seen anywhere any more
     for other in tokens - holding - {token}:
-        if owner_is_gone(rt.paths, other, host_id, rt.settings.lease_ttl_s):
-            forget_daemon(rt.paths, other)
-
-
-def _daemon_info(paths: SpoolPaths, token: str) -> dict[str, object]:
-    try:
-        data = json.loads((paths.daemons / f"{token}.json").read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        if rt.peers.is_gone(other):
+            rt.peers.forget(other)

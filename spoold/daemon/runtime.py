@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..clock import SpoolClock
 from ..detect import Entry, InboxTracker
 from ..events import EventLog
 from ..intake import JobPlan
 from ..job import Attempt, JobState, JobStatus
-from ..protocol import DaemonLease, SpoolPaths
+from ..leases import OwnLease, PeerWatcher
+from ..protocol import SpoolPaths
 from ..settings import SpoolSettings
 from ..worker import JobSpec
 from .executor import Execution
@@ -23,8 +25,10 @@ class SpoolRuntime:
     paths: SpoolPaths
     settings: SpoolSettings
     events: EventLog
-    lease: DaemonLease
+    lease: OwnLease  # this daemon's lease on the spool
+    peers: PeerWatcher  # the other daemons' leases, judged on our monotonic clock
     tracker: InboxTracker
+    spool_clock: SpoolClock  # the file server's time, for backoff waits across hosts
     markers: dict[str, Entry] = field(default_factory=dict)
     waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
     paused: str | None = None

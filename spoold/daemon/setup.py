@@ -7,10 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..clock import SpoolClock
 from ..detect import InboxTracker
 from ..events import DaemonReloaded, DaemonReloadRefused, EventLog
-from ..observers import InotifyObserver, Observer, PollingObserver, needs_polling
-from ..protocol import DaemonLease, open_spool
+from ..fstype import needs_polling
+from ..leases import OwnLease, PeerWatcher
+from ..observers import InotifyObserver, Observer, PollingObserver
+from ..protocol import open_spool
 from ..settings import DEFAULT_IGNORE, SpoolSettings, load_spool_settings
 from .listeners import ListenerBus
 from .runtime import SpoolRuntime
@@ -35,8 +38,10 @@ def open_runtime(root: Path, defaults: dict[str, Any], host_id: str, token: str)
         paths=paths,
         settings=settings,
         events=EventLog(paths.events, host_id, int(settings.events_max_mb * 2**20)),
-        lease=DaemonLease(paths, host_id, token),
+        lease=OwnLease(paths.daemons, host_id, token),
+        peers=PeerWatcher(paths.daemons, host_id, settings.lease_ttl_s),
         tracker=tracker,
+        spool_clock=SpoolClock(paths.state / "clock-probe"),
     )
 
 
@@ -83,6 +88,7 @@ def reload_spool(
 
 def apply_settings(rt: SpoolRuntime, new: SpoolSettings, observer: Observer) -> None:
     rt.settings = new
+    rt.peers.lease_ttl_s = new.lease_ttl_s
     for route in new.routes:
         # A route added by the reload is created and watched at once.
         folder = rt.paths.inbox / route

@@ -9,6 +9,7 @@ Each takes a file of its own suffix and writes HTML:
   .flaky  "N": fails with a retryable I/O error N times, then succeeds
   .hog    allocates memory until the limit stops it
   .alloc  "MB": reserves that much address space, then succeeds
+  .pid    writes the process id of the worker that converted it
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from spoold.convert.base import SUFFIX_TYPES, ConversionContext, ConversionResult, register
 from spoold.errors import ErrorCode, JobError
 
-for suffix in ("slow", "hang", "spin", "child", "flaky", "hog", "alloc"):
+for suffix in ("slow", "hang", "spin", "child", "flaky", "hog", "alloc", "pid"):
     SUFFIX_TYPES["." + suffix] = suffix
 
 
@@ -114,6 +115,15 @@ class Alloc(_Base):
         return _write(output, f"<p>{len(block)} bytes</p>")
 
 
-for cls in (Slow, Hang, Spin, Child, Flaky, Hog, Alloc):
+class Pid(_Base):
+    """Writes the worker's process id: which worker ran a job."""
+
+    source_type = "pid"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        return _write(output, f"worker {os.getpid()}")
+
+
+for cls in (Slow, Hang, Spin, Child, Flaky, Hog, Alloc, Pid):
     for target in ("html", "pdf", "docx"):
         register(cls(target))
