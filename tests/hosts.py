@@ -29,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -38,6 +37,8 @@ from typing import Any
 
 from spoold.protocol import init_spool
 from spoold.settings import spool_toml
+
+from .conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_ENV = {
@@ -50,16 +51,7 @@ HARNESS_SKEW_ENV = "SPOOLD_HARNESS_CLOCK_SKEW_S"
 
 def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `cond` until truthy; AssertionError after `timeout` s (a hang bound only)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+    return wait_for(cond, timeout, what)
 
 
 # ------------------------------------------------------------------ FUSE mounts
