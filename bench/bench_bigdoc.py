@@ -146,7 +146,6 @@ def parts_layout(
         "stamp_rss_mb": max(s.peak_rss_mb for s in outcome.stamps),
         "stamp_s": [s.wall_s for s in outcome.stamps],
         "links_across_parts": outcome.merge.links_across_parts,
-        "unresolved": outcome.merge.unresolved_links,
         "coordinator_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cpu_s": cpu_split + sum(part_cpu) + sum(stamp_cpu) + cpu_merge,
         "split_cpu_s": cpu_split,

@@ -39,7 +39,7 @@ from .errors import ErrorCode, JobError, io_error_code
 from .stage import STAGE_FILE, StageReporter
 
 if TYPE_CHECKING:
-    from .convert.parts.tasks import PartResult, PartTask
+    from .convert.parts.tasks import PartResult, PartTask, SplitPlan
 
 CANCEL_FLAG = ".spoold-cancel"
 ARTIFACT_RECORDS = ".spoold-artifacts"
@@ -75,15 +75,15 @@ class ResourceUsage:
 class PartsSpec:
     """PDF in parts (docs/conversion.md "Big documents"): when to split, or what to merge.
 
-    Without `results` a worker splits a big document and hands the part tasks back
-    (`WorkerResult.parts`); with them (every part laid out) it stamps and merges.
+    Without `results` a worker splits a big document and hands the plan back
+    (`WorkerResult.split`); with them (every part and stamp chunk laid out) it merges.
     """
 
     split_above: int
     part_cost: int
     workers: int
-    tasks: tuple[PartTask, ...] = ()
-    results: tuple[PartResult, ...] = ()
+    results: tuple[PartResult, ...] = ()  # the parts', in document order
+    stamps: tuple[PartResult, ...] = ()  # the stamp chunks', in page order
 
 
 @dataclass
@@ -100,7 +100,7 @@ class WorkerResult:
     input_sha256: str | None = None
     duplicate_of: str | None = None
     # The PDF target was split: lay these out, then run the job again to merge them.
-    parts: list[PartTask] | None = None
+    split: SplitPlan | None = None
     # A merged PDF: {"count", "pages", "cpu_s" (per part), "relaid"}: the manifest's `parts`.
     parts_info: dict[str, Any] | None = None
 
@@ -131,9 +131,9 @@ class JobSpec:
 class PartsNeeded(Exception):
     """The PDF target was split; the job goes on with its part tasks (not an error)."""
 
-    def __init__(self, tasks: list[PartTask]) -> None:
-        super().__init__(f"{len(tasks)} parts")
-        self.tasks = tasks
+    def __init__(self, plan: SplitPlan) -> None:
+        super().__init__(f"{len(plan.parts)} parts")
+        self.plan = plan
 
 
 def _set_pdeathsig() -> None:
@@ -272,7 +272,7 @@ def run_job(spec: JobSpec) -> WorkerResult:
             for target in spec.targets:
                 result.artifacts.append(_convert_target(spec, folder, target, ctx, result))
     except PartsNeeded as split:
-        result.parts = split.tasks
+        result.split = split.plan
     except Exception as exc:  # MemoryError and RecursionError too: the job's, not ours
         result.error = _error(_job_error(exc, spec))
     finally:
@@ -371,7 +371,7 @@ def _pdf_in_parts(
     workdir = folder / route.PARTS_DIR
     if parts.results:
         try:
-            return route.merge_source(parts.tasks, parts.results, output, ctx)
+            return route.merge_source(parts.results, parts.stamps, output, ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     from .convert.parts.plan import PartsPolicy
@@ -380,9 +380,9 @@ def _pdf_in_parts(
     text = route.source_html(spec.source_type, Path(spec.main), ctx)
     if not route.may_split(text, policy):
         return None
-    tasks = route.split_source(text, ctx, Path(spec.main).parent, workdir, policy)
-    if tasks:
-        raise PartsNeeded(tasks)
+    plan = route.split_source(text, ctx, Path(spec.main).parent, workdir, policy)
+    if plan is not None:
+        raise PartsNeeded(plan)
     return None
 
 

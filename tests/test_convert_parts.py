@@ -23,7 +23,7 @@ from pypdf import PdfReader
 from spoold.convert import ConversionContext, ConvertOptions
 from spoold.convert.html import parse_html, render_pdf
 from spoold.convert.markdown import markdown_to_html
-from spoold.convert.parts import stamp
+from spoold.convert.parts import tasks
 from spoold.convert.parts.executor import LocalProcessExecutor
 from spoold.convert.parts.layout import layout_part
 from spoold.convert.parts.pipeline import PartsOutcome, render_pdf_in_parts, split_document
@@ -68,7 +68,7 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> Layouts:
     render_pdf(html, ConversionContext(job_root=folder), folder, whole)
     with pytest.MonkeyPatch.context() as patch:
         # Stamps in chunks of 40 pages, so page numbers cross chunk boundaries too.
-        patch.setattr(stamp, "STAMP_PAGES_PER_TASK", 40)
+        patch.setattr(tasks, "STAMP_PAGES_PER_TASK", 40)
         parts, outcome = _convert(html, folder, "parts")
         again, _ = _convert(html, folder, "again")
     return Layouts(whole, parts, again, outcome, html)
@@ -182,7 +182,7 @@ def test_a_long_table_is_cut_between_rows_with_its_header_in_every_part(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = 2000
-    monkeypatch.setattr(stamp, "STAMP_PAGES_PER_TASK", 30)
+    monkeypatch.setattr(tasks, "STAMP_PAGES_PER_TASK", 30)
     pdf, outcome = _convert(export_table(rows), tmp_path, "table", "handout", TABLE_PARTS)
     assert len(outcome.parts) >= 3 and len(outcome.stamps) >= 2
     total = len(PdfReader(pdf).pages)
@@ -361,3 +361,15 @@ def test_a_bad_theme_fails_before_any_part_is_written(tmp_path: Path) -> None:
         split_document(html, ctx, tmp_path, tmp_path / "work", TINY_PARTS)
     assert info.value.code.value == "input_invalid" and "glossy" in info.value.message
     assert not (tmp_path / "work").exists()
+
+
+def test_the_stamp_is_split_over_the_workers_when_long_enough() -> None:
+    # One chunk per worker once each gets 40 pages; at most 200 pages per chunk.
+    assert tasks.stamp_ranges(379, chunkable=True, workers=2) == [(1, 190), (191, 189)]
+    assert tasks.stamp_ranges(60, chunkable=True, workers=2) == [(1, 60)]
+    assert tasks.stamp_ranges(80, chunkable=True, workers=2) == [(1, 40), (41, 40)]
+    assert len(tasks.stamp_ranges(1035, chunkable=True, workers=2)) == 6
+    # A total printed in a counter style cannot be faked per chunk: one stamp.
+    assert tasks.stamp_ranges(379, chunkable=False, workers=2) == [(1, 379)]
+    ranges = tasks.stamp_ranges(1035, chunkable=True, workers=4)
+    assert sum(n for _, n in ranges) == 1035 and ranges[0][0] == 1

@@ -236,7 +236,7 @@ class Lifecycle(Finisher):
 
     def _lay_out_parts(self, job: RunningJob, outcome: Outcome) -> bool:
         """The worker split the PDF: the job goes on as a PartsRun (True)."""
-        if not isinstance(outcome, Completed) or not outcome.result.parts or job.spec is None:
+        if not isinstance(outcome, Completed) or not outcome.result.split or job.spec is None:
             return False
         assert self.executor is not None
         timeout = job.plan.timeout_s if job.plan else 0.0

@@ -1,6 +1,6 @@
 """A job whose PDF is laid out in parts: the parts on free workers, then the merge.
 
-A worker splits a big document and hands back part tasks (`WorkerResult.parts`); the
+A worker splits a big document and hands back a plan (`WorkerResult.split`); the
 lifecycle then replaces the job's execution with a `PartsRun`, which is an `Execution`
 to everything else (done, cancel, outcome), so cancel, drain, timeouts and publishing
 work as for any job. Scheduling (docs/architecture.md "Big jobs"): a split job always
@@ -8,8 +8,10 @@ keeps one worker (the one it was claimed on), so it cannot be starved; it borrow
 only when they are idle and no queued job is ready for them (`lend_workers`), so small
 jobs are never kept waiting longer than one part. A part whose worker dies is laid out
 again, alone, once; any other part failure ends the attempt with that part's error.
-When every part is laid out, the job runs once more in a worker with the results:
-that run stamps the page numbers, merges and writes the PDF (and any other target).
+When every part is laid out, the page total is known and the stamp (page numbers,
+running header) is laid out the same way, in chunks, one per worker at least. Then the
+job runs once more in a worker with the results: that run merges and writes the PDF
+(and any other target).
 
 Only the loop thread calls into a PartsRun; executor callbacks only wake the loop.
 """
@@ -31,7 +33,7 @@ from ..worker import CANCEL_FLAG, JobSpec, PartsSpec, ResourceUsage, WorkerError
 from .executor import Cancelled, Completed, Execution, Executor, Outcome, TimedOut, WorkerDied
 
 if TYPE_CHECKING:
-    from ..convert.parts.tasks import PartResult, PartTask
+    from ..convert.parts.tasks import PartResult, PartTask, StampPlan
     from .runtime import RunningJob
 
 PARTS_DIR = ".spoold-parts"  # spoold.convert.parts.route.PARTS_DIR (not imported: lxml)
@@ -77,7 +79,10 @@ class PartsRun:
         self.executor = executor
         self.spec = spec
         self.split = split  # the splitting run: its warnings, fetches and usage count too
-        self.tasks: list[PartTask] = list(split.parts or [])
+        assert split.split is not None
+        self.tasks: list[PartTask] = list(split.split.parts)  # then the stamp chunks
+        self.content = len(self.tasks)  # how many of the tasks are the document's parts
+        self.stamp: StampPlan | None = split.split.stamp  # None once its chunks are queued
         self.deadline = deadline  # monotonic: the job's timeout_s bounds all of it
         self.on_done = on_done
         self.started = time.monotonic()
@@ -134,10 +139,22 @@ class PartsRun:
         if self.ended is not None:
             self._stop()
             return
+        if not self.queued and not self.running and self.stamp is not None:
+            self._queue_stamp()
         if self.queued and not self.running:
             self.start(1)
         elif not self.queued and not self.running and self.merge is None:
             self._start_merge()
+
+    def _queue_stamp(self) -> None:
+        """Every part is in: the page total is known, the stamp's chunks can go."""
+        assert self.stamp is not None and self.spec.parts is not None
+        pages = sum(self.results[i].pages for i in range(self.content))
+        chunks = self.stamp.tasks(pages, self.tasks[0], self.spec.parts.workers)
+        self.stamp = None
+        self.queued.extend(range(len(self.tasks), len(self.tasks) + len(chunks)))
+        self.tasks.extend(chunks)
+        self.losses.extend([0] * len(chunks))
 
     def start(self, workers: int) -> int:
         """Start up to `workers` queued parts; how many started."""
@@ -192,9 +209,10 @@ class PartsRun:
             self.ended = TimedOut()
             self.on_done()
             return
-        results = tuple(self.results[i] for i in range(len(self.tasks)))
+        results = tuple(self.results[i] for i in range(self.content))
+        stamps = tuple(self.results[i] for i in range(self.content, len(self.tasks)))
         assert self.spec.parts is not None
-        parts = replace(self.spec.parts, tasks=tuple(self.tasks), results=results)
+        parts = replace(self.spec.parts, results=results, stamps=stamps)
         try:
             self.merge = self.executor.submit(
                 replace(self.spec, parts=parts), remaining, self.on_done
@@ -215,11 +233,12 @@ class PartsRun:
 
     def _summed(self, merged: WorkerResult) -> WorkerResult:
         """The merge run's result with the split run's records and usage over all runs."""
-        parts = [self.results[i] for i in range(len(self.tasks))]
+        parts = [self.results[i] for i in range(self.content)]
+        laid_out = [self.results[i] for i in range(len(self.tasks))]  # parts and stamp
         runs = [u for u in (self.split.usage, merged.usage) if u is not None]
         merged.usage = ResourceUsage(
-            cpu_s=round(sum(u.cpu_s for u in runs) + sum(p.cpu_s for p in parts), 6),
-            peak_rss_mb=max([u.peak_rss_mb for u in runs] + [p.peak_rss_mb for p in parts]),
+            cpu_s=round(sum(u.cpu_s for u in runs) + sum(p.cpu_s for p in laid_out), 6),
+            peak_rss_mb=max([u.peak_rss_mb for u in runs] + [p.peak_rss_mb for p in laid_out]),
             wall_s=round(sum(u.wall_s for u in runs[:1]) + time.monotonic() - self.started, 6),
         )
         # The PDF's time: its share of the split run, the parts, the merge run.

@@ -5,12 +5,20 @@ whether and where to cut it; split.py builds self-contained part documents; stam
 builds the documents that carry the page numbers; layout.py lays one part or stamp
 out (a plain picklable function of a task from tasks.py, so any executor can run
 it); executor.py runs tasks, here in a local process pool; merge.py joins everything
-with pypdf into one document; pipeline.py ties them together. docs/conversion.md
+with pikepdf (qpdf) into one document; pipeline.py ties them together. docs/conversion.md
 "Big documents" says what a reader may notice and how the daemon will schedule parts.
 """
 
 from __future__ import annotations
 
-from .tasks import Anchor, Bookmark, Link, PageOptions, PartResult, PartTask
+from .tasks import Anchor, Bookmark, PageOptions, PartResult, PartTask, SplitPlan, StampPlan
 
-__all__ = ["Anchor", "Bookmark", "Link", "PageOptions", "PartResult", "PartTask"]
+__all__ = [
+    "Anchor",
+    "Bookmark",
+    "PageOptions",
+    "PartResult",
+    "PartTask",
+    "SplitPlan",
+    "StampPlan",
+]

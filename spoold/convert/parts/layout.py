@@ -36,8 +36,10 @@ from ...errors import ErrorCode, JobError
 from .. import html as html_conv
 from ..fetcher import FetchRefused, decode_data_url
 from ..page import margins_css
-from .stamp import STAMP_PAGE_CLASS, counter_css, number_css
-from .tasks import Anchor, Bookmark, Link, PageOptions, PartResult, PartTask
+from .prepare import serialize
+from .split import dest_name
+from .stamp import STAMP_PAGE_CLASS, counter_css, number_css, stamp_chunk
+from .tasks import Anchor, Bookmark, PageOptions, PartResult, PartTask
 
 MAX_WARNINGS = 20
 MAX_DATA_URL_BYTES = 50 * 1024 * 1024
@@ -139,23 +141,25 @@ def _layout_guard() -> Iterator[_Collect]:
 
 @dataclass
 class Navigation:
-    """A part's bookmarks, links and anchors, taken out of its pages as data."""
+    """A part's bookmarks and anchors as data, and where its links to other parts are."""
 
     bookmarks: tuple[Bookmark, ...] = ()
-    links: tuple[Link, ...] = ()
     anchors: tuple[Anchor, ...] = ()
+    across: tuple[int, ...] = ()  # the page of each link to an anchor in another part
 
 
 def take_navigation(pages: list[Any]) -> Navigation:
-    """Take the outline, link and anchor records out of WeasyPrint's pages.
+    """Take the outline out of WeasyPrint's pages; record anchors and links across.
 
-    The merge writes them for the whole document (with WeasyPrint's own rules), so the
-    part PDF carries none: the merging process then parses pages, fonts and content
-    only, not thousands of annotation and destination objects.
+    The merge writes the outline and the named destinations for the whole document
+    (with WeasyPrint's own rules). Links stay in the part: WeasyPrint writes an internal
+    link as a /Dest name, which the merged name tree resolves (the part's own name tree
+    is not merged). A link to another part's anchor is a `spoold-dest:` URI (split.py);
+    the merge turns those into internal links, on the pages recorded here.
     """
     bookmarks: list[Bookmark] = []
-    links: list[Link] = []
     anchors: list[Anchor] = []
+    across: list[int] = []
     for number, page in enumerate(pages):
         # The transforms of make_bookmark_tree and of generate_pdf (origin bottom-left).
         matrix = Matrix(a=PDF_SCALE, d=-PDF_SCALE, f=page.height * PDF_SCALE)
@@ -165,17 +169,11 @@ def take_navigation(pages: list[Any]) -> Navigation:
         for name, (x, y, _, _) in page.anchors.items():
             px, py = matrix.transform_point(x, y)
             anchors.append(Anchor(name, number, px, py))
-        kept = []
-        for link in page.links:
-            kind, target, rect, _ = link
-            if kind not in ("internal", "external"):
-                kept.append(link)  # attachments and the like stay WeasyPrint's
-                continue
-            x1, y1 = matrix.transform_point(*rect[:2])
-            x2, y2 = matrix.transform_point(*rect[2:])
-            links.append(Link(number, kind, target, (x1, y1, x2, y2)))
-        page.bookmarks, page.anchors, page.links = [], {}, kept
-    return Navigation(tuple(bookmarks), tuple(links), tuple(anchors))
+        for kind, target, _, _ in page.links:
+            if kind == "external" and dest_name(target) is not None:
+                across.append(number)
+        page.bookmarks = []
+    return Navigation(tuple(bookmarks), tuple(anchors), tuple(across))
 
 
 def _peak_rss_mb() -> float:
@@ -207,8 +205,8 @@ def layout_part(task: PartTask) -> PartResult:
         output_path=task.output_path,
         pages=pages,
         bookmarks=navigation.bookmarks,
-        links=navigation.links,
         anchors=navigation.anchors,
+        links_across=navigation.across,
         warnings=warnings,
         peak_rss_mb=_peak_rss_mb(),
         cpu_s=round(_cpu_s() - cpu0, 3),
@@ -216,11 +214,21 @@ def layout_part(task: PartTask) -> PartResult:
     )
 
 
+def _source(task: PartTask) -> str:
+    """The part's HTML; a stamp chunk's is built from the stamp template here."""
+    data = Path(task.html_path).read_bytes()
+    if task.kind != "stamp":
+        return data.decode("utf-8")
+    template = html_conv.parse_html(data)
+    chunk = stamp_chunk(template, task.first_page, task.page_count, task.total_pages)
+    return serialize(chunk).decode("utf-8")
+
+
 def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
     sheets = stylesheets(task)
     with _layout_guard() as collected:
         doc = weasyprint.HTML(
-            string=Path(task.html_path).read_bytes().decode("utf-8"),
+            string=_source(task),
             base_url=task.base_url or None,
             url_fetcher=DataOnlyFetcher(),
             media_type="print",

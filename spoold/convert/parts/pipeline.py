@@ -22,8 +22,8 @@ from .plan import PartsPolicy, Plan, align_table_cuts, plan_parts, sliced_tables
 from .prepare import prepare_document, serialize
 from .probe import probe_table
 from .split import build_parts
-from .stamp import chunks, stamp_chunk, stamp_template
-from .tasks import PageOptions, PartResult, PartTask
+from .stamp import may_chunk, stamp_template
+from .tasks import PageOptions, PartResult, PartTask, SplitPlan, StampPlan
 
 STAMP_TEMPLATE = "stamp-template.html"
 MAX_PROBED_TABLES = 4  # each probe lays out about 150 rows in the splitting process
@@ -33,6 +33,12 @@ MAX_PROBED_TABLES = 4  # each probe lays out about 150 rows in the splitting pro
 class SplitOutcome:
     plan: Plan
     tasks: list[PartTask] = field(default_factory=list)  # empty: lay the document out whole
+    stamp: StampPlan | None = None
+
+    def split_plan(self) -> SplitPlan | None:
+        if not self.tasks or self.stamp is None:
+            return None
+        return SplitPlan(tuple(self.tasks), self.stamp)
 
 
 @dataclass
@@ -78,24 +84,12 @@ def split_document(
         path.write_bytes(serialize(tree))
         out = str(workdir / f"part-{i:04d}.pdf")
         tasks.append(PartTask(i, str(path), out, page, base_url))
-    (workdir / STAMP_TEMPLATE).write_bytes(serialize(stamp_template(root)))
-    return SplitOutcome(plan, tasks)
-
-
-def stamp_tasks(workdir: Path, pages: int, like: PartTask) -> list[PartTask]:
-    """The stamp for `pages` pages in chunks (see stamp.py), as tasks like the parts'."""
-    template = html_conv.parse_html((workdir / STAMP_TEMPLATE).read_bytes())
-    ranges = chunks(pages, template, html_conv.theme_css(like.page.theme))
-    total = pages if len(ranges) > 1 else 0
-    tasks = []
-    for n, (first, count) in enumerate(ranges):
-        path = workdir / f"stamp-{n:04d}.html"
-        path.write_bytes(serialize(stamp_chunk(template, first, count, total)))
-        out = str(workdir / f"stamp-{n:04d}.pdf")
-        tasks.append(
-            PartTask(-1 - n, str(path), out, like.page, like.base_url, "stamp", first, total)
-        )
-    return tasks
+    template = stamp_template(root)
+    (workdir / STAMP_TEMPLATE).write_bytes(serialize(template))
+    stamp = StampPlan(
+        str(workdir / STAMP_TEMPLATE), may_chunk(template, html_conv.theme_css(page.theme))
+    )
+    return SplitOutcome(plan, tasks, stamp)
 
 
 def check(results: list[PartResult]) -> None:
@@ -105,13 +99,12 @@ def check(results: list[PartResult]) -> None:
 
 
 def finish(
-    tasks: list[PartTask], results: list[PartResult], executor: PartExecutor, output: Path
+    split: SplitPlan, results: list[PartResult], executor: PartExecutor, output: Path, workers: int
 ) -> PartsOutcome:
     """Lay out the stamp for the parts' page total and merge everything into `output`."""
     check(results)
-    workdir = Path(tasks[0].html_path).parent
     pages = sum(r.pages for r in results)
-    stamps = executor.run(stamp_tasks(workdir, pages, tasks[0]))
+    stamps = executor.run(split.stamp.tasks(pages, split.parts[0], workers))
     check(stamps)
     report = merge_parts(results, [Path(s.output_path) for s in stamps], output)
     return PartsOutcome(report.pages, results, stamps, report)
@@ -127,16 +120,16 @@ def render_pdf_in_parts(
     policy: PartsPolicy | None = None,
 ) -> PartsOutcome | None:
     """The whole pipeline; None when the plan keeps the document whole."""
-    split = split_document(text, ctx, base, workdir, policy)
-    if not split.tasks:
+    split = split_document(text, ctx, base, workdir, policy).split_plan()
+    if split is None:
         return None
     try:
         ctx.stage("layout")
-        results = executor.run(split.tasks)
+        results = executor.run(split.parts)
         for r in results:
             for w in r.warnings:
                 ctx.warn(w)
         ctx.stage("writing")
-        return finish(split.tasks, results, executor, output)
+        return finish(split, results, executor, output, (policy or PartsPolicy()).workers)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

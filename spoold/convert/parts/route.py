@@ -1,8 +1,8 @@
 """The PDF route with parts, for a caller that lays the parts out elsewhere.
 
-The daemon runs a big job in three steps (docs/conversion.md "Big documents"): a worker
-splits the document (`split_source`), free workers lay out the parts, and one more
-worker run lays out the stamp and merges (`merge_source`). `spoold convert` runs the
+The daemon runs a big job in four steps (docs/conversion.md "Big documents"): a worker
+splits the document (`split_source`), free workers lay out the parts, then the stamp's
+chunks, and one more worker run merges (`merge_source`). `spoold convert` runs the
 same steps with a local process pool (`convert_pdf`). `may_split` is a cheap upper
 bound on the plan's cost, so a small document is never parsed twice.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 from ..base import ConversionContext
 from ..markdown import markdown_to_html, read_text
 from .executor import PartExecutor
-from .layout import layout_part
-from .pipeline import finish, render_pdf_in_parts, split_document
+from .merge import merge_parts
+from .pipeline import check, render_pdf_in_parts, split_document
 from .plan import ELEMENT_COST, PartsPolicy
-from .tasks import PartResult, PartTask
+from .tasks import PartResult, SplitPlan
 
 PARTS_DIR = ".spoold-parts"  # in the job's running folder, outside its sandbox
 SPLIT_SOURCES = ("md", "html")
@@ -47,29 +47,26 @@ def may_split(text: str | bytes, policy: PartsPolicy) -> bool:
 
 def split_source(
     text: str | bytes, ctx: ConversionContext, base: Path, workdir: Path, policy: PartsPolicy
-) -> list[PartTask]:
-    """Write the part files into a fresh `workdir`; no tasks: lay the document out whole."""
+) -> SplitPlan | None:
+    """Write the part files into a fresh `workdir`; None: lay the document out whole."""
     shutil.rmtree(workdir, ignore_errors=True)  # an earlier attempt's parts
-    return split_document(text, ctx, base, workdir, policy).tasks
-
-
-class InProcessExecutor:
-    """Lays tasks out one after another in this process (a worker cannot fork)."""
-
-    def run(self, tasks: Sequence[PartTask]) -> list[PartResult]:
-        return [layout_part(task) for task in tasks]
+    return split_document(text, ctx, base, workdir, policy).split_plan()
 
 
 def merge_source(
-    tasks: Sequence[PartTask], results: Sequence[PartResult], output: Path, ctx: ConversionContext
+    results: Sequence[PartResult],
+    stamps: Sequence[PartResult],
+    output: Path,
+    ctx: ConversionContext,
 ) -> int:
-    """Stamp and merge laid-out parts into `output`; the document's page count."""
+    """Merge laid-out parts and stamp chunks into `output`; the document's page count."""
+    check(list(results))
+    check(list(stamps))
     for r in results:
         for w in r.warnings:
             ctx.warn(w)
     ctx.stage("writing")
-    outcome = finish(list(tasks), list(results), InProcessExecutor(), output)
-    return outcome.pages
+    return merge_parts(list(results), [Path(s.output_path) for s in stamps], output).pages
 
 
 def convert_pdf(

@@ -6,10 +6,12 @@ page per page of the merged document -- is laid out with the same stylesheets, s
 page n carries exactly what page n of the unsplit layout carries in its margins; the
 merge draws it over content page n.
 
-A long stamp is laid out in chunks, in parallel. A chunk starting at page f of N gets
-`counter(pages)` replaced by "N", its page counter reset to f on its first page, and
-the theme's `@page :first` rules disabled (only page 1 of the document is :first).
-A document whose CSS prints the total in another counter style is stamped in one go.
+The stamp is laid out in chunks, on all workers at once (tasks.stamp_ranges). A chunk
+starting at page f of N gets `counter(pages)` replaced by "N", its page counter reset
+to f on its first page, and the theme's `@page :first` rules disabled (only page 1 of
+the document is :first). A document whose CSS prints the total in another counter
+style is stamped in one go (`may_chunk`). The split writes the template once; each
+chunk's document is built from it in the process that lays the chunk out.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import lxml.etree
 from .split import copy_without_ids, empty_document
 
 STAMP_PAGE_CLASS = "spoold-stamp-page"
-STAMP_PAGES_PER_TASK = 200
 _PAGES_COUNTER = re.compile(r"counter\(\s*pages\s*\)", re.I)
 _PAGES_COUNTER_STYLED = re.compile(r"counter\(\s*pages\s*,", re.I)
 _FIRST_PAGE = re.compile(r"(@page\b[^{]*?):first\b", re.I)
@@ -42,14 +43,10 @@ def stamp_template(root: Any) -> Any:
     return html
 
 
-def chunks(total: int, template: Any, theme_css: str) -> list[tuple[int, int]]:
-    """(first page, page count) of each stamp chunk, pages numbered from 1."""
+def may_chunk(template: Any, theme_css: str) -> bool:
+    """False when the CSS prints the page total in a counter style number_css cannot fake."""
     css = "\n".join([theme_css, *(s.text or "" for s in template.iter("style"))])
-    if _PAGES_COUNTER_STYLED.search(css) or total <= STAMP_PAGES_PER_TASK:
-        return [(1, total)]
-    count = -(-total // STAMP_PAGES_PER_TASK)
-    size = -(-total // count)
-    return [(first, min(size, total - first + 1)) for first in range(1, total + 1, size)]
+    return not _PAGES_COUNTER_STYLED.search(css)
 
 
 def number_css(css: str, first_page: int, total: int) -> str:

@@ -31,10 +31,65 @@ class PartTask:
     base_url: str = ""
     # "content": margin boxes suppressed; "stamp": only the margin boxes (page numbers).
     kind: str = "content"
-    # Stamps laid out in chunks: the chunk's first page number and the document's
-    # page total (0: the stamp is the whole document, nothing to renumber).
+    # A stamp chunk (html_path is then the stamp template): its first page number, its
+    # page count and the document's page total (0: the stamp is the whole document).
     first_page: int = 1
     total_pages: int = 0
+    page_count: int = 0
+
+
+STAMP_PAGES_PER_TASK = 200  # a stamp chunk's pages at most (about 0.7 s of layout)
+STAMP_MIN_PAGES_PER_TASK = 40  # below this a chunk costs more than it saves
+
+
+def stamp_ranges(total: int, chunkable: bool, workers: int) -> list[tuple[int, int]]:
+    """(first page, page count) of each stamp chunk, pages numbered from 1.
+
+    At least one chunk per worker when the document is long enough, so the stamp is
+    laid out on every worker at once; at most STAMP_PAGES_PER_TASK pages per chunk.
+    """
+    if not chunkable or total <= STAMP_MIN_PAGES_PER_TASK:
+        return [(1, total)]
+    count = max(-(-total // STAMP_PAGES_PER_TASK), min(workers, total // STAMP_MIN_PAGES_PER_TASK))
+    size = -(-total // count)
+    return [(first, min(size, total - first + 1)) for first in range(1, total + 1, size)]
+
+
+@dataclass(frozen=True)
+class StampPlan:
+    """The stamp's template (written by the split) and whether it may be chunked."""
+
+    template_path: str
+    # False when the CSS prints the page total in a counter style: one chunk, unrenumbered.
+    chunkable: bool = True
+
+    def tasks(self, pages: int, like: PartTask, workers: int) -> list[PartTask]:
+        """The stamp of a `pages`-page document as tasks laid out like `like`."""
+        ranges = stamp_ranges(pages, self.chunkable, workers)
+        total = pages if len(ranges) > 1 else 0
+        folder = self.template_path.rsplit("/", 1)[0]
+        return [
+            PartTask(
+                index=-1 - n,
+                html_path=self.template_path,
+                output_path=f"{folder}/stamp-{n:04d}.pdf",
+                page=like.page,
+                base_url=like.base_url,
+                kind="stamp",
+                first_page=first,
+                total_pages=total,
+                page_count=count,
+            )
+            for n, (first, count) in enumerate(ranges)
+        ]
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """What a split hands back: the parts to lay out, then the stamp over them."""
+
+    parts: tuple[PartTask, ...]
+    stamp: StampPlan
 
 
 @dataclass(frozen=True)
@@ -47,16 +102,6 @@ class Bookmark:
     x: float
     y: float
     closed: bool = False
-
-
-@dataclass(frozen=True)
-class Link:
-    """A link area WeasyPrint found, in PDF coordinates; written by the merge."""
-
-    page: int
-    kind: str  # "internal" (target: an anchor name) or "external" (target: a URI)
-    target: str
-    rect: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -77,8 +122,8 @@ class PartResult:
     output_path: str
     pages: int
     bookmarks: tuple[Bookmark, ...] = ()
-    links: tuple[Link, ...] = ()
     anchors: tuple[Anchor, ...] = ()
+    links_across: tuple[int, ...] = ()  # the page of each link to another part's anchor
     warnings: tuple[str, ...] = ()
     peak_rss_mb: float = 0.0  # of the process that laid the part out
     cpu_s: float = 0.0
