@@ -373,3 +373,27 @@ def test_the_stamp_is_split_over_the_workers_when_long_enough() -> None:
     assert tasks.stamp_ranges(379, chunkable=False, workers=2) == [(1, 379)]
     ranges = tasks.stamp_ranges(1035, chunkable=True, workers=4)
     assert sum(n for _, n in ranges) == 1035 and ranges[0][0] == 1
+
+
+def _center_pixel(pdf: Path, tmp_path: Path) -> tuple[int, ...]:
+    from PIL import Image
+
+    png = tmp_path / f"{pdf.stem}-page"
+    subprocess.run(["pdftoppm", "-r", "20", "-png", "-f", "1", "-l", "1", pdf, png], check=True)
+    with Image.open(next(tmp_path.glob(f"{pdf.stem}-page*.png"))) as img:
+        rgb = img.convert("RGB")
+        return tuple(rgb.getpixel((rgb.width // 2, rgb.height // 2)))
+
+
+def test_parts_honour_presentational_hints_like_the_whole_layout(tmp_path: Path) -> None:
+    # `<td bgcolor>` as old HTML exports write it: a red cell filling most of the page.
+    cell = '<table width="100%"><tr><td bgcolor="#ff0000" height="500">cell</td></tr></table>'
+    html = f"<html><head><title>t</title></head><body><h1>Export</h1>{cell}</body></html>"
+    whole = tmp_path / "whole.pdf"
+    render_pdf(html, ConversionContext(job_root=tmp_path), tmp_path, whole)
+    source = tmp_path / "part.html"
+    source.write_text(html)
+    part = layout_part(PartTask(0, str(source), str(tmp_path / "part.pdf")))
+    assert part.error_code is None, part.error_message
+    assert _center_pixel(whole, tmp_path) == (255, 0, 0)
+    assert _center_pixel(tmp_path / "part.pdf", tmp_path) == (255, 0, 0)

@@ -234,7 +234,10 @@ def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
             media_type="print",
         )
         # A fresh font configuration, as in the unsplit route: no state between tasks.
-        rendered = doc.render(font_config=FontConfiguration(), stylesheets=sheets)
+        # Presentational hints (`<img width>`, `<td bgcolor>`), as the unsplit route.
+        rendered = doc.render(
+            font_config=FontConfiguration(), stylesheets=sheets, presentational_hints=True
+        )
         navigation = take_navigation(rendered.pages)
         rendered.write_pdf(target=task.output_path)
     return len(rendered.pages), navigation, tuple(collected.messages)
