@@ -204,3 +204,18 @@ def test_a_split_job_converts_its_other_targets_too(make_spool, daemon_factory) 
         assert (folder / a["path"]).stat().st_size == a["size"]
     pdf = next(a for a in m["artifacts"] if a["target"] == "pdf")
     assert pdf["pages"] == sum(m["parts"]["pages"]) == len(PdfReader(folder / pdf["path"]).pages)
+
+
+def test_a_recovered_split_job_leaves_its_part_files_behind(make_spool, daemon_factory) -> None:
+    spool = make_spool(targets=["pdf"], max_attempts=1)
+    first = daemon_factory(spool, env=parts_env(60_000))
+    drop(spool, "long.md", release_notes(200))
+    wait_for(lambda: running_parts(spool), what="a part running")
+    first.kill_group()  # the daemon and its workers die, as with their host
+    first.wait(timeout=30)
+    # Out of attempts: the next daemon publishes the lost job to failed/ at once.
+    daemon_factory(spool, env=parts_env(60_000))
+    wait_for(lambda: published(spool, "failed"), what="the lost job published")
+    folder, m = only_manifest(spool, "failed")
+    assert m["error"]["code"] == "worker_lost", m["error"]
+    assert not (folder / ".spoold-parts").exists(), "part files published with the job"

@@ -37,6 +37,7 @@ from ..worker import CANCEL_FLAG, WorkerResult
 from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of, utc
 from .listeners import ListenerBus, Published
 from .outcomes import backoff_s, error_info
+from .parts import discard_parts
 from .publisher import (
     PublishRace,
     PublishSpec,
@@ -259,6 +260,9 @@ class Finisher:
                 hint="Nothing to do: spoold runs the job again.",
                 retryable=True,
             )
+        # A split job's part files (maybe hundreds of MB) go neither to failed/ nor back
+        # to the inbox; the next attempt splits again.
+        discard_parts(folder)
         job = RunningJob(rt, state, folder, last, JobStatus.RUNNING)
         limit = rt.settings.for_route(state.route).max_attempts
         if state.counted_attempts() >= limit:
