@@ -181,17 +181,10 @@ def fonts(pdf: Path) -> str:
 def outline(pdf: Path) -> list[tuple[int, str]]:
     from pypdf import PdfReader
 
-    out: list[tuple[int, str]] = []
+    sys.path.insert(0, str(ROOT))
+    from tests.bigdoc import outline_entries
 
-    def walk(items: list[Any], depth: int) -> None:
-        for item in items:
-            if isinstance(item, list):
-                walk(item, depth + 1)
-            else:
-                out.append((depth, str(item.title)))
-
-    walk(PdfReader(pdf).outline, 0)
-    return out
+    return outline_entries(PdfReader(pdf))
 
 
 def links(pdf: Path) -> tuple[int, int]:
@@ -268,24 +261,45 @@ def bench_markdown(tmp: Path, sources: list[Path], cap_mb: int, policy: PartsPol
         peak_rss_mb=parts["stamp_rss_mb"],
     )
     report(BENCH, "md_coordinator_peak_rss", parts["coordinator_rss_mb"], "MB")
-    diff = (parts["pages"] - bare["pages"]) / bare["pages"] * 100
-    report(
+    report(BENCH, "md_fonts", fonts(tmp / "parts.pdf"), bare=fonts(tmp / "bare.pdf"))
+    report_fidelity(
         BENCH,
-        "md_pages_bare_vs_parts",
-        f"{bare['pages']} vs {parts['pages']} ({diff:+.1f} %)",
+        bare,
+        tmp / "bare.pdf",
+        tmp / "parts.pdf",
+        parts["pages"],
+        "parts",
+        across_parts=parts["links_across_parts"],
+    )
+
+
+def report_fidelity(
+    bench: str,
+    bare: dict[str, Any],
+    bare_pdf: Path,
+    pdf: Path,
+    pages: int,
+    what: str,
+    **extra: Any,
+) -> None:
+    """Pages within 3 %, the same words, the same outline, internal links resolving."""
+    diff = (pages - bare["pages"]) / bare["pages"] * 100
+    report(
+        bench,
+        f"md_pages_bare_vs_{what}",
+        f"{bare['pages']} vs {pages} ({diff:+.1f} %)",
         target="within 3 %",
     )
-    report(BENCH, "md_fonts", fonts(tmp / "parts.pdf"), bare=fonts(tmp / "bare.pdf"))
-    report(BENCH, "md_words_identical", str(words(tmp / "bare.pdf") == words(tmp / "parts.pdf")))
-    o_bare, o_parts = outline(tmp / "bare.pdf"), outline(tmp / "parts.pdf")
-    report(BENCH, "md_outline_equal", str(o_bare == o_parts), entries=len(o_parts))
-    total, resolved = links(tmp / "parts.pdf")
+    report(bench, "md_words_identical", str(words(bare_pdf) == words(pdf)))
+    o_bare, o_split = outline(bare_pdf), outline(pdf)
+    report(bench, "md_outline_equal", str(o_bare == o_split), entries=len(o_split))
+    total, resolved = links(pdf)
     report(
-        BENCH,
+        bench,
         "md_internal_links_resolving",
         f"{resolved}/{total}",
-        bare=links(tmp / "bare.pdf")[0],
-        across_parts=parts["links_across_parts"],
+        bare=links(bare_pdf)[0],
+        **extra,
     )
 
 

@@ -29,12 +29,10 @@ from typing import Any
 
 from bench_bigdoc import (
     bare_layout,
-    links,
     markdown_source,
     markdown_to_html_file,
-    outline,
+    report_fidelity,
     two_core_span,
-    words,
 )
 from common import Daemon, EventTail, make_spool, report, temp_dir, wait_finished, worker_pids
 
@@ -168,20 +166,7 @@ def bench_markdown(tmp: Path, sources: list[Path]) -> None:
         pages=(m.get("parts") or {}).get("pages"),
     )
     pages = m["artifacts"][0]["pages"]
-    diff = (pages - bare["pages"]) / bare["pages"] * 100
-    report(
-        BENCH,
-        "md_pages_bare_vs_daemon",
-        f"{bare['pages']} vs {pages} ({diff:+.1f} %)",
-        target="within 3 %",
-    )
-    report(BENCH, "md_words_identical", str(words(tmp / "bare.pdf") == words(run["pdf"])))
-    o_bare, o_daemon = outline(tmp / "bare.pdf"), outline(run["pdf"])
-    report(BENCH, "md_outline_equal", str(o_bare == o_daemon), entries=len(o_daemon))
-    total, resolved = links(run["pdf"])
-    report(
-        BENCH, "md_internal_links_resolving", f"{resolved}/{total}", bare=links(tmp / "bare.pdf")[0]
-    )
+    report_fidelity(BENCH, bare, tmp / "bare.pdf", run["pdf"], pages, "daemon")
 
 
 def bench_docx(tmp: Path, sources: list[Path]) -> None:

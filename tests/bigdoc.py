@@ -2,11 +2,13 @@
 
 Deterministic (seeded): a long Markdown release history with sections, subsections,
 lists, code, footnotes and links across the document, and an HTML data export table.
+`outline_entries` reads a PDF's outline back, for the tests and the benches alike.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 WORDS = [
     "spool",
@@ -119,3 +121,18 @@ def export_table(rows: int, seed: int = 30) -> str:
     )
     lines.append("</body></html>")
     return "\n".join(lines) + "\n"
+
+
+def outline_entries(reader: Any) -> list[tuple[int, str]]:
+    """(depth, title) of every outline entry of a pypdf PdfReader, in order."""
+    out: list[tuple[int, str]] = []
+
+    def walk(items: list[Any], depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+            else:
+                out.append((depth, str(item.title)))
+
+    walk(reader.outline, 0)
+    return out

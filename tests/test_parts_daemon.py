@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tests.bigdoc import release_notes
+from tests.bigdoc import outline_entries, release_notes
 
 from .conftest import cli, events, pid_alive, published, wait_for
 
@@ -55,20 +55,6 @@ def running_parts(spool: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def outline(reader: PdfReader) -> list[tuple[int, str]]:
-    out: list[tuple[int, str]] = []
-
-    def walk(items: list[Any], depth: int) -> None:
-        for item in items:
-            if isinstance(item, list):
-                walk(item, depth + 1)
-            else:
-                out.append((depth, str(item.title)))
-
-    walk(reader.outline, 0)
-    return out
-
-
 def drop(spool: Path, name: str, text: str) -> None:
     staged = spool / f".{name}.tmp"
     staged.write_text(text)
@@ -92,7 +78,7 @@ def test_a_split_job_publishes_one_pdf_that_reads_as_one(make_spool, daemon_fact
     for n in range(1, total + 1):
         assert re.search(rf"\b{n} / {total}\b", page_text(pdf, n)), f"page {n}"
     reader = PdfReader(pdf)
-    entries = outline(reader)
+    entries = outline_entries(reader)
     assert entries[0] == (0, "Release history")
     releases = [(d, t) for d, t in entries if t.startswith("Release 0.")]
     assert releases == [(1, f"Release 0.{s}") for s in range(40)], "one outline, in order"
