@@ -69,6 +69,23 @@ def markdown_source(paths: list[Path]) -> tuple[str, str]:
     return text, f"generated: tests.bigdoc.release_notes({sections})"
 
 
+def with_contents(text: str, folder: Path) -> tuple[str, int]:
+    """`text` with a contents list up front linking every release (h2) heading.
+
+    A reader of 400 pages of changelog wants one, and the real changelogs have no
+    internal links of their own: these links run from the first part into all others.
+    """
+    import lxml.html
+
+    root = lxml.html.fromstring(markdown_to_html_file(text, folder).read_bytes())
+    items = []
+    for h in root.iter("h2"):
+        if h.get("id"):
+            title = re.sub(r"([\\`*_\[\]<>#])", r"\\\1", " ".join(h.text_content().split()))
+            items.append(f"- [{title}](#{h.get('id')})")
+    return "# Contents\n\n" + "\n".join(items) + "\n\n" + text, len(items)
+
+
 def markdown_to_html_file(text: str, folder: Path) -> Path:
     load_converters()
     source = folder / "CHANGELOG.md"
@@ -205,6 +222,8 @@ def links(pdf: Path) -> tuple[int, int]:
 
 def bench_markdown(tmp: Path, sources: list[Path], cap_mb: int, policy: PartsPolicy) -> None:
     text, what = markdown_source(sources)
+    text, contents = with_contents(text, tmp)
+    what += f", with a contents list of {contents} internal links"
     html = markdown_to_html_file(text, tmp)
     report(BENCH, "md_source", what, md_bytes=len(text.encode()), html_bytes=html.stat().st_size)
     bare = bare_layout(html, tmp / "bare.pdf", None, timeout=1800)

@@ -33,6 +33,7 @@ from bench_bigdoc import (
     markdown_to_html_file,
     report_fidelity,
     two_core_span,
+    with_contents,
 )
 from common import Daemon, EventTail, make_spool, report, temp_dir, wait_finished, worker_pids
 
@@ -117,6 +118,8 @@ def through_daemon(
 
 def bench_markdown(tmp: Path, sources: list[Path]) -> None:
     text, what = markdown_source(sources)
+    text, contents = with_contents(text, tmp)
+    what += f", with a contents list of {contents} internal links"
     html = markdown_to_html_file(text, tmp)
     report(BENCH, "md_source", what, md_bytes=len(text.encode()), html_bytes=html.stat().st_size)
     report(BENCH, "load_average_before", load())
