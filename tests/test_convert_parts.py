@@ -397,3 +397,24 @@ def test_parts_honour_presentational_hints_like_the_whole_layout(tmp_path: Path)
     assert part.error_code is None, part.error_message
     assert _center_pixel(whole, tmp_path) == (255, 0, 0)
     assert _center_pixel(tmp_path / "part.pdf", tmp_path) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("bodies", [0, 1, 3])
+def test_table_slices_hold_every_row_once_whatever_the_markup(bodies: int) -> None:
+    from spoold.convert.parts.split import build_parts
+
+    rows = [f"<tr><td>r{i}</td><td>{'cell text ' * 20}</td></tr>" for i in range(300)]
+    if bodies:  # rows in one or several <tbody>, or straight in <table>
+        step = -(-len(rows) // bodies)
+        chunks = [rows[i : i + step] for i in range(0, len(rows), step)]
+        body = "".join("<tbody>" + "".join(c) + "</tbody>" for c in chunks)
+    else:
+        body = "".join(rows)
+    html = f"<html><head></head><body><table><thead><tr><th>h</th></tr></thead>{body}</table>"
+    root = parse_html(html + "</body></html>")
+    plan = plan_parts(root, PartsPolicy(split_above=10_000, part_cost=40_000))
+    trees = build_parts(root, plan.parts)
+    assert len(trees) >= 3
+    cells = [td.text for tree in trees for td in tree.iter("td") if td.text.startswith("r")]
+    assert cells == [f"r{i}" for i in range(300)], "every row once, in order"
+    assert all(len(list(tree.iter("th"))) == 1 for tree in trees), "the header in every part"

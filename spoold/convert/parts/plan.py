@@ -65,6 +65,15 @@ class PartsPolicy:
     max_parts: int = 200
 
 
+@dataclass(eq=False)
+class TableRows:
+    """A table's body rows and where a cut may fall: found once per table, not per cut
+    (a 30,000-row table was walked again for every one of its 38 parts)."""
+
+    rows: list[tuple[Any, Any | None]]  # (row, its tbody or None), in order
+    safe: list[bool]  # for each row, whether a cut may fall before it
+
+
 @dataclass
 class Unit:
     """A run of consecutive siblings (or a slice of one table's body rows) in one part."""
@@ -74,6 +83,7 @@ class Unit:
     cost: int
     heading: int = 0  # level of the heading that opens it: a good place to cut before
     rows: tuple[int, int] | None = None  # body rows [start, end) when a table slice
+    table: TableRows | None = None  # the sliced table's rows (shared by its slices)
 
 
 @dataclass
@@ -192,14 +202,14 @@ def _table_units(table: Any, shells: tuple[Any, ...], policy: PartsPolicy) -> It
     if len(rows) < 2:
         yield Unit(shells, [table], element_cost(table))
         return
-    safe = safe_cuts(rows)
+    index = TableRows(rows, safe_cuts(rows))
     start, cost = 0, 0
     for i, (row, _) in enumerate(rows):
-        if cost >= slice_cost and safe[i]:
-            yield Unit(shells, [table], cost, rows=(start, i))
+        if cost >= slice_cost and index.safe[i]:
+            yield Unit(shells, [table], cost, rows=(start, i), table=index)
             start, cost = i, 0
         cost += element_cost(row)
-    yield Unit(shells, [table], cost, rows=(start, len(rows)))
+    yield Unit(shells, [table], cost, rows=(start, len(rows)), table=index)
 
 
 def sliced_tables(parts: list[list[Unit]]) -> list[Any]:
@@ -236,7 +246,8 @@ def align_table_cuts(parts: list[list[Unit]], fits: dict[int, tuple[int, int]]) 
         rows = a.rows[1] - a.rows[0]
         pages = max(0, round((rows - first) / per_page))
         cut = a.rows[0] + first + pages * per_page
-        if cut != a.rows[1] and a.rows[0] < cut < b.rows[1] and safe_cuts(body_rows(table))[cut]:
+        safe = a.table.safe if a.table is not None else safe_cuts(body_rows(table))
+        if cut != a.rows[1] and a.rows[0] < cut < b.rows[1] and safe[cut]:
             a.rows, b.rows = (a.rows[0], cut), (cut, b.rows[1])
             moved += 1
     return moved
@@ -254,9 +265,8 @@ def join_table_slices(units: list[Unit]) -> list[Unit]:
             and last.elements[0] is unit.elements[0]
             and last.rows[1] == unit.rows[0]
         ):
-            out[-1] = Unit(
-                last.shells, last.elements, last.cost + unit.cost, 0, (last.rows[0], unit.rows[1])
-            )
+            rows = (last.rows[0], unit.rows[1])
+            out[-1] = Unit(last.shells, last.elements, last.cost + unit.cost, 0, rows, last.table)
         else:
             out.append(unit)
     return out

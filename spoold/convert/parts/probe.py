@@ -18,7 +18,7 @@ import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 
 from .layout import DataOnlyFetcher, stylesheets
-from .plan import body_rows
+from .plan import TableRows, body_rows
 from .prepare import serialize
 from .split import empty_document, table_slice
 from .tasks import PageOptions, PartTask
@@ -29,9 +29,11 @@ PROBE_MARK = "data-spoold-probe"
 
 def probe_table(root: Any, table: Any, page: PageOptions, base_url: str) -> tuple[int, int] | None:
     """(body rows on a part's first page, on each later page), or None if uneven."""
-    count = min(PROBE_ROWS, len(body_rows(table)))
+    rows = body_rows(table)
+    count = min(PROBE_ROWS, len(rows))
     html, body = empty_document(root, first=False)
-    probe = table_slice(table, (0, count), first=False, last=False)
+    probe = table_slice(table, TableRows(rows, []), (0, count), first=False)
+    probe.tail = None
     for row, _ in body_rows(probe):
         row.set(PROBE_MARK, "1")
     body.append(probe)
@@ -40,7 +42,9 @@ def probe_table(root: Any, table: Any, page: PageOptions, base_url: str) -> tupl
     doc = weasyprint.HTML(
         string=text, base_url=base_url or None, url_fetcher=DataOnlyFetcher(), media_type="print"
     )
-    rendered = doc.render(font_config=FontConfiguration(), stylesheets=stylesheets(task))
+    rendered = doc.render(
+        font_config=FontConfiguration(), stylesheets=stylesheets(task), presentational_hints=True
+    )
     per_page = [_body_rows_on(p) for p in rendered.pages]
     steady = Counter(per_page[1:-1])  # the last page holds what is left
     if len(per_page) < 4 or len(steady) != 1:

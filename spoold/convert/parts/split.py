@@ -17,7 +17,7 @@ from typing import Any
 
 import lxml.etree
 
-from .plan import Unit, body_rows, tag_of
+from .plan import TableRows, Unit, tag_of
 
 DEST_SCHEME = "spoold-dest:"
 
@@ -66,11 +66,15 @@ def empty_document(root: Any, first: bool) -> tuple[Any, Any]:
     return html, body
 
 
-def table_slice(table: Any, rows: tuple[int, int], first: bool, last: bool) -> Any:
+def table_slice(table: Any, index: TableRows, rows: tuple[int, int], first: bool) -> Any:
+    """A copy of `table` with body rows [start, end) only (and its header rows)."""
     out = _shell(table, keep_id=first)
     out.text = table.text
-    wanted = body_rows(table)[rows[0] : rows[1]]
-    wanted_ids = {id(r) for r, _ in wanted}
+    wanted = index.rows[rows[0] : rows[1]]
+    by_tbody: dict[int, list[Any]] = {}
+    for tr, tbody in wanted:
+        by_tbody.setdefault(id(tbody), []).append(tr)
+    loose = set(by_tbody.get(id(None), ()))  # rows straight in <table>, no <tbody>
     for child in table:
         tag = tag_of(child)
         if tag == "caption":
@@ -79,18 +83,18 @@ def table_slice(table: Any, rows: tuple[int, int], first: bool, last: bool) -> A
         elif tag in ("colgroup", "col", "thead", "tfoot"):
             out.append(copy.deepcopy(child) if first else copy_without_ids(child))
         elif tag == "tbody":
-            picked = [tr for tr in child if id(tr) in wanted_ids]
+            picked = by_tbody.get(id(child))
             if picked:
                 tbody = _shell(child, keep_id=first)
                 tbody.text = child.text
                 tbody.extend(copy.deepcopy(tr) for tr in picked)
                 out.append(tbody)
         elif tag == "tr":
-            if id(child) in wanted_ids:
+            if child in loose:
                 out.append(copy.deepcopy(child))
         elif isinstance(child.tag, str) and first:
             out.append(copy.deepcopy(child))
-    out.tail = table.tail if last else None
+    out.tail = table.tail if rows[1] == len(index.rows) else None
     return out
 
 
@@ -132,8 +136,8 @@ class _PartBuilder:
             return copy.deepcopy(el)
         first = id(el) not in self.emitted
         self.emitted.add(id(el))
-        last = unit.rows[1] == len(body_rows(el))
-        return table_slice(el, unit.rows, first, last)
+        assert unit.table is not None
+        return table_slice(el, unit.table, unit.rows, first)
 
 
 def build_parts(root: Any, parts: list[list[Unit]]) -> list[Any]:
