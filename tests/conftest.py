@@ -168,7 +168,7 @@ class DaemonProc:
 
 
 @pytest.fixture
-def daemon_factory() -> Iterator[Callable[..., DaemonProc]]:
+def daemon_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., DaemonProc]]:
     started: list[DaemonProc] = []
 
     def start(*spools: Path, args: tuple[str, ...] = ("--workers", "2"), **kw: Any) -> DaemonProc:
@@ -177,6 +177,13 @@ def daemon_factory() -> Iterator[Callable[..., DaemonProc]]:
         return d
 
     yield start
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        # The daemons' own words, in the report's teardown output: a failure seen once
+        # in CI can then be read, not guessed at.
+        for d in started:
+            print(f"--- {d.log_path} (last 4000 bytes)")
+            print(d.log_path.read_bytes()[-4000:].decode("utf-8", "replace"))
     for d in started:
         if d.proc is not None and d.proc.poll() is None:
             d.kill_group()
@@ -265,3 +272,11 @@ def pdf_image_sizes(path: Path) -> list[tuple[int, int]]:
     ).stdout
     rows = out.splitlines()[2:]  # a header line and a rule precede the images
     return [(int(r.split()[3]), int(r.split()[4])) for r in rows if r.strip()]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (daemon_factory reads `rep_call`)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
