@@ -403,9 +403,8 @@ def list_jobs(
         if state not in states:
             continue
         for name in finished_names(paths.root / state):
-            created = job_time(job_id_of(name) or "")
             # The job id is made at claim, a moment after the job was first seen.
-            if max_age_s is not None and created is not None and now - created > max_age_s + 60:
+            if max_age_s is not None and _older_than(name, now, max_age_s + 60):
                 continue
             rec = finished_record(paths, state, name)
             if rec is not None:
@@ -423,6 +422,12 @@ def list_jobs(
     records = [r for r in records if wanted(r)]
     records.sort(key=lambda r: (r.created_at or "", r.job_id or ""), reverse=True)
     return [r.as_json() for r in records]
+
+
+def _older_than(jobdir: str, now: float, age_s: float) -> bool:
+    """Whether a job folder's name says it was made more than `age_s` ago."""
+    created = job_time(job_id_of(jobdir) or "")
+    return created is not None and now - created > age_s
 
 
 def _unix(stamp: str) -> float:

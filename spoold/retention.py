@@ -43,11 +43,32 @@ class PurgeResult:
 
 
 def job_time(job_id: str) -> float | None:
-    """The UTC creation time (unix seconds) encoded in a job id, or None."""
-    try:
-        return datetime.strptime(job_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
+    """The UTC creation time (unix seconds) encoded in a job id, or None.
+
+    Sliced by hand: strptime costs ~15 us a call, most of `spoold list`'s time on a
+    spool of 10,000 finished jobs.
+    """
+    stamp = job_id[:16]
+    digits = stamp[:8] + stamp[9:15]
+    if len(stamp) != 16 or stamp[8] != "T" or stamp[15] != "Z" or not _ascii_digits(digits):
         return None
+    try:
+        when = datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+            tzinfo=UTC,
+        )
+    except ValueError:  # month 13 and the like
+        return None
+    return when.timestamp()
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _finished_at(folder: Path) -> float | None:
