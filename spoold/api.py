@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import retention
+from .clock import spool_now
 from .detect import compile_ignore
 from .errors import ConfigError, SpooldError
 from .events import follow
@@ -32,6 +33,7 @@ from .jobview import (
     queued_record,
     running_records,
 )
+from .leases import heartbeat_ages
 from .protocol import (
     MANIFEST,
     STATE_FILE,
@@ -319,13 +321,14 @@ def status(spool: Path) -> dict[str, Any]:
     paths = open_spool(spool)
     view = inbox_view(paths)
     daemons = []
-    for info in paths.daemons.glob("*.json"):
+    # Ages on the spool's clock: this host's may be minutes off the file server's.
+    for info, age in heartbeat_ages(paths.daemons, spool_now(paths.clock_probe)).items():
         try:
             data = json.loads(info.read_text())
-            data["heartbeat_age_s"] = round(time.time() - info.stat().st_mtime, 1)
-            daemons.append(data)
         except (OSError, ValueError):
             continue
+        data["heartbeat_age_s"] = round(age, 1)
+        daemons.append(data)
     failed = finished_names(paths.failed)
     # Newest first by the time in the job id: only these five manifests are read.
     newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
