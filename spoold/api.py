@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import retention
+from .clock import spool_now
 from .detect import compile_ignore
 from .errors import ConfigError, SpooldError
 from .events import follow
@@ -32,6 +33,7 @@ from .jobview import (
     queued_record,
     running_records,
 )
+from .leases import heartbeat_ages
 from .protocol import (
     MANIFEST,
     STATE_FILE,
@@ -319,13 +321,14 @@ def status(spool: Path) -> dict[str, Any]:
     paths = open_spool(spool)
     view = inbox_view(paths)
     daemons = []
-    for info in paths.daemons.glob("*.json"):
+    # Ages on the spool's clock: this host's may be minutes off the file server's.
+    for info, age in heartbeat_ages(paths.daemons, spool_now(paths.clock_probe)).items():
         try:
             data = json.loads(info.read_text())
-            data["heartbeat_age_s"] = round(time.time() - info.stat().st_mtime, 1)
-            daemons.append(data)
         except (OSError, ValueError):
             continue
+        data["heartbeat_age_s"] = round(age, 1)
+        daemons.append(data)
     failed = finished_names(paths.failed)
     # Newest first by the time in the job id: only these five manifests are read.
     newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
@@ -403,9 +406,8 @@ def list_jobs(
         if state not in states:
             continue
         for name in finished_names(paths.root / state):
-            created = job_time(job_id_of(name) or "")
             # The job id is made at claim, a moment after the job was first seen.
-            if max_age_s is not None and created is not None and now - created > max_age_s + 60:
+            if max_age_s is not None and _older_than(name, now, max_age_s + 60):
                 continue
             rec = finished_record(paths, state, name)
             if rec is not None:
@@ -423,6 +425,12 @@ def list_jobs(
     records = [r for r in records if wanted(r)]
     records.sort(key=lambda r: (r.created_at or "", r.job_id or ""), reverse=True)
     return [r.as_json() for r in records]
+
+
+def _older_than(jobdir: str, now: float, age_s: float) -> bool:
+    """Whether a job folder's name says it was made more than `age_s` ago."""
+    created = job_time(job_id_of(jobdir) or "")
+    return created is not None and now - created > age_s
 
 
 def _unix(stamp: str) -> float:

@@ -15,6 +15,9 @@ snapshot, a file server minutes off). spoold's rules, one per use of time:
   clock (`SpoolClock`: the file server stamps both mtimes, so no host clock enters).
   Result: a retry never starts before its delay has passed on the spool's clock, and
   at most one detection interval after it.
+- **Heartbeat ages** shown by `spoold status` and judged by `spoold doctor` are a lease
+  file's mtime against the spool's clock (`spool_now`): both stamped by the file
+  server, so a tool on a skewed host shows the same ages as one on the server.
 - **Retention** compares days-old job-id or manifest times with the local wall clock:
   a skew of minutes moves a deletion by minutes (stated tolerance: skew well below
   `keep_*_days`). Ages of things that look like they are from the future count as 0,
@@ -107,6 +110,18 @@ class SpoolClock:
         finally:
             os.close(fd)
         return os.stat(self.probe).st_mtime
+
+
+def spool_now(probe: Path) -> float:
+    """The spool's time, read once (for a one-shot tool such as `spoold status`).
+
+    Falls back to this host's wall time when the probe cannot be written (a user who
+    may only read the spool): ages then carry this host's skew.
+    """
+    try:
+        return SpoolClock(probe).now()
+    except OSError:
+        return wall_time()
 
 
 def retry_not_before(first_seen: float, delay_s: float, waited_s: float) -> float:

@@ -1,7 +1,8 @@
 """`spoold doctor`: check a spool and this machine before trusting them with files.
 
 Each check returns pass, warn or fail with one line of explanation and, where it
-helps, what to do. Nothing is changed.
+helps, what to do. Nothing is changed, except that `.spoold/clock-probe` is rewritten
+to read the file server's clock (daemons' heartbeat ages are judged on it).
 
 `python -m spoold.doctor --system` runs only the checks of this machine (the system
 libraries WeasyPrint loads, fonts); `make run` runs it first.
@@ -15,13 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .clock import spool_now
 from .detect import filesystem_type, needs_polling
 from .errors import ConfigError, SpoolError
+from .leases import heartbeat_ages
 from .protocol import SUBDIRS, SpoolPaths, check_same_filesystem, free_disk_mb
 from .settings import SpoolSettings, load_spool_settings
 
@@ -206,12 +208,8 @@ def _disk(paths: SpoolPaths, settings: SpoolSettings) -> Check:
 
 
 def _daemons(paths: SpoolPaths, settings: SpoolSettings) -> Check:
-    ages = []
-    for info in paths.daemons.glob("*.json"):
-        try:
-            ages.append(time.time() - info.stat().st_mtime)
-        except OSError:
-            continue
+    # On the spool's clock: this host's may be minutes off the file server's.
+    ages = heartbeat_ages(paths.daemons, spool_now(paths.clock_probe)).values()
     alive = [a for a in ages if a <= settings.lease_ttl_s]
     if not alive:
         return Check("warn", "daemons", "no daemon is serving this spool right now")

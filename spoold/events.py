@@ -23,7 +23,10 @@ from .protocol import iso
 #
 # Each event is a frozen dataclass: a field without a default must be given, so an event
 # that lacks what a tool matches on (job.detected's `ino`) is a type error, not a hang.
-# `job_id` and `attempt` are on every event (null for daemon-wide ones).
+# `job_id` and `attempt` are on every event (null for daemon-wide ones); the shapes
+# events share are bases (AttemptEvent: both required; DaemonEvent: the pid), and each
+# event adds only its own fields. Events of one shape stay separate classes: the class
+# is the event's name, and a tool's type checker tells job.claimed from job.recovered.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +48,21 @@ _ON_EVERY_EVENT = frozenset({"job_id", "attempt"})
 
 
 @dataclass(frozen=True, kw_only=True)
+class AttemptEvent(Event):
+    """An event of one attempt of one job: job id and attempt must be given."""
+
+    job_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonEvent(Event):
+    """An event of one daemon process that names its pid (job_id and attempt: null)."""
+
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobDetected(Event):
     NAME = "job.detected"
     job_id: str
@@ -54,27 +72,21 @@ class JobDetected(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobClaimed(Event):
+class JobClaimed(AttemptEvent):
     NAME = "job.claimed"
-    job_id: str
-    attempt: int
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobStarted(Event):
+class JobStarted(AttemptEvent):
     NAME = "job.started"
-    job_id: str
-    attempt: int
     targets: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobEnded(Event):
+class JobEnded(AttemptEvent):
     """A published outcome (succeeded, failed, cancelled)."""
 
-    job_id: str
-    attempt: int
     name: str
     path: str
     code: str | None = None
@@ -97,46 +109,36 @@ class JobCancelled(JobEnded):
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobRetryScheduled(Event):
+class JobRetryScheduled(AttemptEvent):
     NAME = "job.retry_scheduled"
-    job_id: str
-    attempt: int
     delay_s: float
     code: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobRequeued(Event):
+class JobRequeued(AttemptEvent):
     NAME = "job.requeued"
-    job_id: str
-    attempt: int
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobRecovered(Event):
+class JobRecovered(AttemptEvent):
     NAME = "job.recovered"
-    job_id: str
-    attempt: int
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobDuplicate(Event):
+class JobDuplicate(AttemptEvent):
     NAME = "job.duplicate"
-    job_id: str
-    attempt: int
     duplicate_of: str
     name: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobDiscarded(Event):
+class JobDiscarded(AttemptEvent):
     """An attempt's result was dropped: its claim was lost (fenced) or the job is gone."""
 
     NAME = "job.discarded"
-    job_id: str
-    attempt: int
     reason: str
 
 
@@ -165,10 +167,8 @@ class CancelRefused(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class HookFailed(Event):
+class HookFailed(AttemptEvent):
     NAME = "hook.failed"
-    job_id: str
-    attempt: int
     command: str
     exit_code: int | None
     timed_out: bool
@@ -177,18 +177,16 @@ class HookFailed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DaemonStarted(Event):
+class DaemonStarted(DaemonEvent):
     NAME = "daemon.started"
-    pid: int
     workers: int
     detect: str
     version: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class DaemonStopping(Event):
+class DaemonStopping(DaemonEvent):
     NAME = "daemon.stopping"
-    pid: int
     running: int
 
 
@@ -211,20 +209,18 @@ class DaemonReloadRefused(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DaemonLeaseLost(Event):
+class DaemonLeaseLost(DaemonEvent):
     """This daemon's lease files were removed (another daemon took it for gone)."""
 
     NAME = "daemon.lease_lost"
-    pid: int
     claims_lost: int
 
 
 @dataclass(frozen=True, kw_only=True)
-class DaemonFailed(Event):
+class DaemonFailed(DaemonEvent):
     """The same internal error repeated: the daemon exits 70 for systemd to restart it."""
 
     NAME = "daemon.failed"
-    pid: int
     error: str
 
 

@@ -157,122 +157,145 @@ def run_hook(
     started = time.monotonic()
     if not argv:
         return HookResult(False, None, False, "", 0.0, "empty hook command")
-    cmd = [*argv, str(job_dir)]
-    env = _base_env(os.environ)
-    env["SPOOLD_JOB_DIR"] = str(job_dir)
-    env.update(env_extra)
-    cwd = job_dir if job_dir.is_dir() else Path("/")
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            close_fds=True,
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        return _not_started(started, f"command not found: {argv[0]}")
-    except PermissionError:
-        return _not_started(started, f"command not executable: {argv[0]}")
-    except OSError as exc:
-        return _not_started(started, f"could not start {argv[0]}: {exc.strerror or exc}")
-    pgid = proc.pid  # start_new_session: the hook leads its own group
+    proc = _start(argv, job_dir, env_extra)
+    if isinstance(proc, str):
+        return _not_started(started, proc)
     if on_start is not None:
         try:
             on_start(proc.pid)
         except Exception:
             log.exception("hook on_start callback failed")
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    os.set_blocking(fd, False)
-    pidfd = _pidfd(proc.pid)
-    buf = bytearray()
-    dropped = 0
-    eof = False
+    output = _OutputReader(proc, output_cap)
+    timed_out = False
+    try:
+        output.read_until(started + timeout_s)
+        if not _has_exited(proc.pid):
+            timed_out = True
+            _killpg(proc.pid, signal.SIGTERM)  # start_new_session: its pid is its group's
+            output.read_until(time.monotonic() + term_grace_s)
+    finally:
+        # Kill whatever is left of the group (stragglers, or all of it on timeout) while
+        # the unreaped leader still pins the group id, then reap the leader.
+        _killpg(proc.pid, signal.SIGKILL)
+        output.close()
+        exit_code = proc.wait()
+    if output.dropped:
+        log.debug("hook %s: dropped %d bytes of output over the cap", argv[0], output.dropped)
+    error = _failure(exit_code, timed_out, timeout_s)
+    return HookResult(
+        ok=error is None,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        output=bytes(output.buf).decode("utf-8", errors="replace"),
+        duration_s=time.monotonic() - started,
+        error=error,
+        truncated=output.dropped > 0,
+    )
 
-    def wait_phase(until: float) -> None:
+
+def _start(
+    argv: list[str], job_dir: Path, env_extra: Mapping[str, str]
+) -> subprocess.Popen[bytes] | str:
+    """The hook's process, leading its own session; or why it could not start."""
+    env = _base_env(os.environ)
+    env["SPOOLD_JOB_DIR"] = str(job_dir)
+    env.update(env_extra)
+    try:
+        return subprocess.Popen(
+            [*argv, str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=job_dir if job_dir.is_dir() else Path("/"),
+            close_fds=True,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return f"command not found: {argv[0]}"
+    except PermissionError:
+        return f"command not executable: {argv[0]}"
+    except OSError as exc:
+        return f"could not start {argv[0]}: {exc.strerror or exc}"
+
+
+class _OutputReader:
+    """A running hook's merged output, kept up to `cap` bytes; the rest is read and
+    counted in `dropped`, so a chatty hook never blocks on a full pipe."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cap: int) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.stdout = proc.stdout
+        self.fd = proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.pidfd = _pidfd(proc.pid)
+        self.cap = cap
+        self.buf = bytearray()
+        self.dropped = 0
+        self.eof = False
+
+    def read_until(self, until: float) -> None:
         """Read output until the hook has exited and its pipe is at EOF, or `until`.
 
         After the leader exits, output still in flight (children holding the pipe)
         is read for at most EXIT_LINGER_S more.
         """
-        nonlocal buf, dropped, eof
         exited_at: float | None = None
         with selectors.DefaultSelector() as sel:
-            if not eof:
-                sel.register(fd, selectors.EVENT_READ)
-            if pidfd is not None:
-                sel.register(pidfd, selectors.EVENT_READ)
+            if not self.eof:
+                sel.register(self.fd, selectors.EVENT_READ)
+            if self.pidfd is not None:
+                sel.register(self.pidfd, selectors.EVENT_READ)
             while True:
                 now = time.monotonic()
-                if exited_at is None and _has_exited(proc.pid):
+                if exited_at is None and _has_exited(self.proc.pid):
                     exited_at = now
-                if exited_at is not None and eof:
+                if exited_at is not None and self.eof:
                     return
                 limit = until if exited_at is None else min(until, exited_at + EXIT_LINGER_S)
                 if now >= limit:
                     return
                 wait = limit - now
-                if pidfd is None and exited_at is None:
+                if self.pidfd is None and exited_at is None:
                     wait = min(wait, 0.05)  # no pidfd: poll for the leader's exit
                 for key, _ev in sel.select(wait):
-                    if key.fd == pidfd:
-                        sel.unregister(pidfd)  # exited: noticed at the top of the loop
-                        continue
-                    try:
-                        chunk = os.read(fd, _READ_CHUNK)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError:
-                        chunk = b""
-                    if not chunk:
-                        eof = True
-                        sel.unregister(fd)
-                        continue
-                    room = output_cap - len(buf)
-                    if room > 0:
-                        buf += chunk[:room]
-                    dropped += max(0, len(chunk) - max(room, 0))
+                    if key.fd == self.pidfd:
+                        sel.unregister(self.pidfd)  # exited: noticed at the top of the loop
+                    else:
+                        self._read_chunk(sel)
 
-    timed_out = False
-    try:
-        wait_phase(started + timeout_s)
-        if not _has_exited(proc.pid):
-            timed_out = True
-            _killpg(pgid, signal.SIGTERM)
-            wait_phase(time.monotonic() + term_grace_s)
-    finally:
-        # Kill whatever is left of the group (stragglers, or all of it on timeout) while
-        # the unreaped leader still pins the group id, then reap the leader.
-        _killpg(pgid, signal.SIGKILL)
-        proc.stdout.close()
-        if pidfd is not None:
-            os.close(pidfd)
-        exit_code = proc.wait()
-    duration = time.monotonic() - started
-    if dropped:
-        log.debug("hook %s: dropped %d bytes of output over the cap", argv[0], dropped)
-    output = bytes(buf).decode("utf-8", errors="replace")
+    def _read_chunk(self, sel: selectors.BaseSelector) -> None:
+        try:
+            chunk = os.read(self.fd, _READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            sel.unregister(self.fd)
+            return
+        room = self.cap - len(self.buf)
+        if room > 0:
+            self.buf += chunk[:room]
+        self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def close(self) -> None:
+        self.stdout.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+def _failure(exit_code: int, timed_out: bool, timeout_s: float) -> str | None:
+    """Why a hook that ran did not succeed, or None."""
     if timed_out:
-        error: str | None = f"timed out after {timeout_s:g}s"
-    elif exit_code != 0:
-        error = (
-            f"killed by signal {-exit_code}" if exit_code < 0 else f"exited with status {exit_code}"
-        )
-    else:
-        error = None
-    return HookResult(
-        ok=error is None,
-        exit_code=exit_code,
-        timed_out=timed_out,
-        output=output,
-        duration_s=duration,
-        error=error,
-        truncated=dropped > 0,
-    )
+        return f"timed out after {timeout_s:g}s"
+    if exit_code < 0:
+        return f"killed by signal {-exit_code}"
+    if exit_code != 0:
+        return f"exited with status {exit_code}"
+    return None
 
 
 def _not_started(started: float, error: str) -> HookResult:

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,9 @@ class JobRecord:
     code: str | None  # error code of a failed or cancelled job
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a str, int or None: a shallow copy is asdict's result, and
+        # several times cheaper for `spoold list --json` over thousands of jobs.
+        return dict(self.__dict__)
 
 
 def iso_of(ts: float) -> str:
@@ -280,9 +282,10 @@ def _lines_backwards(path: Path, limit: int) -> Iterator[bytes]:
 
 
 def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | None:
-    folder = (paths.done if state == "done" else paths.failed) / jobdir
+    # Plain strings, not Path objects: `spoold list` calls this once per finished job.
     try:
-        m: dict[str, Any] = json.loads((folder / MANIFEST).read_bytes())
+        with open(f"{paths.root}/{state}/{jobdir}/{MANIFEST}", "rb") as fh:
+            m: dict[str, Any] = json.loads(fh.read())
     except (OSError, ValueError):
         return None  # still being written by hand, or not a job folder
     if not isinstance(m, dict):

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .clock import age_s
 from .transient import call_with_retry
 
 RECORD_SIZE = 512  # bytes: the record is padded to this, so a renewal never truncates
@@ -269,6 +270,22 @@ class PeerWatcher:
             del self._seen[token]
 
 
+def heartbeat_ages(daemons_dir: Path, spool_now: float) -> dict[Path, float]:
+    """Seconds since each lease record (TOKEN.json) was last renewed, for tools.
+
+    `spool_now` must be the spool's own time (clock.spool_now): the file server stamps
+    the mtimes, so comparing them with this host's clock would add its skew. A daemon
+    does not use this: it judges peers by the beat counter (PeerWatcher).
+    """
+    ages: dict[Path, float] = {}
+    for info in daemons_dir.glob("*.json"):
+        try:
+            ages[info] = age_s(os.stat(info).st_mtime, spool_now)
+        except OSError:
+            continue  # removed meanwhile (a daemon stopping)
+    return ages
+
+
 def _read_or_none(path: Path) -> bytes | None:
     try:
         return call_with_retry(path.read_bytes)
@@ -310,6 +327,7 @@ __all__ = [
     "PeerWatcher",
     "Renewal",
     "boot_id",
+    "heartbeat_ages",
     "lease_paths",
     "lock_is_held",
 ]

@@ -91,6 +91,11 @@ class SpoolPaths:
         return self.state / "daemons"
 
     @property
+    def clock_probe(self) -> Path:
+        """Rewritten to read the file server's time (clock.SpoolClock)."""
+        return self.state / "clock-probe"
+
+    @property
     def events(self) -> Path:
         return self.state / "events.ndjson"
 

@@ -43,11 +43,32 @@ class PurgeResult:
 
 
 def job_time(job_id: str) -> float | None:
-    """The UTC creation time (unix seconds) encoded in a job id, or None."""
-    try:
-        return datetime.strptime(job_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
+    """The UTC creation time (unix seconds) encoded in a job id, or None.
+
+    Sliced by hand: strptime costs ~15 us a call, most of `spoold list`'s time on a
+    spool of 10,000 finished jobs.
+    """
+    stamp = job_id[:16]
+    digits = stamp[:8] + stamp[9:15]
+    if len(stamp) != 16 or stamp[8] != "T" or stamp[15] != "Z" or not _ascii_digits(digits):
         return None
+    try:
+        when = datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+            tzinfo=UTC,
+        )
+    except ValueError:  # month 13 and the like
+        return None
+    return when.timestamp()
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _finished_at(folder: Path) -> float | None:
@@ -102,44 +123,66 @@ def purge(
     """
     now = wall_time() if now is None else now
     result = PurgeResult()
-    doomed: list[tuple[str, Path]] = []  # (kind, renamed folder)
-
-    for kind, parent in (("leftover", paths.done), ("leftover", paths.failed)):
-        for name in _names(parent):
-            if name.startswith(PURGE_PREFIX):
-                doomed.append((kind, parent / name))
-
-    for kind, parent, days in (
-        ("done", paths.done, keep_done_days),
-        ("failed", paths.failed, keep_failed_days),
-    ):
-        limit_s = days * DAY_S
-        for name in _names(parent):
-            if name.startswith("."):
-                continue
-            folder = parent / name
-            try:
-                if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                    continue
-            except FileNotFoundError:
-                continue
-            if not _is_expired(folder, now, limit_s):
-                continue
-            hidden = parent / f"{PURGE_PREFIX}{name}"
-            try:
-                rename_noreplace(folder, hidden)
-            except FileNotFoundError:
-                continue  # retried, or purged by another daemon
-            except OSError as exc:
-                result.errors.append(f"{kind}/{name}: {exc.strerror or exc}")
-                log.warning("cannot purge %s/%s: %s", kind, name, exc)
-                continue
-            doomed.append((kind, hidden))
-
+    doomed = _leftovers(paths)  # (kind, renamed folder)
+    doomed += _hide_expired("done", paths.done, keep_done_days * DAY_S, now, result)
+    doomed += _hide_expired("failed", paths.failed, keep_failed_days * DAY_S, now, result)
     if out_dir_cleanup and doomed:
         files = [f for _kind, folder in doomed for f in _linked_files(folder)]
         result.removed_links = len(unlink_flat_outputs(paths.out, files))
+    _remove_hidden(doomed, result)
+    if result.removed_done or result.removed_failed or result.leftovers:
+        log.info(
+            "purged %d done and %d failed job folders (%d bytes, %d out/ links)",
+            result.removed_done,
+            result.removed_failed,
+            result.freed_bytes,
+            result.removed_links,
+        )
+    return result
 
+
+def _leftovers(paths: SpoolPaths) -> list[tuple[str, Path]]:
+    """`.purge-*` folders an interrupted purge left in done/ and failed/."""
+    return [
+        ("leftover", parent / name)
+        for parent in (paths.done, paths.failed)
+        for name in _names(parent)
+        if name.startswith(PURGE_PREFIX)
+    ]
+
+
+def _hide_expired(
+    kind: str, parent: Path, limit_s: float, now: float, result: PurgeResult
+) -> list[tuple[str, Path]]:
+    """Rename each expired job folder of `parent` to `.purge-NAME`: from then on it is
+    ours alone to delete (another daemon purging finds it gone)."""
+    hidden_ones: list[tuple[str, Path]] = []
+    for name in _names(parent):
+        if name.startswith("."):
+            continue
+        folder = parent / name
+        try:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                continue
+        except FileNotFoundError:
+            continue
+        if not _is_expired(folder, now, limit_s):
+            continue
+        hidden = parent / f"{PURGE_PREFIX}{name}"
+        try:
+            rename_noreplace(folder, hidden)
+        except FileNotFoundError:
+            continue  # retried, or purged by another daemon
+        except OSError as exc:
+            result.errors.append(f"{kind}/{name}: {exc.strerror or exc}")
+            log.warning("cannot purge %s/%s: %s", kind, name, exc)
+            continue
+        hidden_ones.append((kind, hidden))
+    return hidden_ones
+
+
+def _remove_hidden(doomed: list[tuple[str, Path]], result: PurgeResult) -> None:
+    """Delete the renamed folders, counting each by its kind once it is wholly gone."""
     for kind, folder in doomed:
         freed, errors = remove_tree(folder)
         result.freed_bytes += freed
@@ -152,15 +195,6 @@ def purge(
             result.removed_failed += 1
         else:
             result.leftovers += 1
-    if result.removed_done or result.removed_failed or result.leftovers:
-        log.info(
-            "purged %d done and %d failed job folders (%d bytes, %d out/ links)",
-            result.removed_done,
-            result.removed_failed,
-            result.freed_bytes,
-            result.removed_links,
-        )
-    return result
 
 
 def _names(folder: Path) -> list[str]:

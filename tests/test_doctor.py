@@ -4,15 +4,21 @@ libraries: a library hidden from the loader is reported with what to install."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from spoold import doctor
 
 from .conftest import ROOT
+from .hosts import skew_env
 
 
 def _hide(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
@@ -69,3 +75,38 @@ def test_packages_named_are_the_ones_ci_installs() -> None:
         assert lib.package in ci, lib.package
         assert lib.package in readme, lib.package
     assert Path(ROOT / "Makefile").read_text().count("spoold.doctor --system") == 1
+
+
+@pytest.mark.parametrize("tool_skew_s", [120.0, -120.0])
+def test_a_tool_on_a_skewed_host_sees_a_live_daemon_with_a_sane_heartbeat_age(
+    make_spool: Any, daemon_factory: Any, tool_skew_s: float
+) -> None:
+    """`spoold status` and `doctor` run on a host whose clock is two minutes off the
+    file server's (which stamps the lease's mtime): the daemon is alive, its heartbeat
+    seconds old, not two minutes old or in the future."""
+    spool = make_spool(lease_ttl_s=30.0)
+    daemon = daemon_factory(spool)
+    daemon.wait_ready()
+    env = {**os.environ, **skew_env(tool_skew_s)}
+
+    def spoold(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "spoold", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+
+    status = spoold("status", str(spool), "--json")
+    (lease,) = json.loads(status.stdout)["daemons"]
+    assert 0.0 <= lease["heartbeat_age_s"] <= 30.0, lease
+    checked = spoold("doctor", str(spool))
+    assert re.search(r"^PASS\s+daemons\s+1 daemon\(s\) alive$", checked.stdout, re.M), (
+        checked.stdout
+    )
+
+
+def test_the_skew_shim_moves_the_tools_clock() -> None:
+    """The test above means something only if the tool's wall clock really is off."""
+    code = "import time; print(time.time())"
+    env = {**os.environ, **skew_env(120.0)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert float(out.stdout) - time.time() > 100

@@ -47,6 +47,9 @@ def _job(
 def test_job_time_parses_the_id() -> None:
     assert job_time(_job_id(NOW)) == NOW
     assert job_time("garbage") is None
+    assert job_time("20261399T120000Z-0123456789") is None  # month 13 is not a time
+    assert job_time("2026\u0661101T120000Z-0123456789") is None  # ASCII digits only
+    assert job_time("20261130T120000Z-0123456789") == 1796040000.0
 
 
 def test_old_folders_removed_new_kept(spool: SpoolPaths) -> None:

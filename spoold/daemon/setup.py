@@ -41,7 +41,7 @@ def open_runtime(root: Path, defaults: dict[str, Any], host_id: str, token: str)
         lease=OwnLease(paths.daemons, host_id, token),
         peers=PeerWatcher(paths.daemons, host_id, settings.lease_ttl_s),
         tracker=tracker,
-        spool_clock=SpoolClock(paths.state / "clock-probe"),
+        spool_clock=SpoolClock(paths.clock_probe),
     )
 
 
