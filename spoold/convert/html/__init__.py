@@ -7,10 +7,11 @@ sandboxed fetcher and inlined as a data: URL. What cannot be read becomes a warn
 the reference is dropped, so the result is self-contained. WeasyPrint then gets a URL
 fetcher that only answers from the same sandbox: it never opens a file or socket itself.
 
-Modules: parse (bytes to a depth-checked lxml tree, the recursion limit), sanitise
-(what is removed), inline (resources as data: URLs), themes (the theme stylesheets),
-document (the prepared document every route uses), weasy (WeasyPrint's fetcher and
-warnings), pdf (layout) and converters (html -> html, html -> pdf).
+Modules: charset (which encoding a file is in), parse (bytes to a depth-checked lxml
+tree, the recursion limit), sanitise (what is removed), inline (resources as data:
+URLs), themes (the theme stylesheets), document (the prepared document every route
+uses), weasy (WeasyPrint's fetcher and warnings), pdf (layout) and converters
+(html -> html, html -> pdf).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
-"""Reading an HTML document into a depth-checked lxml tree, and the recursion limit
-that lets a document of the allowed depth be walked and laid out."""
+"""Reading an HTML document: bytes to text, text to a depth-checked lxml tree.
+
+The encoding is decided here, once, by the WHATWG order (charset.py), and lxml is always
+handed UTF-8 it is told is UTF-8: libxml2's own guess for a page without a declaration
+is Latin-1, which garbles every UTF-8 page that lacks <meta charset>.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import lxml.etree
 import lxml.html
 
 from ...errors import ErrorCode, JobError
+from .charset import decode_html
 
 # Deeper than this is no document a person wrote; WeasyPrint would recurse itself to death.
 MAX_DEPTH = 256
@@ -24,19 +29,22 @@ MAX_SOURCE_BYTES = 64 * 1024 * 1024
 def parse_html(text: str | bytes, name: str = "document") -> Any:
     """Parse HTML with lxml, refusing documents nested deeper than MAX_DEPTH.
 
-    huge_tree keeps libxml2 from silently dropping content below depth 256; the depth
-    walk is iterative, so a 50,000-deep page costs milliseconds, not a crash.
+    Bytes are decoded first (BOM, then <meta> charset, then UTF-8 if valid, else
+    windows-1252). huge_tree keeps libxml2 from silently dropping content below depth
+    256; the depth walk is iterative, so a 50,000-deep page costs milliseconds, not a crash.
     """
-    if isinstance(text, str):
-        # lxml refuses str input with an encoding declaration; hand it bytes instead.
-        text = text.encode("utf-8")
-        parser = lxml.html.HTMLParser(huge_tree=True, encoding="utf-8", remove_comments=True)
-    else:
-        parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True)
-    if len(text) > MAX_SOURCE_BYTES:
+    if len(text) > MAX_SOURCE_BYTES:  # checked before decoding a huge file
         raise JobError(ErrorCode.INPUT_TOO_LARGE, f"{name} is larger than {MAX_SOURCE_BYTES} bytes")
+    if isinstance(text, bytes):
+        text = decode_html(text)
+    # lxml refuses str input with an encoding declaration; hand it bytes instead, with
+    # the encoding fixed so a <meta charset> in the text cannot switch it again.
+    data = text.encode("utf-8")
+    if len(data) > MAX_SOURCE_BYTES:
+        raise JobError(ErrorCode.INPUT_TOO_LARGE, f"{name} is larger than {MAX_SOURCE_BYTES} bytes")
+    parser = lxml.html.HTMLParser(huge_tree=True, encoding="utf-8", remove_comments=True)
     try:
-        root = lxml.html.document_fromstring(text or b"<html></html>", parser=parser)
+        root = lxml.html.document_fromstring(data or b"<html></html>", parser=parser)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise JobError(
             ErrorCode.INPUT_INVALID, f"{name} could not be parsed as HTML: {exc}"
