@@ -48,7 +48,8 @@ DEFAULT_IGNORE = (
     "*~",  # editor backups (report.md~)
 )
 
-# The built-in PDF themes: the stylesheets shipped in spoold/convert/themes/.
+# The built-in PDF themes: the stylesheets shipped in spoold/convert/themes/ (the rules
+# they share are in its shared/ folder, which is no theme).
 THEMES_DIR = Path(__file__).with_name("convert") / "themes"
 THEMES = tuple(sorted(p.stem for p in THEMES_DIR.glob("*.css")))
 
