@@ -41,11 +41,9 @@ _META = re.compile(rb"<meta[\t\n\f\r /]", re.I)
 _TAG = re.compile(rb"</?[a-zA-Z]")
 # windows-1252 as the Encoding Standard has it: the five bytes Python's cp1252 leaves
 # undefined are the C1 controls of the same number, not decoding errors.
-_WINDOWS_1252 = {
-    b: ord(bytes([b]).decode("cp1252", "replace"))
-    for b in range(0x80, 0xA0)
-    if bytes([b]).decode("cp1252", "replace") != "\ufffd"
-}
+_WINDOWS_1252 = "".join(
+    chr(b) if (c := bytes([b]).decode("cp1252", "replace")) == "\ufffd" else c for b in range(256)
+)
 
 
 def decode_html(data: bytes) -> str:
@@ -55,7 +53,7 @@ def decode_html(data: bytes) -> str:
     if encoding is None:
         encoding = html_encoding(data)
     if encoding == "windows-1252":
-        return data.decode("latin-1").translate(_WINDOWS_1252)
+        return str(codecs.charmap_decode(data, "strict", _WINDOWS_1252)[0])
     text: str = webencodings.lookup(encoding).codec_info.decode(data, "replace")[0]
     return text
 
