@@ -130,8 +130,18 @@ def test_a_byte_order_mark_wins_over_a_declaration(write: Write, bom: bytes, cod
         b"<link title='<meta charset=\"koi8-r\">'>",
         # content= without http-equiv=content-type is not a declaration either.
         b'<meta content="text/html; charset=koi8-r">',
+        # Labels browsers refuse to decode at all, and unknown ones, do not count.
+        b'<meta charset="iso-2022-kr">',
+        b'<meta charset="no-such-encoding">',
     ],
-    ids=["after-1024-bytes", "in-a-comment", "in-an-attribute", "content-without-pragma"],
+    ids=[
+        "after-1024-bytes",
+        "in-a-comment",
+        "in-an-attribute",
+        "content-without-pragma",
+        "replacement-label",
+        "unknown-label",
+    ],
 )
 def test_what_is_not_a_declaration_is_ignored(write: Write, head: bytes) -> None:
     source = write(page(WORDS.encode(), head))
