@@ -27,8 +27,8 @@ from pydantic import (
 )
 
 from .convert.fetcher import parse_prefix
-from .convert.page import PAGE_SIZES_MM, THEME_MARGINS, parse_margins
-from .errors import ConfigError
+from .convert.page import THEME_MARGINS, parse_margins, parse_page_size
+from .errors import ConfigError, JobError
 
 Target = Literal["pdf", "docx", "html"]
 Detect = Literal["auto", "inotify", "poll"]
@@ -48,18 +48,10 @@ DEFAULT_IGNORE = (
     "*~",  # editor backups (report.md~)
 )
 
-# The built-in PDF themes: the stylesheets shipped in spoold/convert/themes/.
+# The built-in PDF themes: the stylesheets shipped in spoold/convert/themes/ (the rules
+# they share are in its shared/ folder, which is no theme).
 THEMES_DIR = Path(__file__).with_name("convert") / "themes"
 THEMES = tuple(sorted(p.stem for p in THEMES_DIR.glob("*.css")))
-ORIENTATIONS = ("portrait", "landscape")
-
-
-def _page_size_label(key: str) -> str:
-    """'a4' -> 'A4', 'letter' -> 'Letter': how people write the sizes of page.py."""
-    return key.upper() if key[1:].isdigit() else key.capitalize()
-
-
-PAGE_SIZES = tuple(_page_size_label(k) for k in PAGE_SIZES_MM)
 
 
 def _check_margins(v: str) -> str:
@@ -74,20 +66,11 @@ def check_theme(v: str) -> str:
 
 
 def check_page_size(v: str) -> str:
-    words = v.lower().split()
-    if (
-        not 1 <= len(words) <= 2
-        or words[0] not in PAGE_SIZES_MM
-        or words[1:]
-        not in (
-            [],
-            *([o] for o in ORIENTATIONS),
-        )
-    ):
-        raise ValueError(
-            f"unknown page size {v!r}; allowed: {', '.join(PAGE_SIZES)}"
-            " (any case, optionally followed by 'landscape')"
-        )
+    """`v` if page.py's one table knows it ('A4', 'letter landscape'...)."""
+    try:
+        parse_page_size(v)
+    except JobError as exc:
+        raise ValueError(exc.message) from None  # pydantic adds where it came from
     return v
 
 

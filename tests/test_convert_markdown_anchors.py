@@ -215,13 +215,15 @@ def test_github_alerts_become_titled_callouts() -> None:
     assert len(root.findall("blockquote")) == 2  # ordinary quotes stay quotes
 
 
-def test_alerts_in_pdf_have_titles_and_coloured_borders(tmp_path: Path) -> None:
+@pytest.mark.parametrize("theme", ["default", "handout"])
+def test_alerts_in_pdf_have_titles_and_coloured_borders(tmp_path: Path, theme: str) -> None:
+    # The colours come from the rules both themes share (themes/shared/).
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LTCurve
 
     src = tmp_path / "doc.md"
     src.write_text(ALERTS)
-    out, _ = convert("pdf", src)
+    out, _ = convert("pdf", src, theme=theme)
     text = pdftotext(out)
     for title in ("Note", "Tip", "Important", "Warning", "Caution"):
         assert f"{title}\nText of the {title.lower()} alert." in text
@@ -236,6 +238,13 @@ def test_alerts_in_pdf_have_titles_and_coloured_borders(tmp_path: Path) -> None:
     # GitHub's colours: note blue, tip green, important purple, warning amber, caution red.
     for rgb in ((9, 105, 218), (26, 127, 55), (130, 80, 223), (154, 103, 0), (207, 34, 46)):
         assert rgb in colours, (rgb, colours)
+
+
+def test_the_shared_theme_rules_are_not_a_theme() -> None:
+    from spoold import settings
+    from spoold.convert import html
+
+    assert settings.THEMES == html.THEMES == ("default", "handout")
 
 
 # --- raw HTML -------------------------------------------------------------------------------

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import docx
 import pytest
+from pydantic import ValidationError
 from pypdf import PdfReader
 
 from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters, page
 from spoold.errors import ErrorCode, JobError
+from spoold.settings import JobDefaults
 
 load_converters()
 MM_PER_PT = 25.4 / 72
@@ -58,7 +62,19 @@ def test_one_table_decides_which_sizes_every_route_accepts(
         assert info.value.code is ErrorCode.INPUT_INVALID
         messages.add(info.value.message)
         assert not source.with_suffix(f".{target}").exists()
+    # spool.toml, job.json defaults and --page-size are checked by settings: the same table.
+    with pytest.raises(ValidationError) as settings_error:
+        JobDefaults(page_size="A5")
+    messages.add(settings_error.value.errors()[0]["ctx"]["error"].args[0])
+    assert JobDefaults(page_size="a6 Landscape").page_size == "a6 Landscape"
     assert messages == {
         "unknown page_size 'A5'; allowed: A3, A4, A6, B4, B5, Letter, Legal, Ledger"
         " (optionally followed by 'landscape')"
     }
+
+
+def test_settings_check_page_sizes_without_loading_the_converters() -> None:
+    # The CLI validates flags with spoold.settings: it must not pay for lxml or WeasyPrint.
+    code = "import sys, spoold.settings; print(sorted({'lxml', 'weasyprint'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,7 @@ from PIL import Image
 
 from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters
 from spoold.convert.fetcher import fetch_bytes
-from spoold.convert.html import _make_fetcher
+from spoold.convert.html import sandbox_fetcher
 from spoold.convert.resources import ZipLimits, check_zip_complete, extract_resources
 from spoold.errors import ErrorCode, JobError
 
@@ -177,7 +177,7 @@ def test_weasyprint_fetcher_refuses_on_its_own(
     job = tmp_path / "job"
     job.mkdir()
     ctx = ConversionContext(job_root=job)
-    fetcher = _make_fetcher(ctx, job)
+    fetcher = sandbox_fetcher(ctx, job)
     for url in (canary.url("direct.png"), (folder / "secret.txt").as_uri(), "ftp://x/y"):
         with pytest.raises(Exception, match="refused"):
             fetcher.fetch(url)

@@ -28,7 +28,7 @@ from .base import (
 # Modules that register converters when imported; order does not matter.
 CONVERTER_MODULES = (
     "spoold.convert.markdown",
-    "spoold.convert.html",
+    "spoold.convert.html.converters",
     "spoold.convert.pdf",
     "spoold.convert.docx",
 )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 import resource
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,12 +129,10 @@ def _layout_guard() -> Iterator[_Collect]:
     logger = logging.getLogger("weasyprint")
     handler = _Collect()
     logger.addHandler(handler)
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, html_conv.LAYOUT_RECURSION_LIMIT))
     try:
-        yield handler
+        with html_conv.recursion_limit(html_conv.LAYOUT_RECURSION_LIMIT):
+            yield handler
     finally:
-        sys.setrecursionlimit(old)
         logger.removeHandler(handler)
 
 

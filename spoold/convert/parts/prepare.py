@@ -1,8 +1,8 @@
 """The document as the unsplit PDF route hands it to WeasyPrint, before any split.
 
-Mirrors the front half of `spoold.convert.html.render_pdf`: parse (depth-checked),
-sanitise and inline every resource through the job's sandbox, append resources/*.css,
-force UTF-8, add the running title. Splitting works on this tree, so each part is
+The very tree `spoold.convert.html.render_pdf` lays out (`prepare_pdf_document`): parsed
+(depth-checked), sanitised and inlined through the job's sandbox, resources/*.css
+appended, UTF-8, the running title added. Splitting works on this tree, so each part is
 already self-contained and its layout needs no fetcher beyond data: URLs.
 """
 
@@ -17,15 +17,8 @@ from ..base import ConversionContext
 
 def prepare_document(text: str | bytes, ctx: ConversionContext, base: Path) -> Any:
     """The sanitised, self-contained lxml tree the unsplit layout would see."""
-    ctx.stage("parsing")
-    root = html_conv.parse_html(text)
-    inliner = html_conv.sanitise(root, ctx, base)
-    for css, folder in html_conv.resource_css(ctx):
-        html_conv._add_style(root, inliner.css(css, folder))
-    html_conv._ensure_charset(root)
-    html_conv._running_title(root)
-    return root
+    return html_conv.prepare_pdf_document(text, ctx, base).root
 
 
 def serialize(root: Any) -> bytes:
-    return html_conv._serialize(root)
+    return html_conv.serialize_html(root)

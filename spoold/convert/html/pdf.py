@@ -1,0 +1,71 @@
+"""HTML to PDF: the prepared document laid out by WeasyPrint with the job's theme,
+page size and margins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...errors import ErrorCode, JobError
+from ..base import ConversionContext
+from ..page import margins_css, parse_page_size
+from .document import PdfDocument, prepare_pdf_document, serialize_html
+from .parse import LAYOUT_RECURSION_LIMIT, recursion_limit
+from .themes import theme_css
+from .weasy import layout_warnings, sandbox_fetcher, weasy_css
+
+
+def page_size_css(page_size: str) -> str:
+    """The @page size value for `page_size` ('A4', 'letter landscape'...), from page.py's
+    one table; JobError(input_invalid) naming the allowed values."""
+    return parse_page_size(page_size).css
+
+
+def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Path) -> int:
+    """Lay out an HTML document with the job's theme and write the PDF; return pages."""
+    stylesheets = _stylesheets(ctx)
+    doc = prepare_pdf_document(text, ctx, base)
+    ctx.stage("layout")
+    try:
+        with layout_warnings(ctx, doc.written), recursion_limit(LAYOUT_RECURSION_LIMIT):
+            return _lay_out(doc, ctx, base, stylesheets, output)
+    except RecursionError as exc:
+        raise JobError(
+            ErrorCode.INPUT_INVALID, "the document is nested too deeply to lay out"
+        ) from exc
+
+
+def _stylesheets(ctx: ConversionContext) -> list[Any]:
+    """Theme, then the job's page size and margins; CSS from the document and from
+    resources/ is author CSS, so it still wins over both. Checked before parsing."""
+    theme = theme_css(ctx.options.theme)
+    size = page_size_css(ctx.options.page_size)
+    margin = margins_css(ctx.options.margins, size)
+    page = f"size: {size}" + (f"; margin: {margin}" if margin else "")
+    return [weasy_css(theme), weasy_css(f"@page {{ {page} }}")]
+
+
+def _lay_out(
+    doc: PdfDocument, ctx: ConversionContext, base: Path, stylesheets: list[Any], output: Path
+) -> int:
+    import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
+
+    html = weasyprint.HTML(
+        string=serialize_html(doc.root).decode("utf-8"),
+        base_url=base.resolve().as_uri() + "/",
+        url_fetcher=sandbox_fetcher(ctx, base),
+        media_type="print",
+    )
+    # A fresh font configuration per job: @font-face from one job must not leak into
+    # the next job's layout (and make its output depend on history). Presentational
+    # hints: `<img width>`, `<p align=center>` as people write them in Markdown READMEs;
+    # author CSS still wins over them.
+    rendered = html.render(
+        font_config=FontConfiguration(),
+        stylesheets=stylesheets,
+        presentational_hints=True,
+    )
+    ctx.stage("writing")
+    rendered.write_pdf(target=str(output))
+    return len(rendered.pages)

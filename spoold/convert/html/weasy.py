@@ -1,0 +1,115 @@
+"""WeasyPrint's way in and out: the URL fetcher it reads through and the warnings it logs.
+
+WeasyPrint never opens a file or socket itself: its fetcher answers data: URLs and asks
+the spoold sandbox for everything else. Its logged warnings become job warnings, naming
+inlined resources as the document wrote them. WeasyPrint is imported on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..base import ConversionContext
+from ..fetcher import FetchRefused, decode_data_url, display_url, fetch_bytes
+from .inline import REFUSED_URL, image_allowed, mime_for, short_url
+
+MAX_LAYOUT_WARNINGS = 20
+
+
+@functools.cache
+def weasy_css(text: str) -> Any:
+    """A parsed WeasyPrint stylesheet; theme and page CSS are parsed once per process."""
+    import weasyprint
+
+    return weasyprint.CSS(string=text)
+
+
+@functools.cache
+def _fetcher_class() -> Any:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class SandboxFetcher(URLFetcher):  # type: ignore[misc]
+        """WeasyPrint's only way out: the spoold fetcher, never urllib."""
+
+        def __init__(self, ctx: ConversionContext, base: Path) -> None:
+            super().__init__(allowed_protocols=("data", "file"), allow_redirects=False)
+            self.ctx = ctx
+            self.base = base
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if url.startswith("data:"):
+                data, mime = decode_data_url(url, self.ctx.options.max_fetch_bytes)
+            else:
+                fetched = fetch_bytes(self.ctx, url, self.base)
+                if fetched is None:
+                    # WeasyPrint catches this, skips the resource and goes on.
+                    raise FetchRefused(f"{short_url(url)} refused by the spoold sandbox")
+                data, mime = fetched, mime_for(fetched, url)
+            if mime.startswith("image/") and not image_allowed(data, self.ctx, url):
+                raise FetchRefused(f"{short_url(url)} is over the pixel cap")
+            return URLFetcherResponse(url, body=data, headers={"Content-Type": mime})
+
+    return SandboxFetcher
+
+
+def sandbox_fetcher(ctx: ConversionContext, base: Path) -> Any:
+    """A WeasyPrint URL fetcher that reads only through the job's sandbox."""
+    return _fetcher_class()(ctx, base)
+
+
+class LayoutWarnings(logging.Handler):
+    """WeasyPrint's warnings as job warnings, naming resources as the document did."""
+
+    def __init__(self, ctx: ConversionContext, written: Mapping[str, str]) -> None:
+        super().__init__(logging.WARNING)
+        self.ctx = ctx
+        self.written = written
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self._message(record)
+        except Exception:  # a warning that cannot be formatted must not fail the job
+            message = str(record.msg)
+        if message is None:
+            return
+        self.count += 1
+        if self.count <= MAX_LAYOUT_WARNINGS:
+            self.ctx.warn(f"layout: {message}"[:300])
+
+    def _message(self, record: logging.LogRecord) -> str | None:
+        """None for a resource refused before layout: the fetcher has said which and why."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not args:
+            return record.getMessage()
+        if REFUSED_URL in args:
+            return None
+        shown = tuple(self._as_written(arg) for arg in args)
+        try:
+            text = str(record.msg) % shown
+        except (TypeError, ValueError):
+            return record.getMessage()
+        # "Failed to load image at 'x': " -- some of WeasyPrint's errors have no text.
+        return text.rstrip(": ")
+
+    def _as_written(self, arg: object) -> object:
+        if isinstance(arg, str) and arg[:5].lower() == "data:":
+            return self.written.get(arg, display_url(arg))
+        return arg
+
+
+@contextmanager
+def layout_warnings(ctx: ConversionContext, written: Mapping[str, str]) -> Iterator[None]:
+    """WeasyPrint reports skipped resources and bad CSS through logging; surface them."""
+    logger = logging.getLogger("weasyprint")
+    handler = LayoutWarnings(ctx, written)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
