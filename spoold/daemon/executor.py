@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..fonts import make_private_fontconfig, remove_private_fontconfig
 from ..retire import init_pool_worker, run_job_then_maybe_retire
 from ..worker import JobSpec, WorkerLimits, WorkerResult, run_part
 
@@ -129,7 +130,13 @@ class PoolExecutor:
         self._limits = limits
         self._in_flight: set[PoolExecution] = set()
         self._fault = os.environ.get(POOL_FAULT_ENV, "").split(",")
-        self._pool = self._new_pool(rebuild=False)
+        # The workers' font caches, this run only: never the system's (fonts.py).
+        self._fontconfig_dir = make_private_fontconfig()
+        try:
+            self._pool = self._new_pool(rebuild=False)
+        except BaseException:
+            remove_private_fontconfig(self._fontconfig_dir)
+            raise
 
     def _new_pool(self, *, rebuild: bool) -> Any:
         from pebble import ProcessPool
@@ -149,7 +156,7 @@ class PoolExecutor:
             max_workers=self._workers,
             max_tasks=self._max_tasks,
             initializer=init_pool_worker,
-            initargs=(self._limits,),
+            initargs=(self._limits, str(self._fontconfig_dir)),
             context=ctx,
         )
         # Reading `active` starts the forkserver and the workers now, before READY=1;
@@ -201,6 +208,7 @@ class PoolExecutor:
 
     def stop(self) -> None:
         _stop_pool(self._pool)
+        remove_private_fontconfig(self._fontconfig_dir)
 
 
 def _stop_pool(pool: Any) -> None:
