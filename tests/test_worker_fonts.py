@@ -191,3 +191,15 @@ def test_a_daemon_keeps_its_workers_font_caches_to_itself(
     assert stand_in.home_files() == []
     assert count_fonts() == system_fonts
     assert snapshot(SYSTEM_CACHE) == real_cache
+
+
+def test_without_a_folder_for_the_private_cache_the_daemon_says_so_and_converts(
+    make_spool, daemon_factory, tmp_path: Path
+) -> None:
+    spool = make_spool(targets=["pdf"])
+    d = daemon_factory(spool, env={"RUNTIME_DIRECTORY": str(tmp_path / "missing")})
+    stage_file(spool, "note.md", "# Still fine\n")
+    (folder,) = wait_for(lambda: published(spool), what="the PDF")
+    assert (folder / "note.pdf").exists()
+    assert "cannot make the workers' private fontconfig folder" in d.log()
+    assert str(tmp_path / "missing") in d.log()
