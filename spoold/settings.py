@@ -53,11 +53,6 @@ THEMES_DIR = Path(__file__).with_name("convert") / "themes"
 THEMES = tuple(sorted(p.stem for p in THEMES_DIR.glob("*.css")))
 ORIENTATIONS = ("portrait", "landscape")
 
-# The smallest `memory_limit_mb`: a small Markdown->PDF in a fresh worker succeeds from
-# 224 MB and crashes below (Pango cannot start a thread, or fontconfig runs dry);
-# 512 leaves twice that (docs/operations.md "Fonts and the worker memory limit").
-MIN_MEMORY_LIMIT_MB = 512
-
 
 def _page_size_label(key: str) -> str:
     """'a4' -> 'A4', 'letter' -> 'Letter': how people write the sizes of page.py."""
@@ -120,6 +115,12 @@ class JobDefaults(BaseModel):
 
 class RouteSettings(JobDefaults):
     """`[routes.NAME]`: jobs dropped into inbox/NAME/ get these options."""
+
+
+# The smallest `memory_limit_mb`: a small Markdown->PDF in a fresh worker succeeds from
+# 224 MB and crashes below (Pango cannot start a thread, or fontconfig runs dry);
+# 512 leaves twice that (docs/operations.md "Fonts and the worker memory limit").
+MIN_MEMORY_LIMIT_MB = 512
 
 
 class SpoolSettings(JobDefaults):
