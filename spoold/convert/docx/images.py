@@ -24,10 +24,6 @@ NATIVE_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 _PX = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(px)?\s*")
 
 
-def _short(src: str) -> str:
-    return src if len(src) <= 60 else src[:57] + "..."
-
-
 def _svg_skipped(short: str) -> str:
     return f"image {short!r} skipped: SVG images are not supported in DOCX output"
 
@@ -88,14 +84,15 @@ class Images:
             para.text(f"[{alt}]", Fmt(italic=True))
 
     def _place(self, el: Any, src: str, alt: str, para: Para) -> bool:
+        short = src if len(src) <= 60 else src[:57] + "..."
         if src not in self._pictures:
-            self._pictures[src] = self._load(src)
+            self._pictures[src] = self._load(src, short)
         picture = self._pictures[src]
         if picture is None:
             return False
         blob, px_w, px_h = picture
         width, height = display_size(el.get("width"), el.get("height"), px_w, px_h, self.box)
-        related = self._relate(para.part, src, blob)
+        related = self._relate(para.part, src, short, blob)
         if related is None:
             return False
         rel_id, filename = related
@@ -113,23 +110,22 @@ class Images:
         para.placed()
         return True
 
-    def _load(self, src: str) -> Picture:
+    def _load(self, src: str, short: str) -> Picture:
         """Fetch and check one source (warnings go to ctx)."""
-        short = _short(src)
         if src[:5].lower() != "data:" and urllib.parse.urlsplit(src).path.lower().endswith(".svg"):
             self.ctx.warn(_svg_skipped(short))
             return None
         data = fetch_bytes(self.ctx, src, self.base)
         return self._prepare(data, short) if data is not None else None
 
-    def _relate(self, part: Any, src: str, blob: bytes) -> tuple[str, str] | None:
+    def _relate(self, part: Any, src: str, short: str, blob: bytes) -> tuple[str, str] | None:
         """The part's relationship to the picture's media part, added on first use."""
         key = (id(part), src)
         if key not in self._related:
             try:
                 rel_id, image = part.get_or_add_image(io.BytesIO(blob))
             except Exception as exc:  # python-docx's header parsers raise assorted errors
-                self.ctx.warn(f"image {_short(src)!r} skipped: {type(exc).__name__}")
+                self.ctx.warn(f"image {short!r} skipped: {type(exc).__name__}")
                 self._pictures[src] = None
                 return None
             self._related[key] = (rel_id, image.filename)
