@@ -22,9 +22,9 @@ from .worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job
 _retire = False  # set in a worker whose last job hit a resource limit
 
 
-def init_pool_worker(limits: WorkerLimits) -> None:
-    """pebble initializer: the worker's limits, then the retire hook."""
-    init_worker(limits)
+def init_pool_worker(limits: WorkerLimits, fontconfig_dir: str | None = None) -> None:
+    """pebble initializer: the worker's fonts and limits, then the retire hook."""
+    init_worker(limits, fontconfig_dir)
     import pebble.pool.process as pebble_process
 
     fetch_task = pebble_process.fetch_task

@@ -100,6 +100,12 @@ class RouteSettings(JobDefaults):
     """`[routes.NAME]`: jobs dropped into inbox/NAME/ get these options."""
 
 
+# The smallest `memory_limit_mb`: a small Markdown->PDF in a fresh worker succeeds from
+# 224 MB and crashes below (Pango cannot start a thread, or fontconfig runs dry);
+# 512 leaves twice that (docs/operations.md "Fonts and the worker memory limit").
+MIN_MEMORY_LIMIT_MB = 512
+
+
 class SpoolSettings(JobDefaults):
     settle_ms: int = Field(default=1000, ge=0)
     incomplete_after_s: float = Field(default=3600, gt=0)
@@ -122,7 +128,7 @@ class SpoolSettings(JobDefaults):
     events_max_mb: float = Field(default=64, gt=0)
     durable: bool = True
     max_input_mb: float = Field(default=200, gt=0)
-    memory_limit_mb: int = Field(default=2048, ge=64)
+    memory_limit_mb: int = Field(default=2048)
     cpu_limit_s: float = Field(default=600, gt=0)
     output_mode: str | None = None
     output_group: str | None = None
@@ -131,6 +137,16 @@ class SpoolSettings(JobDefaults):
     hook_timeout_s: float = Field(default=60, gt=0)
     allow_fetch: list[str] = Field(default_factory=list)
     routes: dict[str, RouteSettings] = Field(default_factory=dict)
+
+    @field_validator("memory_limit_mb")
+    @classmethod
+    def _memory_floor(cls, v: int) -> int:
+        if v < MIN_MEMORY_LIMIT_MB:
+            raise ValueError(
+                f"must be at least {MIN_MEMORY_LIMIT_MB} (MB): below that a worker cannot"
+                " load WeasyPrint and its fonts reliably (docs/configuration.md)"
+            )
+        return v
 
     @field_validator("output_mode")
     @classmethod

@@ -36,6 +36,7 @@ from .convert.base import MEDIA_TYPES
 from .convert.resources import RESOURCES_DIR, RESOURCES_ZIP, extract_resources
 from .dedup import content_key, dedup_record, find_earlier, reuse, sha256_file
 from .errors import ErrorCode, JobError, io_error_code
+from .fonts import preload_fonts, use_private_fontconfig
 from .stage import STAGE_FILE, StageReporter
 
 if TYPE_CHECKING:
@@ -151,8 +152,12 @@ def _kill_group(signum: int, frame: object) -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def init_worker(limits: WorkerLimits) -> None:
-    """pebble initializer: own process group, limits, converters loaded once."""
+def init_worker(limits: WorkerLimits, fontconfig_dir: str | None = None) -> None:
+    """pebble initializer: own process group, converters and fonts loaded once, limits.
+
+    `fontconfig_dir` is the daemon's private fontconfig directory (fonts.py): the
+    worker's font caches go there, never to the system's.
+    """
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -160,12 +165,17 @@ def init_worker(limits: WorkerLimits) -> None:
     _set_pdeathsig()
     signal.signal(signal.SIGTERM, _kill_group)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which drains
+    if fontconfig_dir is not None:
+        use_private_fontconfig(Path(fontconfig_dir))
+    pin_source_date_epoch()
+    load_converters()
+    # Before the address-space limit: fontconfig short of memory rewrites font caches
+    # without the fonts it failed to open (fonts.py).
+    preload_fonts()
     mem = limits.memory_mb * 1024 * 1024  # the largest of the spools' limits
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     fsize = int(limits.max_output_mb * 1024 * 1024)
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    pin_source_date_epoch()
-    load_converters()
 
 
 def _cpu_seconds() -> float:

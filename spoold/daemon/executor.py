@@ -19,8 +19,10 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..fonts import make_private_fontconfig, remove_private_fontconfig
 from ..retire import init_pool_worker, run_job_then_maybe_retire
 from ..worker import JobSpec, WorkerLimits, WorkerResult, run_part
 
@@ -129,7 +131,12 @@ class PoolExecutor:
         self._limits = limits
         self._in_flight: set[PoolExecution] = set()
         self._fault = os.environ.get(POOL_FAULT_ENV, "").split(",")
-        self._pool = self._new_pool(rebuild=False)
+        self._fontconfig_dir = _private_fontconfig()
+        try:
+            self._pool = self._new_pool(rebuild=False)
+        except BaseException:
+            self._remove_fontconfig()
+            raise
 
     def _new_pool(self, *, rebuild: bool) -> Any:
         from pebble import ProcessPool
@@ -149,7 +156,10 @@ class PoolExecutor:
             max_workers=self._workers,
             max_tasks=self._max_tasks,
             initializer=init_pool_worker,
-            initargs=(self._limits,),
+            initargs=(
+                self._limits,
+                None if self._fontconfig_dir is None else str(self._fontconfig_dir),
+            ),
             context=ctx,
         )
         # Reading `active` starts the forkserver and the workers now, before READY=1;
@@ -201,6 +211,28 @@ class PoolExecutor:
 
     def stop(self) -> None:
         _stop_pool(self._pool)
+        self._remove_fontconfig()
+
+    def _remove_fontconfig(self) -> None:
+        if self._fontconfig_dir is not None:
+            remove_private_fontconfig(self._fontconfig_dir)
+
+
+def _private_fontconfig() -> Path | None:
+    """The workers' font caches, this run only: never the system's (fonts.py).
+
+    Without a writable temporary folder the workers still load their fonts before
+    their memory limit, which is what keeps them from rescanning.
+    """
+    try:
+        return make_private_fontconfig()
+    except OSError as exc:
+        log.warning(
+            "cannot make the workers' private fontconfig folder (%s); their font caches "
+            "stay the system's",
+            exc,
+        )
+        return None
 
 
 def _stop_pool(pool: Any) -> None:

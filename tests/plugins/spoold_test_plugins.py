@@ -10,6 +10,7 @@ Each takes a file of its own suffix and writes HTML:
   .hog    allocates memory until the limit stops it
   .alloc  "MB": reserves that much address space, then succeeds
   .pid    writes the process id of the worker that converted it
+  .fcenv  writes where the worker's fontconfig looks (FONTCONFIG_FILE, XDG_CACHE_HOME)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from spoold.convert.base import SUFFIX_TYPES, ConversionContext, ConversionResult, register
 from spoold.errors import ErrorCode, JobError
 
-for suffix in ("slow", "hang", "spin", "child", "flaky", "hog", "alloc", "pid"):
+for suffix in ("slow", "hang", "spin", "child", "flaky", "hog", "alloc", "pid", "fcenv"):
     SUFFIX_TYPES["." + suffix] = suffix
 
 
@@ -124,6 +125,17 @@ class Pid(_Base):
         return _write(output, f"worker {os.getpid()}")
 
 
-for cls in (Slow, Hang, Spin, Child, Flaky, Hog, Alloc, Pid):
+class FcEnv(_Base):
+    """Writes the worker's fontconfig variables, one `NAME=value` a line."""
+
+    source_type = "fcenv"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        names = ("FONTCONFIG_FILE", "XDG_CACHE_HOME")
+        output.write_text("".join(f"{n}={os.environ.get(n, '')}\n" for n in names))
+        return ConversionResult()
+
+
+for cls in (Slow, Hang, Spin, Child, Flaky, Hog, Alloc, Pid, FcEnv):
     for target in ("html", "pdf", "docx"):
         register(cls(target))

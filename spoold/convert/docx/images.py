@@ -1,4 +1,5 @@
-"""Pictures: fetched through the sandbox, checked against the pixel cap, sized to fit."""
+"""Pictures: fetched through the sandbox once each, checked against the pixel cap, sized
+to fit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from docx.oxml.shape import CT_Inline
 from docx.shared import Emu
 from lxml.etree import SubElement
 
@@ -51,12 +53,26 @@ def display_size(
     return max(1, int(cx * scale)), max(1, int(cy * scale))
 
 
+# A picture ready to place: (bytes Word can show, width px, height px); None: it failed.
+Picture = tuple[bytes, int, int] | None
+
+
 class Images:
+    """The pictures of one conversion: each source is fetched, checked and embedded once.
+
+    A document that shows the same picture twice gets one fetch (one manifest entry),
+    one warning if it fails, and one media part that both drawings refer to.
+    """
+
     def __init__(self, ctx: ConversionContext, base: Path, box: tuple[int, int]) -> None:
         self.ctx = ctx
         self.base = base
         self.box = box  # text width and height in EMU
         self.next_pic_id = 1
+        self._pictures: dict[str, Picture] = {}  # by src as written
+        # (part, src) -> (relationship id, file name): the body and the footnotes are
+        # separate parts, each with its own relationship to the shared media part.
+        self._related: dict[tuple[int, str], tuple[str, str]] = {}
 
     def place(self, el: Any, para: Para) -> None:
         """Append `<img>` el to para as an inline picture, or its alt text when it fails."""
@@ -69,20 +85,20 @@ class Images:
 
     def _place(self, el: Any, src: str, alt: str, para: Para) -> bool:
         short = src if len(src) <= 60 else src[:57] + "..."
-        if src[:5].lower() != "data:" and urllib.parse.urlsplit(src).path.lower().endswith(".svg"):
-            self.ctx.warn(_svg_skipped(short))
+        if src not in self._pictures:
+            self._pictures[src] = self._load(src, short)
+        picture = self._pictures[src]
+        if picture is None:
             return False
-        data = fetch_bytes(self.ctx, src, self.base)
-        prepared = self._prepare(data, short) if data is not None else None
-        if prepared is None:
-            return False
-        blob, px_w, px_h = prepared
+        blob, px_w, px_h = picture
         width, height = display_size(el.get("width"), el.get("height"), px_w, px_h, self.box)
-        try:
-            inline = para.part.new_pic_inline(io.BytesIO(blob), Emu(width), Emu(height))
-        except Exception as exc:  # python-docx's header parsers raise assorted errors
-            self.ctx.warn(f"image {short!r} skipped: {type(exc).__name__}")
+        related = self._relate(para.part, src, short, blob)
+        if related is None:
             return False
+        rel_id, filename = related
+        inline = CT_Inline.new_pic_inline(
+            self.next_pic_id, rel_id, filename, Emu(width), Emu(height)
+        )
         doc_pr = inline.docPr
         doc_pr.set("id", str(self.next_pic_id))
         doc_pr.set("name", f"Picture {self.next_pic_id}")
@@ -93,6 +109,27 @@ class Images:
         SubElement(r, q("w:drawing")).append(inline)
         para.placed()
         return True
+
+    def _load(self, src: str, short: str) -> Picture:
+        """Fetch and check one source (warnings go to ctx)."""
+        if src[:5].lower() != "data:" and urllib.parse.urlsplit(src).path.lower().endswith(".svg"):
+            self.ctx.warn(_svg_skipped(short))
+            return None
+        data = fetch_bytes(self.ctx, src, self.base)
+        return self._prepare(data, short) if data is not None else None
+
+    def _relate(self, part: Any, src: str, short: str, blob: bytes) -> tuple[str, str] | None:
+        """The part's relationship to the picture's media part, added on first use."""
+        key = (id(part), src)
+        if key not in self._related:
+            try:
+                rel_id, image = part.get_or_add_image(io.BytesIO(blob))
+            except Exception as exc:  # python-docx's header parsers raise assorted errors
+                self.ctx.warn(f"image {short!r} skipped: {type(exc).__name__}")
+                self._pictures[src] = None
+                return None
+            self._related[key] = (rel_id, image.filename)
+        return self._related[key]
 
     def _prepare(self, data: bytes, short: str) -> tuple[bytes, int, int] | None:
         """Check the pixel cap and return (bytes Word can show, width, height) or None."""
