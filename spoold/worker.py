@@ -33,6 +33,7 @@ from .convert import (
     pin_source_date_epoch,
 )
 from .convert.base import MEDIA_TYPES
+from .convert.html.weasy import tune_gc_for_layout
 from .convert.resources import RESOURCES_DIR, RESOURCES_ZIP, extract_resources
 from .dedup import content_key, dedup_record, find_earlier, reuse, sha256_file
 from .errors import ErrorCode, JobError, io_error_code
@@ -169,6 +170,7 @@ def init_worker(limits: WorkerLimits, fontconfig_dir: str | None = None) -> None
         use_private_fontconfig(Path(fontconfig_dir))
     pin_source_date_epoch()
     load_converters()
+    tune_gc_for_layout()
     # Before the address-space limit: fontconfig short of memory rewrites font caches
     # without the fonts it failed to open (fonts.py).
     preload_fonts()

@@ -3,11 +3,13 @@
 WeasyPrint never opens a file or socket itself: its fetcher answers data: URLs and asks
 the spoold sandbox for everything else. Its logged warnings become job warnings, naming
 inlined resources as the document wrote them. WeasyPrint is imported on first use.
+`tune_gc_for_layout` is the one process-wide setting its layouts want (workers call it).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +21,22 @@ from ..fetcher import FetchRefused, decode_data_url, display_url, fetch_bytes
 from .inline import REFUSED_URL, image_allowed, mime_for, short_url
 
 MAX_LAYOUT_WARNINGS = 20
+# The cyclic collector's thresholds in processes that lay documents out (see below).
+LAYOUT_GC_THRESHOLDS = (700, 10, 30)
+
+
+def tune_gc_for_layout() -> None:
+    """Fewer full collections while WeasyPrint builds its box tree.
+
+    A layout allocates millions of container objects that live until it ends; with
+    the default thresholds (700, 10, 10) every tenth middle collection walks all of
+    them again. Measured on a 62-page part of a changelog: 4.7 s of CPU with the
+    defaults, 4.3 s with (700, 10, 30), the same peak RSS (174 MB); larger values saved
+    a little more but kept 30-65 % more memory. A whole 377-page layout gains only
+    1 % (CPython already spaces full collections out as the heap grows), so parts,
+    whose heaps are small, gain the most.
+    """
+    gc.set_threshold(*LAYOUT_GC_THRESHOLDS)
 
 
 @functools.cache

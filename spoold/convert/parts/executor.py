@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from pebble import ProcessExpired, ProcessPool
 
 from ...errors import ErrorCode
+from ..html.weasy import tune_gc_for_layout
 from .layout import layout_part
 from .tasks import PartResult, PartTask
 
@@ -40,7 +41,8 @@ class PartExecutor(Protocol):
         ...
 
 
-def _limit_memory(memory_limit_mb: int | None) -> None:
+def _init_part_process(memory_limit_mb: int | None) -> None:
+    tune_gc_for_layout()
     if memory_limit_mb:
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -88,7 +90,7 @@ class LocalProcessExecutor:
         pool: Any = ProcessPool(
             max_workers=max(1, min(self.workers, len(tasks))),
             max_tasks=1,
-            initializer=_limit_memory,
+            initializer=_init_part_process,
             initargs=(self.memory_limit_mb,),
             context=self._context,
         )
