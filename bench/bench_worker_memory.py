@@ -1,8 +1,8 @@
 """Worker memory over many jobs: 2,000 tiny md->html jobs, then 500 md->pdf jobs.
 
 A daemon with 2 workers and SPOOLD_MAX_TASKS_PER_WORKER=200, so each worker is
-recycled about every 200 jobs; the RSS of the workers (children of the daemon's
-forkserver) is sampled every 0.5 s. Recycling should keep it flat from start to end.
+recycled about every 200 jobs; the RSS of the workers (common.worker_pids) is
+sampled every 0.5 s. Recycling should keep it flat from start to end.
 """
 
 from __future__ import annotations

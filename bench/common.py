@@ -2,7 +2,7 @@
 
 Every bench prints `name: value unit (target ...)` lines and appends one JSON line per
 figure to bench/results/latest.ndjson. Daemons run in their own session so that the
-daemon, its forkserver and its workers can be killed together on error.
+daemon and its workers can be killed together on error.
 """
 
 from __future__ import annotations
@@ -251,16 +251,24 @@ def children_map() -> dict[int, list[int]]:
     return tree
 
 
-def worker_pids(daemon_pid: int) -> list[int]:
-    """The pool's workers: grandchildren of the daemon (children of its forkserver).
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
-    Workers fork from the forkserver, so they share its command line; depth in the
-    process tree is what tells them apart.
-    """
+
+def worker_pids(daemon_pid: int) -> list[int]:
+    """The pool's workers: the daemon's children started by multiprocessing's spawn
+    (spoold/daemon/executor.py), or the children of a forkserver if there is one."""
     tree = children_map()
     out = []
     for child in tree.get(daemon_pid, []):
-        out += tree.get(child, [])
+        line = _cmdline(child)
+        if "spawn_main" in line:
+            out.append(child)
+        elif "forkserver" in line:
+            out += tree.get(child, [])
     return sorted(out)
 
 
@@ -273,14 +281,17 @@ def cpu_s(pid: int) -> float:
 
 
 def pool_cpu_s(daemon_pid: int) -> float:
-    """CPU seconds so far of the daemon's children and grandchildren (the forkserver and
-    every worker, including workers already recycled and reaped)."""
+    """CPU seconds so far of the daemon's workers: live ones (with their own reaped
+    children), and the ones already recycled and reaped by the daemon (its cutime)."""
     tree = children_map()
     total = 0.0
-    for pid in tree.get(daemon_pid, []) + worker_pids(daemon_pid):
+    for pid in tree.get(daemon_pid, []):
         fields = _stat_fields(pid)
         if fields:
             total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    fields = _stat_fields(daemon_pid)
+    if fields:
+        total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
     return total
 
 

@@ -13,7 +13,9 @@ worker process only): the one point between sending a result and taking the next
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import ErrorCode
@@ -22,8 +24,14 @@ from .worker import JobSpec, WorkerLimits, WorkerResult, init_worker, run_job
 _retire = False  # set in a worker whose last job hit a resource limit
 
 
-def init_pool_worker(limits: WorkerLimits, fontconfig_dir: str | None = None) -> None:
-    """pebble initializer: the worker's fonts and limits, then the retire hook."""
+def init_pool_worker(
+    limits: WorkerLimits, fontconfig_dir: str | None = None, ready_dir: str | None = None
+) -> None:
+    """pebble initializer: the worker's fonts and limits, then the retire hook.
+
+    Last, a file named after the worker's pid in `ready_dir`: the pool waits for one per
+    worker before the daemon says it is ready (a spawned worker takes about 1 s).
+    """
     init_worker(limits, fontconfig_dir)
     import pebble.pool.process as pebble_process
 
@@ -35,6 +43,11 @@ def init_pool_worker(limits: WorkerLimits, fontconfig_dir: str | None = None) ->
         return fetch_task(channel)
 
     pebble_process.fetch_task = fetch_task_unless_retiring  # type: ignore[assignment]
+    if ready_dir is not None:
+        try:
+            (Path(ready_dir) / str(os.getpid())).touch()
+        except OSError:
+            pass  # the pool stopped waiting (its folder is gone): nothing to tell
 
 
 def run_job_then_maybe_retire(spec: JobSpec) -> WorkerResult:
