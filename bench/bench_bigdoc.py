@@ -135,17 +135,18 @@ def parts_layout(
     executor = LocalProcessExecutor(2, memory_limit_mb=cap_mb)
     executor.warm()  # the bare call's clock also starts after WeasyPrint is imported
     t0, cpu0 = time.monotonic(), time.process_time()
-    split = split_document(html.read_bytes(), ctx, html.parent, work, policy)
+    outcome_of_split = split_document(html.read_bytes(), ctx, html.parent, work, policy)
     t_split, cpu_split = time.monotonic(), time.process_time() - cpu0
-    if not split.tasks:
-        return {"ok": False, "error": f"not split: {split.plan.reason}"}
-    results = executor.run(split.tasks)
+    split = outcome_of_split.split_plan()
+    if split is None:
+        return {"ok": False, "error": f"not split: {outcome_of_split.plan.reason}"}
+    results = executor.run(split.parts)
     t_layout = time.monotonic()
     failed = [r for r in results if r.error_code]
     if failed:
         return {"ok": False, "error": failed[0].error_message, "wall_s": t_layout - t0}
     cpu1 = time.process_time()
-    outcome = finish(split.tasks, results, executor, pdf)
+    outcome = finish(split, results, executor, pdf, policy.workers)
     t_end, cpu_merge = time.monotonic(), time.process_time() - cpu1
     part_cpu = [r.cpu_s for r in results]
     stamp_cpu = [s.cpu_s for s in outcome.stamps]
