@@ -257,7 +257,8 @@ def test_metrics_textfile_matches_the_folders(
     spool = make_spool(max_attempts=1)
     daemon_factory(spool, env=PLUGIN_ENV)
     for i in range(3):
-        stage_file(spool, f"doc{i}.md", MD)
+        # Distinct texts: the same text twice is a duplicate, reused, not converted again.
+        stage_file(spool, f"doc{i}.md", MD + f"\nDocument {i}.\n")
     stage_file(spool, "odd.xyz", "not a document")  # input_unsupported
     stage_file(spool, "wobbly.flaky", "5")  # io_error, no second attempt
     wait_for(
