@@ -323,20 +323,22 @@ def report_fidelity(
     )
 
 
-def bench_table(
-    tmp: Path, rows: int, cap_mb: int, unsplit_cap_mb: int, policy: PartsPolicy
-) -> None:
+def export_table_file(tmp: Path, rows: int, bench: str, **extra: Any) -> Path:
+    """The generated data export as an HTML file, reported as the bench's source."""
     sys.path.insert(0, str(ROOT))
     from tests.bigdoc import export_table
 
     html = tmp / "export.html"
     html.write_text(export_table(rows), encoding="utf-8")
-    report(
-        BENCH,
-        "table_source",
-        f"generated: tests.bigdoc.export_table({rows})",
-        html_bytes=html.stat().st_size,
-    )
+    what = f"generated: tests.bigdoc.export_table({rows})"
+    report(bench, "table_source", what, html_bytes=html.stat().st_size, **extra)
+    return html
+
+
+def bench_table(
+    tmp: Path, rows: int, cap_mb: int, unsplit_cap_mb: int, policy: PartsPolicy
+) -> None:
+    html = export_table_file(tmp, rows, BENCH)
     parts = parts_layout(html, tmp / "export.pdf", tmp / "work-table", cap_mb, policy)
     if not parts["ok"]:
         report(BENCH, "table_parts_failed", str(parts["error"]))

@@ -29,6 +29,7 @@ from typing import Any
 
 from bench_bigdoc import (
     bare_layout,
+    export_table_file,
     markdown_source,
     markdown_to_html_file,
     report_fidelity,
@@ -204,17 +205,7 @@ def bench_docx(tmp: Path, sources: list[Path]) -> None:
 
 
 def bench_table(tmp: Path, rows: int) -> None:
-    from tests.bigdoc import export_table
-
-    html = tmp / "export.html"
-    html.write_text(export_table(rows), encoding="utf-8")
-    report(
-        BENCH,
-        "table_source",
-        f"generated: tests.bigdoc.export_table({rows})",
-        html_bytes=html.stat().st_size,
-        load=load(),
-    )
+    html = export_table_file(tmp, rows, BENCH, load=load())
     run = through_daemon(tmp, html, "export.html", timeout=3600)
     m = run["manifest"]
     if run["event"] != "job.succeeded":
