@@ -15,7 +15,7 @@ SPOOL ?= demo-spool
 PIP_COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps \
 	--strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint typecheck pytest system-check wheel-check lock lock-upgrade bench schema clean
+.PHONY: run test check lint typecheck imports pytest system-check wheel-check lock lock-upgrade bench schema clean
 
 # --require-hashes --no-deps: exactly what the lock names, nothing resolved today.
 # --no-build-isolation: the editable install builds with the locked setuptools.
@@ -27,7 +27,7 @@ $(STAMP): $(DEV_LOCK) pyproject.toml
 
 # WeasyPrint's system libraries: says what to apt-get install when one is missing.
 system-check: $(STAMP)
-	$(BIN)/python -m spoold.doctor --system
+	$(BIN)/python -m spoold.ops.doctor --system
 
 run: $(STAMP) system-check
 	test -d $(SPOOL) || $(BIN)/spoold init $(SPOOL)
@@ -35,7 +35,13 @@ run: $(STAMP) system-check
 	@echo "spoold: results appear in $(SPOOL)/done/ (and failures in $(SPOOL)/failed/); Ctrl-C stops."
 	$(BIN)/spoold run $(SPOOL)
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint typecheck imports pytest
+
+# The fast inner loop (under a minute): static checks and the in-process tests. The
+# tests that start daemons, workers, mounts or servers (marked `processes` or `slow`)
+# run in `make test`, which CI runs.
+check: $(STAMP) lint typecheck imports
+	$(BIN)/pytest -q -n auto -m "not processes and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -44,8 +50,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The package layers of docs/architecture.md, as contracts in pyproject.toml.
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+# In parallel: most of the time is spent waiting on daemons, workers and mounts.
+PYTEST_WORKERS ?= 4
 pytest: $(STAMP)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The wheel, installed from the lock into a fresh venv, converts a document.
 wheel-check: $(STAMP)
@@ -63,7 +75,7 @@ bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 schema: $(STAMP)
-	$(BIN)/python -m spoold.manifest > docs/manifest.schema.json
+	$(BIN)/python -m spoold.spool.manifest > docs/manifest.schema.json
 
 clean:
 	rm -rf $(VENV) $(SPOOL) .pytest_cache .mypy_cache .ruff_cache

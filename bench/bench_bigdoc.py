@@ -33,7 +33,7 @@ from common import ROOT, report, temp_dir
 from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters
 from spoold.convert.parts.executor import LocalProcessExecutor
 from spoold.convert.parts.pipeline import finish, split_document
-from spoold.convert.parts.plan import PartsPolicy
+from spoold.spool.parts import PartsPolicy
 
 BENCH = "bigdoc"
 TARGET_MD_BYTES = 1_300_000
@@ -142,9 +142,9 @@ def parts_layout(
         return {"ok": False, "error": f"not split: {outcome_of_split.plan.reason}"}
     results = executor.run(split.parts)
     t_layout = time.monotonic()
-    failed = [r for r in results if r.error_code]
+    failed = [r for r in results if r.error]
     if failed:
-        return {"ok": False, "error": failed[0].error_message, "wall_s": t_layout - t0}
+        return {"ok": False, "error": str(failed[0].error), "wall_s": t_layout - t0}
     cpu1 = time.process_time()
     outcome = finish(split, results, executor, pdf, policy.workers)
     t_end, cpu_merge = time.monotonic(), time.process_time() - cpu1

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from common import Daemon, cpu_s, make_spool, report, rss_mb, temp_dir
 
-from spoold.detect import InboxTracker
-from spoold.protocol import SpoolPaths, claim_entry, job_dir_name, new_job_id, new_token
-from spoold.scheduler import Candidate, Scheduler
+from spoold.daemon.inbox.tracker import InboxTracker
+from spoold.daemon.scheduler import Candidate, Scheduler
 from spoold.settings import DEFAULT_IGNORE
+from spoold.spool.clock import new_job_id
+from spoold.spool.protocol import SpoolPaths, claim_entry, job_dir_name, new_token
 
 BENCH = "claim"
 CLAIMS = 100

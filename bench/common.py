@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from spoold.protocol import init_spool  # noqa: E402
 from spoold.settings import spool_toml  # noqa: E402
+from spoold.spool.protocol import init_spool  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.ndjson"
 

@@ -14,27 +14,19 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import retention
-from .clock import spool_now
-from .detect import compile_ignore
 from .errors import ConfigError, SpooldError
-from .events import follow
-from .job import JobState, read_state
-from .jobview import (
-    InboxView,
-    JobRecord,
-    finished_names,
-    finished_record,
-    queued_entries,
-    queued_record,
-    running_records,
-)
-from .leases import heartbeat_ages
-from .protocol import (
+from .settings import DEFAULT_IGNORE, load_spool_settings, read_toml
+from .share import retention
+from .share.retention import PurgeResult
+from .spool.clock import job_time, parse_iso, spool_now, wall_time
+from .spool.entries import JOB_FILE, compile_ignore
+from .spool.events import JobCancelled, JobDetected, JobFailed, JobSucceeded, follow
+from .spool.job import JobState, read_state
+from .spool.leases import heartbeat_ages
+from .spool.protocol import (
     MANIFEST,
     STATE_FILE,
     SpoolPaths,
@@ -47,8 +39,16 @@ from .protocol import (
     parse_running_name,
     rename_noreplace,
 )
-from .retention import PurgeResult, job_time
-from .settings import DEFAULT_IGNORE, load_spool_settings, read_toml
+from .tools.jobview import (
+    InboxView,
+    JobRecord,
+    Place,
+    finished_names,
+    finished_record,
+    queued_entries,
+    queued_record,
+    running_records,
+)
 
 __all__ = [
     "JobNotFound",
@@ -64,6 +64,9 @@ __all__ = [
     "submit",
     "wait",
 ]
+
+
+ENDED_NAMES = (JobSucceeded.NAME, JobFailed.NAME, JobCancelled.NAME)
 
 
 class TryLater(SpooldError):
@@ -189,7 +192,7 @@ def _stage_job_folder(
     shutil.copyfile(document, entry / document.name)
     if job_options:
         job_options.setdefault("main", document.name)
-        (entry / "job.json").write_text(json.dumps(job_options, indent=2))
+        (entry / JOB_FILE).write_text(json.dumps(job_options, indent=2))
     if resources is not None:
         if resources.is_dir():
             shutil.copytree(resources, entry / "resources", symlinks=True)
@@ -208,16 +211,12 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
     for ev in follow(log, poll_s, offset=sub.events_offset, deadline=deadline):
         if (
             job_id is None
-            and ev.get("event") == "job.detected"
+            and ev.get("event") == JobDetected.NAME
             and ev.get("ino") == sub.ino
             and ev.get("name") == name
         ):
             job_id = ev["job_id"]
-        if (
-            job_id is not None
-            and ev.get("job_id") == job_id
-            and ev.get("event") in ("job.succeeded", "job.failed", "job.cancelled")
-        ):
+        if job_id is not None and ev.get("job_id") == job_id and ev.get("event") in ENDED_NAMES:
             manifest: dict[str, Any] = json.loads((sub.spool / ev["path"] / MANIFEST).read_text())
             manifest["_path"] = str(sub.spool / ev["path"])
             return manifest
@@ -226,32 +225,32 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
 
 @dataclass
 class JobLocation:
-    state: str  # queued, running, done, failed
+    state: Place
     path: Path
     job_id: str | None
     record: JobRecord
 
 
-def _folders(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, str, str, str | None]]:
+def _folders(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[Place, str, str, str | None]]:
     """(state, name below the state's folder, job folder name, job id) of every job,
     from directory listings alone."""
     for name in finished_names(paths.running):
         parsed = parse_running_name(name)
         if parsed is not None:
-            yield "running", name, parsed.jobdir, parsed.job_id
+            yield Place.RUNNING, name, parsed.jobdir, parsed.job_id
     for key, _ in queued_entries(paths, view):
         leaf = key.rpartition("/")[2]
-        yield "queued", key, leaf, job_id_of(leaf)
-    for state in ("done", "failed"):
+        yield Place.QUEUED, key, leaf, job_id_of(leaf)
+    for state in (Place.DONE, Place.FAILED):
         for name in finished_names(paths.root / state):
             yield state, name, name, job_id_of(name)
 
 
-def _record(paths: SpoolPaths, state: str, name: str) -> JobRecord | None:
-    if state == "running":
+def _record(paths: SpoolPaths, state: Place, name: str) -> JobRecord | None:
+    if state is Place.RUNNING:
         found = running_records(paths, [name])
         return found[0] if found else None
-    if state == "queued":
+    if state is Place.QUEUED:
         return queued_record(paths, name)
     return finished_record(paths, state, name)
 
@@ -259,7 +258,7 @@ def _record(paths: SpoolPaths, state: str, name: str) -> JobRecord | None:
 def find_job(spool: Path, ref: str) -> JobLocation:
     """Find a job by id, job folder name or the name it was dropped with (newest wins)."""
     paths = open_spool(spool)
-    matches: list[tuple[str, str, JobRecord]] = []
+    matches: list[tuple[str, Place, JobRecord]] = []
     for state, name, jobdir, job_id in _folders(paths, inbox_view(paths)):
         by_id_or_folder = ref in (job_id, jobdir, name)
         # A job folder is named job_dir_name(entry name, job id): compare names first,
@@ -305,7 +304,7 @@ def show(spool: Path, ref: str) -> dict[str, Any]:
     its attempts so far (docs/cli.md)."""
     loc = find_job(spool, ref)
     data: dict[str, Any] = {}
-    if loc.state in ("done", "failed"):
+    if loc.state in (Place.DONE, Place.FAILED):
         try:
             data = json.loads((loc.path / MANIFEST).read_text())
         except (OSError, ValueError):
@@ -360,7 +359,7 @@ def cancel(spool: Path, ref: str, hard: bool = False) -> Path:
 def retry(spool: Path, ref: str) -> str:
     """Requeue a failed or cancelled job as a new attempt; its history stays."""
     loc = find_job(spool, ref)
-    if loc.state != "failed":
+    if loc.state is not Place.FAILED:
         raise SpooldError(f"job {ref} is {loc.state}; only failed or cancelled jobs can be retried")
     st = _state_from_manifest(loc.path) or read_state(loc.path)
     if st is None:
@@ -378,7 +377,7 @@ def retry(spool: Path, ref: str) -> str:
     return st.job_id
 
 
-LIST_STATES = ("queued", "running", "done", "failed")
+LIST_STATES = tuple(p.value for p in Place)
 
 
 def list_jobs(
@@ -395,7 +394,7 @@ def list_jobs(
     carries its job id, and so its time: old folders are skipped without reading them.
     """
     paths = open_spool(spool)
-    now = time.time()
+    now = wall_time()
     records: list[JobRecord] = []
     if "running" in states:
         records += running_records(paths)
@@ -435,7 +434,7 @@ def _older_than(jobdir: str, now: float, age_s: float) -> bool:
 
 def _unix(stamp: str) -> float:
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        return parse_iso(stamp)
     except ValueError:
         return 0.0
 

@@ -7,7 +7,9 @@ a retry could help. The manifest, ERROR.txt, events and exit codes all derive fr
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import ClassVar
 
 
 class ErrorCode(StrEnum):
@@ -85,6 +87,25 @@ def job_hint(code: ErrorCode, hint: str, job_id: str) -> str:
     return template.format(job_id=job_id)
 
 
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A job's error as data: what the worker hands back, the parts report, the manifest
+    and the job record show. Frozen and picklable; `JobError.info()` makes one."""
+
+    # The manifest's models validate it as it is.
+    __pydantic_config__: ClassVar[dict[str, object]] = {"extra": "forbid"}
+
+    code: ErrorCode
+    message: str
+    hint: str
+    retryable: bool
+
+    def for_job(self, job_id: str) -> ErrorInfo:
+        """The error as recorded for one job: a default hint names the job's real id."""
+        hint = job_hint(self.code, self.hint, job_id)
+        return self if hint == self.hint else replace(self, hint=hint)
+
+
 class SpooldError(Exception):
     """Base class for errors spoold raises on purpose."""
 
@@ -115,6 +136,9 @@ class JobError(SpooldError):
 
     def __repr__(self) -> str:
         return f"JobError({self.code.value!r}, {self.message!r})"
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.code, self.message, self.hint, self.retryable)
 
 
 def io_error_code(exc: OSError) -> ErrorCode:

@@ -26,9 +26,9 @@ from pydantic import (
     field_validator,
 )
 
-from .convert.fetcher import parse_prefix
-from .convert.page import THEME_MARGINS, parse_margins, parse_page_size
 from .errors import ConfigError, JobError
+from .spool.allow_fetch import parse_prefix
+from .spool.pages import THEME_MARGINS, parse_margins, parse_page_size
 
 Target = Literal["pdf", "docx", "html"]
 Detect = Literal["auto", "inotify", "poll"]

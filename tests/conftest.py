@@ -19,8 +19,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from spoold.protocol import init_spool
 from spoold.settings import spool_toml
+from spoold.spool.protocol import init_spool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -280,3 +280,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# Fixtures that start real processes (daemons and their workers): a test using one is
+# marked `processes` and left out of `make check`, the fast in-process loop.
+PROCESS_FIXTURES = frozenset({"daemon_factory"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)

@@ -4,7 +4,7 @@
 (FcInitLoadConfigAndFonts) with the address-space limit set just above what the process
 uses, for a range of margins: the conditions of a worker whose job has used up its
 `memory_limit_mb`. `python fontconfig_sweep.py worker DIR` first sets the worker up as
-spoold.worker.init_worker does (private fontconfig DIR, fonts preloaded), then does the
+spoold.worker.run.init_worker does (private fontconfig DIR, fonts preloaded), then does the
 same. The process may crash doing it: the caller looks only at the font caches.
 """
 
@@ -32,9 +32,12 @@ def main() -> None:
     fc.FcInitLoadConfigAndFonts.restype = ctypes.c_void_p
     fc.FcConfigDestroy.argtypes = [ctypes.c_void_p]
     if sys.argv[1] == "worker":
-        from spoold.fonts import preload_fonts, use_private_fontconfig
+        from spoold.worker.fonts import preload_fonts, use_private_fontconfig
+        from spoold.worker.spec import PrivateFontconfig
 
-        use_private_fontconfig(Path(sys.argv[2]))
+        root = Path(sys.argv[2])
+        conf = (root / PrivateFontconfig.FONTS_CONF).read_text()
+        use_private_fontconfig(PrivateFontconfig(str(root), conf))
         preload_fonts()
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     for margin in range(0, 512 * 1024, 8192):

@@ -14,7 +14,7 @@ clients of one export:
 A host's wall clock is moved by tests/skewclock/sitecustomize.py: time.time(),
 time.time_ns() and datetime.now() of the daemon, its forkserver and its workers are
 shifted, time.monotonic() and file times are not (as on a host without NTP against its
-file server). That reaches every wall-clock read, not only spoold.clock.wall_time()
+file server). That reaches every wall-clock read, not only spoold.spool.clock.wall_time()
 (whose own test seam, SPOOLD_TEST_CLOCK_SKEW_S, is for in-process tests). libfaketime
 was tried first: it makes Python's time.sleep fail with EINVAL (or hang, with the
 monotonic clock faked too).
@@ -35,8 +35,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from spoold.protocol import init_spool
 from spoold.settings import spool_toml
+from spoold.spool.protocol import init_spool
 
 from .conftest import wait_for
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from spoold.crashpoints import POINTS
-from spoold.detect import is_requeued_folder
+from spoold.daemon.crashpoints import POINTS
+from spoold.spool.entries import is_requeued_folder
 
 from .conftest import (
     PLUGIN_ENV,
@@ -152,7 +152,7 @@ def test_disk_full_loses_nothing_and_resumes(make_spool, daemon_factory, tmp_pat
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount tmpfs here: {mounted.stderr.strip()}")
     try:
-        from spoold.protocol import init_spool
+        from spoold.spool.protocol import init_spool
 
         from .conftest import FAST, write_spool_toml
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from spoold.checker import check_events, check_path, main
+from spoold.tools.checker import check_events, check_path, main
 
 from .conftest import PLUGIN_ENV, ROOT, DaemonProc, cli, events, published, stage_file, wait_for
 
@@ -215,7 +215,7 @@ def test_main_reports_and_exits(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert JOB in out and "event #4" in out
     # As a module, as `spoold check-events` will run it.
     proc = subprocess.run(
-        [sys.executable, "-m", "spoold.checker", str(path)],
+        [sys.executable, "-m", "spoold.tools.checker", str(path)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from spoold.clock import (
+from spoold.spool.clock import (
     SKEW_ENV,
     SpoolClock,
     age_s,
     new_job_id,
-    retry_not_before,
     wall_time,
 )
-from spoold.protocol import job_id_of
+from spoold.spool.protocol import job_id_of
 
 
 def test_the_test_seam_moves_the_wall_clock_by_whole_minutes(
@@ -75,10 +74,3 @@ def test_spool_clock_ages_a_file_by_the_spools_time_not_the_hosts(
     os.utime(state, (time.time() - 30, time.time() - 30))
     clock = SpoolClock(tmp_path / "clock", monotonic=Mono())
     assert clock.age_of(state) == pytest.approx(30, abs=2)
-
-
-def test_a_retry_waits_its_delay_less_what_the_spool_already_waited() -> None:
-    assert retry_not_before(first_seen=100.0, delay_s=8.0, waited_s=3.0) == 105.0
-    assert retry_not_before(first_seen=100.0, delay_s=8.0, waited_s=30.0) == 100.0
-    # A state file stamped "in the future" never makes a retry wait longer than its delay.
-    assert retry_not_before(first_seen=100.0, delay_s=8.0, waited_s=-500.0) == 108.0

@@ -1,4 +1,4 @@
-"""Page sizes are defined once (spoold.convert.page) for the PDF and DOCX routes."""
+"""Page sizes are defined once (spoold.spool.pages) for the PDF and DOCX routes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 from pypdf import PdfReader
 
-from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters, page
+from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters
 from spoold.errors import ErrorCode, JobError
 from spoold.settings import JobDefaults
+from spoold.spool import pages as page
 
 load_converters()
 MM_PER_PT = 25.4 / 72

@@ -23,13 +23,13 @@ from pypdf import PdfReader
 from spoold.convert import ConversionContext, ConvertOptions
 from spoold.convert.html import parse_html, render_pdf
 from spoold.convert.markdown import markdown_to_html
-from spoold.convert.parts import tasks
 from spoold.convert.parts.executor import LocalProcessExecutor
 from spoold.convert.parts.layout import layout_part
 from spoold.convert.parts.pipeline import PartsOutcome, render_pdf_in_parts, split_document
-from spoold.convert.parts.plan import PartsPolicy, plan_parts
-from spoold.convert.parts.tasks import PartResult, PartTask
+from spoold.convert.parts.plan import plan_parts
 from spoold.errors import JobError
+from spoold.spool import parts as tasks
+from spoold.spool.parts import PartResult, PartsPolicy, PartTask
 from tests.bigdoc import export_table, release_notes
 from tests.conftest import pid_alive, wait_for
 
@@ -273,8 +273,8 @@ def test_cancel_stops_every_part_of_a_split_job(tmp_path: Path) -> None:
     cancel.set()
     runner.join(timeout=60)
     assert not runner.is_alive()
-    assert results[0].error_code is None  # done before the cancel
-    assert [r.error_code for r in results[1:]] == ["cancelled"] * (len(tasks) - 1)
+    assert results[0].error is None  # done before the cancel
+    assert [r.error and r.error.code for r in results[1:]] == ["cancelled"] * (len(tasks) - 1)
     wait_for(lambda: not pid_alive(pid), 30, "the cancelled part's process to end")
     assert not Path(tasks[-1].output_path).exists()  # queued parts never started
 
@@ -283,8 +283,9 @@ def test_a_part_over_its_timeout_is_stopped(tmp_path: Path) -> None:
     tasks = _tiny_split(tmp_path)
     executor = LocalProcessExecutor(2, part_timeout_s=20, layout=hang_in_part_one)
     results = executor.run(tasks)
-    assert results[1].error_code == "timeout" and "20 s" in (results[1].error_message or "")
-    assert all(r.error_code is None for i, r in enumerate(results) if i != 1)
+    error = results[1].error
+    assert error is not None and error.code == "timeout" and "20 s" in error.message
+    assert all(r.error is None for i, r in enumerate(results) if i != 1)
     pid = int((tmp_path / "work" / "part-0001.pid").read_text())
     wait_for(lambda: not pid_alive(pid), 30, "the timed-out part's process to end")
 
@@ -295,7 +296,7 @@ def test_a_part_whose_process_is_killed_is_laid_out_again(tmp_path: Path) -> Non
     split = split_document(html, ctx, tmp_path, tmp_path / "work", TINY_PARTS)
     assert len(split.tasks) >= 2
     results = LocalProcessExecutor(2, layout=die_once_then_lay_out).run(split.tasks)
-    assert [r.error_code for r in results] == [None] * len(split.tasks)
+    assert [r.error for r in results] == [None] * len(split.tasks)
     assert (tmp_path / "work" / "part-0001.killed").exists()
     assert all(len(PdfReader(r.output_path).pages) == r.pages > 0 for r in results)
 
@@ -394,7 +395,7 @@ def test_parts_honour_presentational_hints_like_the_whole_layout(tmp_path: Path)
     source = tmp_path / "part.html"
     source.write_text(html)
     part = layout_part(PartTask(0, str(source), str(tmp_path / "part.pdf")))
-    assert part.error_code is None, part.error_message
+    assert part.error is None, part.error
     assert _center_pixel(whole, tmp_path) == (255, 0, 0)
     assert _center_pixel(tmp_path / "part.pdf", tmp_path) == (255, 0, 0)
 

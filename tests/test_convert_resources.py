@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from spoold.errors import ErrorCode, JobError
-from spoold.worker import RESOURCES_MARK, RESOURCES_STAGING, prepare_resources
+from spoold.worker.resources import RESOURCES_MARK, RESOURCES_STAGING, prepare_resources
 
 from .conftest import (
     PLUGIN_ENV,

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from spoold.detect import Entry, InboxTracker, compile_ignore, is_ignored
-from spoold.scheduler import Candidate, LaneQueue, Scheduler
+from spoold.daemon.inbox.tracker import Entry, InboxTracker
+from spoold.daemon.scheduler import Candidate, LaneQueue, Scheduler
 from spoold.settings import DEFAULT_IGNORE
+from spoold.spool.entries import compile_ignore, is_ignored
 
 
 def tracker(inbox: Path, settle_s: float = 1.0, incomplete_after_s: float = 10.0) -> InboxTracker:

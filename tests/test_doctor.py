@@ -1,4 +1,4 @@
-"""`spoold doctor` and `python -m spoold.doctor --system` on WeasyPrint's system
+"""`spoold doctor` and `python -m spoold.ops.doctor --system` on WeasyPrint's system
 libraries: a library hidden from the loader is reported with what to install."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from spoold import doctor
+from spoold.ops import doctor
 
 from .conftest import ROOT
 from .hosts import skew_env
@@ -33,7 +33,7 @@ def _hide(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 def test_every_library_weasyprint_needs_is_found_here() -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "spoold.doctor", "--system"],
+        [sys.executable, "-m", "spoold.ops.doctor", "--system"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -74,7 +74,7 @@ def test_packages_named_are_the_ones_ci_installs() -> None:
     for lib in doctor.SYSTEM_LIBRARIES:
         assert lib.package in ci, lib.package
         assert lib.package in readme, lib.package
-    assert Path(ROOT / "Makefile").read_text().count("spoold.doctor --system") == 1
+    assert Path(ROOT / "Makefile").read_text().count("spoold.ops.doctor --system") == 1
 
 
 @pytest.mark.parametrize("tool_skew_s", [120.0, -120.0])

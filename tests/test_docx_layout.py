@@ -1,4 +1,4 @@
-"""DOCX page setup (page sizes from convert/page.py, the margins option) and table grids."""
+"""DOCX page setup (page sizes from spool/pages.py, the margins option) and table grids."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from docx.shared import Mm
 
 from spoold.convert.docx.grid import Placed, SourceCell, column_widths, layout_grid
-from spoold.convert.page import PageSize, parse_page_size
 from spoold.errors import ErrorCode, JobError
+from spoold.spool.pages import PageSize, parse_page_size
 
 from .docx_support import FIXTURES, NS, convert, load
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from spoold.manifest import schema_json
+from spoold.spool.manifest import schema_json
 
 from .conftest import (
     ROOT,

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from spoold.events import follow
+from spoold.spool.events import follow
 
 
 def _append(log: Path, *events: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from .conftest import ROOT
 
 SNIPPET = """\
-from spoold.events import DaemonStarted, JobClaimed, JobDetected
+from spoold.spool.events import DaemonStarted, JobClaimed, JobDetected
 
 JobDetected(job_id="j", name="a.md", route=None)
 JobClaimed(job_id="j", name="a.md")

@@ -78,7 +78,7 @@ def test_events_log_rotates_by_size(make_spool, daemon_factory) -> None:
     rotated = spool / ".spoold" / "events.ndjson.1"
     wait_for(rotated.exists, what="rotation")
     # Nothing lost across the rotation: every job's terminal event is in one of the files.
-    from spoold.events import read_events
+    from spoold.spool.events import read_events
 
     done = {
         e["job_id"]

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from spoold.fstype import REMOTE_MAGIC, filesystem_of, mountinfo_type, name_is_remote, statfs_magic
+from spoold.spool.fstype import (
+    REMOTE_MAGIC,
+    filesystem_of,
+    mountinfo_type,
+    name_is_remote,
+    statfs_magic,
+)
 
 from .hosts import bindfs_mount, fuse_unavailable, unmount
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.hooks import HookResult, HookRunner, hook_env, run_hook
+from spoold.share.hooks import HookResult, HookRunner, hook_env, run_hook
 
 from .conftest import pid_alive, wait_for
 

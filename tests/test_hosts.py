@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from spoold.fstype import filesystem_of
+from spoold.spool.fstype import filesystem_of
 
 from .hosts import Host, cluster, fuse_unavailable, wait_until
 

@@ -204,8 +204,9 @@ def test_cancel_a_queued_job(make_spool, daemon_factory) -> None:
 def test_cancel_running_graceful_finishes_the_current_target(make_spool, daemon_factory) -> None:
     spool = make_spool(targets=["html", "pdf"], cancel_grace_s=30)
     daemon_factory(spool, env=PLUGIN_ENV)
-    stage_file(spool, "two.slow", "2")
-    wait_for(lambda: started(spool), what="started")
+    converting = spool.parent / "converting.pid"  # written as the first target begins
+    stage_file(spool, "two.slow", f"3 {converting}")
+    wait_for(converting.exists, what="the first target converting")
     _cancel_marker(spool, "two.slow")
     wait_for(lambda: published(spool, "failed"), what="cancelled")
     m = only_manifest(spool, "failed")

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from spoold.leases import RECORD_SIZE, LeaseRecord, OwnLease, PeerWatcher, Renewal, lease_paths
+from spoold.spool.leases import (
+    RECORD_SIZE,
+    LeaseRecord,
+    OwnLease,
+    PeerWatcher,
+    Renewal,
+    lease_paths,
+)
 
 TTL = 30.0
 
@@ -143,7 +150,7 @@ HOLDER = """
 import sys
 import time
 from pathlib import Path
-from spoold.leases import OwnLease
+from spoold.spool.leases import OwnLease
 OwnLease(Path(sys.argv[1]), sys.argv[2], sys.argv[3]).acquire()
 print("held", flush=True)
 sys.stdin.read()

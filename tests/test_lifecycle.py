@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,15 +20,17 @@ import pytest
 
 from spoold.daemon.executor import Completed, Execution, Outcome, TimedOut
 from spoold.daemon.guard import ErrorGuard
+from spoold.daemon.inbox.tracker import Entry
 from spoold.daemon.lifecycle import Lifecycle
 from spoold.daemon.listeners import Listener, ListenerBus, Published
 from spoold.daemon.runtime import SpoolRuntime
 from spoold.daemon.setup import open_runtime
-from spoold.detect import Entry
-from spoold.errors import ErrorCode
-from spoold.job import InvalidTransition, JobStatus
-from spoold.protocol import init_spool
-from spoold.worker import JobSpec, WorkerError, WorkerResult, artifact_name
+from spoold.errors import ErrorCode, ErrorInfo
+from spoold.spool.formats import artifact_name
+from spoold.spool.job import InvalidTransition, JobStatus
+from spoold.spool.protocol import init_spool
+from spoold.spool.records import Artifact
+from spoold.worker.spec import JobSpec, WorkerResult
 
 from .conftest import FAST, events, stage_file
 
@@ -50,9 +53,14 @@ class FakeExecution:
 class FakeExecutor:
     """Runs a job at once, in this process: `behaviour` says how it ends."""
 
+    workers = 1
+
     def __init__(self, behaviour: Callable[[JobSpec], Outcome] | None = None) -> None:
         self.behaviour = behaviour or convert_to_html
         self.specs: list[JobSpec] = []
+
+    def start(self) -> None:
+        pass
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
         self.specs.append(spec)
@@ -68,20 +76,20 @@ def convert_to_html(spec: JobSpec) -> Outcome:
     name = artifact_name(spec.stem, "html")
     data = b"<p>converted</p>"
     (Path(spec.folder) / name).write_bytes(data)
-    artifact = {
-        "name": name,
-        "path": name,
-        "target": "html",
-        "media_type": "text/html",
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "attempt": spec.attempt,
-    }
+    artifact = Artifact(
+        name=name,
+        path=name,
+        target="html",
+        media_type="text/html",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        attempt=spec.attempt,
+    )
     return Completed(WorkerResult(artifacts=[artifact]))
 
 
 def retryable_failure(spec: JobSpec) -> Outcome:
-    error = WorkerError("io_error", "EBUSY while converting", "Try again.", True)
+    error = ErrorInfo(ErrorCode.IO_ERROR, "EBUSY while converting", "Try again.", True)
     return Completed(WorkerResult(error=error))
 
 
@@ -268,7 +276,7 @@ def test_the_same_error_twenty_times_in_a_row_gives_up() -> None:
 def test_a_transient_rename_error_is_tried_again(tmp_path: Path, monkeypatch: Any) -> None:
     import errno
 
-    from spoold import protocol
+    from spoold.spool import protocol
 
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.write_text("x")
@@ -289,8 +297,8 @@ def test_a_transient_rename_error_is_tried_again(tmp_path: Path, monkeypatch: An
 def test_a_lasting_rename_error_is_raised(tmp_path: Path, monkeypatch: Any) -> None:
     import errno
 
-    from spoold import protocol
-    from spoold.transient import ATTEMPTS
+    from spoold.spool import protocol
+    from spoold.spool.transient import ATTEMPTS
 
     calls = []
 
@@ -345,8 +353,9 @@ def test_a_claim_lost_to_another_daemon_is_recorded(spool: Path) -> None:
 
 def test_recovery_requeues_a_dead_daemons_claim_once(spool: Path) -> None:
     from spoold.daemon.recovery import recover
-    from spoold.leases import PeerWatcher
-    from spoold.protocol import SpoolPaths, claim_entry, job_dir_name, new_job_id
+    from spoold.spool.clock import new_job_id
+    from spoold.spool.leases import PeerWatcher
+    from spoold.spool.protocol import SpoolPaths, claim_entry, job_dir_name
 
     h = Harness(spool, FakeExecutor(), [])
     stage_file(spool, "orphan.md", "# Orphan\n")
@@ -383,7 +392,9 @@ def test_a_sighup_held_back_by_the_launcher_becomes_a_reload(spool: Path) -> Non
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     try:
-        os.kill(os.getpid(), signal.SIGHUP)
+        # At the main thread, which blocks it: a signal sent to the process could go to
+        # any other thread (pytest-xdist has some) and end the process.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGHUP)
         daemon = Daemon([spool], DaemonSettings(workers=1), executor=FakeExecutor())
         assert [w.kind for w in daemon.wakeups.pop_all()] == ["reload"]
         assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, set())

@@ -1,4 +1,4 @@
-"""spoold.metrics: what render() says, the atomic textfile, the loopback endpoint."""
+"""spoold.ops.metrics: what render() says, the atomic textfile, the loopback endpoint."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from spoold import __version__
-from spoold.metrics import DURATION_BUCKETS, Metrics, loopback_host
+from spoold.ops.metrics import DURATION_BUCKETS, Metrics, loopback_host
 
 
 def samples(text: str | bytes) -> list[Sample]:
@@ -91,7 +91,7 @@ def test_every_metric_is_named_spoold_and_documented(metrics: Metrics) -> None:
         assert fam.name.startswith("spoold_"), fam.name
         assert fam.documentation, fam.name
     # The module docstring (and docs/operations.md) list every family.
-    import spoold.metrics as mod
+    import spoold.ops.metrics as mod
 
     assert mod.__doc__ is not None
     for fam in families:

@@ -1,8 +1,8 @@
 """Model-based tests: the job state machine and the folder protocol against simple models.
 
-(a) `spoold.job.check_transition` must accept exactly the transitions of a hand-written
+(a) `spoold.spool.job.check_transition` must accept exactly the transitions of a hand-written
     model of the lifecycle (SPEC section 3) and refuse every other one.
-(b) The functions of `spoold.protocol` (claim, requeue, publish, leases) driven by two
+(b) The functions of `spoold.spool.protocol` (claim, requeue, publish, leases) driven by two
     daemons on a real spool, with crashes, recovery and stale (fenced-off) holders,
     against a model of where each job is.
 """
@@ -29,9 +29,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from spoold.job import TERMINAL, TRANSITIONS, InvalidTransition, JobStatus, check_transition
-from spoold.leases import OwnLease, PeerWatcher
-from spoold.protocol import (
+from spoold.spool.clock import new_job_id
+from spoold.spool.job import TERMINAL, TRANSITIONS, InvalidTransition, JobStatus, check_transition
+from spoold.spool.leases import OwnLease, PeerWatcher
+from spoold.spool.protocol import (
     INPUT_DIR,
     MANIFEST,
     STATE_FILE,
@@ -40,7 +41,6 @@ from spoold.protocol import (
     claim_requeued,
     init_spool,
     job_dir_name,
-    new_job_id,
     new_token,
     parse_running_name,
     publish,
@@ -461,9 +461,9 @@ test_folder_protocol = ProtocolMachine.TestCase
 def test_fenced_off_holder_on_a_mount_without_renameat2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import spoold.protocol
+    import spoold.spool.protocol
 
-    monkeypatch.setattr(spoold.protocol, "_libc", object())  # no renameat2: the fallback
+    monkeypatch.setattr(spoold.spool.protocol, "_libc", object())  # no renameat2: the fallback
     paths = init_spool(tmp_path / "spool")
     (paths.inbox / "a.md").write_text("# a\n")
     job_id = new_job_id()
@@ -482,7 +482,7 @@ def test_attempt_numbers_grow_when_the_state_could_not_be_saved(tmp_path: Path) 
     """On a full disk the requeue leaves only an empty hint file; the next claim must
     still number its attempt above every earlier one."""
     from spoold.daemon import ATTEMPT_HINT, state_of
-    from spoold.job import Attempt, JobState
+    from spoold.spool.job import Attempt, JobState
 
     paths = init_spool(tmp_path / "spool")
     jobdir = job_dir_name("a.md", new_job_id())

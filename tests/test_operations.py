@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from spoold.metrics import FolderCount
+from spoold.ops.metrics import FolderCount
 
 from .conftest import (
     PLUGIN_ENV,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.metrics import Metrics
+from spoold.ops.metrics import Metrics
 
 from .conftest import ROOT
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from spoold import outputs
 from spoold.errors import DEFAULT_HINTS, ErrorCode
-from spoold.outputs import (
+from spoold.share import outputs
+from spoold.share.outputs import (
     apply_output_permissions,
     dir_mode,
     error_text,
@@ -100,7 +100,7 @@ def test_unknown_group_and_permission_errors_are_warnings(
 ) -> None:
     f = tmp_path / "f"
     f.write_text("x")
-    with caplog.at_level(logging.WARNING, logger="spoold.outputs"):
+    with caplog.at_level(logging.WARNING, logger="spoold.share.outputs"):
         assert apply_output_permissions([f], None, "no-such-group-xyz-42") == 0
     assert any("no-such-group-xyz-42" in r.getMessage() for r in caplog.records)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.owners import file_owner, in_group, marker_allowed
+from spoold.spool.owners import file_owner, in_group, marker_allowed
 
 from .conftest import PLUGIN_ENV, events, published, wait_for
 
@@ -49,7 +49,7 @@ def test_marker_allowed_rules() -> None:
 
 def test_unknown_admin_group_is_refused_and_warned_once(caplog) -> None:
     group = f"no-such-group-{secrets.token_hex(4)}"
-    with caplog.at_level(logging.WARNING, logger="spoold.owners"):
+    with caplog.at_level(logging.WARNING, logger="spoold.spool.owners"):
         assert not marker_allowed(4242, 1000, group)
         assert not marker_allowed(4243, 1000, group)
     assert sum(group in r.getMessage() for r in caplog.records) == 1

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from spoold.outputs import link_flat_output
-from spoold.protocol import SpoolPaths, init_spool, iso
-from spoold.retention import job_time, purge, remove_tree
+from spoold.share.outputs import link_flat_output
+from spoold.share.retention import job_time, purge, remove_tree
+from spoold.spool.clock import iso
+from spoold.spool.protocol import SpoolPaths, init_spool
 
 DAY = 86400.0
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC).timestamp()

@@ -17,8 +17,9 @@ import pytest
 from spoold.daemon.admission import retry_not_before
 from spoold.daemon.jobfolder import save_state
 from spoold.daemon.setup import open_runtime
-from spoold.job import Attempt, AttemptOutcome, JobState
-from spoold.protocol import STATE_FILE, init_spool, iso
+from spoold.spool.clock import iso
+from spoold.spool.job import Attempt, AttemptOutcome, JobState
+from spoold.spool.protocol import STATE_FILE, init_spool
 
 DELAY_S = 4.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.sdnotify import Notifier
+from spoold.ops.sdnotify import Notifier
 
 
 class Receiver:

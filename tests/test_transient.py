@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.transient import TransientFsError, retrying
+from spoold.spool.transient import TransientFsError, retrying
 
 
 class Flaky:
@@ -32,7 +32,7 @@ def test_transient_errors_are_retried_until_the_call_succeeds(
 ) -> None:
     waits: list[float] = []
     flaky = Flaky(errno.ESTALE, errno.EBUSY, errno.EAGAIN)
-    with caplog.at_level(logging.WARNING, logger="spoold.transient"):
+    with caplog.at_level(logging.WARNING, logger="spoold.spool.transient"):
         assert retrying(flaky, sleep=waits.append)() == "ok"
     assert flaky.calls == 4
     assert len(waits) == 3 and all(0 < w <= 0.5 + 0.05 for w in waits)
@@ -77,7 +77,7 @@ class FailingOnce:
 def test_the_daemons_claim_and_publish_renames_ride_out_a_transient_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
-    from spoold.protocol import claim_entry, init_spool, publish, running_name
+    from spoold.spool.protocol import claim_entry, init_spool, publish, running_name
 
     paths = init_spool(tmp_path / "spool")
     (paths.inbox / "doc.md").write_text("# x\n")
@@ -97,8 +97,8 @@ def test_a_state_file_read_through_a_stale_handle_is_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ESTALE must not pass for "no state file": the attempts recorded there count."""
-    from spoold.job import JobState, read_state
-    from spoold.protocol import STATE_FILE, atomic_write_json
+    from spoold.spool.job import JobState, read_state
+    from spoold.spool.protocol import STATE_FILE, atomic_write_json
 
     state = JobState(
         job_id="j", name="doc.md", jobdir="doc.j", kind="file", owner_uid=0, arrived_at="t"

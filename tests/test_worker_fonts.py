@@ -21,9 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from spoold.fonts import CACHE_DIR, FONTS_CONF, make_private_fontconfig
+from spoold.daemon.fontconfig import make_private_fontconfig
+from spoold.worker.spec import PrivateFontconfig
 
 from .conftest import PLUGIN_ENV, ROOT, published, stage_file, wait_for
+
+CACHE_DIR = PrivateFontconfig.CACHE_DIR
+FONTS_CONF = PrivateFontconfig.FONTS_CONF
 
 SYSTEM_CACHE = Path("/var/cache/fontconfig")
 SWEEP = Path(__file__).with_name("fontconfig_sweep.py")
@@ -94,7 +98,7 @@ def private_dir(stand_in: StandIn, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The daemon's fontconfig dir, made as the daemon would with the stand-in setup."""
     with monkeypatch.context() as m:
         m.setenv("FONTCONFIG_FILE", stand_in.env["FONTCONFIG_FILE"])
-        private = make_private_fontconfig(stand_in.root)
+        private = Path(make_private_fontconfig(stand_in.root).root)
     assert stand_in.env["FONTCONFIG_FILE"] in (private / FONTS_CONF).read_text()
     return private
 

@@ -38,7 +38,7 @@ def init(spool: Path) -> None:
 @SpoolArg
 def doctor(spool: Path) -> None:
     """Check the spool and this machine: one line per check, non-zero on failure."""
-    from ..doctor import report, run_checks
+    from ..ops.doctor import report, run_checks
 
     checks = run_checks(spool)
     click.echo(report(checks))
@@ -74,7 +74,7 @@ def purge(spool: Path, as_json: bool) -> None:
 @click.option("--strict", is_flag=True, help="also fail on gaps (a rotated-away start)")
 def check_events_cmd(spool: Path, strict: bool) -> None:
     """Replay .spoold/events.ndjson and check every job's path through the state machine."""
-    from ..checker import check_path
+    from ..tools.checker import check_path
 
     try:
         report = check_path(spool, strict=strict)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from ..convert.page import parse_margins as _check_margins
 from ..errors import ConfigError, JobError, SpoolError
 from ..settings import check_page_size, check_theme
+from ..spool.pages import parse_margins as _check_margins
 from .shared import EX_CONFIG, EX_DATAERR, EX_UNAVAILABLE, EX_USAGE, cli, fail
 
 
@@ -50,8 +50,8 @@ def run(
 ) -> None:
     """Run the daemon on one or more spools (foreground)."""
     from ..daemon import Daemon
-    from ..logs import setup_logging
-    from ..metrics import MetricsPortError
+    from ..ops.logs import setup_logging
+    from ..ops.metrics import MetricsPortError
     from ..settings import load_daemon_settings
 
     if config is None and Path("/etc/spoold/spoold.toml").exists():
@@ -185,7 +185,7 @@ def convert(
 
 def _check_fetch_prefixes(prefixes: tuple[str, ...]) -> None:
     """Exit 64 naming the first --allow-fetch value that is not an http(s) prefix."""
-    from ..convert.fetcher import parse_prefix
+    from ..spool.allow_fetch import parse_prefix
 
     for prefix in prefixes:
         try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import api
+from ..spool.clock import parse_iso, wall_time
 from .shared import SpoolArg, cli, echo_json, exit_codes
 
 
@@ -122,7 +122,7 @@ def list_cmd(
     if as_json:
         echo_json(jobs)
         return
-    now = time.time()
+    now = wall_time()
     rows = [
         (
             j["status"],
@@ -151,7 +151,7 @@ def list_cmd(
 
 
 def _unix(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return parse_iso(stamp)
 
 
 def _age(seconds: float) -> str:
@@ -167,9 +167,9 @@ def _age(seconds: float) -> str:
 @click.option("--follow", "-f", is_flag=True, help="keep printing new events")
 def events(spool: Path, follow: bool) -> None:
     """Print the events log (NDJSON)."""
-    from ..events import follow as follow_events
-    from ..events import read_events
-    from ..protocol import SpoolPaths
+    from ..spool.events import follow as follow_events
+    from ..spool.events import read_events
+    from ..spool.protocol import SpoolPaths
 
     path = SpoolPaths(spool).events
     for ev in read_events(path):

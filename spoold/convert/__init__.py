@@ -3,6 +3,9 @@
 Markdown becomes HTML (markdown.py); HTML becomes PDF with WeasyPrint and DOCX with one
 python-docx writer; PDF is sanitised or mined for text. `load_converters()` imports
 every converter module once per worker process, so each job pays no import cost.
+
+May import: spoold.spool (the formats and records a job's contract names) and
+spoold.errors; never the daemon, the worker or anything that knows about claims.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 
+from ..spool.formats import load_plugins
 from .base import (
     MEDIA_TYPES,
     SOURCE_TYPES,
@@ -65,17 +69,6 @@ def pin_source_date_epoch() -> None:
     converts (workers inherit it into their own children).
     """
     os.environ.setdefault("SOURCE_DATE_EPOCH", FIXED_SOURCE_DATE_EPOCH)
-
-
-def load_plugins() -> None:
-    """Import the modules named in SPOOLD_PLUGINS (comma-separated).
-
-    A plugin registers converters (and may add suffixes to SUFFIX_TYPES). The daemon
-    imports plugins too, so intake knows their source types; the test suite uses this
-    for converters that hang, spin or crash on purpose.
-    """
-    for name in filter(None, (n.strip() for n in os.environ.get("SPOOLD_PLUGINS", "").split(","))):
-        importlib.import_module(name)
 
 
 def load_converters() -> None:

@@ -3,8 +3,9 @@
 A converter turns one main document of a job into one artifact. It reads only through
 `ConversionContext` (the job folder as sandbox root, and the fetcher for anything the
 document refers to), reports its stage for `spoold status`, and raises `JobError` with a
-code from spoold.errors for anything a person should see. It knows nothing of spools,
-claims or manifests: the worker calls it with paths and writes the results down.
+code from spoold.errors for anything a person should see. It knows nothing of claims,
+leases or manifests (the formats and records it shares with a job's contract come from
+spoold.spool): the worker calls it with paths and writes the results down.
 """
 
 from __future__ import annotations
@@ -14,27 +15,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-SOURCE_TYPES = ("md", "html", "pdf")
-TARGETS = ("pdf", "docx", "html")
+from ..spool.formats import MEDIA_TYPES, SOURCE_TYPES, SUFFIX_TYPES, TARGETS, source_type_of
+from ..spool.records import Fetch
 
-# File name suffixes that decide a document's source type.
-SUFFIX_TYPES: dict[str, str] = {
-    ".md": "md",
-    ".markdown": "md",
-    ".mdown": "md",
-    ".mkd": "md",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".pdf": "pdf",
-}
-
-MEDIA_TYPES: dict[str, str] = {
-    "md": "text/markdown",
-    "html": "text/html",
-    "pdf": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
+# The job's contract (spoold.spool) names the formats and the fetch record; converters
+# register under those names. Re-exported: plugins add suffixes through this module.
+__all__ = [
+    "MEDIA_TYPES",
+    "SOURCE_TYPES",
+    "SUFFIX_TYPES",
+    "TARGETS",
+    "ConversionContext",
+    "ConversionResult",
+    "ConvertOptions",
+    "Converter",
+    "Fetch",
+    "get_converter",
+    "metadata_text",
+    "register",
+    "routes",
+    "source_type_of",
+]
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,6 @@ def metadata_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return "" if value is None else str(value)
-
-
-@dataclass
-class Fetch:
-    """One resource the converter asked for, as recorded in the manifest's `fetches`."""
-
-    url: str
-    allowed: bool
-    bytes: int = 0
-    reason: str | None = None
 
 
 @dataclass
@@ -121,7 +112,3 @@ def get_converter(source_type: str, target: str) -> Converter | None:
 
 def routes() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
-
-
-def source_type_of(path: Path) -> str | None:
-    return SUFFIX_TYPES.get(path.suffix.lower())

@@ -5,7 +5,7 @@ whoever can drop files in the inbox, so every member is checked first — no abs
 paths, no `..`, no symlinks or special files, no device names, caps on member count,
 sizes and compression ratio — and only then extracted, into a temporary folder on the
 same filesystem that is renamed into place. A violation is JobError(resource_invalid)
-naming the member. The worker calls this before converting (spoold.worker).
+naming the member. The worker calls this before converting (spoold.worker.run).
 """
 
 from __future__ import annotations
@@ -87,6 +87,24 @@ def _mode_type(info: zipfile.ZipInfo) -> int:
     return stat.S_IFMT(info.external_attr >> 16) if info.create_system == 3 else 0
 
 
+def _check_size(info: zipfile.ZipInfo, limits: ZipLimits) -> None:
+    """One file member's uncompressed size and compression ratio against the caps."""
+    if info.file_size > limits.max_member_bytes:
+        raise _bad(
+            info.filename,
+            f"{info.file_size} bytes uncompressed; the cap is {limits.max_member_bytes}",
+        )
+    if info.file_size >= _RATIO_MIN_BYTES and info.file_size > limits.max_ratio * max(
+        info.compress_size, 1
+    ):
+        ratio = info.file_size / max(info.compress_size, 1)
+        raise _bad(
+            info.filename,
+            f"compression ratio {ratio:.0f}:1 is over the {limits.max_ratio:.0f}:1 cap"
+            " (a zip bomb?)",
+        )
+
+
 def check_members(
     zf: zipfile.ZipFile, limits: ZipLimits
 ) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
@@ -124,20 +142,7 @@ def check_members(
         if is_dir:
             out.append((info, path))
             continue
-        if info.file_size > limits.max_member_bytes:
-            raise _bad(
-                info.filename,
-                f"{info.file_size} bytes uncompressed; the cap is {limits.max_member_bytes}",
-            )
-        if info.file_size >= _RATIO_MIN_BYTES and info.file_size > limits.max_ratio * max(
-            info.compress_size, 1
-        ):
-            ratio = info.file_size / max(info.compress_size, 1)
-            raise _bad(
-                info.filename,
-                f"compression ratio {ratio:.0f}:1 is over the {limits.max_ratio:.0f}:1 cap"
-                " (a zip bomb?)",
-            )
+        _check_size(info, limits)
         total += info.file_size
         if total > limits.max_total_bytes:
             raise _bad(

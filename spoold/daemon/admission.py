@@ -5,41 +5,39 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from ..detect import Entry
-from ..events import DaemonPaused
-from ..job import JobState
-from ..protocol import STATE_FILE, free_disk_mb
-from ..scheduler import Candidate, Scheduler
+from ..spool.clock import parse_iso
+from ..spool.entries import JOB_FILE, EntryKind
+from ..spool.events import DaemonPaused
+from ..spool.job import JobState
+from ..spool.protocol import STATE_FILE, free_disk_mb
 from .cancel import CancelMarkers
+from .inbox.tracker import Entry
 from .jobfolder import state_of
 from .lifecycle import Lifecycle
 from .parts import lend_workers
 from .runtime import SpoolRuntime
+from .scheduler import Candidate, Scheduler
 
 log = logging.getLogger("spoold")
 
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # protocol.iso()
-
 
 class Admission:
-    def __init__(self, lifecycle: Lifecycle, markers: CancelMarkers, workers: int) -> None:
+    def __init__(self, lifecycle: Lifecycle, markers: CancelMarkers) -> None:
         self.lifecycle = lifecycle
         self.markers = markers
-        self.workers = workers
         self.scheduler = Scheduler()
 
     def free_workers(self) -> int:
         busy = sum(job.workers_held() for job in self.lifecycle.running.values())
-        return self.workers - busy
+        return self.lifecycle.executor.workers - busy
 
     def accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
         """Entries that became ready: cancel markers aside, the rest to the scheduler."""
         priorities: dict[str | None, int] = {}  # for_route builds a model: once per route
         for entry in entries:
-            if entry.kind == "cancel":
+            if entry.kind is EntryKind.CANCEL:
                 rt.markers[entry.key] = entry
                 continue
             if rt.waiting_markers and self.markers.match_waiting(rt, entry):
@@ -48,12 +46,12 @@ class Admission:
             if priority is None:
                 priority = priorities[entry.route] = rt.settings.for_route(entry.route).priority
             not_before = 0.0
-            if entry.kind == "requeued":
+            if entry.kind is EntryKind.REQUEUED:
                 state = state_of(rt.paths.inbox / entry.key, entry.key)
                 if state is not None:
                     priority = state.priority
                     not_before = retry_not_before(rt, rt.paths.inbox / entry.key, state, wall)
-            elif entry.kind == "dir":
+            elif entry.kind is EntryKind.DIR:
                 priority = _job_file_priority(rt.paths.inbox / entry.key, priority)
             self.scheduler.push(Candidate(rt.name, entry, priority, not_before), wall)
 
@@ -106,7 +104,7 @@ class Admission:
 
 def _job_file_priority(folder: Path, default: int) -> int:
     try:
-        path = folder / "job.json"
+        path = folder / JOB_FILE
         if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
             value = json.loads(path.read_bytes()).get("priority")
             if isinstance(value, int) and 0 <= value <= 100:
@@ -129,8 +127,7 @@ def retry_not_before(rt: SpoolRuntime, folder: Path, state: JobState, wall: floa
     last = state.last_attempt()
     finished = last.finished_at if last is not None else None
     try:
-        requeued = datetime.strptime(finished or "", ISO_FORMAT).replace(tzinfo=UTC)
-        delay = state.next_attempt_at - requeued.timestamp()
+        delay = state.next_attempt_at - parse_iso(finished or "")
     except ValueError:
         # No finish time (written by hand or by an older version): cap the wait.
         delay = state.next_attempt_at - wall

@@ -17,11 +17,12 @@ import os
 import re
 from pathlib import Path
 
-from ..detect import Entry
-from ..events import CancelIgnored, CancelRefused
-from ..job import read_state
-from ..owners import marker_allowed
-from ..protocol import MANIFEST, job_id_of, safe_stem, unlink_quiet
+from ..spool.entries import EntryKind
+from ..spool.events import CancelIgnored, CancelRefused
+from ..spool.job import CancelMode, read_state
+from ..spool.owners import marker_allowed
+from ..spool.protocol import MANIFEST, job_id_of, safe_stem, unlink_quiet
+from .inbox.tracker import Entry
 from .jobfolder import jobdir_names
 from .lifecycle import Lifecycle
 from .runtime import RunningJob, SpoolRuntime
@@ -113,7 +114,7 @@ class CancelMarkers:
         self.bus.emit(rt, event)
         return False
 
-    def _cancel_running(self, job: RunningJob, mode: str, marker: Entry) -> bool:
+    def _cancel_running(self, job: RunningJob, mode: CancelMode, marker: Entry) -> bool:
         if not self._allowed(job.rt, marker, job.state.owner_uid, job.job_id, None):
             return False
         self.lifecycle.cancel_running(job, mode)
@@ -124,10 +125,10 @@ class CancelMarkers:
         if entry is None or entry.gone:
             return False
         owner = entry.uid
-        if entry.kind == "requeued":
+        if entry.kind is EntryKind.REQUEUED:
             state = read_state(rt.paths.inbox / key)
             owner = state.owner_uid if state is not None else entry.uid
-        job_id = job_id_of(entry.name) if entry.kind == "requeued" else None
+        job_id = job_id_of(entry.name) if entry.kind is EntryKind.REQUEUED else None
         if not self._allowed(rt, marker, owner, job_id, entry.name):
             return False
         try:
@@ -153,7 +154,7 @@ def _in_window(entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
 def _names(target: str, entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
     """Whether a waiting marker is for this newly ready entry."""
     if _is_job_id(target):
-        return entry.kind == "requeued" and job_id_of(entry.name) == target
+        return entry.kind is EntryKind.REQUEUED and job_id_of(entry.name) == target
     return entry.name == target and _in_window(entry, marker, rt)
 
 
@@ -163,26 +164,28 @@ def _window_over(rt: SpoolRuntime, marker: Entry, wall: float) -> bool:
         return False
     target = _target(marker.name)
     return not any(
-        e.name == target and not e.gone and e.kind != "cancel" and _in_window(e, marker, rt)
+        e.name == target
+        and not e.gone
+        and e.kind is not EntryKind.CANCEL
+        and _in_window(e, marker, rt)
         for e in rt.tracker.entries.values()
     )
 
 
-def _marker_mode(path: Path) -> str | None:
+def _marker_mode(path: Path) -> CancelMode | None:
     try:
-        text = path.read_text(errors="replace")[:64].strip().lower()
+        return CancelMode.of_marker(path.read_text(errors="replace")[:64])
     except OSError:
         return None
-    return "hard" if text.startswith("hard") else "graceful"
 
 
 def _queued_matches(rt: SpoolRuntime, target: str) -> list[str]:
     out = []
     for key, entry in rt.tracker.entries.items():
-        if entry.kind == "cancel" or entry.gone:
+        if entry.kind is EntryKind.CANCEL or entry.gone:
             continue
         if entry.name == target or (
-            entry.kind == "requeued"
+            entry.kind is EntryKind.REQUEUED
             and (entry.name.endswith("." + target) or jobdir_names(rt.paths.inbox / key, target))
         ):
             out.append(key)

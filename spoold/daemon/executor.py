@@ -23,14 +23,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from ..fonts import make_private_fontconfig, remove_private_fontconfig
-from ..retire import init_pool_worker, run_job_then_maybe_retire
-from ..worker import JobSpec, WorkerLimits, WorkerResult, run_part
-
-if TYPE_CHECKING:
-    from ..convert.parts.tasks import PartResult, PartTask
+from ..spool.parts import PartResult, PartTask
+from ..worker.spec import (
+    INIT_WORKER,
+    RUN_JOB,
+    RUN_PART,
+    JobSpec,
+    PrivateFontconfig,
+    WorkerLimits,
+    WorkerResult,
+)
+from .fontconfig import make_private_fontconfig, remove_private_fontconfig
 
 log = logging.getLogger("spoold")
 
@@ -78,6 +83,15 @@ class Execution(Protocol):
 
 
 class Executor(Protocol):
+    """Runs jobs on `workers` workers; the one place the daemon's worker count lives."""
+
+    @property
+    def workers(self) -> int: ...
+
+    def start(self) -> None:
+        """Start the workers (the daemon calls it once, before the first claim)."""
+        ...
+
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
         """Start one job; `on_done` is called (from any thread) when it has ended."""
         ...
@@ -136,7 +150,7 @@ class PoolExecution:
 
 
 class PoolExecutor:
-    """A pebble ProcessPool of long-lived workers, forked from a forkserver."""
+    """A pebble ProcessPool of long-lived workers, each a spawned interpreter."""
 
     def __init__(self, workers: int, max_tasks: int, limits: WorkerLimits) -> None:
         self._workers = workers
@@ -144,7 +158,15 @@ class PoolExecutor:
         self._limits = limits
         self._in_flight: set[PoolExecution] = set()
         self._fault = os.environ.get(POOL_FAULT_ENV, "").split(",")
-        self._fontconfig_dir = _private_fontconfig()
+        self._fontconfig: PrivateFontconfig | None = None
+        self._pool: Any = None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def start(self) -> None:
+        self._fontconfig = _private_fontconfig()
         try:
             self._pool = self._new_pool(rebuild=False)
         except BaseException:
@@ -168,12 +190,8 @@ class PoolExecutor:
             pool = ProcessPool(
                 max_workers=self._workers,
                 max_tasks=self._max_tasks,
-                initializer=init_pool_worker,
-                initargs=(
-                    self._limits,
-                    None if self._fontconfig_dir is None else str(self._fontconfig_dir),
-                    str(ready),
-                ),
+                initializer=INIT_WORKER,
+                initargs=(self._limits, self._fontconfig, str(ready)),
                 context=ctx,
             )
             # Reading `active` starts the workers now; waiting for their "ready" files
@@ -187,7 +205,7 @@ class PoolExecutor:
         return pool
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
-        future = self._pool.schedule(run_job_then_maybe_retire, args=(spec,), timeout=timeout_s)
+        future = self._pool.schedule(RUN_JOB, args=(spec,), timeout=timeout_s)
         execution = PoolExecution(future, on_done)
         self._in_flight.add(execution)
         future.add_done_callback(lambda _f: on_done())
@@ -221,21 +239,22 @@ class PoolExecutor:
         self, task: PartTask, limits: WorkerLimits, timeout_s: float, on_done: Callable[[], None]
     ) -> concurrent.futures.Future[PartResult]:
         future: concurrent.futures.Future[PartResult] = self._pool.schedule(
-            run_part, args=(task, limits), timeout=timeout_s
+            RUN_PART, args=(task, limits), timeout=timeout_s
         )
         future.add_done_callback(lambda _f: on_done())
         return future
 
     def stop(self) -> None:
-        _stop_pool(self._pool)
+        if self._pool is not None:
+            _stop_pool(self._pool)
         self._remove_fontconfig()
 
     def _remove_fontconfig(self) -> None:
-        if self._fontconfig_dir is not None:
-            remove_private_fontconfig(self._fontconfig_dir)
+        if self._fontconfig is not None:
+            remove_private_fontconfig(self._fontconfig)
 
 
-def _private_fontconfig() -> Path | None:
+def _private_fontconfig() -> PrivateFontconfig | None:
     """The workers' font caches, this run only: never the system's (fonts.py).
 
     Without a writable temporary folder the workers still load their fonts before

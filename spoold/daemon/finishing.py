@@ -1,7 +1,9 @@
 """The end of an attempt: publish, retry with backoff, requeue, or recover a lost claim.
 
-Part of the lifecycle (the `Lifecycle` class builds on `Finisher`): together they are
-the only writers of job state. Rename races end in defined outcomes:
+The lifecycle owns a `Finishing` (built with the lifecycle's table of running jobs and
+its bus): together they are the only writers of job state. Whether a failed attempt is
+retried is the lifecycle's decision (`Lifecycle.fail`); this module carries it out.
+Rename races end in defined outcomes:
 
 - publish: the running folder is gone (claim lost, fenced) or the job is already in
   done/ or failed/ (already published): `job.discarded` with the reason;
@@ -13,13 +15,13 @@ the only writers of job state. Rename races end in defined outcomes:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from ..clock import wall_time
-from ..crashpoints import crash_point
-from ..dedup import dedup_record
-from ..errors import ErrorCode, JobError
-from ..events import (
+from ..errors import ErrorCode, ErrorInfo, JobError
+from ..spool.clock import iso, iso_of, wall_time
+from ..spool.dedup import dedup_record
+from ..spool.events import (
     JobCancelled,
     JobDiscarded,
     JobDuplicate,
@@ -30,13 +32,15 @@ from ..events import (
     JobRetryScheduled,
     JobSucceeded,
 )
-from ..job import Attempt, AttemptOutcome, ErrorInfo, JobStatus, Usage, check_transition
-from ..protocol import INPUT_DIR, atomic_write, iso, requeue, unlink_quiet
-from ..stage import STAGE_FILE
-from ..worker import CANCEL_FLAG, WorkerResult
-from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of, utc
+from ..spool.job import Attempt, AttemptOutcome, JobStatus, check_transition
+from ..spool.manifest import Manifest
+from ..spool.protocol import INPUT_DIR, atomic_write, requeue, unlink_quiet
+from ..spool.records import Usage
+from ..worker.spec import CANCEL_FLAG, STAGE_FILE, WorkerResult
+from .crashpoints import crash_point
+from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of
 from .listeners import ListenerBus, Published
-from .outcomes import backoff_s, error_info
+from .outcomes import backoff_s
 from .parts import discard_parts
 from .publisher import (
     PublishRace,
@@ -57,12 +61,16 @@ ENDED_EVENTS: dict[JobStatus, type[JobEnded]] = {
 }
 
 
-class Finisher:
-    def __init__(self, bus: ListenerBus) -> None:
+class Finishing:
+    def __init__(
+        self,
+        running: dict[str, RunningJob],
+        bus: ListenerBus,
+        on_requeued: Callable[[], None],
+    ) -> None:
+        self.running = running  # the lifecycle's table: a finished job leaves it here
         self.bus = bus
-        self.running: dict[str, RunningJob] = {}
-        self.stopping = False
-        self.requeued = False  # a job went back to inbox/: the loop rescans it
+        self.on_requeued = on_requeued  # a job went back to inbox/: the loop rescans it
 
     def transition(self, job: RunningJob, new: JobStatus) -> None:
         """Move the job in the state machine; an invalid move is a bug, refused."""
@@ -72,21 +80,10 @@ class Finisher:
     def record_usage(self, job: RunningJob, result: WorkerResult | None, timed_out: bool) -> None:
         usage = result.usage if result is not None else None
         if usage is not None:
-            job.attempt.usage = Usage(
-                cpu_s=usage.cpu_s, peak_rss_mb=usage.peak_rss_mb, wall_s=usage.wall_s
-            )
+            job.attempt.usage = usage
         elif timed_out and job.attempt.started_at:
             # The worker was killed: only the wall time is known here.
             job.attempt.usage = Usage(wall_s=round(seconds_since(job.attempt.started_at), 6))
-
-    def fail(self, job: RunningJob, err: JobError, result: WorkerResult | None) -> None:
-        limit = job.plan.max_attempts if job.plan else job.rt.settings.max_attempts
-        if err.retryable and job.state.counted_attempts() + 1 < limit and not self.stopping:
-            job.attempt.error = error_info(err, job.job_id)
-            self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
-            return
-        status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
-        self.publish(job, status, err, result)
 
     def backoff(self, job: RunningJob) -> float:
         s = job.rt.settings
@@ -129,7 +126,7 @@ class Finisher:
             self.bus.emit(rt, event)
         else:
             self.bus.emit(rt, JobRequeued(job_id=job.job_id, attempt=number, reason=outcome.value))
-        self.requeued = True
+        self.on_requeued()
 
     def _save_requeue_state(self, job: RunningJob) -> None:
         try:
@@ -149,7 +146,11 @@ class Finisher:
     # ------------------------------------------------------------------ publish
 
     def publish(
-        self, job: RunningJob, status: JobStatus, err: JobError | None, result: WorkerResult | None
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        err: ErrorInfo | None,
+        result: WorkerResult | None,
     ) -> None:
         rt = job.rt
         check_transition(job.job_id, job.status, status)  # applied once it is published
@@ -157,7 +158,7 @@ class Finisher:
         job.attempt.finished_at = iso()
         job.attempt.outcome = AttemptOutcome(status.value)
         if err is not None:
-            job.attempt.error = error_info(err, job.job_id)
+            job.attempt.error = err.for_job(job.job_id)
         manifest = build_manifest(
             job.state,
             rt.name,
@@ -183,29 +184,40 @@ class Finisher:
             return
         job.status = status
         self._record_result(rt, job, status, result)
-        event = ENDED_EVENTS[status](
+        self._announce(job, err, dest, manifest, modes_before_rename(spec))
+
+    def _announce(
+        self,
+        job: RunningJob,
+        err: ErrorInfo | None,
+        dest: Path,
+        manifest: Manifest,
+        modes_applied: bool,
+    ) -> None:
+        """The published job's event (the log first), then the after-publish listeners."""
+        rt, number = job.rt, job.attempt.number
+        event = ENDED_EVENTS[job.status](
             job_id=job.job_id,
             attempt=number,
             name=job.state.name,
-            code=err.code.value if err else None,
+            code=err.code if err else None,
             message=err.message if err else None,
             path=str(dest.relative_to(rt.root)),
         )
         self.bus.emit(rt, event)
-        self.bus.published(
-            Published(
-                rt,
-                job.job_id,
-                number,
-                job.state.route,
-                status,
-                job.attempt.error,
-                dest,
-                manifest,
-                _wall_s(job),
-                modes_applied=modes_before_rename(spec),
-            )
+        published = Published(
+            rt,
+            job.job_id,
+            number,
+            job.state.route,
+            job.status,
+            job.attempt.error,
+            dest,
+            manifest,
+            _wall_s(job),
+            modes_applied=modes_applied,
         )
+        self.bus.published(published)
 
     def _record_result(
         self, rt: SpoolRuntime, job: RunningJob, status: JobStatus, result: WorkerResult | None
@@ -248,18 +260,17 @@ class Finisher:
                 number=attempt_no,
                 host=str(owner.get("host", "unknown")),
                 pid=int(str(owner.get("pid", 0))),
-                claimed_at=iso(utc(claimed)),
+                claimed_at=iso_of(claimed),
             )
             state.attempts.append(last)
         if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
             last.outcome = AttemptOutcome.LOST
             last.finished_at = iso()
-            last.error = ErrorInfo(
-                code=ErrorCode.WORKER_LOST.value,
-                message="the daemon holding this job stopped before it finished",
+            last.error = JobError(
+                ErrorCode.WORKER_LOST,
+                "the daemon holding this job stopped before it finished",
                 hint="Nothing to do: spoold runs the job again.",
-                retryable=True,
-            )
+            ).info()
         # A split job's part files (maybe hundreds of MB) go neither to failed/ nor back
         # to the inbox; the next attempt splits again.
         discard_parts(folder)
@@ -272,7 +283,7 @@ class Finisher:
                 f"the job was lost {state.counted_attempts()} times "
                 "(its daemon or worker died each time)",
             )
-            self.publish(job, JobStatus.FAILED, err, None)
+            self.publish(job, JobStatus.FAILED, err.info(), None)
             return
         self.transition(job, JobStatus.QUEUED)
         state.next_attempt_at = None
@@ -287,7 +298,7 @@ class Finisher:
             self.bus.emit(
                 rt, JobRecovered(job_id=state.job_id, attempt=attempt_no, name=state.name)
             )
-            self.requeued = True
+            self.on_requeued()
 
 
 def _main_document(job: RunningJob) -> Path:

@@ -9,9 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-from ..metrics import FolderCount, Metrics, MetricsPortError
-from ..protocol import free_disk_mb
-from ..retention import purge
+from ..ops.metrics import FolderCount, Metrics, MetricsPortError
+from ..share.retention import purge
+from ..spool.clock import wall_time
+from ..spool.protocol import free_disk_mb
 from .runtime import SpoolRuntime
 
 log = logging.getLogger("spoold")
@@ -44,7 +45,7 @@ class Housekeeping:
                 # the folders themselves, as every daemon on the spool sees them.
                 metrics.set_queue_depth(rt.name, "queued", rt.tracker.queued_count())
                 oldest = rt.tracker.oldest_arrival()
-                age = 0.0 if oldest is None else time.time() - oldest
+                age = 0.0 if oldest is None else wall_time() - oldest
                 metrics.set_oldest_queued_age(rt.name, age)
                 for state, folder in (
                     ("running", rt.paths.running),

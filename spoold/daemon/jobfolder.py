@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
-from ..clock import age_s, wall_time
-from ..job import JobState, read_state
-from ..protocol import INPUT_DIR, STATE_FILE, atomic_write_json, iso
+from ..spool.clock import age_s, iso, parse_iso, wall_time
+from ..spool.job import JobState, read_state
+from ..spool.protocol import INPUT_DIR, STATE_FILE, atomic_write_json
 
 ATTEMPT_HINT = ".spoold-attempt-"
 
@@ -58,16 +57,12 @@ def save_state(folder: Path, state: JobState, *, durable: bool) -> None:
     atomic_write_json(folder / STATE_FILE, state.to_json(), durable=durable)
 
 
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 def seconds_since(stamp: str) -> float:
     try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        then = parse_iso(stamp)
     except ValueError:
         return 0.0
-    return age_s(then.timestamp(), wall_time())
+    return age_s(then, wall_time())
 
 
 def jobdir_names(folder: Path, target: str) -> bool:

@@ -2,7 +2,7 @@
 
 Another daemon that believes this one gone (frozen past its lease, or cut off from the
 file server) recovers its claims and removes its lease files. On its next renewal
-(spoold/leases.py: OwnLease.renew) this daemon finds them removed or replaced: it says
+(spoold/spool/leases.py: OwnLease.renew) this daemon finds them removed or replaced: it says
 so once (log line and `daemon.lease_lost`), gives up the claims it lost (their results
 would be fenced anyway), is registered again by the renewal and carries on: no error
 loop and no working on without a lease.
@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import os
 
-from ..events import DaemonLeaseLost
-from ..leases import Renewal
-from ..transient import TransientFsError
+from ..spool.events import DaemonLeaseLost
+from ..spool.leases import Renewal
+from ..spool.transient import TransientFsError
 from .lifecycle import Lifecycle
 from .runtime import SpoolRuntime
 

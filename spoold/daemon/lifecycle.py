@@ -7,6 +7,10 @@ against the state machine (job.TRANSITIONS) from the job's real current state; i
 effects go to the listener bus. A race lost to another daemon, a person or a tool (the
 entry or folder gone, or already where it was going) is a defined outcome recorded as
 an event, never an exception.
+
+The end of an attempt (publish, requeue, recovery of a lost claim) is carried out by
+the lifecycle's own `Finishing` (finishing.py), which shares its table of running jobs;
+whether a failed attempt is retried is decided here (`fail`).
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..crashpoints import crash_point
-from ..detect import Entry
-from ..errors import ErrorCode, JobError, io_error_code
-from ..events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
-from ..intake import plan_job
-from ..job import Attempt, AttemptOutcome, JobState, JobStatus, read_state
-from ..protocol import INPUT_DIR, claim_entry, claim_requeued, iso, job_dir_name, new_job_id
-from ..worker import CANCEL_FLAG, JobSpec, WorkerLimits
+from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
+from ..spool.clock import iso, iso_of, new_job_id
+from ..spool.entries import EntryKind
+from ..spool.events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
+from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
+from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
+from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
+from .crashpoints import crash_point
 from .executor import Completed, Executor, Outcome, TimedOut
-from .finishing import Finisher
-from .jobfolder import seconds_since, state_of, utc
+from .finishing import Finishing
+from .inbox.tracker import Entry
+from .intake import JobPlan, plan_job
+from .jobfolder import seconds_since, state_of
 from .listeners import ListenerBus
 from .outcomes import error_of, restart_cause
 from .parts import PartsRun, discard_parts, parts_spec
@@ -38,21 +44,55 @@ log = logging.getLogger("spoold")
 TAKEN = "taken by another daemon, or removed"
 
 
-class Lifecycle(Finisher):
+class Lifecycle:
     def __init__(
         self,
         host_id: str,
         token: str,
-        executor: Executor | None,
+        executor: Executor,
         bus: ListenerBus,
         on_done: Callable[[str], None],
+        on_requeued: Callable[[], None] = lambda: None,
     ) -> None:
-        super().__init__(bus)
         self.host_id = host_id
         self.token = token
-        self.executor = executor  # set before the first start (the daemon starts it late)
+        self.executor = executor  # started by the daemon before the first claim
+        self.bus = bus
         self.on_done = on_done  # called from the executor's thread: must only wake the loop
-        self.workers = 1  # the pool's size (the loop sets it): split PDFs into a multiple
+        self.running: dict[str, RunningJob] = {}  # the jobs this daemon holds, by job id
+        self.finishing = Finishing(self.running, bus, on_requeued)
+        self.stopping = False  # no more retries: failures are published (begin_stop)
+
+    def begin_stop(self) -> None:
+        """The daemon is stopping: a failed attempt is published, not retried."""
+        self.stopping = True
+
+    # The end of an attempt, carried out by Finishing.
+    def transition(self, job: RunningJob, new: JobStatus) -> None:
+        self.finishing.transition(job, new)
+
+    def publish(
+        self, job: RunningJob, status: JobStatus, err: ErrorInfo | None, result: WorkerResult | None
+    ) -> None:
+        self.finishing.publish(job, status, err, result)
+
+    def requeue(self, job: RunningJob, outcome: AttemptOutcome, delay: float) -> None:
+        self.finishing.requeue(job, outcome, delay)
+
+    def recover_claim(
+        self, rt: SpoolRuntime, folder: Path, jobdir: str, attempt_no: int, owner: dict[str, object]
+    ) -> None:
+        self.finishing.recover_claim(rt, folder, jobdir, attempt_no, owner)
+
+    def fail(self, job: RunningJob, err: ErrorInfo, result: WorkerResult | None) -> None:
+        """Retry a retryable failure with backoff while attempts are left; else publish."""
+        limit = job.plan.max_attempts if job.plan else job.rt.settings.max_attempts
+        if err.retryable and job.state.counted_attempts() + 1 < limit and not self.stopping:
+            job.attempt.error = err.for_job(job.job_id)
+            self.requeue(job, AttemptOutcome.RETRY, delay=self.finishing.backoff(job))
+            return
+        status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
+        self.publish(job, status, err, result)
 
     # ------------------------------------------------------------------ claim
 
@@ -68,7 +108,7 @@ class Lifecycle(Finisher):
                 f"{rt.settings.incomplete_after_s:.0f} s ago but is not complete",
                 hint="Copy the file again, completely.",
             )
-            self.publish(job, JobStatus.FAILED, err, None)
+            self.publish(job, JobStatus.FAILED, err.info(), None)
             return
         self.start(job)
 
@@ -77,7 +117,7 @@ class Lifecycle(Finisher):
         job = self.claim(rt, entry, 50)  # drops the entry: the scheduler skips it
         if job is not None:
             err = JobError(ErrorCode.CANCELLED, "cancelled on request before it started")
-            self.publish(job, JobStatus.CANCELLED, err, None)
+            self.publish(job, JobStatus.CANCELLED, err.info(), None)
 
     def claim(self, rt: SpoolRuntime, entry: Entry, priority: int) -> RunningJob | None:
         """One rename out of inbox/; None when another daemon (or a person) was first.
@@ -85,7 +125,7 @@ class Lifecycle(Finisher):
         OSError other than a lost race (ENOSPC making the folder) is raised: the entry
         stays in the inbox and the caller tries again later.
         """
-        if entry.kind == "requeued":
+        if entry.kind is EntryKind.REQUEUED:
             claimed = self._claim_requeued(rt, entry)
         else:
             claimed = self._claim_new(rt, entry, priority)
@@ -135,11 +175,11 @@ class Lifecycle(Finisher):
             job_id=job_id,
             name=entry.name,
             jobdir=jobdir,
-            kind=entry.kind if entry.kind in ("file", "dir") else "special",
+            kind=entry.kind if entry.kind in (EntryKind.FILE, EntryKind.DIR) else EntryKind.SPECIAL,
             owner_uid=entry.uid,
             route=entry.route,
             priority=priority,
-            arrived_at=iso(utc(entry.arrived_at)),
+            arrived_at=iso_of(entry.arrived_at),
         )
         detected = JobDetected(job_id=job_id, name=entry.name, route=entry.route, ino=entry.sig[0])
         self.bus.emit(rt, detected)
@@ -158,39 +198,14 @@ class Lifecycle(Finisher):
                 rt.settings.allow_fetch,
             )
         except JobError as exc:
-            self.publish(job, JobStatus.FAILED, exc, None)
+            self.publish(job, JobStatus.FAILED, exc.info(), None)
             return
         except OSError as exc:
             err = JobError(io_error_code(exc), f"cannot read the input: {exc.strerror}")
-            self.publish(job, JobStatus.FAILED, err, None)
+            self.publish(job, JobStatus.FAILED, err.info(), None)
             return
         job.plan = plan
-        options = dict(plan.options)
-        reference = plan.extra.get("reference")
-        if reference is not None:
-            options["reference_docx"] = str(reference)
-        spec = JobSpec(
-            job_id=job.job_id,
-            attempt=job.attempt.number,
-            folder=str(job.folder),
-            job_root=str(plan.job_root),
-            main=str(plan.main),
-            source_type=plan.source_type,
-            targets=plan.targets,
-            stem=job.state.jobdir.rsplit(".", 1)[0],
-            options=options,
-            limits=WorkerLimits(
-                memory_mb=rt.settings.memory_limit_mb, cpu_s=rt.settings.cpu_limit_s
-            ),
-            durable=rt.settings.durable,
-            dedup_dir=str(rt.paths.state / "dedup"),
-            done_dir=str(rt.paths.done),
-            on_duplicate=str(plan.options.get("on_duplicate", "reuse")),
-            idempotency_key=plan.idempotency_key,
-            parts=parts_spec(self.workers),
-        )
-        job.spec = spec
-        assert self.executor is not None, "the executor starts before the first claim"
+        job.spec = spec = job_spec(job, plan, self.executor.workers)
         job.attempt.started_at = iso()
         job_id = job.job_id
         try:
@@ -228,7 +243,7 @@ class Lifecycle(Finisher):
             self.requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
             return
         result = outcome.result if isinstance(outcome, Completed) else None
-        self.record_usage(job, result, timed_out=isinstance(outcome, TimedOut))
+        self.finishing.record_usage(job, result, timed_out=isinstance(outcome, TimedOut))
         if err is None:
             self.publish(job, JobStatus.SUCCEEDED, None, result)
         else:
@@ -247,7 +262,7 @@ class Lifecycle(Finisher):
             self.executor, job.spec, outcome.result, deadline, lambda: self.on_done(job_id)
         )
         job.execution = run
-        if job.cancel_mode == "hard" or job.draining:
+        if job.cancel_mode is CancelMode.HARD or job.draining:
             run.cancel()  # stopped while it split: no part starts
         else:
             run.advance()  # a graceful cancel is seen there
@@ -255,15 +270,15 @@ class Lifecycle(Finisher):
 
     # ------------------------------------------------------------------ cancel, drain
 
-    def cancel_running(self, job: RunningJob, mode: str) -> None:
-        if job.cancel_mode == "hard" or job.execution is None:
+    def cancel_running(self, job: RunningJob, mode: CancelMode) -> None:
+        if job.cancel_mode is CancelMode.HARD or job.execution is None:
             return
         job.cancel_mode = mode
-        if mode == "hard":
+        if mode is CancelMode.HARD:
             job.execution.cancel()
             return
         try:
-            (job.folder / CANCEL_FLAG).write_text("graceful")
+            (job.folder / CANCEL_FLAG).write_text(CancelMode.GRACEFUL)
         except OSError:
             pass
         job.cancel_deadline = time.monotonic() + job.rt.settings.cancel_grace_s
@@ -273,7 +288,7 @@ class Lifecycle(Finisher):
             deadline = job.cancel_deadline
             if deadline is not None and now >= deadline and job.execution is not None:
                 job.cancel_deadline = None
-                job.cancel_mode = "hard"
+                job.cancel_mode = CancelMode.HARD
                 job.execution.cancel()
 
     def drain(self) -> None:
@@ -295,3 +310,29 @@ class Lifecycle(Finisher):
             event = JobDiscarded(job_id=job.job_id, attempt=job.attempt.number, reason=reason)
             self.bus.emit(job.rt, event)
         return len(lost)
+
+
+def job_spec(job: RunningJob, plan: JobPlan, workers: int) -> JobSpec:
+    """What the worker gets for this attempt (`workers`: the pool's size, for parts)."""
+    rt = job.rt
+    options = dict(plan.options)
+    if plan.reference is not None:
+        options["reference_docx"] = str(plan.reference)
+    return JobSpec(
+        job_id=job.job_id,
+        attempt=job.attempt.number,
+        folder=str(job.folder),
+        job_root=str(plan.job_root),
+        main=str(plan.main),
+        source_type=plan.source_type,
+        targets=plan.targets,
+        stem=job.state.jobdir.rsplit(".", 1)[0],
+        options=options,
+        limits=WorkerLimits(memory_mb=rt.settings.memory_limit_mb, cpu_s=rt.settings.cpu_limit_s),
+        durable=rt.settings.durable,
+        dedup_dir=str(rt.paths.state / "dedup"),
+        done_dir=str(rt.paths.done),
+        on_duplicate=str(plan.options.get("on_duplicate", "reuse")),
+        idempotency_key=plan.idempotency_key,
+        parts=parts_spec(workers),
+    )

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..events import Event, HookFailed
-from ..hooks import HookResult, HookRunner, hook_env
-from ..job import ErrorInfo, JobStatus
-from ..manifest import Manifest
-from ..outputs import apply_output_permissions, link_flat_output
+from ..errors import ErrorInfo
+from ..share.hooks import HookResult, HookRunner, hook_env
+from ..share.outputs import apply_output_permissions, link_flat_output
+from ..spool.events import Event, HookFailed
+from ..spool.job import JobStatus
+from ..spool.manifest import Manifest
 from .runtime import SpoolRuntime
 
 log = logging.getLogger("spoold")
@@ -155,10 +156,15 @@ class HooksListener(Listener):
     `deliver` hands a finished hook back to the main loop (the loop owns the log).
     """
 
-    def __init__(self, runner: HookRunner, deliver: Callable[[Callable[[], None]], None]) -> None:
+    def __init__(
+        self,
+        runner: HookRunner,
+        bus: ListenerBus,
+        deliver: Callable[[Callable[[], None]], None],
+    ) -> None:
         self.runner = runner
+        self.bus = bus  # where hook.failed goes (this listener is one of its listeners)
         self.deliver = deliver
-        self.bus: ListenerBus | None = None
 
     def after_publish(self, published: Published) -> None:
         rt = published.rt
@@ -183,7 +189,7 @@ class HooksListener(Listener):
         self.runner.submit(argv, published.dest, env, rt.settings.hook_timeout_s, on_done)
 
     def _finished(self, published: Published, command: str, result: HookResult) -> None:
-        if result.ok or self.bus is None:
+        if result.ok:
             return
         event = HookFailed(
             job_id=published.job_id,

@@ -14,32 +14,34 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..clock import wall_time
-from ..crashpoints import crash_point
-from ..events import DaemonFailed, DaemonStarted, DaemonStopping
-from ..hooks import HookRunner
-from ..metrics import Metrics, MetricsPortError
-from ..observers import Observer, PollingObserver
-from ..protocol import new_token
-from ..sdnotify import Notifier
+from ..ops.metrics import Metrics, MetricsPortError
+from ..ops.sdnotify import Notifier
 from ..settings import DaemonSettings
-from ..worker import WorkerLimits
+from ..share.hooks import HookRunner
+from ..spool.clock import wall_time
+from ..spool.events import DaemonFailed, DaemonStarted, DaemonStopping
+from ..spool.formats import load_plugins
+from ..spool.protocol import new_token
+from ..worker.spec import WorkerLimits
 from .admission import Admission
 from .cancel import CancelMarkers
+from .crashpoints import crash_point
 from .executor import Executor, PoolBroken, PoolExecutor
 from .guard import ErrorGuard
 from .housekeeping import Housekeeping, start_metrics, status_line
+from .inbox.observers import Observer, PollingObserver
 from .lease import LeaseWatch
 from .lifecycle import Lifecycle
 from .listeners import HooksListener, ListenerBus, MetricsListener, OutputsListener
 from .recovery import recover
 from .runtime import SpoolRuntime
 from .setup import detect_mode, make_observer, open_runtime, reload_spool
-from .wakeups import Wakeup, Wakeups
+from .wakeups import Wakeup, WakeupKind, Wakeups
 
 log = logging.getLogger("spoold")
 
@@ -67,21 +69,31 @@ class Daemon:
             open_runtime(root, self.spool_defaults, self.host_id, self.token)
             for root in spool_roots
         ]
-        self.executor = executor
+        # Started in run(), after the metrics port and the leases: spawning takes a while.
+        self.executor = executor or self._pool_executor()
         self.bus = ListenerBus([OutputsListener()])
         self.hooks = HookRunner()
-        hooks = HooksListener(self.hooks, lambda call: self.wakeups.put(Wakeup("call", call=call)))
-        hooks.bus = self.bus
-        self.bus.add(hooks)
-        self.lifecycle = Lifecycle(self.host_id, self.token, executor, self.bus, self._job_done)
+        self.bus.add(HooksListener(self.hooks, self.bus, self._call_later))
+        self.lifecycle = Lifecycle(
+            self.host_id, self.token, self.executor, self.bus, self._job_done, self._rescan
+        )
         self.markers = CancelMarkers(self.lifecycle)
-        self.admission = Admission(self.lifecycle, self.markers, settings.workers)
-        self.lifecycle.workers = settings.workers
+        self.admission = Admission(self.lifecycle, self.markers)
         self.lease = LeaseWatch(self.spools, self.lifecycle)
         self.guard = ErrorGuard(limit=20)
         self.error_pause_s = 0.5  # after a failed pass: no busy loop on a lasting error
         self.stopping = False
         self.reload_requested = False
+        # What each wake-up does, on the loop thread (wakeups.py says who sends which).
+        self.on_wakeup: dict[WakeupKind, Callable[[Wakeup], None]] = {
+            WakeupKind.DONE: lambda item: self.lifecycle.finish(item.job_id),
+            WakeupKind.STOP: lambda item: self._stop_requested(),
+            WakeupKind.RELOAD: lambda item: self._reload_requested(),
+            WakeupKind.CALL: lambda item: item.call() if item.call is not None else None,
+            WakeupKind.DRAIN_DEADLINE: lambda item: self.lifecycle.drain(),
+            WakeupKind.OVERFLOW: lambda item: self._overflowed(),
+            WakeupKind.FS: lambda item: None,  # the pass that takes it looks at the inboxes
+        }
         self.rescan_requested = True
         self.observer: Observer = PollingObserver()
         self.detect_mode = "poll"
@@ -95,10 +107,10 @@ class Daemon:
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: object) -> None:
             self.stop_signalled = True  # a plain store: safe in a signal handler
-            self.wakeups.put(Wakeup("stop"))
+            self.wakeups.put(Wakeup(WakeupKind.STOP))
 
         def on_hup(signum: int, frame: object) -> None:
-            self.wakeups.put(Wakeup("reload"))
+            self.wakeups.put(Wakeup(WakeupKind.RELOAD))
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
@@ -108,14 +120,21 @@ class Daemon:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
     def _job_done(self, job_id: str) -> None:
-        self.wakeups.put(Wakeup("done", job_id))
+        self.wakeups.put(Wakeup(WakeupKind.DONE, job_id))
+
+    def _call_later(self, call: Callable[[], None]) -> None:
+        self.wakeups.put(Wakeup(WakeupKind.CALL, call=call))
+
+    def _rescan(self) -> None:
+        # A job went back to inbox/: look at it on the next pass.
+        self.rescan_requested = True
 
     def _fs_wake(self) -> None:
         # Called from watchdog's thread for every event: one queued wake-up is enough
         # until the loop has run again.
         if not self._fs_wake_pending:
             self._fs_wake_pending = True
-            self.wakeups.put(Wakeup("fs"))
+            self.wakeups.put(Wakeup(WakeupKind.FS))
 
     def _notify(self, **fields: str) -> None:
         if self.notifier is not None:
@@ -133,19 +152,14 @@ class Daemon:
         self.housekeeping.metrics = self.metrics
         self.bus.add(MetricsListener(self.metrics), first=True)  # before out/ and hooks
 
-    def _start_executor(self) -> Executor:
-        if self.executor is None:
-            # Workers serve every spool: the hard memory limit is the largest; each job
-            # lowers its soft limit to its own spool's (worker.run_job).
-            limits = WorkerLimits(
-                memory_mb=max(rt.settings.memory_limit_mb for rt in self.spools),
-                cpu_s=max(rt.settings.cpu_limit_s for rt in self.spools),
-            )
-            self.executor = PoolExecutor(
-                self.settings.workers, self.settings.max_tasks_per_worker, limits
-            )
-        self.lifecycle.executor = self.executor
-        return self.executor
+    def _pool_executor(self) -> PoolExecutor:
+        # Workers serve every spool: the hard memory limit is the largest; each job
+        # lowers its soft limit to its own spool's (worker/run.py run_job).
+        limits = WorkerLimits(
+            memory_mb=max(rt.settings.memory_limit_mb for rt in self.spools),
+            cpu_s=max(rt.settings.cpu_limit_s for rt in self.spools),
+        )
+        return PoolExecutor(self.settings.workers, self.settings.max_tasks_per_worker, limits)
 
     # ------------------------------------------------------------------ run
 
@@ -155,8 +169,6 @@ class Daemon:
         Raises MetricsPortError (before touching any spool) when --metrics-port cannot
         be bound; `spoold run` turns it into one line and exit code 69.
         """
-        from ..convert import load_plugins
-
         # The notifier keeps its own copy of the variables, which leave the environment
         # (as sd_notify(3)'s unset_environment does): workers and hooks inherit it, and
         # must neither report for the daemon nor believe they are watched.
@@ -168,7 +180,7 @@ class Daemon:
         for rt in self.spools:
             rt.paths.daemons.mkdir(exist_ok=True)
             rt.lease.acquire()
-        self._start_executor()
+        self.executor.start()
         self._notify(STATUS="starting: recovering running/")
         for rt in self.spools:
             recover(rt, self.lifecycle, self.host_id, self.token)
@@ -177,13 +189,13 @@ class Daemon:
             self.detect_mode,
             self.spools,
             self._fs_wake,
-            lambda: self.wakeups.put(Wakeup("overflow")),
+            lambda: self.wakeups.put(Wakeup(WakeupKind.OVERFLOW)),
         )
         self.observer.start()
         for rt in self.spools:
             started = DaemonStarted(
                 pid=os.getpid(),
-                workers=self.settings.workers,
+                workers=self.executor.workers,
                 detect=self.detect_mode,
                 version=__version__,
             )
@@ -264,9 +276,6 @@ class Daemon:
         self.lifecycle.enforce_cancel_deadlines(now)
         if not self.stopping:
             self.admission.claim_ready(self.spools, wall)
-        if self.lifecycle.requeued:
-            self.lifecycle.requeued = False
-            self.rescan_requested = True
         if self.watchdog_s is not None and now >= self.next_watchdog:
             # Sent only from here: a loop that stops making progress stops the pings.
             self._notify(WATCHDOG="1")
@@ -309,20 +318,18 @@ class Daemon:
         return max(0.0, timeout)
 
     def _handle_wakeup(self, item: Wakeup) -> None:
-        if item.kind == "done":
-            self.lifecycle.finish(item.job_id)
-        elif item.kind == "stop":
-            if not self.stopping:
-                self.begin_stop()
-        elif item.kind == "reload":
-            self.reload_requested = True
-        elif item.kind == "call" and item.call is not None:
-            item.call()
-        elif item.kind == "drain_deadline":
-            self.lifecycle.drain()
-        elif item.kind == "overflow":
-            log.warning("inotify queue overflowed: rescanning every inbox")
-            self.rescan_requested = True
+        self.on_wakeup[item.kind](item)
+
+    def _stop_requested(self) -> None:
+        if not self.stopping:
+            self.begin_stop()
+
+    def _reload_requested(self) -> None:
+        self.reload_requested = True
+
+    def _overflowed(self) -> None:
+        log.warning("inotify queue overflowed: rescanning every inbox")
+        self.rescan_requested = True
 
     def _scan_interval(self) -> float:
         if self.detect_mode == "poll":
@@ -336,14 +343,14 @@ class Daemon:
 
     def begin_stop(self) -> None:
         self.stopping = True
-        self.lifecycle.stopping = True
+        self.lifecycle.begin_stop()
         for rt in self.spools:
             event = DaemonStopping(pid=os.getpid(), running=len(self.lifecycle.running))
             self.bus.emit(rt, event)
         # status_line() says "draining" from now on, so housekeeping keeps it.
         self._notify(STOPPING="1", STATUS=self.status_line())
         drain = min(rt.settings.drain_s for rt in self.spools)
-        timer = threading.Timer(drain, lambda: self.wakeups.put(Wakeup("drain_deadline")))
+        timer = threading.Timer(drain, lambda: self.wakeups.put(Wakeup(WakeupKind.DRAIN_DEADLINE)))
         timer.daemon = True
         timer.start()
 
@@ -375,15 +382,15 @@ class Daemon:
             self._scan_mark = self.next_scan
             started = self.next_scan - self._scan_interval()
             scanned_at = wall_time() - max(0.0, time.monotonic() - started)
-        self.housekeeping.update_metrics(self._busy(), self.settings.workers, scanned_at)
+        self.housekeeping.update_metrics(self._busy(), self.executor.workers, scanned_at)
 
     def _busy(self) -> int:
         # A job whose worker finished but which is not published yet no longer holds a
         # worker (so never more than workers/workers).
-        return max(0, self.settings.workers - self.admission.free_workers())
+        return max(0, self.executor.workers - self.admission.free_workers())
 
     def status_line(self) -> str:
-        return status_line(self.spools, self._busy(), self.settings.workers, self.stopping)
+        return status_line(self.spools, self._busy(), self.executor.workers, self.stopping)
 
     def _give_up(self, exc: Exception) -> None:
         log.critical("the same internal error kept repeating; exiting with status %d", EX_SOFTWARE)
@@ -398,8 +405,7 @@ class Daemon:
         # Hooks of jobs published before the stop get a moment; then they are killed.
         self.hooks.shutdown(wait_s=5.0)
         self.observer.stop()
-        if self.executor is not None:
-            self.executor.stop()
+        self.executor.stop()
         for rt in self.spools:
             rt.lease.release()
             rt.events.close()

@@ -5,29 +5,27 @@ from __future__ import annotations
 import random
 import signal
 
-from ..errors import ErrorCode, JobError, job_hint
-from ..job import ErrorInfo
+from ..errors import ErrorCode, ErrorInfo, JobError
+from ..spool.job import CancelMode
 from .executor import Cancelled, Completed, Outcome, TimedOut, WorkerDied
 
 
 def error_of(
-    outcome: Outcome, cancel_mode: str | None, timeout_s: float, timeout_retryable: bool
-) -> JobError | None:
-    """The job error an execution ended with (None: it succeeded)."""
+    outcome: Outcome, cancel_mode: CancelMode | None, timeout_s: float, timeout_retryable: bool
+) -> ErrorInfo | None:
+    """The error an execution ended with (None: it succeeded)."""
     if isinstance(outcome, Completed):
-        e = outcome.result.error
-        if e is None:
-            return None
-        return JobError(ErrorCode(e.code), e.message, e.hint, e.retryable)
+        return outcome.result.error
     if isinstance(outcome, Cancelled):
-        return JobError(ErrorCode.CANCELLED, f"cancelled on request ({cancel_mode or 'hard'})")
+        mode = cancel_mode or CancelMode.HARD
+        return JobError(ErrorCode.CANCELLED, f"cancelled on request ({mode})").info()
     if isinstance(outcome, TimedOut):
         return JobError(
             ErrorCode.TIMEOUT,
             f"the conversion took longer than {timeout_s:g} s and was stopped",
             retryable=timeout_retryable,
-        )
-    return worker_death(outcome)
+        ).info()
+    return worker_death(outcome).info()
 
 
 def restart_cause(outcome: Outcome) -> str | None:
@@ -50,12 +48,6 @@ def worker_death(died: WorkerDied) -> JobError:
         ErrorCode.WORKER_LOST,
         f"the worker process died ({died.error}: exit code {code})",
     )
-
-
-def error_info(err: JobError, job_id: str) -> ErrorInfo:
-    """The error as recorded for one job: a default hint names the job's real id."""
-    hint = job_hint(err.code, err.hint, job_id)
-    return ErrorInfo(code=err.code.value, message=err.message, hint=hint, retryable=err.retryable)
 
 
 def backoff_s(failures: int, initial_s: float, max_s: float, jitter_s: float = 1.0) -> float:

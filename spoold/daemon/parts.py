@@ -18,7 +18,6 @@ Only the loop thread calls into a PartsRun; executor callbacks only wake the loo
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import deque
@@ -28,41 +27,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ErrorCode, JobError
-from ..worker import CANCEL_FLAG, JobSpec, PartsSpec, ResourceUsage, WorkerError, WorkerResult
+from ..spool.parts import PARTS_DIR, PartResult, PartsPolicy, PartTask, StampPlan
+from ..spool.records import PartsInfo, Usage
+from ..worker.spec import CANCEL_FLAG, JobSpec, PartsSpec, WorkerResult
 from .executor import Cancelled, Completed, Execution, Executor, Outcome, TimedOut, WorkerDied
 
 if TYPE_CHECKING:
-    from ..convert.parts.tasks import PartResult, PartTask, StampPlan
     from .runtime import RunningJob
 
-PARTS_DIR = ".spoold-parts"  # spoold.convert.parts.route.PARTS_DIR (not imported: lxml)
 PART_RETRIES = 1  # a part whose worker died is laid out again this many times
-# Tuning and test seams: the threshold and the part size, in cost units.
-SPLIT_ABOVE_ENV = "SPOOLD_PARTS_SPLIT_ABOVE"
-PART_COST_ENV = "SPOOLD_PARTS_PART_COST"
-SPLIT_ABOVE = 1_500_000
-PART_COST = 600_000
 
 
 def parts_spec(workers: int) -> PartsSpec:
-    """When this daemon splits PDFs: the plan's defaults unless the environment says."""
-    split_above = int(os.environ.get(SPLIT_ABOVE_ENV) or SPLIT_ABOVE)
-    part_cost = int(os.environ.get(PART_COST_ENV) or PART_COST)
-    return PartsSpec(split_above, part_cost, max(1, workers))
+    """When this daemon splits PDFs: the policy's defaults unless the environment says."""
+    return PartsSpec(PartsPolicy.from_env(workers))
 
 
 def discard_parts(folder: Path) -> None:
     """The parts folder goes when the attempt ends, whatever the outcome."""
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
-
-
-def _failed_part(result: PartResult) -> Completed:
-    code = ErrorCode(result.error_code or ErrorCode.CONVERSION_FAILED.value)
-    err = JobError(code, result.error_message or "a part failed")
-    return Completed(
-        WorkerResult(error=WorkerError(err.code.value, err.message, err.hint, err.retryable))
-    )
 
 
 class PartsRun:
@@ -150,7 +133,7 @@ class PartsRun:
         """Every part is in: the page total is known, the stamp's chunks can go."""
         assert self.stamp is not None and self.spec.parts is not None
         pages = sum(self.results[i].pages for i in range(self.content))
-        chunks = self.stamp.tasks(pages, self.tasks[0], self.spec.parts.workers)
+        chunks = self.stamp.tasks(pages, self.tasks[0], self.spec.parts.policy.workers)
         self.stamp = None
         self.queued.extend(range(len(self.tasks), len(self.tasks) + len(chunks)))
         self.tasks.extend(chunks)
@@ -198,8 +181,8 @@ class PartsRun:
                 return
             self.ended = WorkerDied(exitcode, type(exc).__name__)
             return
-        if result.error_code is not None:
-            self.ended = _failed_part(result)
+        if result.error is not None:
+            self.ended = Completed(WorkerResult(error=result.error))
         else:
             self.results[i] = result
 
@@ -236,9 +219,11 @@ class PartsRun:
         parts = [self.results[i] for i in range(self.content)]
         laid_out = [self.results[i] for i in range(len(self.tasks))]  # parts and stamp
         runs = [u for u in (self.split.usage, merged.usage) if u is not None]
-        merged.usage = ResourceUsage(
-            cpu_s=round(sum(u.cpu_s for u in runs) + sum(p.cpu_s for p in laid_out), 6),
-            peak_rss_mb=max([u.peak_rss_mb for u in runs] + [p.peak_rss_mb for p in laid_out]),
+        merged.usage = Usage(
+            cpu_s=round(sum(u.cpu_s or 0.0 for u in runs) + sum(p.cpu_s for p in laid_out), 6),
+            peak_rss_mb=max(
+                [u.peak_rss_mb or 0.0 for u in runs] + [p.peak_rss_mb for p in laid_out]
+            ),
             wall_s=round(sum(u.wall_s for u in runs[:1]) + time.monotonic() - self.started, 6),
         )
         # The PDF's time: its share of the split run, the parts, the merge run.
@@ -251,12 +236,12 @@ class PartsRun:
         }
         merged.warnings = _unique([*self.split.warnings, *merged.warnings])
         merged.fetches = [*self.split.fetches, *merged.fetches]
-        merged.parts_info = {
-            "count": len(parts),
-            "pages": [p.pages for p in parts],
-            "cpu_s": [p.cpu_s for p in parts],
-            "relaid": sum(self.losses),
-        }
+        merged.parts = PartsInfo(
+            count=len(parts),
+            pages=[p.pages for p in parts],
+            cpu_s=[p.cpu_s for p in parts],
+            relaid=sum(self.losses),
+        )
         return merged
 
 

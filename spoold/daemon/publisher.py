@@ -11,14 +11,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from .. import __version__
-from ..convert.base import MEDIA_TYPES, SUFFIX_TYPES
-from ..crashpoints import crash_point
-from ..dedup import sha256_file
-from ..job import ErrorInfo, JobState, JobStatus
-from ..manifest import Artifact, FetchRecord, InputInfo, Manifest, PartsInfo
-from ..outputs import apply_output_permissions, dir_mode, error_text, parse_mode
-from ..protocol import MANIFEST, atomic_write, publish, unlink_quiet
-from ..worker import CANCEL_FLAG, WorkerResult
+from ..errors import ErrorInfo
+from ..share.outputs import apply_output_permissions, dir_mode, error_text, parse_mode
+from ..spool.dedup import sha256_file
+from ..spool.formats import media_type_of
+from ..spool.job import JobState, JobStatus
+from ..spool.manifest import InputInfo, Manifest
+from ..spool.protocol import MANIFEST, atomic_write, publish, unlink_quiet
+from ..worker.spec import CANCEL_FLAG, WorkerResult
+from .crashpoints import crash_point
 from .jobfolder import ATTEMPT_HINT, save_state
 
 
@@ -33,8 +34,7 @@ def input_info(main: Path, digest: str | None) -> InputInfo | None:
         digest = digest or sha256_file(main)
     except OSError:
         return None
-    media = MEDIA_TYPES.get(SUFFIX_TYPES.get(main.suffix.lower(), ""), "application/octet-stream")
-    return InputInfo(name=main.name, media_type=media, size=st.st_size, sha256=digest)
+    return InputInfo(name=main.name, media_type=media_type_of(main), size=st.st_size, sha256=digest)
 
 
 def build_manifest(
@@ -57,14 +57,14 @@ def build_manifest(
         status=status,
         input=input,
         options=dict(options),
-        artifacts=[Artifact(**a) for a in result.artifacts],
+        artifacts=list(result.artifacts),
         attempts=state.attempts,
         error=error,
         warnings=result.warnings,
-        fetches=[FetchRecord(**f) for f in result.fetches],
+        fetches=list(result.fetches),
         timings=dict(result.timings),
         duplicate_of=result.duplicate_of,
-        parts=PartsInfo(**result.parts_info) if result.parts_info else None,
+        parts=result.parts,
         versions=versions(),
         created_at=state.arrived_at,
         finished_at=finished_at,

@@ -1,7 +1,7 @@
 """Recovery: find the claims in running/ whose daemon is gone and hand them to the
 lifecycle; forget the lease files of gone daemons that hold nothing any more.
 
-Whether a daemon is gone is the PeerWatcher's (spoold/leases.py): its lease has not
+Whether a daemon is gone is the PeerWatcher's (spoold/spool/leases.py): its lease has not
 changed for lease_ttl_s on this daemon's monotonic clock (at once on the same host and
 boot, where its flock is the truth). No wall clock is compared.
 """
@@ -13,8 +13,8 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from ..protocol import INPUT_DIR, parse_running_name
-from ..transient import call_with_retry
+from ..spool.protocol import INPUT_DIR, parse_running_name
+from ..spool.transient import call_with_retry
 from .lifecycle import Lifecycle
 from .runtime import SpoolRuntime
 

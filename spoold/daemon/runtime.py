@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..clock import SpoolClock
-from ..detect import Entry, InboxTracker
-from ..events import EventLog
-from ..intake import JobPlan
-from ..job import Attempt, JobState, JobStatus
-from ..leases import OwnLease, PeerWatcher
-from ..protocol import SpoolPaths
 from ..settings import SpoolSettings
-from ..worker import JobSpec
+from ..spool.clock import SpoolClock
+from ..spool.events import EventLog
+from ..spool.job import Attempt, CancelMode, JobState, JobStatus
+from ..spool.leases import OwnLease, PeerWatcher
+from ..spool.protocol import SpoolPaths
+from ..worker.spec import JobSpec
 from .executor import Execution
+from .inbox.tracker import Entry, InboxTracker
+from .intake import JobPlan
 
 
 @dataclass
@@ -51,7 +51,7 @@ class RunningJob:
     plan: JobPlan | None = None
     spec: JobSpec | None = None
     execution: Execution | None = None
-    cancel_mode: str | None = None
+    cancel_mode: CancelMode | None = None
     cancel_deadline: float | None = None
     draining: bool = False
 

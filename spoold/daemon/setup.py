@@ -7,14 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..clock import SpoolClock
-from ..detect import InboxTracker
-from ..events import DaemonReloaded, DaemonReloadRefused, EventLog
-from ..fstype import needs_polling
-from ..leases import OwnLease, PeerWatcher
-from ..observers import InotifyObserver, Observer, PollingObserver
-from ..protocol import open_spool
 from ..settings import DEFAULT_IGNORE, SpoolSettings, load_spool_settings
+from ..spool.clock import SpoolClock
+from ..spool.events import DaemonReloaded, DaemonReloadRefused, EventLog
+from ..spool.fstype import needs_polling
+from ..spool.leases import OwnLease, PeerWatcher
+from ..spool.protocol import open_spool
+from .inbox.observers import InotifyObserver, Observer, PollingObserver
+from .inbox.tracker import InboxTracker
 from .listeners import ListenerBus
 from .runtime import SpoolRuntime
 

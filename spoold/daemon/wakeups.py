@@ -12,11 +12,22 @@ import select
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class WakeupKind(StrEnum):
+    DONE = "done"  # an execution ended (executor thread): job_id
+    STOP = "stop"  # SIGTERM or SIGINT
+    RELOAD = "reload"  # SIGHUP
+    CALL = "call"  # run `call` on the loop thread (a finished hook's result)
+    OVERFLOW = "overflow"  # the inotify queue overflowed: rescan every inbox
+    DRAIN_DEADLINE = "drain_deadline"  # drain_s passed since the stop began
+    FS = "fs"  # an inotify hint: look at the inboxes
 
 
 @dataclass(frozen=True)
 class Wakeup:
-    kind: str  # done, stop, reload, call, overflow, drain_deadline, fs
+    kind: WakeupKind
     job_id: str = ""
     call: Callable[[], None] | None = None
 

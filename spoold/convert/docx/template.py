@@ -18,8 +18,8 @@ from docx.parts.story import StoryPart
 from docx.shared import Length, Twips
 
 from ...errors import ErrorCode, JobError
+from ...spool.pages import margins_mm, parse_page_size
 from ..base import ConversionContext, ConvertOptions
-from ..page import margins_mm, mm_to_twips, parse_page_size
 from .styles import STYLES, define_style
 
 # A reference.docx is a zip: refuse bombs before python-docx inflates every part.
@@ -163,3 +163,8 @@ def _prune_reference_rels(doc: Any) -> None:
             new = StoryPart(target.partname, target.content_type, root, target.package)
             del part.rels[rid]
             part.relate_to(new, rel.reltype)
+
+
+def mm_to_twips(mm: float) -> int:
+    """Word's unit (1/20 pt): 1440 per inch."""
+    return round(mm * 1440 / 25.4)

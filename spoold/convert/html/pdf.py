@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ErrorCode, JobError
+from ...spool.pages import margins_css, parse_page_size
 from ..base import ConversionContext
-from ..page import margins_css, parse_page_size
 from .document import PdfDocument, prepare_pdf_document, serialize_html
 from .parse import LAYOUT_RECURSION_LIMIT, recursion_limit
 from .themes import theme_css

@@ -1,7 +1,8 @@
 """Run part tasks, maybe in parallel: one small interface, one local implementation.
 
-The daemon's own scheduler (see docs/conversion.md "Big documents") will implement the
-same `run`. The local one is a pebble process pool like the daemon's workers: every
+The daemon does not use it: it lays parts out on its own workers (spoold/daemon/parts.py,
+docs/conversion.md "Big documents"). This one is for `spoold convert`, the tests and the
+bench: a pebble process pool like the daemon's workers, in which every
 task runs in a fresh process (forkserver with WeasyPrint preloaded, one task per
 process), so a part's memory goes back to the system when it is done and each part's
 peak RSS is its own. Per part:
@@ -27,10 +28,10 @@ from typing import Any, Protocol
 
 from pebble import ProcessExpired, ProcessPool
 
-from ...errors import ErrorCode
+from ...errors import ErrorCode, JobError
+from ...spool.parts import PartResult, PartTask
 from ..html.weasy import tune_gc_for_layout
 from .layout import layout_part
-from .tasks import PartResult, PartTask
 
 CANCEL_POLL_S = 0.05  # how often a waiting run looks at the cancel event
 
@@ -49,9 +50,7 @@ def _init_part_process(memory_limit_mb: int | None) -> None:
 
 
 def _failed(task: PartTask, code: ErrorCode, message: str) -> PartResult:
-    return PartResult(
-        task.index, task.output_path, pages=0, error_code=code.value, error_message=message
-    )
+    return PartResult(task.index, task.output_path, pages=0, error=JobError(code, message).info())
 
 
 class LocalProcessExecutor:

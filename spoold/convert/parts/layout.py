@@ -32,13 +32,13 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from ...errors import ErrorCode, JobError
+from ...spool.pages import margins_css
+from ...spool.parts import Anchor, Bookmark, PageOptions, PartResult, PartTask
 from .. import html as html_conv
 from ..fetcher import FetchRefused, decode_data_url
-from ..page import margins_css
 from .prepare import serialize
 from .split import dest_name
 from .stamp import STAMP_PAGE_CLASS, counter_css, number_css, stamp_chunk
-from .tasks import Anchor, Bookmark, PageOptions, PartResult, PartTask
 
 MAX_WARNINGS = 20
 MAX_DATA_URL_BYTES = 50 * 1024 * 1024
@@ -188,15 +188,16 @@ def layout_part(task: PartTask) -> PartResult:
     try:
         pages, navigation, warnings = _layout(task)
     except JobError as exc:
-        return _failed(task, exc.code.value, exc.message, t0, cpu0)
+        return _failed(task, exc, t0, cpu0)
     except MemoryError:
-        return _failed(task, ErrorCode.RESOURCE_LIMIT.value, "a part ran out of memory", t0, cpu0)
+        err = JobError(ErrorCode.RESOURCE_LIMIT, "a part ran out of memory")
+        return _failed(task, err, t0, cpu0)
     except RecursionError:
         msg = "the document is nested too deeply to lay out"
-        return _failed(task, ErrorCode.INPUT_INVALID.value, msg, t0, cpu0)
+        return _failed(task, JobError(ErrorCode.INPUT_INVALID, msg), t0, cpu0)
     except Exception as exc:  # a layout bug must not take the executor down
         msg = f"part {task.index} failed: {type(exc).__name__}: {exc}"[:500]
-        return _failed(task, ErrorCode.CONVERSION_FAILED.value, msg, t0, cpu0)
+        return _failed(task, JobError(ErrorCode.CONVERSION_FAILED, msg), t0, cpu0)
     return PartResult(
         index=task.index,
         output_path=task.output_path,
@@ -240,7 +241,7 @@ def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
     return len(rendered.pages), navigation, tuple(collected.messages)
 
 
-def _failed(task: PartTask, code: str, message: str, t0: float, cpu0: float) -> PartResult:
+def _failed(task: PartTask, error: JobError, t0: float, cpu0: float) -> PartResult:
     return PartResult(
         index=task.index,
         output_path=task.output_path,
@@ -248,6 +249,5 @@ def _failed(task: PartTask, code: str, message: str, t0: float, cpu0: float) -> 
         peak_rss_mb=_peak_rss_mb(),
         cpu_s=round(_cpu_s() - cpu0, 3),
         wall_s=round(time.monotonic() - t0, 3),
-        error_code=code,
-        error_message=message,
+        error=error.info(),
     )

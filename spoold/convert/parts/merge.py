@@ -28,8 +28,8 @@ import pikepdf
 from pikepdf import Array, Dictionary, Name, String
 from weasyprint.anchors import make_page_bookmark_tree
 
+from ...spool.parts import Bookmark, PartResult
 from .split import dest_name
-from .tasks import Bookmark, PartResult
 
 STAMP_FORM = Name("/SpooldStamp")
 

@@ -1,7 +1,8 @@
 """The converter-level parts pipeline: split, lay out through an executor, merge.
 
 `split_document` and `finish` are the two steps a scheduler runs around the part
-tasks (the daemon will run them in a worker, and the tasks on free workers);
+tasks (the daemon runs them in a worker, through route.py, and the tasks on free
+workers: spoold/daemon/parts.py);
 `render_pdf_in_parts` does all of it with one executor, for `spoold convert`, tests and
 the bench.
 """
@@ -12,18 +13,18 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...errors import ErrorCode, JobError
+from ...errors import JobError
+from ...spool.parts import PageOptions, PartResult, PartsPolicy, PartTask, SplitPlan, StampPlan
 from .. import html as html_conv
 from ..base import ConversionContext
 from .executor import PartExecutor
 from .layout import page_css
 from .merge import MergeReport, merge_parts
-from .plan import PartsPolicy, Plan, align_table_cuts, plan_parts, sliced_tables
+from .plan import Plan, align_table_cuts, plan_parts, sliced_tables
 from .prepare import prepare_document, serialize
 from .probe import probe_table
 from .split import build_parts
 from .stamp import may_chunk, stamp_template
-from .tasks import PageOptions, PartResult, PartTask, SplitPlan, StampPlan
 
 STAMP_TEMPLATE = "stamp-template.html"
 MAX_PROBED_TABLES = 4  # each probe lays out about 150 rows in the splitting process
@@ -94,8 +95,8 @@ def split_document(
 
 def check(results: list[PartResult]) -> None:
     for r in results:
-        if r.error_code is not None:
-            raise JobError(ErrorCode(r.error_code), r.error_message or f"part {r.index} failed")
+        if r.error is not None:
+            raise JobError(r.error.code, r.error.message, r.error.hint, r.error.retryable)
 
 
 def finish(

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...spool.parts import PartsPolicy
 from .. import html as html_conv
 
 ELEMENT_COST = 100  # characters' worth of layout work per element
@@ -53,16 +54,6 @@ _BLOCKERS = (
         re.compile(r"break-(before|after)\s*:\s*(left|right|recto|verso)", re.I),
     ),
 )
-
-
-@dataclass(frozen=True)
-class PartsPolicy:
-    """When to split, and how big a part is, in cost units (about characters)."""
-
-    split_above: int = 1_500_000  # about 15 s of layout CPU when laid out whole
-    part_cost: int = 600_000  # at most this much per part, about 6 s
-    workers: int = 2  # the part count is a multiple of this, so workers finish together
-    max_parts: int = 200
 
 
 @dataclass(eq=False)

@@ -17,11 +17,11 @@ from typing import Any
 import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 
+from ...spool.parts import PageOptions, PartTask
 from .layout import DataOnlyFetcher, stylesheets
 from .plan import TableRows, body_rows
 from .prepare import serialize
 from .split import empty_document, table_slice
-from .tasks import PageOptions, PartTask
 
 PROBE_ROWS = 150
 PROBE_MARK = "data-spoold-probe"

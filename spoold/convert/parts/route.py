@@ -14,19 +14,14 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...spool.parts import PARTS_DIR, SPLIT_SOURCES, PartResult, PartsPolicy, SplitPlan
 from ..base import ConversionContext
 from ..markdown import markdown_to_html, read_text
 from .executor import PartExecutor
 from .merge import merge_parts
 from .pipeline import check, render_pdf_in_parts, split_document
-from .plan import ELEMENT_COST, PartsPolicy
-from .tasks import PartResult, SplitPlan
+from .plan import ELEMENT_COST
 
-PARTS_DIR = ".spoold-parts"  # in the job's running folder, outside its sandbox
-SPLIT_SOURCES = ("md", "html")
-# Tuning and test seams, read by the daemon too (spoold.daemon.parts): cost units.
-SPLIT_ABOVE_ENV = "SPOOLD_PARTS_SPLIT_ABOVE"
-PART_COST_ENV = "SPOOLD_PARTS_PART_COST"
 FOREGROUND_WORKERS = 2
 
 
@@ -95,10 +90,5 @@ def convert_foreground(
     from .executor import LocalProcessExecutor
 
     workers = min(FOREGROUND_WORKERS, os.cpu_count() or 1)
-    defaults = PartsPolicy()
-    policy = PartsPolicy(
-        split_above=int(os.environ.get(SPLIT_ABOVE_ENV) or defaults.split_above),
-        part_cost=int(os.environ.get(PART_COST_ENV) or defaults.part_cost),
-        workers=workers,
-    )
+    policy = PartsPolicy.from_env(workers)
     return convert_pdf(source_type, main, output, ctx, LocalProcessExecutor(workers), policy)

@@ -1,0 +1,371 @@
+"""Detection: which inbox entries exist and which are complete enough to claim.
+
+Observers (inotify through watchdog, or plain polling) only give hints; `InboxTracker`
+keeps the truth from directory scans: a periodic full scan, a rescan after an inotify
+queue overflow, and cheap re-checks of the few entries still being written.
+
+An entry is complete when it was renamed into inbox/ (from tmp/ or from a temporary
+name inside inbox/), or when its (size, mtime, inode) has not changed for the settle
+window and its cheap format check passes. A slow writer is never given up on; an entry
+that stays unchanged for `incomplete_after_s` and still fails its check is reported as
+truncated so a person sees it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...spool.clock import wall_time
+from ...spool.entries import (
+    CHECKED_SUFFIXES,
+    EntryKind,
+    classify,
+    compile_ignore,
+    looks_complete,
+)
+from ...spool.transient import call_with_retry, is_transient
+
+log = logging.getLogger(__name__)
+
+
+def signature(path: Path, st: os.stat_result) -> tuple[int, ...]:
+    """What must stay unchanged through the settle window."""
+    if stat.S_ISDIR(st.st_mode):
+        total = count = 0
+        newest = st.st_mtime_ns
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+            for name in filenames + dirnames:
+                try:
+                    s = os.lstat(os.path.join(dirpath, name))
+                except OSError:
+                    continue
+                count += 1
+                total += s.st_size
+                newest = max(newest, s.st_mtime_ns)
+            if count > 10000:
+                break
+        return (st.st_ino, count, total, newest)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# ------------------------------------------------------------------ entries
+
+
+@dataclass
+class Entry:
+    """One inbox entry as the tracker sees it."""
+
+    key: str  # path relative to inbox/: "report.md" or "docx/report.md"
+    route: str | None
+    name: str
+    kind: EntryKind
+    uid: int
+    sig: tuple[int, ...]
+    changed_at: float  # monotonic time of the last change seen
+    arrived_at: float  # wall time first seen
+    seq: int
+    moved_in: bool = False
+    ready: bool = False  # handed to the scheduler
+    truncated: bool = False
+    gone: bool = False  # vanished (claimed elsewhere, deleted): the scheduler skips it
+    check_at: float = 0.0  # monotonic time of the next settle re-check (while not ready)
+    incomplete_sig: tuple[int, ...] | None = None  # sig that last failed the format check
+
+
+_seq = itertools.count()
+
+
+class InboxTracker:
+    """The entries of one spool's inbox (and its route folders).
+
+    Entries not yet handed to the scheduler sit in a heap by the time they are next
+    looked at: a few times per settle window while they settle, so the cost of waiting
+    grows with the entries that are due, not with all that are pending. Entries that are
+    complete at once (renamed in, requeued folders, specials) are promoted on the next
+    look. Ready entries are never stat'ed again.
+    """
+
+    def __init__(
+        self,
+        inbox: Path,
+        routes: Iterable[str],
+        ignore: Iterable[str],
+        settle_s: float,
+        incomplete_after_s: float,
+    ) -> None:
+        self.inbox = inbox
+        self._inbox = os.fspath(inbox)
+        self.entries: dict[str, Entry] = {}
+        self._pending: set[str] = set()  # every entry not yet handed to the scheduler
+        self._due: list[tuple[float, int, str]] = []  # (check_at, seq, key); stale ones skipped
+        self._marker_keys: set[str] = set()  # entries that are cancel markers
+        self._now: list[Entry] = []  # complete at once: promoted on the next look
+        self._lock = threading.Lock()
+        self._moved_hints: set[str] = set()
+        self.configure(routes, ignore, settle_s, incomplete_after_s)
+
+    def configure(
+        self,
+        routes: Iterable[str],
+        ignore: Iterable[str],
+        settle_s: float,
+        incomplete_after_s: float,
+    ) -> None:
+        changed = getattr(self, "settle_s", settle_s) != settle_s
+        self.routes = set(routes)
+        self.ignore = tuple(ignore)
+        self._ignore_re = compile_ignore(self.ignore)
+        self.settle_s = settle_s
+        self.incomplete_after_s = incomplete_after_s
+        if changed:
+            # A new settle window: look at every waiting entry again soon.
+            now = time.monotonic()
+            for key in self._pending:
+                entry = self.entries.get(key)
+                if entry is not None:
+                    self._check_later(entry, now)
+
+    def _ignored(self, name: str) -> bool:
+        return self._ignore_re is not None and self._ignore_re.match(name) is not None
+
+    @property
+    def _recheck_s(self) -> float:
+        # How often a settling entry is stat'ed: 4 times per window (the window is then
+        # 1-1.25 settle_s after the last change), at most 50 times a second.
+        return max(self.settle_s / 4, 0.02)
+
+    # -- hints from observers (any thread)
+
+    def hint_moved(self, key: str) -> None:
+        with self._lock:
+            self._moved_hints.add(key)
+
+    # -- scanning (daemon thread)
+
+    def _key_parts(self, key: str) -> tuple[str | None, str]:
+        route, _, name = key.rpartition("/")
+        return (route or None), name
+
+    def _check_later(self, entry: Entry, at: float) -> None:
+        entry.check_at = at
+        heapq.heappush(self._due, (at, entry.seq, entry.key))
+
+    def _observe(
+        self, key: str, now: float, moved: bool, st: os.stat_result | None = None
+    ) -> Entry | None:
+        if st is None:
+            try:
+                st = call_with_retry(os.lstat, os.path.join(self._inbox, key))
+            except FileNotFoundError:
+                self._forget(key)
+                return None
+        mode = st.st_mode
+        sig: tuple[int, ...]
+        if stat.S_ISREG(mode):
+            kind = EntryKind.CANCEL if key.endswith(".cancel") else EntryKind.FILE
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        elif stat.S_ISDIR(mode):
+            path = os.path.join(self._inbox, key)
+            kind = classify(path, st)
+            sig = (st.st_ino,)
+            if kind is EntryKind.DIR:
+                try:
+                    sig = signature(Path(path), st)
+                except OSError:
+                    pass
+        else:
+            kind, sig = EntryKind.SPECIAL, (st.st_ino,)
+        entry = self.entries.get(key)
+        if entry is None or entry.sig[0] != sig[0]:
+            if entry is not None:
+                entry.gone = True  # replaced by another entry of the same name
+            route, name = self._key_parts(key)
+            entry = Entry(key, route, name, kind, st.st_uid, sig, now, wall_time(), next(_seq))
+            self.entries[key] = entry
+            if kind is EntryKind.CANCEL:
+                self._marker_keys.add(key)
+            else:
+                self._marker_keys.discard(key)
+            self._pending.add(key)
+            # Cancel markers need no settle window: one present at start-up must count
+            # before a job renamed in just after it, and a half-written "hard" reads as
+            # the gentler graceful.
+            if moved or kind not in (EntryKind.FILE, EntryKind.DIR):
+                entry.moved_in = moved
+                self._now.append(entry)
+            else:
+                # With no settle window the entry is looked at in this very pass.
+                self._check_later(entry, now + self._recheck_s if self.settle_s > 0 else now)
+            return entry
+        if entry.sig != sig:
+            entry.sig = sig
+            entry.changed_at = now
+            entry.moved_in = False  # written to after the rename: settle like any other
+        if moved and not entry.ready:
+            entry.moved_in = True
+            self._now.append(entry)
+        return entry
+
+    def _forget(self, key: str) -> None:
+        self._marker_keys.discard(key)
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            entry.gone = True
+        self._pending.discard(key)
+
+    def scan(self, now: float) -> list[Entry]:
+        """Full scan: the truth. Returns entries that became ready."""
+        seen: set[str] = set()
+        dirs: list[tuple[str, str]] = [(self._inbox, "")]
+        dirs += [(os.path.join(self._inbox, r), r + "/") for r in sorted(self.routes)]
+        entries = self.entries
+        new: list[tuple[int, str, os.stat_result]] = []
+        for folder, prefix in dirs:
+            try:
+                it = call_with_retry(os.scandir, folder)
+            except FileNotFoundError:
+                continue
+            with it:
+                for de in it:
+                    key = prefix + de.name
+                    if key not in entries:
+                        if (not prefix and de.name in self.routes) or self._ignored(de.name):
+                            continue
+                        try:
+                            st = de.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        except OSError as exc:
+                            if not is_transient(exc):
+                                raise
+                            continue  # ESTALE and the like: seen again by the next scan
+                        new.append((st.st_ctime_ns, key, st))
+                    seen.add(key)
+                    # Known entries are not stat'ed here: a scan costs a listing, not a
+                    # stat per queued job; settling ones are re-checked when they are due.
+        # New entries in arrival order (a backlog at start-up, a missed hint), not in
+        # directory order: ctime is when the entry was renamed or written in.
+        new.sort(key=lambda item: (item[0], item[1]))
+        for _, key, st in new:
+            self._observe(key, now, moved=False, st=st)
+        for key in [k for k in entries if k not in seen]:
+            self._forget(key)
+        return self._promote(now)
+
+    def check_pending(self, now: float) -> list[Entry]:
+        """Look at the entries that are due, plus inotify move hints."""
+        if self._moved_hints:
+            with self._lock:
+                moved, self._moved_hints = self._moved_hints, set()
+            for key in moved:
+                route, name = self._key_parts(key)
+                if (route is not None and route not in self.routes) or self._ignored(name):
+                    continue
+                self._observe(key, now, moved=True)
+        return self._promote(now)
+
+    def _promote(self, now: float) -> list[Entry]:
+        # Only entries that are due are looked at: cost grows with what is arriving,
+        # not with the length of the queue or the number of entries still settling.
+        ready: list[Entry] = []
+        if self._now:
+            fresh, self._now = self._now, []
+            for entry in fresh:
+                if not entry.ready and not entry.gone:
+                    self._make_ready(entry, ready)
+        due = self._due
+        while due and due[0][0] <= now:
+            at, seq, key = heapq.heappop(due)
+            found = self.entries.get(key)
+            if found is None or found.seq != seq or found.check_at != at or found.ready:
+                continue  # stale: replaced, rescheduled, promoted or gone
+            self._settle(found, at, now, ready)
+        if len(due) > 64 and len(due) > 4 * len(self._pending):
+            self._compact()
+        return ready
+
+    def _settle(self, entry: Entry, at: float, now: float, ready: list[Entry]) -> None:
+        """An entry's re-check is due: stat it again, then promote it or look later."""
+        if at > entry.changed_at:  # else: observed in this very pass, no second stat
+            before = entry.sig
+            if self._observe(entry.key, now, moved=False) is not entry or entry.moved_in:
+                return  # gone, replaced, or renamed in again (promoted from _now)
+            if entry.sig != before:
+                self._check_later(entry, now + self._recheck_s)
+                return
+        if now - entry.changed_at < self.settle_s:
+            self._check_later(entry, min(now + self._recheck_s, entry.changed_at + self.settle_s))
+        elif entry.sig != entry.incomplete_sig and self._complete(entry):
+            self._make_ready(entry, ready)
+        elif now - entry.changed_at >= self.incomplete_after_s:
+            entry.truncated = True
+            self._make_ready(entry, ready)
+        else:
+            # Settled but cut short: only a change can complete it, so until then a
+            # re-check is a stat, not a read; truncated after incomplete_after_s.
+            entry.incomplete_sig = entry.sig
+            limit = entry.changed_at + self.incomplete_after_s
+            self._check_later(entry, min(now + max(self._recheck_s, 0.25), limit))
+
+    def _compact(self) -> None:
+        """Drop the stale heap items that rescheduling leaves behind."""
+        live = []
+        for item in self._due:
+            entry = self.entries.get(item[2])
+            if (
+                entry is not None
+                and entry.seq == item[1]
+                and entry.check_at == item[0]
+                and not entry.ready
+            ):
+                live.append(item)
+        heapq.heapify(live)
+        self._due = live
+
+    def _complete(self, entry: Entry) -> bool:
+        if entry.kind is not EntryKind.DIR and not entry.name.lower().endswith(CHECKED_SUFFIXES):
+            return True
+        return looks_complete(self.inbox / entry.key, entry.kind)
+
+    def _make_ready(self, entry: Entry, ready: list[Entry]) -> None:
+        entry.ready = True
+        self._pending.discard(entry.key)
+        ready.append(entry)
+
+    def drop(self, key: str) -> None:
+        """The daemon claimed or removed this entry."""
+        self._forget(key)
+
+    def next_check(self) -> float | None:
+        """Monotonic time at which an entry is due to be looked at (None: none waits)."""
+        if self._now or self._moved_hints:
+            return 0.0
+        return self._due[0][0] if self._due else None
+
+    def queued_count(self) -> int:
+        """Jobs waiting in the inbox; cancel markers are requests, not jobs."""
+        return len(self.entries) - len(self._marker_keys)
+
+    def oldest_arrival(self) -> float | None:
+        """Wall time the longest-waiting entry was first seen (None: nothing waits).
+
+        A full pass (a replaced entry keeps its old place in the dict): for the metrics'
+        housekeeping pass every few seconds, not for the loop.
+        """
+        return min(
+            (
+                e.arrived_at
+                for e in self.entries.values()
+                if e.kind is not EntryKind.CANCEL and not e.gone
+            ),
+            default=None,
+        )

@@ -1,0 +1,324 @@
+"""What a job looks like to tools: one record with the same fields in every state.
+
+`spoold status`, `show` and `list` print these records (docs/cli.md describes them).
+They are read from the folders alone, never from a daemon's memory, so they are true
+for every daemon sharing the spool:
+
+    inbox/ENTRY            queued, never claimed: the entry's name and mtime
+    inbox/JOBDIR/          queued again (retry, recovery, drain): its state file
+    running/JOBDIR.aN.TOK/ running: the folder name (job id, attempt), input/ENTRY, the
+                           stage file; the state file only if it ran before; the
+                           attempt's start time from the events log
+    done|failed/JOBDIR/    finished: manifest.json
+
+Reading only: nothing here changes a spool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..spool.clock import iso_of, job_time
+from ..spool.events import JobDetected, JobStarted
+from ..spool.job import JobState, read_state
+from ..spool.protocol import (
+    INPUT_DIR,
+    MANIFEST,
+    SpoolPaths,
+    job_id_of,
+    parse_running_name,
+)
+from ..worker.spec import STAGE_FILE
+
+
+class Place(StrEnum):
+    """Where a job's folder is: its state as the folders say it."""
+
+    QUEUED = "queued"  # inbox/
+    RUNNING = "running"  # running/
+    DONE = "done"  # done/
+    FAILED = "failed"  # failed/ (failed and cancelled jobs)
+
+
+STATES = tuple(p.value for p in Place)
+# How far back from the end of the events log a running attempt's start is looked for;
+# a start further back (a very long job on a very busy spool) shows as null.
+EVENTS_LOOKBACK_BYTES = 16 * 1024 * 1024
+_BLOCK = 256 * 1024
+# Cheap filters before a line is parsed: the event names as they appear in the JSON.
+_STARTED = f'"{JobStarted.NAME}"'.encode()
+_DETECTED = f'"{JobDetected.NAME}"'.encode()
+
+
+@dataclass
+class JobRecord:
+    """A job as `status`, `show` and `list` show it (docs/cli.md)."""
+
+    job_id: str | None  # None: queued, not yet claimed by a daemon
+    name: str  # the entry name as dropped
+    state: str  # queued, running, done, failed (the folder it is in)
+    status: str  # queued, running, succeeded, failed, cancelled
+    attempt: int  # the current or last attempt; 0 before the first
+    stage: str | None  # running jobs: what the worker is doing now
+    route: str | None
+    folder: str  # relative to the spool
+    created_at: str | None  # when the job was first seen (UTC ISO 8601)
+    started_at: str | None  # when the current or last attempt started
+    finished_at: str | None
+    code: str | None  # error code of a failed or cancelled job
+
+    def as_json(self) -> dict[str, Any]:
+        # Every field is a str, int or None: a shallow copy is asdict's result, and
+        # several times cheaper for `spoold list --json` over thousands of jobs.
+        return dict(self.__dict__)
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _id_time(job_id: str | None) -> str | None:
+    created = job_time(job_id) if job_id else None
+    return None if created is None else iso_of(created)
+
+
+def _last_started(state: JobState | None) -> str | None:
+    last = state.last_attempt() if state is not None else None
+    return None if last is None else last.started_at or last.claimed_at
+
+
+# ------------------------------------------------------------------ queued
+
+
+@dataclass(frozen=True)
+class InboxView:
+    """What in inbox/ is not a job: route folders and names the daemon ignores."""
+
+    routes: frozenset[str] = frozenset()
+    ignore: re.Pattern[str] | None = None
+
+
+def queued_entries(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(key below inbox/, entry) of every job waiting in inbox/ and its route folders.
+
+    Route folders, cancel markers, hidden names (temporaries) and ignored names
+    (editor backups, desktop.ini...) are not jobs."""
+    folders: list[tuple[Path, str]] = [(paths.inbox, "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith(".") or e.name.endswith(".cancel"):
+                continue
+            if view.ignore is not None and view.ignore.match(e.name):
+                continue
+            if not prefix and e.name in view.routes and e.is_dir(follow_symlinks=False):
+                folders.append((Path(e.path), f"{e.name}/"))
+                continue
+            yield f"{prefix}{e.name}", e
+
+
+def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
+    path = paths.inbox / key
+    route, _, name = key.rpartition("/")
+    job_id = job_id_of(name) if os.path.isdir(path) else None
+    state = read_state(path) if job_id else None
+    if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
+        job_id = None  # a person's folder that happens to look like a job folder
+    try:
+        mtime = os.lstat(path).st_mtime
+    except OSError:
+        return None
+    if state is not None:
+        last = state.last_attempt()
+        return JobRecord(
+            job_id=state.job_id,
+            name=state.name,
+            state=Place.QUEUED,
+            status="queued",
+            attempt=last.number if last else 0,
+            stage=None,
+            route=state.route,
+            folder=f"inbox/{key}",
+            created_at=state.arrived_at,
+            started_at=_last_started(state),
+            finished_at=None,
+            code=last.error.code if last is not None and last.error else None,
+        )
+    entry_name = _input_name(path) if job_id else name
+    return JobRecord(
+        job_id=job_id,
+        name=entry_name or name,
+        state=Place.QUEUED,
+        status="queued",
+        attempt=0,
+        stage=None,
+        route=route or None,
+        folder=f"inbox/{key}",
+        created_at=_id_time(job_id) or iso_of(mtime),
+        started_at=None,
+        finished_at=None,
+        code=None,
+    )
+
+
+def _input_name(folder: Path) -> str | None:
+    """The dropped entry's name: the one visible name in the job folder's input/."""
+    try:
+        names = [n for n in os.listdir(folder / INPUT_DIR) if not n.startswith(".")]
+    except OSError:
+        return None
+    return names[0] if len(names) == 1 else None
+
+
+# ------------------------------------------------------------------ running
+
+
+def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[JobRecord]:
+    """Records of jobs in running/ (all of them, or the folders named)."""
+    if names is None:
+        try:
+            names = sorted(os.listdir(paths.running))
+        except OSError:
+            return []
+    partial: list[JobRecord] = []
+    for name in names:
+        parsed = parse_running_name(name)
+        if parsed is None:
+            continue
+        folder = paths.running / name
+        state = read_state(folder)
+        partial.append(
+            JobRecord(
+                job_id=parsed.job_id,
+                name=(state.name if state else _input_name(folder)) or parsed.jobdir,
+                state=Place.RUNNING,
+                status="running",
+                attempt=parsed.attempt,
+                stage=read_text(folder / STAGE_FILE) or "starting",
+                route=state.route if state else None,
+                folder=f"running/{name}",
+                created_at=state.arrived_at if state else _id_time(parsed.job_id),
+                started_at=None,
+                finished_at=None,
+                code=None,
+            )
+        )
+    wanted = {(r.job_id or "", r.attempt) for r in partial}
+    seen = attempt_events(paths.events, wanted) if wanted else None
+    for rec in partial:
+        key = (rec.job_id or "", rec.attempt)
+        if seen is None:
+            continue
+        rec.started_at = seen.started.get(key)
+        if key[0] in seen.detected:
+            detected_at, route = seen.detected[key[0]]
+            rec.route = rec.route or route
+            if rec.attempt == 1:  # no state file yet: the claim's event is the best time
+                rec.created_at = detected_at
+    return partial
+
+
+@dataclass
+class AttemptEvents:
+    started: dict[tuple[str, int], str]  # (job id, attempt) -> job.started time
+    detected: dict[str, tuple[str, str | None]]  # job id -> job.detected time, route
+
+
+def attempt_events(events_path: Path, wanted: set[tuple[str, int]]) -> AttemptEvents:
+    """Start times of attempts (`job.started`) and, for first attempts, their jobs'
+    `job.detected` (time, route): the state file that would hold them is written only
+    when a job goes back to the inbox.
+
+    The log is read backwards from its end (the attempts asked for are running, so
+    their events are recent), at most EVENTS_LOOKBACK_BYTES of it.
+    """
+    seen = AttemptEvents({}, {})
+    first_attempts = {job_id for job_id, n in wanted if n == 1}
+    for line in _lines_backwards(events_path, EVENTS_LOOKBACK_BYTES):
+        if _STARTED not in line and _DETECTED not in line:
+            continue
+        try:
+            ev = json.loads(line)
+            job_id, key = str(ev["job_id"]), (str(ev["job_id"]), int(ev.get("attempt") or 0))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if ev.get("event") == JobDetected.NAME and job_id in first_attempts:
+            seen.detected.setdefault(job_id, (str(ev.get("ts")), ev.get("route")))
+        elif ev.get("event") == JobStarted.NAME and key in wanted:
+            seen.started.setdefault(key, str(ev.get("ts")))
+        if len(seen.started) == len(wanted) and first_attempts <= seen.detected.keys():
+            break
+    return seen
+
+
+def _lines_backwards(path: Path, limit: int) -> Iterator[bytes]:
+    """Complete lines of a file, last first, from at most its last `limit` bytes."""
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        pos, tail = end, b""
+        while pos > 0 and end - pos < limit:
+            size = min(_BLOCK, pos)
+            pos -= size
+            fh.seek(pos)
+            chunk = fh.read(size) + tail
+            lines = chunk.split(b"\n")
+            tail = lines.pop(0)  # may be cut: completed by the next block read
+            yield from reversed([ln for ln in lines if ln])
+        if pos == 0 and tail:
+            yield tail
+
+
+# ------------------------------------------------------------------ finished
+
+
+def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | None:
+    # Plain strings, not Path objects: `spoold list` calls this once per finished job.
+    try:
+        with open(f"{paths.root}/{state}/{jobdir}/{MANIFEST}", "rb") as fh:
+            m: dict[str, Any] = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None  # still being written by hand, or not a job folder
+    if not isinstance(m, dict):
+        return None
+    attempts = m.get("attempts") or [{}]
+    last = attempts[-1] if isinstance(attempts[-1], dict) else {}
+    return JobRecord(
+        job_id=m.get("job_id") or job_id_of(jobdir),
+        name=str(m.get("name") or jobdir),
+        state=state,
+        status=str(m.get("status") or ("succeeded" if state == "done" else "failed")),
+        attempt=int(last.get("number") or 0),
+        stage=None,
+        route=m.get("route"),
+        folder=f"{state}/{jobdir}",
+        created_at=m.get("created_at") or _id_time(job_id_of(jobdir)),
+        started_at=last.get("started_at") or last.get("claimed_at"),
+        finished_at=m.get("finished_at"),
+        code=(m.get("error") or {}).get("code"),
+    )
+
+
+def finished_names(folder: Path) -> list[str]:
+    try:
+        return [n for n in os.listdir(folder) if not n.startswith(".")]
+    except OSError:
+        return []
