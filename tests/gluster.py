@@ -220,6 +220,10 @@ class Volume:
             raise GlusterError(f"brick {self.bricks[index]} of {self.name} is not running")
         os.kill(pid, signal.SIGKILL)
         killed_at = time.time()
+        # Gone from /proc too: glusterd takes a zombie (a brick not yet reaped by PID 1,
+        # which can take a second or two in a container) for a running brick, and
+        # `volume start force` would then leave it down.
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 60, f"brick {index} reaped")
         wait_until(lambda: self.brick_pid(index) is None, 60, f"brick {index} to be down")
         return killed_at
 
