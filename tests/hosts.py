@@ -19,6 +19,9 @@ file server). That reaches every wall-clock read, not only spoold.spool.clock.wa
 was tried first: it makes Python's time.sleep fail with EINVAL (or hang, with the
 monotonic clock faked too).
 
+The shared storage is a local folder each host sees through bindfs (BindfsFolder), or a
+GlusterFS volume each host mounts with its own GlusterFS client (tests/gluster.py).
+
 Used by tests/test_hosts.py and bench/bench_hosts_soak.py; needs no pytest.
 """
 
@@ -33,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from spoold.settings import spool_toml
 from spoold.spool.protocol import init_spool
@@ -57,7 +60,7 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 # ------------------------------------------------------------------ FUSE mounts
 
 
-def _mounted(mountpoint: Path) -> bool:
+def is_mounted(mountpoint: Path) -> bool:
     target = os.path.realpath(mountpoint)
     with open("/proc/self/mounts", encoding="utf-8") as fh:
         return any(line.split()[1] == target for line in fh)
@@ -72,19 +75,19 @@ def bindfs_mount(source: Path, mountpoint: Path) -> None:
         capture_output=True,
         timeout=30,
     )
-    wait_until(lambda: _mounted(mountpoint), 30, f"bindfs mount on {mountpoint}")
+    wait_until(lambda: is_mounted(mountpoint), 30, f"bindfs mount on {mountpoint}")
 
 
 def unmount(mountpoint: Path) -> None:
     """Unmount, lazily if something still holds the mount; never raises."""
-    if not _mounted(mountpoint):
+    if not is_mounted(mountpoint):
         return
     candidates = (["fusermount", "-u", "-q"], ["fusermount3", "-u", "-q"], ["umount"])
     for cmd in (*candidates, ["umount", "-l"]):
         if shutil.which(cmd[0]) is None:
             continue
         subprocess.run([*cmd, str(mountpoint)], capture_output=True, timeout=30)
-        if not _mounted(mountpoint):
+        if not is_mounted(mountpoint):
             return
 
 
@@ -106,6 +109,30 @@ def fuse_unavailable() -> str | None:
         unmount(probe / "mnt")
     shutil.rmtree(probe, ignore_errors=True)
     return None
+
+
+class SharedStorage(Protocol):
+    """Where the spool lives; each host mounts it at a mount point of its own."""
+
+    kind: str  # "bindfs", "glusterfs"
+
+    def mount(self, mountpoint: Path) -> None: ...
+
+
+class BindfsFolder:
+    """A local folder, seen by each host through its own bindfs mount."""
+
+    kind = "bindfs"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __repr__(self) -> str:
+        return f"BindfsFolder({str(self.folder)!r})"
+
+    def mount(self, mountpoint: Path) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        bindfs_mount(self.folder, mountpoint)
 
 
 def skew_env(skew_s: float) -> dict[str, str]:
@@ -132,13 +159,13 @@ def session_pids(sid: int) -> list[int]:
 
 
 class Host:
-    """One emulated host: a FUSE mount of the shared folder and a daemon using it."""
+    """One emulated host: a FUSE mount of the shared storage and a daemon using it."""
 
     def __init__(
-        self, name: str, shared: Path, mountpoint: Path, logs: Path, workers: int = 2
+        self, name: str, storage: SharedStorage, mountpoint: Path, logs: Path, workers: int = 2
     ) -> None:
         self.name = name
-        self.shared = shared
+        self.storage = storage
         self.mountpoint = mountpoint
         self.logs = logs
         self.workers = workers
@@ -153,7 +180,7 @@ class Host:
         return self.mountpoint
 
     def mount(self) -> None:
-        bindfs_mount(self.shared, self.mountpoint)
+        self.storage.mount(self.mountpoint)
 
     def start(self) -> Host:
         self.runs += 1
@@ -222,20 +249,26 @@ class Host:
 
 @contextmanager
 def cluster(
-    base: Path, count: int, settings: dict[str, Any], workers: int = 2
+    base: Path,
+    count: int,
+    settings: dict[str, Any],
+    workers: int = 2,
+    storage: SharedStorage | None = None,
 ) -> Iterator[list[Host]]:
-    """`count` hosts sharing base/shared, each mounted at base/hostN; all torn down after."""
-    shared = base / "shared"
-    init_spool(shared)
-    (shared / "spool.toml").write_text(spool_toml(settings))
+    """`count` hosts sharing one spool, each mounting `storage` (default: base/shared
+    through bindfs) at base/hostN; the spool is made through host1's mount. Daemons are
+    killed and mounts removed afterwards."""
+    storage = storage or BindfsFolder(base / "shared")
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
     hosts = [
-        Host(f"host{i}", shared, base / f"host{i}", logs, workers) for i in range(1, count + 1)
+        Host(f"host{i}", storage, base / f"host{i}", logs, workers) for i in range(1, count + 1)
     ]
     try:
         for host in hosts:
             host.mount()
+        init_spool(hosts[0].spool)
+        (hosts[0].spool / "spool.toml").write_text(spool_toml(settings))
         yield hosts
     finally:
         for host in hosts:

@@ -2,7 +2,13 @@
 
 Each scenario checks what a user of the spool sees: every job published exactly once,
 nothing left behind, no claim taken from a host that was alive, no daemon stuck in an
-error loop.
+error loop. The scenarios run on two kinds of shared storage: a local folder each host
+sees through bindfs, and a GlusterFS volume each host mounts with its own GlusterFS
+client (tests/gluster.py). A last test runs two hosts on a replica-2 GlusterFS volume
+and kills one of its two brick processes mid-run.
+
+Without bindfs or GlusterFS here, the tests that need them are skipped with the reason;
+in CI (.ci/run sets SPOOLD_REQUIRE_GLUSTERFS) a missing GlusterFS fails them instead.
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ import json
 import os
 import select
 import struct
+import subprocess
+import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +34,37 @@ import pytest
 
 from spoold.spool.fstype import filesystem_of
 
-from .hosts import Host, cluster, fuse_unavailable, wait_until
+from . import gluster
+from .hosts import BindfsFolder, Host, SharedStorage, cluster, fuse_unavailable, wait_until
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable())),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.mounts]
+
+MOUNT_KINDS = ["bindfs", "glusterfs"]
+
+
+def require_glusterfs() -> None:
+    """Skip without GlusterFS here; fail instead where SPOOLD_REQUIRE_GLUSTERFS is set."""
+    reason = gluster.gluster_unavailable()
+    if reason is None:
+        return
+    if os.environ.get(gluster.REQUIRE_ENV):
+        pytest.fail(f"GlusterFS is required here ({gluster.REQUIRE_ENV} is set): {reason}")
+    pytest.skip(f"{reason} (CI runs these: {gluster.REQUIRE_ENV}=1)")
+
+
+@pytest.fixture(params=MOUNT_KINDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SharedStorage]:
+    """The spool's shared storage: a bindfs-mounted folder or a GlusterFS volume."""
+    if request.param == "bindfs":
+        reason = fuse_unavailable()
+        if reason is not None:
+            pytest.skip(reason)
+        yield BindfsFolder(tmp_path / "shared")
+    else:
+        require_glusterfs()
+        with gluster.volume(tmp_path) as vol:
+            yield vol
+
 
 LEASE_TTL_S = 3.0
 SETTINGS: dict[str, Any] = {
@@ -81,7 +117,14 @@ def published_inputs(spool: Path) -> Counter[str]:
 
 
 def all_published(spool: Path, names: list[str]) -> bool:
-    return set(published_inputs(spool)) >= set(names)
+    try:
+        return set(published_inputs(spool)) >= set(names)
+    except OSError as exc:
+        # GlusterFS: a job folder renamed into done/ while this mount held a cached
+        # lookup of a file in it (the daemon on this mount read it) gives ESTALE once.
+        if exc.errno != errno.ESTALE:
+            raise
+        return False
 
 
 def assert_each_published_once(spool: Path, names: list[str]) -> None:
@@ -111,18 +154,33 @@ def inotify_names(fd: int) -> list[str]:
     return names
 
 
-def test_each_mount_behaves_like_a_separate_nfs_client(tmp_path: Path) -> None:
+# Whether a flock taken through one mount holds through another: bindfs keeps locks in
+# each mount's kernel, GlusterFS shares them through its servers (as NFS does with
+# its default locking). spoold relies on neither across hosts.
+FLOCK_SHARED = {"bindfs": False, "glusterfs": True}
+
+
+def test_each_mount_behaves_like_a_separate_nfs_client(
+    tmp_path: Path, storage: SharedStorage
+) -> None:
     """What the scenarios rely on: the emulation is as blind as real hosts are."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
-        assert filesystem_of(h1.spool).remote  # the daemon polls without --detect
+    with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
+        fs = filesystem_of(h1.spool)
+        assert fs.remote  # the daemon polls without --detect
+        assert fs.name == {"bindfs": "fuse", "glusterfs": "fuse.glusterfs"}[storage.kind]
         src, dst = os.fsencode(h1.spool / "tmp" / "a"), os.fsencode(h1.spool / "tmp" / "b")
         (h1.spool / "tmp" / "a").write_text("x")
         assert libc.renameat2(-100, src, -100, dst, 1) == -1  # RENAME_NOREPLACE
         assert ctypes.get_errno() == errno.EINVAL
         with open(h1.spool / "tmp" / "a", "rb") as held, open(h2.spool / "tmp" / "a", "rb") as seen:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(seen, fcntl.LOCK_EX | fcntl.LOCK_NB)  # not shared: no BlockingIOError
+            try:
+                fcntl.flock(seen, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shared = False
+            except BlockingIOError:
+                shared = True
+            assert shared is FLOCK_SHARED[storage.kind]
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             assert libc.inotify_add_watch(fd, os.fsencode(h2.spool / "inbox"), 0x100) >= 0
@@ -134,8 +192,10 @@ def test_each_mount_behaves_like_a_separate_nfs_client(tmp_path: Path) -> None:
             os.close(fd)
 
 
-def test_a_dead_hosts_claims_are_run_again_by_another_host(tmp_path: Path) -> None:
-    with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
+def test_a_dead_hosts_claims_are_run_again_by_another_host(
+    tmp_path: Path, storage: SharedStorage
+) -> None:
+    with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
         h1.start().wait_ready()
         names = [f"doc{i}.slow" for i in range(4)]
         for name in names[:2]:
@@ -152,8 +212,10 @@ def test_a_dead_hosts_claims_are_run_again_by_another_host(tmp_path: Path) -> No
         assert_no_error_loop(h2)
 
 
-def test_a_frozen_host_is_fenced_then_recovers_on_its_own(tmp_path: Path) -> None:
-    with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
+def test_a_frozen_host_is_fenced_then_recovers_on_its_own(
+    tmp_path: Path, storage: SharedStorage
+) -> None:
+    with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
         h1.start().wait_ready()
         names = [f"held{i}.slow" for i in range(2)]
         for name in names:
@@ -181,8 +243,10 @@ def test_a_frozen_host_is_fenced_then_recovers_on_its_own(tmp_path: Path) -> Non
         assert_no_error_loop(h1)
 
 
-def test_hosts_with_skewed_clocks_take_no_claims_from_each_other(tmp_path: Path) -> None:
-    with cluster(tmp_path, 2, SETTINGS) as (h1, h2):
+def test_hosts_with_skewed_clocks_take_no_claims_from_each_other(
+    tmp_path: Path, storage: SharedStorage
+) -> None:
+    with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
         h1.skew_s, h2.skew_s = 120.0, -120.0
         h1.start().wait_ready()
         h2.start().wait_ready()
@@ -195,3 +259,160 @@ def test_hosts_with_skewed_clocks_take_no_claims_from_each_other(tmp_path: Path)
         assert_each_published_once(h1.spool, names)
         assert_no_error_loop(h1)
         assert_no_error_loop(h2)
+
+
+# ------------------------------------------------------------------ a brick failure
+
+REPLICA_JOBS = 200
+
+
+def done_count(spool: Path) -> int:
+    """Job folders published into done/ (each appears there by one rename)."""
+    return sum(1 for p in (spool / "done").iterdir() if not p.name.startswith("."))
+
+
+def wall(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def done_manifests(spool: Path) -> list[dict[str, Any]]:
+    return [json.loads((f / "manifest.json").read_text()) for f in (spool / "done").iterdir()]
+
+
+def torn_lines(spool: Path) -> int:
+    """Lines of the events log that are not one whole JSON object."""
+    torn = 0
+    for line in (spool / ".spoold" / "events.ndjson").read_bytes().splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            torn += 1
+    return torn
+
+
+def error_lines(host: Host) -> list[str]:
+    return [ln for ln in host.log().splitlines() if " ERROR " in ln or "Traceback" in ln]
+
+
+def brick_tree(brick: Path, folder: str) -> dict[str, int]:
+    """Files under `folder` of one brick and their sizes (read-only, beside GlusterFS)."""
+    root = brick / folder
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def document(i: int) -> str:
+    return f"# Document {i}\n\nA paragraph of *text* for document {i}.\n"
+
+
+def test_a_replica_2_volume_loses_no_job_when_a_brick_dies_mid_run(tmp_path: Path) -> None:
+    """Two hosts on a replica-2 volume. One brick process is killed once a third of the
+    jobs are done; the last third is submitted while it is down; it is restarted once
+    two thirds are done, and healed. Every job ends exactly once."""
+    require_glusterfs()
+    names = [f"doc{i:03d}.md" for i in range(REPLICA_JOBS)]
+    split = 2 * REPLICA_JOBS // 3
+    with (
+        gluster.volume(tmp_path, replica=2) as vol,
+        cluster(tmp_path, 2, SETTINGS, storage=vol) as hosts,
+    ):
+        spool = hosts[0].spool
+        for host in hosts:
+            host.start()
+        for host in hosts:
+            host.wait_ready()
+        for i, name in enumerate(names[:split]):
+            submit(hosts[i % 2].spool, name, document(i))
+        brick_pid = vol.brick_pid(0)
+        wait_until(lambda: done_count(spool) >= REPLICA_JOBS // 3, 300, "a third of the jobs")
+        killed_at = vol.kill_brick(0, brick_pid)
+        for i, name in enumerate(names[split:], start=split):  # onto one brick only
+            submit(hosts[i % 2].spool, name, document(i))
+        wait_until(lambda: done_count(spool) >= split, 300, "two thirds done on one brick")
+        vol.restart_bricks()
+        restarted_at = time.time()
+        wait_until(lambda: all_published(spool, names), 300, "every job published")
+        heal_s = vol.wait_healed()
+        for host in hosts:
+            assert host.stop() == 0, f"{host.name} did not stop cleanly:\n{host.log()}"
+        vol.wait_healed()  # the daemons' last writes too
+
+        assert_each_published_once(spool, names)
+        for host in hosts:
+            assert error_lines(host) == [], f"{host.name} logged errors:\n{host.log()}"
+        # No job has two outcomes or a result from a fenced attempt. Gaps are allowed:
+        # two hosts appending at once lose lines on GlusterFS (the xfail test below).
+        check = subprocess.run(
+            [sys.executable, "-m", "spoold", "check-events", str(spool)],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        manifests = done_manifests(spool)
+        torn = torn_lines(spool)
+        # The brick that was down holds every result again, as the other one does.
+        assert brick_tree(vol.bricks[0], "done") == brick_tree(vol.bricks[1], "done")
+
+    finished = sorted(wall(m["attempts"][-1]["finished_at"]) for m in manifests)
+    after_kill = [t for t in finished if t > killed_at]
+    figures = {
+        "jobs": REPLICA_JOBS,
+        "brick kills": 1,
+        "jobs done before the kill": len(finished) - len(after_kill),
+        "jobs retried": sum(1 for m in manifests if len(m["attempts"]) > 1),
+        "brick death to the next job done": f"{after_kill[0] - killed_at:.2f} s",
+        "brick down": f"{restarted_at - killed_at:.1f} s",
+        "brick restart to the last job done": f"{finished[-1] - restarted_at:.1f} s",
+        "then self-heal": f"{heal_s:.1f} s",
+        "torn lines in events.ndjson": torn,
+        "check-events": check.stdout.splitlines()[0],
+    }
+    print(
+        "\nreplica 2, 2 hosts, a brick killed:", "; ".join(f"{k} {v}" for k, v in figures.items())
+    )
+
+
+# ------------------------------------------------------------------ a known defect
+
+# Each writer appends one whole line per write(2), with O_APPEND (spoold/events.py).
+APPENDER = """
+import sys
+from pathlib import Path
+from spoold.spool.events import EventLog, JobDetected
+spool, host, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+sys.stdin.read(1)  # both writers start together
+log = EventLog(spool / ".spoold" / "events.ndjson", host)
+for i in range(count):
+    log.emit(JobDetected(job_id=f"{host}-{i}", name=f"{host}-{i}.md", route=None, ino=i))
+"""
+APPENDS = 2000
+
+
+@pytest.mark.xfail(
+    raises=AssertionError,
+    reason="known defect: O_APPEND is not atomic between GlusterFS clients (each FUSE client"
+    " appends at the file size it last saw), so daemons on several hosts lose and tear lines"
+    " of .spoold/events.ndjson; docs/operations.md, 'Shared storage'",
+)
+def test_two_glusterfs_clients_append_events_without_losing_lines(tmp_path: Path) -> None:
+    require_glusterfs()
+    with gluster.volume(tmp_path) as vol:
+        mounts = [tmp_path / "host1", tmp_path / "host2"]
+        for mountpoint in mounts:
+            vol.mount(mountpoint)
+        (mounts[0] / ".spoold").mkdir()
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", APPENDER, str(m), m.name, str(APPENDS)],
+                stdin=subprocess.PIPE,
+            )
+            for m in mounts
+        ]
+        for writer in writers:
+            assert writer.stdin is not None
+            writer.stdin.write(b"g")
+            writer.stdin.close()
+        for writer in writers:
+            assert writer.wait(timeout=120) == 0
+        lines = (mounts[0] / ".spoold" / "events.ndjson").read_bytes().splitlines()
+        torn = torn_lines(mounts[0])
+        assert (len(lines), torn) == (2 * APPENDS, 0), f"{torn} of {len(lines)} lines torn"
