@@ -29,9 +29,14 @@ class Admission:
         self.markers = markers
         self.scheduler = Scheduler()
 
+    def busy_workers(self) -> int:
+        return sum(job.workers_held() for job in self.lifecycle.running.values())
+
     def free_workers(self) -> int:
-        busy = sum(job.workers_held() for job in self.lifecycle.running.values())
-        return self.lifecycle.executor.workers - busy
+        """Workers that could begin a job now: ready ones (while the pool starts, not
+        all are) that hold none."""
+        executor = self.lifecycle.executor
+        return min(executor.ready_workers, executor.workers) - self.busy_workers()
 
     def accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
         """Entries that became ready: cancel markers aside, the rest to the scheduler."""

@@ -93,6 +93,7 @@ class Daemon:
             WakeupKind.DRAIN_DEADLINE: lambda item: self.lifecycle.drain(),
             WakeupKind.OVERFLOW: lambda item: self._overflowed(),
             WakeupKind.FS: lambda item: None,  # the pass that takes it looks at the inboxes
+            WakeupKind.WORKER_READY: lambda item: None,  # the pass claims for the worker
         }
         self.rescan_requested = True
         self.observer: Observer = PollingObserver()
@@ -159,7 +160,12 @@ class Daemon:
             memory_mb=max(rt.settings.memory_limit_mb for rt in self.spools),
             cpu_s=max(rt.settings.cpu_limit_s for rt in self.spools),
         )
-        return PoolExecutor(self.settings.workers, self.settings.max_tasks_per_worker, limits)
+        return PoolExecutor(
+            self.settings.workers,
+            self.settings.max_tasks_per_worker,
+            limits,
+            on_worker_ready=lambda: self.wakeups.put(Wakeup(WakeupKind.WORKER_READY)),
+        )
 
     # ------------------------------------------------------------------ run
 
@@ -387,7 +393,7 @@ class Daemon:
     def _busy(self) -> int:
         # A job whose worker finished but which is not published yet no longer holds a
         # worker (so never more than workers/workers).
-        return max(0, self.executor.workers - self.admission.free_workers())
+        return min(self.executor.workers, self.admission.busy_workers())
 
     def status_line(self) -> str:
         return status_line(self.spools, self._busy(), self.executor.workers, self.stopping)
