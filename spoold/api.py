@@ -45,9 +45,13 @@ from .tools.jobview import (
     Place,
     finished_names,
     finished_record,
+    queue_counts,
+    queued_count,
     queued_entries,
     queued_record,
+    queued_records,
     running_records,
+    waiting_records,
 )
 
 __all__ = [
@@ -114,12 +118,6 @@ def inbox_view(paths: SpoolPaths) -> InboxView:
         routes = frozenset(raw) if isinstance(raw, dict) else frozenset()
         return InboxView(routes, compile_ignore(DEFAULT_IGNORE))
     return InboxView(frozenset(settings.routes), compile_ignore(settings.ignore_patterns()))
-
-
-def queued_count(paths: SpoolPaths, view: InboxView) -> int:
-    """Jobs waiting in inbox/ and its route folders (not the route folders themselves,
-    cancel markers, hidden temporaries or ignored names)."""
-    return sum(1 for _ in queued_entries(paths, view))
 
 
 def submit(
@@ -334,13 +332,14 @@ def status(spool: Path) -> dict[str, Any]:
     recent = [finished_record(paths, "failed", n) for n in newest]
     return {
         "spool": str(spool),
-        "queued": queued_count(paths, view),
+        **queue_counts(paths, view),  # "queued" and "waiting" (on a format check)
         "running": [r.as_json() for r in running_records(paths)],
         "done": len(finished_names(paths.done)),
         "failed": len(failed),
         "free_disk_mb": round(free_disk_mb(spool)),
         "daemons": daemons,
         "recent_failures": [r.as_json() for r in recent if r is not None],
+        "waiting_jobs": [r.as_json() for r in waiting_records(paths, view, limit=20)],
     }
 
 
@@ -400,7 +399,7 @@ def list_jobs(
         records += running_records(paths)
     if "queued" in states:
         view = inbox_view(paths)
-        records += [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k))]
+        records += queued_records(paths, view)
     for state in ("done", "failed"):
         if state not in states:
             continue

@@ -109,6 +109,7 @@ MIN_MEMORY_LIMIT_MB = 512
 class SpoolSettings(JobDefaults):
     settle_ms: int = Field(default=1000, ge=0)
     incomplete_after_s: float = Field(default=3600, gt=0)
+    unchanged_fail_s: float = Field(default=120, gt=0)
     detect: Detect = "auto"
     poll_interval_ms: int = Field(default=500, ge=10)
     scan_interval_s: float = Field(default=5.0, gt=0)

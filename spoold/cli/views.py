@@ -12,6 +12,7 @@ import click
 
 from .. import api
 from ..spool.clock import parse_iso, wall_time
+from ..spool.waiting import INCOMPLETE
 from .shared import SpoolArg, cli, echo_json, exit_codes
 
 
@@ -34,13 +35,17 @@ def status(spool: Path, as_json: bool, watch: bool) -> None:
 
 def _print_status(data: dict[str, Any]) -> None:
     click.echo(
-        f"spool {data['spool']}: {data['queued']} queued, {len(data['running'])} running, "
+        f"spool {data['spool']}: {data['queued']} queued, {data['waiting']} waiting, "
+        f"{len(data['running'])} running, "
         f"{data['done']} done, {data['failed']} failed, {data['free_disk_mb']} MB free"
     )
     for job in data["running"]:
         click.echo(
             f"  running {job['job_id']} {job['name']} attempt {job['attempt']} ({job['stage']})"
         )
+    now = wall_time()
+    for job in data["waiting_jobs"]:
+        click.echo(f"  waiting {job['folder']}: {waiting_note(job['waiting'], now)}")
     for f in data["recent_failures"]:
         click.echo(f"  {f['status']:7} {f['job_id']} {f['name']}: {f['code']}")
     if not data["daemons"]:
@@ -54,8 +59,8 @@ def _watch(spool: Path) -> None:
     def render() -> Table:
         data = api.status(spool)
         table = Table(
-            title=f"{spool}: {data['queued']} queued, {data['done']} done, "
-            f"{data['failed']} failed, {data['free_disk_mb']} MB free"
+            title=f"{spool}: {data['queued']} queued, {data['waiting']} waiting, "
+            f"{data['done']} done, {data['failed']} failed, {data['free_disk_mb']} MB free"
         )
         for col in ("job", "name", "attempt", "stage", "started"):
             table.add_column(col)
@@ -69,6 +74,8 @@ def _watch(spool: Path) -> None:
             )
         for f in data["recent_failures"]:
             table.add_row(f["job_id"], f["name"], str(f["attempt"]), f"failed: {f['code']}", "")
+        for w in data["waiting_jobs"]:
+            table.add_row("-", w["name"], "0", f"waiting: {w['waiting']['reason']}", "")
         return table
 
     with Live(render(), refresh_per_second=2) as live:
@@ -130,28 +137,47 @@ def list_cmd(
             j["name"],
             j["code"] or "",
             _age(now - _unix(j["created_at"])) if j["created_at"] else "",
+            waiting_note(j["waiting"], now) if j.get("waiting") else "",
         )
         for j in jobs
     ]
     if not sys.stdout.isatty():
         for row in rows:
-            click.echo("\t".join(row))
+            # A sixth column only where there is a note: five-column readers stay right.
+            click.echo("\t".join(row if row[5] else row[:5]))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE"):
-        table.add_column(col, no_wrap=col != "NAME")
+    notes = any(row[5] for row in rows)
+    for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE", "NOTE")[: 6 if notes else 5]:
+        table.add_column(col, no_wrap=col not in ("NAME", "NOTE"))
     for row in rows:
         style = {"failed": "red", "cancelled": "red", "running": "cyan", "queued": "yellow"}
-        table.add_row(*row, style=style.get(row[0]))
+        table.add_row(*row[: 6 if notes else 5], style=style.get(row[0]))
     Console().print(table)
     click.echo(f"{len(rows)} job(s)")
 
 
 def _unix(stamp: str) -> float:
     return parse_iso(stamp)
+
+
+def waiting_note(waiting: dict[str, Any], now: float) -> str:
+    """A job record's `waiting` in words: why, for how long, and what happens next."""
+    text = str(waiting.get("message") or waiting.get("reason"))
+    since, until = waiting.get("since"), waiting.get("until")
+    if since:
+        text += f" (unchanged for {_age(now - _unix(since))}"
+        if until:
+            left = _unix(until) - now
+            when = f"in {_age(left)}" if left >= 1 else "any moment now"
+            text += f"; failed {when}"
+            if waiting.get("reason") == INCOMPLETE:
+                text += " unless it changes"
+        text += ")"
+    return text
 
 
 def _age(seconds: float) -> str:

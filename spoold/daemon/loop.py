@@ -299,6 +299,8 @@ class Daemon:
         else:
             for rt in self.spools:
                 self.admission.accept(rt, rt.tracker.check_pending(now), wall)
+        for rt in self.spools:
+            rt.board.publish()  # a comparison, unless an entry started or stopped waiting
 
     def _timeout(self, now: float) -> float:
         """Seconds the loop may sleep before a timer, a settling entry or a retry is due."""
@@ -413,6 +415,7 @@ class Daemon:
         self.observer.stop()
         self.executor.stop()
         for rt in self.spools:
+            rt.board.remove()
             rt.lease.release()
             rt.events.close()
         if self.metrics is not None:

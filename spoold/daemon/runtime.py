@@ -13,6 +13,7 @@ from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import SpoolPaths
 from ..worker.spec import JobSpec
 from .executor import Execution
+from .inbox.board import WaitingBoard
 from .inbox.tracker import Entry, InboxTracker
 from .intake import JobPlan
 
@@ -29,6 +30,7 @@ class SpoolRuntime:
     peers: PeerWatcher  # the other daemons' leases, judged on our monotonic clock
     tracker: InboxTracker
     spool_clock: SpoolClock  # the file server's time, for backoff waits across hosts
+    board: WaitingBoard  # the entries the tracker waits on, published for tools
     markers: dict[str, Entry] = field(default_factory=dict)
     waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
     paused: str | None = None

@@ -13,6 +13,7 @@ from ..spool.events import DaemonReloaded, DaemonReloadRefused, EventLog
 from ..spool.fstype import needs_polling
 from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import open_spool
+from .inbox.board import WaitingBoard
 from .inbox.observers import InotifyObserver, Observer, PollingObserver
 from .inbox.tracker import InboxTracker
 from .listeners import ListenerBus
@@ -32,6 +33,7 @@ def open_runtime(root: Path, defaults: dict[str, Any], host_id: str, token: str)
         (*settings.ignore, *DEFAULT_IGNORE),
         settings.settle_ms / 1000,
         settings.incomplete_after_s,
+        settings.unchanged_fail_s,
     )
     return SpoolRuntime(
         root=root,
@@ -42,6 +44,7 @@ def open_runtime(root: Path, defaults: dict[str, Any], host_id: str, token: str)
         peers=PeerWatcher(paths.daemons, host_id, settings.lease_ttl_s),
         tracker=tracker,
         spool_clock=SpoolClock(paths.clock_probe),
+        board=WaitingBoard(tracker, paths.waiting, token, host_id),
     )
 
 
@@ -103,4 +106,5 @@ def apply_settings(rt: SpoolRuntime, new: SpoolSettings, observer: Observer) -> 
         (*new.ignore, *DEFAULT_IGNORE),
         new.settle_ms / 1000,
         new.incomplete_after_s,
+        new.unchanged_fail_s,
     )

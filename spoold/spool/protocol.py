@@ -89,6 +89,11 @@ class SpoolPaths:
         return self.state / "daemons"
 
     @property
+    def waiting(self) -> Path:
+        """What each daemon waits on in the inbox (spool/waiting.py)."""
+        return self.state / "waiting"
+
+    @property
     def clock_probe(self) -> Path:
         """Rewritten to read the file server's time (clock.SpoolClock)."""
         return self.state / "clock-probe"

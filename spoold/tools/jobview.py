@@ -4,7 +4,8 @@
 They are read from the folders alone, never from a daemon's memory, so they are true
 for every daemon sharing the spool:
 
-    inbox/ENTRY            queued, never claimed: the entry's name and mtime
+    inbox/ENTRY            queued, never claimed: the entry's name and mtime; waiting
+                           on its format check when a daemon says so (.spoold/waiting/)
     inbox/JOBDIR/          queued again (retry, recovery, drain): its state file
     running/JOBDIR.aN.TOK/ running: the folder name (job id, attempt), input/ENTRY, the
                            stage file; the state file only if it ran before; the
@@ -35,6 +36,7 @@ from ..spool.protocol import (
     job_id_of,
     parse_running_name,
 )
+from ..spool.waiting import WaitingEntry, read_boards
 from ..worker.spec import STAGE_FILE
 
 
@@ -73,6 +75,8 @@ class JobRecord:
     started_at: str | None  # when the current or last attempt started
     finished_at: str | None
     code: str | None  # error code of a failed or cancelled job
+    # Queued jobs that cannot be claimed yet: {"reason", "since", "until", ...} (docs/cli.md)
+    waiting: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         # Every field is a str, int or None: a shallow copy is asdict's result, and
@@ -132,7 +136,50 @@ def queued_entries(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, os
             yield f"{prefix}{e.name}", e
 
 
-def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
+def queued_count(paths: SpoolPaths, view: InboxView) -> int:
+    """Jobs in inbox/ and its route folders, waiting ones too (not the route folders
+    themselves, cancel markers, hidden temporaries or ignored names)."""
+    return sum(1 for _ in queued_entries(paths, view))
+
+
+def waiting_entries(paths: SpoolPaths) -> dict[str, WaitingEntry]:
+    """Inbox entries the daemons wait on (a format check fails), by key below inbox/."""
+    return read_boards(paths.waiting, paths.daemons)
+
+
+def queue_counts(paths: SpoolPaths, view: InboxView) -> dict[str, int]:
+    """`status`'s figures: jobs in inbox/ that can be claimed (`queued`) and those that
+    cannot yet (`waiting`); a listing and the daemons' waiting files, nothing per entry."""
+    waits = waiting_entries(paths)
+    queued = waiting = 0
+    for key, e in queued_entries(paths, view):
+        found = waits.get(key)
+        if found is not None and found.ino == e.inode():
+            waiting += 1
+        else:
+            queued += 1
+    return {"queued": queued, "waiting": waiting}
+
+
+def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
+    waits = waiting_entries(paths)
+    found = (queued_record(paths, key, waits) for key, _ in queued_entries(paths, view))
+    return [r for r in found if r is not None]
+
+
+def waiting_records(paths: SpoolPaths, view: InboxView, limit: int) -> list[JobRecord]:
+    """Up to `limit` records of waiting jobs, the first to be failed first."""
+    waits = waiting_entries(paths)
+    if not waits:
+        return []
+    keys = sorted(waits, key=lambda k: (waits[k].until or "~", k))[:limit]
+    records = [queued_record(paths, key, waits) for key in keys]
+    return [r for r in records if r is not None and r.waiting is not None]
+
+
+def queued_record(
+    paths: SpoolPaths, key: str, waits: dict[str, WaitingEntry] | None = None
+) -> JobRecord | None:
     path = paths.inbox / key
     route, _, name = key.rpartition("/")
     job_id = job_id_of(name) if os.path.isdir(path) else None
@@ -140,9 +187,10 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
         job_id = None  # a person's folder that happens to look like a job folder
     try:
-        mtime = os.lstat(path).st_mtime
+        st = os.lstat(path)
     except OSError:
         return None
+    mtime = st.st_mtime
     if state is not None:
         last = state.last_attempt()
         return JobRecord(
@@ -160,6 +208,8 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
             code=last.error.code if last is not None and last.error else None,
         )
     entry_name = _input_name(path) if job_id else name
+    waits = waiting_entries(paths) if waits is None else waits
+    found = waits.get(key)
     return JobRecord(
         job_id=job_id,
         name=entry_name or name,
@@ -173,6 +223,7 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
         started_at=None,
         finished_at=None,
         code=None,
+        waiting=found.waiting() if found is not None and found.ino == st.st_ino else None,
     )
 
 
