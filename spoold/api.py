@@ -23,7 +23,8 @@ from .share import retention
 from .share.retention import PurgeResult
 from .spool.clock import job_time, parse_iso, spool_now, wall_time
 from .spool.entries import JOB_FILE, compile_ignore
-from .spool.events import JobCancelled, JobDetected, JobFailed, JobSucceeded, follow
+from .spool.eventfiles import EventsCursor, follow
+from .spool.events import JobCancelled, JobDetected, JobFailed, JobSucceeded
 from .spool.job import JobState, read_state
 from .spool.leases import heartbeat_ages
 from .spool.protocol import (
@@ -90,7 +91,7 @@ class Submission:
     spool: Path
     name: str  # the entry name in inbox/ (or ROUTE/NAME)
     ino: int
-    events_offset: int
+    events_cursor: EventsCursor  # the events log's end before the entry was dropped
 
 
 def _unique_name(folder: Path, name: str) -> str:
@@ -167,16 +168,13 @@ def submit(
         else:
             shutil.copyfile(document, entry)
         ino = os.lstat(entry).st_ino
-        try:
-            offset = paths.events.stat().st_size
-        except FileNotFoundError:
-            offset = 0
+        cursor = EventsCursor.at_end(paths.events)  # `wait` reads what follows
         final = _unique_name(dest_folder, name)
         rename_noreplace(entry, dest_folder / final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     key = f"{route}/{final}" if route else final
-    return Submission(spool=spool, name=key, ino=ino, events_offset=offset)
+    return Submission(spool=spool, name=key, ino=ino, events_cursor=cursor)
 
 
 def _stage_job_folder(
@@ -206,15 +204,15 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
     job_id: str | None = None
     name = sub.name.rpartition("/")[2]
     log = SpoolPaths(sub.spool).events
-    for ev in follow(log, poll_s, offset=sub.events_offset, deadline=deadline):
-        if (
-            job_id is None
-            and ev.get("event") == JobDetected.NAME
-            and ev.get("ino") == sub.ino
-            and ev.get("name") == name
-        ):
-            job_id = ev["job_id"]
-        if job_id is not None and ev.get("job_id") == job_id and ev.get("event") in ENDED_NAMES:
+    # Another daemon's file may show the job's end before its detection is seen.
+    ended: dict[str, dict[str, Any]] = {}
+    for ev in follow(log, poll_s, cursor=sub.events_cursor, deadline=deadline):
+        if ev.get("event") in ENDED_NAMES:
+            ended[str(ev.get("job_id"))] = ev
+        if job_id is None and ev.get("event") == JobDetected.NAME and ev.get("ino") == sub.ino:
+            job_id = ev["job_id"] if ev.get("name") == name else None
+        if job_id is not None and job_id in ended:
+            ev = ended[job_id]
             manifest: dict[str, Any] = json.loads((sub.spool / ev["path"] / MANIFEST).read_text())
             manifest["_path"] = str(sub.spool / ev["path"])
             return manifest

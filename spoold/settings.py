@@ -127,6 +127,7 @@ class SpoolSettings(JobDefaults):
     keep_done_days: float = Field(default=30, gt=0)
     keep_failed_days: float = Field(default=90, gt=0)
     events_max_mb: float = Field(default=64, gt=0)
+    events_held_max: int = Field(default=10000, ge=1)
     durable: bool = True
     max_input_mb: float = Field(default=200, gt=0)
     memory_limit_mb: int = Field(default=2048)

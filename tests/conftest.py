@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 
 from spoold.settings import spool_toml
+from spoold.spool.eventfiles import read_events
 from spoold.spool.protocol import init_spool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,10 +232,8 @@ def assert_all_manifests_valid(spool: Path) -> None:
 
 
 def events(spool: Path) -> list[dict[str, Any]]:
-    path = spool / ".spoold" / "events.ndjson"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The spool's events log: every daemon's file, merged in order."""
+    return list(read_events(spool / ".spoold" / "events.ndjson"))
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -312,7 +312,12 @@ def test_worker_restarts_and_conversion_seconds(
     spool = make_spool(timeout_s=1, max_attempts=1, targets=["html", "pdf"])
     daemon_factory(spool, env=PLUGIN_ENV)
     stage_file(spool, "forever.hang", "")
-    stage_file(spool, "doc.md", MD)
+    # Its own timeout: it may run while the other worker is still starting (a busy core).
+    folder = spool / "tmp" / "doc.md"
+    folder.mkdir()
+    (folder / "doc.md").write_text(MD)
+    (folder / "job.json").write_text(json.dumps({"timeout_s": 120}))
+    folder.rename(spool / "inbox" / "doc.md")
     wait_for(lambda: published(spool) and published(spool, "failed"), what="both finished")
     wait_for(
         lambda: sample_values(metrics_text(spool), "spoold_worker_restarts_total"),

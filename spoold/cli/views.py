@@ -192,17 +192,18 @@ def _age(seconds: float) -> str:
 @SpoolArg
 @click.option("--follow", "-f", is_flag=True, help="keep printing new events")
 def events(spool: Path, follow: bool) -> None:
-    """Print the events log (NDJSON)."""
-    from ..spool.events import follow as follow_events
-    from ..spool.events import read_events
+    """Print the events log (NDJSON): every daemon's file, merged in time order."""
+    from ..spool.eventfiles import EventsCursor, read_events
+    from ..spool.eventfiles import follow as follow_events
     from ..spool.protocol import SpoolPaths
 
     path = SpoolPaths(spool).events
-    for ev in read_events(path):
+    cursor = EventsCursor()  # where each file ended: --follow goes on from there
+    for ev in read_events(path, cursor):
         click.echo(json.dumps(ev, ensure_ascii=False))
     if follow:
         try:
-            for ev in follow_events(path):
+            for ev in follow_events(path, cursor=cursor):
                 click.echo(json.dumps(ev, ensure_ascii=False))
         except KeyboardInterrupt:
             return

@@ -62,11 +62,11 @@ class Admission:
 
     def claim_ready(self, spools: list[SpoolRuntime], wall: float) -> None:
         """Claim as many jobs as there are idle workers now (no hoarding)."""
+        for rt in spools:
+            self._check_disk(rt)  # at most once a second: paused or not, whoever is busy
         free = self.free_workers()
         if free <= 0:
             return
-        for rt in spools:
-            self._check_disk(rt)
         # Disk short: a paused spool's jobs stay queued (and in the inbox) untouched.
         paused = {rt.name for rt in spools if rt.paused}
         by_name = {rt.name: rt for rt in spools}

@@ -381,8 +381,11 @@ class Daemon:
         self._notify(READY="1", STATUS=self.status_line())
 
     def _housekeeping(self) -> None:
-        """Every ~2 s: STATUS= for systemd, then the metrics and their textfiles."""
+        """Every ~2 s: STATUS= for systemd, events held through a full disk, then the
+        metrics and their textfiles."""
         self._notify(STATUS=self.status_line())
+        for rt in self.spools:
+            rt.events.flush()  # nothing to do unless appends failed
         scanned_at: float | None = None
         if self.next_scan != self._scan_mark:
             # A full scan completed since the last pass: _iterate set next_scan to the

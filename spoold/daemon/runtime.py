@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..settings import SpoolSettings
 from ..spool.clock import SpoolClock
-from ..spool.events import EventLog
+from ..spool.eventlog import EventLog
 from ..spool.job import Attempt, CancelMode, JobState, JobStatus
 from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import SpoolPaths

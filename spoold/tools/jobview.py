@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spool.clock import iso_of, job_time
+from ..spool.eventfiles import current_files
 from ..spool.events import JobDetected, JobStarted
 from ..spool.job import JobState, read_state
 from ..spool.protocol import (
@@ -295,12 +296,13 @@ def attempt_events(events_path: Path, wanted: set[tuple[str, int]]) -> AttemptEv
     `job.detected` (time, route): the state file that would hold them is written only
     when a job goes back to the inbox.
 
-    The log is read backwards from its end (the attempts asked for are running, so
-    their events are recent), at most EVENTS_LOOKBACK_BYTES of it.
+    Each writer's file is read backwards from its end, the most recently written first
+    (the attempts asked for are running, so their events are recent), at most
+    EVENTS_LOOKBACK_BYTES in all.
     """
     seen = AttemptEvents({}, {})
     first_attempts = {job_id for job_id, n in wanted if n == 1}
-    for line in _lines_backwards(events_path, EVENTS_LOOKBACK_BYTES):
+    for line in _recent_lines(events_path, EVENTS_LOOKBACK_BYTES):
         if _STARTED not in line and _DETECTED not in line:
             continue
         try:
@@ -317,8 +319,25 @@ def attempt_events(events_path: Path, wanted: set[tuple[str, int]]) -> AttemptEv
     return seen
 
 
-def _lines_backwards(path: Path, limit: int) -> Iterator[bytes]:
-    """Complete lines of a file, last first, from at most its last `limit` bytes."""
+def _recent_lines(log: Path, limit: int) -> Iterator[bytes]:
+    """Complete lines of the log's files, each file's last first, newest files first,
+    from at most `limit` bytes in all."""
+    files = []
+    for path in current_files(log):
+        try:
+            files.append((os.stat(path).st_mtime, path))
+        except OSError:
+            continue
+    budget = [limit]
+    for _, path in sorted(files, reverse=True):
+        if budget[0] <= 0:
+            return
+        yield from _lines_backwards(path, budget)
+
+
+def _lines_backwards(path: Path, budget: list[int]) -> Iterator[bytes]:
+    """Complete lines of a file, last first, from at most its last `budget[0]` bytes
+    (what it reads is taken off the budget)."""
     try:
         fh = path.open("rb")
     except OSError:
@@ -326,9 +345,10 @@ def _lines_backwards(path: Path, limit: int) -> Iterator[bytes]:
     with fh:
         end = fh.seek(0, os.SEEK_END)
         pos, tail = end, b""
-        while pos > 0 and end - pos < limit:
+        while pos > 0 and budget[0] > 0:
             size = min(_BLOCK, pos)
             pos -= size
+            budget[0] -= size
             fh.seek(pos)
             chunk = fh.read(size) + tail
             lines = chunk.split(b"\n")
