@@ -254,6 +254,39 @@ def test_hosts_with_skewed_clocks_take_no_claims_from_each_other(
         assert_no_error_loop(h2)
 
 
+def test_a_dead_skewed_hosts_events_merge_before_their_recovery(
+    tmp_path: Path, storage: SharedStorage
+) -> None:
+    """Each host writes its own events file; readers merge them by the spool's clock,
+    so a recovery comes after the claim it recovers even when the recovering host's
+    clock is four minutes behind the dead one's."""
+    with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
+        h1.skew_s, h2.skew_s = 120.0, -120.0
+        h1.start().wait_ready()
+        names = [f"held{i}.slow" for i in range(2)]
+        for name in names:
+            submit(h1.spool, name, "5")
+        wait_until(lambda: len(started_by(h1.spool, "host1")) == 2, 60, "host1 converting")
+        h1.kill()
+        h2.start().wait_ready()
+        wait_until(lambda: all_published(h2.spool, names), 120, "every job published")
+        assert h2.stop() == 0
+        log = events(h2.spool)
+        claims = {e["job_id"]: e for e in log if e["event"] == "job.claimed" and e["attempt"] == 1}
+        recoveries = [e for e in log if e["event"] == "job.recovered"]
+        assert {e["job_id"] for e in recoveries} == set(claims) and len(claims) == 2
+        for rec in recoveries:
+            claim = claims[rec["job_id"]]
+            assert rec["ts"] < claim["ts"], "on the hosts' own clocks it looks the other way"
+            assert log.index(claim) < log.index(rec)
+        check = subprocess.run(
+            [sys.executable, "-m", "spoold", "check-events", "--strict", str(h2.spool)],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
 # ------------------------------------------------------------------ a brick failure
 
 REPLICA_JOBS = 200
