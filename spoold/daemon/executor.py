@@ -12,7 +12,10 @@ PoolBroken, and the daemon exits 70 for systemd to start a fresh one.
 Workers start in parallel and nobody waits for them: a spawned worker takes about a
 second to import WeasyPrint and the converters, on 2 cores several seconds for 8. The
 pool counts the workers that have run their initializer (`ready_workers`), the daemon
-claims only for those, and `on_worker_ready` wakes the loop when one more is ready.
+claims only for those, and `on_worker_ready` wakes the loop when one more is ready. At
+most as many workers import at once as there are CPUs (start slots, worker/retire.py):
+8 workers on 2 cores then become ready two by two, the first after about a second,
+instead of all together after four.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ..worker.spec import (
     INIT_WORKER,
     RUN_JOB,
     RUN_PART,
+    START_SLOTS,
     JobSpec,
     PrivateFontconfig,
     WorkerLimits,
@@ -126,13 +130,17 @@ class WorkerStart:
     (worker/retire.py). A thread counts them every 10 ms (only while the pool starts)
     and calls `on_ready` for each new one; after WORKERS_READY_TIMEOUT_S every worker
     counts as ready, so a worker that never reports cannot keep the pool idle. The
-    folder is removed when all are in.
+    folder is removed when all are in. Its `slots/` holds one file per CPU: a starting
+    worker holds an flock on one while it imports.
     """
 
     def __init__(self, workers: int, on_ready: Callable[[], None]) -> None:
         self.workers = workers
         self.ready = 0
         self.folder = Path(tempfile.mkdtemp(prefix="spoold-workers-"))
+        (self.folder / START_SLOTS).mkdir()
+        for slot in range(min(workers, os.cpu_count() or 1)):
+            (self.folder / START_SLOTS / str(slot)).touch()
         self._on_ready = on_ready
         self._stopped = threading.Event()
 
@@ -147,7 +155,8 @@ class WorkerStart:
         try:
             while self.ready < self.workers and not self._stopped.wait(0.01):
                 try:
-                    seen = min(len(os.listdir(self.folder)), self.workers)
+                    pids = [n for n in os.listdir(self.folder) if n.isdigit()]
+                    seen = min(len(pids), self.workers)
                 except OSError:
                     seen = self.workers
                 if time.monotonic() > deadline:
