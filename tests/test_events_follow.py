@@ -98,3 +98,16 @@ def test_each_event_log_instance_writes_its_own_file(tmp_path: Path) -> None:
     merged = list(read_events(log))
     assert sorted(e["job_id"] for e in merged) == ["a0", "a1", "a2", "b0", "b1", "b2"]
     assert [e["spool_ts"] for e in merged] == sorted(e["spool_ts"] for e in merged)
+
+
+def test_a_tail_from_now_reads_a_line_being_written_whole(tmp_path: Path) -> None:
+    log = tmp_path / "events.ndjson"
+    writer = tmp_path / "events" / "a.x.ndjson"
+    _append(writer, ("old", "2026-01-01T00:00:01Z"))
+    with writer.open("a") as fh:
+        fh.write('{"event": "cut", "spool_ts": "2026-01-01T00:00:02Z"')  # half written
+    tail = Tail(log)
+    assert tail.poll() == []
+    with writer.open("a") as fh:
+        fh.write("}\n")
+    assert _names(tail.poll()) == ["cut"]

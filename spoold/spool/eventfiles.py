@@ -112,11 +112,23 @@ class EventsCursor:
         cursor = EventsCursor()
         for current in current_files(log):
             try:
-                st = os.stat(current)
+                with current.open("rb") as fh:
+                    cursor.positions[_key(log, current)] = _after_last_line(fh)
             except FileNotFoundError:
                 continue
-            cursor.positions[_key(log, current)] = (st.st_ino, st.st_size)
         return cursor
+
+
+def _after_last_line(fh: BinaryIO) -> tuple[int, int]:
+    """(inode, offset after the file's last newline): a line still being written is
+    read whole later, not from its middle."""
+    size = fh.seek(0, os.SEEK_END)
+    back = min(size, 64 * 1024)
+    fh.seek(size - back)
+    tail = fh.read(back)
+    cut = tail.rfind(b"\n")
+    end = size - back + cut + 1  # (no newline in the window: its start)
+    return os.fstat(fh.fileno()).st_ino, end
 
 
 def _key(log: Path, current: Path) -> str:
@@ -221,6 +233,9 @@ class Tail:
             try:
                 ino = os.stat(current).st_ino
             except FileNotFoundError:
+                gone = self._files.pop(key, None)  # removed (a gone writer's, purged)
+                if gone is not None:
+                    gone.fh.close()
                 continue
             got: list[dict[str, Any]] = []
             f = self._files.get(key)
