@@ -263,5 +263,5 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 EVENT_NAMES = frozenset(t.NAME for t in EVENT_TYPES)
 
 # Logged at debug level: every job has them, and the terminal log then holds one line
-# per finished job. events.ndjson records them all the same.
+# per finished job. The events log records them all the same.
 QUIET_EVENTS = frozenset({JobDetected.NAME, JobClaimed.NAME, JobStarted.NAME})

@@ -100,6 +100,8 @@ class SpoolPaths:
 
     @property
     def events(self) -> Path:
+        """The events log, by its first name: each daemon's file is beside it in
+        events/ (spool/eventfiles.py); older versions wrote this one file."""
         return self.state / "events.ndjson"
 
     @property
