@@ -143,6 +143,11 @@ class DaemonProc:
     def wait_ready(self, timeout: float = 60) -> None:
         wait_for(lambda: "daemon.started" in self.log(), timeout, what="daemon started")
 
+    def wait_workers(self, timeout: float = 120) -> None:
+        """Until every worker has started (they start after daemon.started): for tests
+        whose first job must not share the CPU with workers still importing."""
+        wait_for(lambda: "workers ready" in self.log(), timeout, what="workers ready")
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)

@@ -151,7 +151,8 @@ class WorkerStart:
         self._stopped.set()
 
     def _count(self) -> None:
-        deadline = time.monotonic() + WORKERS_READY_TIMEOUT_S
+        started = time.monotonic()
+        deadline = started + WORKERS_READY_TIMEOUT_S
         try:
             while self.ready < self.workers and not self._stopped.wait(0.01):
                 try:
@@ -170,6 +171,9 @@ class WorkerStart:
                 if seen > self.ready:
                     self.ready = seen
                     self._on_ready()
+            if self.ready == self.workers:
+                took = time.monotonic() - started
+                log.info("%d workers ready, %.1f s after they were started", self.workers, took)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
