@@ -5,9 +5,10 @@ listens on, and the time is taken from the Popen to the READY=1 datagram. Then o
 job is renamed into inbox/ and timed to its `job.succeeded` (from the Popen too): with
 workers still starting, that is the figure a person who submits at once sees.
 
-`--root DIR` runs the spoold of another checkout (its `python -m spoold`, with this
-interpreter), for a before/after comparison: `git archive BASE | tar -x -C /tmp/base`,
-then `bench_startup.py --root /tmp/base`. Median of `--runs` starts for each worker count.
+`--before DIR` also runs the spoold of another checkout (its `python -m spoold`, with
+this interpreter), alternating with this one start by start, so that both meet the same
+load on a shared machine: `git archive BASE | tar -x -C /tmp/base`, then
+`bench_startup.py --before /tmp/base`. Median of `--runs` starts for each worker count.
 """
 
 from __future__ import annotations
@@ -82,36 +83,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, action="append", help="repeatable; default 2 and 8")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to run")
+    parser.add_argument("--before", type=Path, default=None, help="a checkout to compare")
     args = parser.parse_args()
-    root = args.root.resolve()
-    label = "this checkout" if root == ROOT else str(root)
+    roots = {"after": ROOT}
+    if args.before is not None:
+        roots = {"before": args.before.resolve(), **roots}
     for workers in args.workers or [2, 8]:
-        readies, firsts = [], []
+        times: dict[str, list[tuple[float, float]]] = {label: [] for label in roots}
         for run in range(args.runs):
-            with temp_dir() as tmp:
-                spool = make_spool(tmp, f"s{run}", targets=["html"])
-                ready, first = one_start(spool, workers, root)
-            readies.append(ready)
-            firsts.append(first)
-        extra = {"workers": workers, "runs": args.runs, "root": label}
-        report(
-            BENCH,
-            f"ready_{workers}_workers",
-            statistics.median(readies),
-            "s",
-            "<= 1.5",
-            **extra,
-            samples=[round(r, 3) for r in readies],
-        )
-        report(
-            BENCH,
-            f"first_job_done_{workers}_workers",
-            statistics.median(firsts),
-            "s",
-            **extra,
-            samples=[round(f, 3) for f in firsts],
-        )
+            for label, root in roots.items():
+                with temp_dir() as tmp:
+                    spool = make_spool(tmp, f"s{run}", targets=["html"])
+                    times[label].append(one_start(spool, workers, root))
+        for label, pairs in times.items():
+            extra = {"workers": workers, "runs": args.runs, "root": str(roots[label])}
+            prefix = f"{label}_" if args.before is not None else ""
+            for i, figure in enumerate(("ready", "first_job_done")):
+                values = [pair[i] for pair in pairs]
+                report(
+                    BENCH,
+                    f"{prefix}{figure}_{workers}_workers",
+                    statistics.median(values),
+                    "s",
+                    "<= 1.5" if figure == "ready" else None,
+                    **extra,
+                    samples=[round(v, 3) for v in values],
+                    load=os.getloadavg()[0],
+                )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ class Daemon:
             open_runtime(root, self.spool_defaults, self.host_id, self.token)
             for root in spool_roots
         ]
-        # Started in run(), after the metrics port and the leases: spawning takes a while.
+        # Started in run(), once running/ is recovered: workers take a while to start.
         self.executor = executor or self._pool_executor()
         self.bus = ListenerBus([OutputsListener()])
         self.hooks = HookRunner()
@@ -186,7 +186,6 @@ class Daemon:
         for rt in self.spools:
             rt.paths.daemons.mkdir(exist_ok=True)
             rt.lease.acquire()
-        self.executor.start()
         self._notify(STATUS="starting: recovering running/")
         for rt in self.spools:
             recover(rt, self.lifecycle, self.host_id, self.token)
@@ -198,6 +197,9 @@ class Daemon:
             lambda: self.wakeups.put(Wakeup(WakeupKind.OVERFLOW)),
         )
         self.observer.start()
+        # Last: the workers' start (seconds of CPU) does not hold up the daemon's own,
+        # and it is not waited for (executor.py).
+        self.executor.start()
         for rt in self.spools:
             started = DaemonStarted(
                 pid=os.getpid(),

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ErrorCode
-from .run import init_worker, run_job
 from .spec import START_SLOTS, JobSpec, PrivateFontconfig, WorkerLimits, WorkerResult
 
 _retire = False  # set in a worker whose last job hit a resource limit
@@ -40,6 +39,9 @@ def init_pool_worker(
     pool counts them, and the daemon gives a worker jobs once its file is there.
     """
     with start_slot(ready_dir):
+        # Imported here, in the slot: the converters' modules are most of a start.
+        from .run import init_worker
+
         init_worker(limits, fontconfig)
     import pebble.pool.process as pebble_process
 
@@ -103,6 +105,8 @@ def _lock_slot(path: Path) -> int | None:
 def run_job_then_maybe_retire(spec: JobSpec) -> WorkerResult:
     """run_job; a job stopped by a resource limit retires its worker afterwards."""
     global _retire
+    from .run import run_job  # loaded by init_pool_worker already: a dict look-up
+
     try:
         result = run_job(spec)
     except MemoryError:
