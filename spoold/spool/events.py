@@ -265,3 +265,13 @@ EVENT_NAMES = frozenset(t.NAME for t in EVENT_TYPES)
 # Logged at debug level: every job has them, and the terminal log then holds one line
 # per finished job. The events log records them all the same.
 QUIET_EVENTS = frozenset({JobDetected.NAME, JobClaimed.NAME, JobStarted.NAME})
+
+
+def __getattr__(name: str) -> Any:
+    # `from spoold.spool.events import EventLog` still works: the writer moved to
+    # eventlog.py, which imports this module (so it cannot be imported above).
+    if name == "EventLog":
+        from .eventlog import EventLog
+
+        return EventLog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
