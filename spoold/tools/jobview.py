@@ -155,11 +155,19 @@ def queue_counts(paths: SpoolPaths, view: InboxView) -> dict[str, int]:
     queued = waiting = 0
     for key, e in queued_entries(paths, view):
         found = waits.get(key)
-        if found is not None and found.ino == e.inode():
+        # lstat, not the listing's inode: some FUSE mounts number listings apart.
+        if found is not None and found.ino == _inode(e.path):
             waiting += 1
         else:
             queued += 1
     return {"queued": queued, "waiting": waiting}
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
 
 
 def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
