@@ -15,27 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..spool.formats import MEDIA_TYPES, SOURCE_TYPES, SUFFIX_TYPES, TARGETS, source_type_of
-from ..spool.records import Fetch
-
 # The job's contract (spoold.spool) names the formats and the fetch record; converters
-# register under those names. Re-exported: plugins add suffixes through this module.
-__all__ = [
-    "MEDIA_TYPES",
-    "SOURCE_TYPES",
-    "SUFFIX_TYPES",
-    "TARGETS",
-    "ConversionContext",
-    "ConversionResult",
-    "ConvertOptions",
-    "Converter",
-    "Fetch",
-    "get_converter",
-    "metadata_text",
-    "register",
-    "routes",
-    "source_type_of",
-]
+# register under those names. Re-exported here: plugins add suffixes through this module.
+from ..spool.formats import MEDIA_TYPES as MEDIA_TYPES
+from ..spool.formats import SOURCE_TYPES as SOURCE_TYPES
+from ..spool.formats import SUFFIX_TYPES as SUFFIX_TYPES
+from ..spool.formats import TARGETS as TARGETS
+from ..spool.formats import source_type_of as source_type_of
+from ..spool.records import Fetch as Fetch
 
 
 @dataclass(frozen=True)
