@@ -91,7 +91,7 @@ class MarkdownToDocx:
         from ..markdown import markdown_to_html, read_text
 
         ctx.stage("parsing")
-        html = markdown_to_html(read_text(source), source.stem)
+        html = markdown_to_html(read_text(source), source.stem, warn=ctx.warn)
         write_docx(html, output, ctx, source.parent)
         return ConversionResult()
 
