@@ -36,6 +36,10 @@ class Artifact(BaseModel):
     size: int = Field(ge=0)
     sha256: str
     pages: int | None = None
+    layout: str | None = Field(
+        default=None,
+        description="PDF: the theme it was laid out with, or the document's own styles, and why",
+    )
     attempt: int | None = Field(default=None, description="the attempt that produced it")
     target: str
 

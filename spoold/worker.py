@@ -193,7 +193,7 @@ def _convert_options(spec: JobSpec) -> ConvertOptions:
     opts = spec.options
     ref = opts.get("reference_docx")
     return ConvertOptions(
-        theme=opts.get("theme", "default"),
+        theme=opts.get("theme", "auto"),
         page_size=opts.get("page_size", "A4"),
         margins=opts.get("margins", "theme"),
         metadata=dict(opts.get("metadata") or {}),
@@ -359,6 +359,7 @@ def _convert_target(
         "size": (folder / name).stat().st_size,
         "sha256": sha256_file(folder / name),
         "pages": res.pages if res is not None else pages,
+        "layout": res.layout if res is not None else None,
         "attempt": spec.attempt,
     }
     if len(spec.targets) > 1:

@@ -190,7 +190,7 @@ def markdown_to_html(
     for key, value in (metadata or {}).items():
         meta[str(key).lower()] = value
     fm_title = metadata_text(meta.get("title")).strip()
-    head = _head(meta, fm_title or _first_h1(body) or title)
+    head = _head_lines(meta, fm_title or _first_h1(body) or title)
     block = ""
     if fm_title:
         # A document that opens with its own title as H1 would show it twice: the title
@@ -213,7 +213,7 @@ def _meta_text(meta: Mapping[str, Any], *keys: str) -> str:
     return metadata_text(next((meta[k] for k in keys if meta.get(k)), None)).strip()
 
 
-def _head(meta: Mapping[str, Any], doc_title: str) -> list[str]:
+def _head_lines(meta: Mapping[str, Any], doc_title: str) -> list[str]:
     head = [
         '<meta charset="utf-8">',
         f"<title>{html.escape(doc_title)}</title>",
@@ -279,7 +279,8 @@ class MarkdownToPdf:
         ctx.stage("parsing")
         text = read_text(source)
         doc = markdown_to_html(text, source.stem, ctx.options.metadata, ctx.warn)
-        return ConversionResult(pages=render_pdf(doc, ctx, source.parent, output))
+        pages = render_pdf(doc, ctx, source.parent, output)
+        return ConversionResult(pages=pages, layout=ctx.layout)
 
 
 register(MarkdownToHtml())

@@ -132,7 +132,7 @@ def merge_attrs_token(token: Token, attrs: dict[str, str]) -> None:
     token.attrs = dict(current)
 
 
-def _blocks(state: StateCore) -> None:
+def _block_ials(state: StateCore) -> None:
     """Apply block IALs and drop the lines that held them (before inline parsing)."""
     tokens = state.tokens
     alds: dict[str, dict[str, str]] = state.env.setdefault("spoold_alds", {})
@@ -201,5 +201,5 @@ def ial_plugin(md: MarkdownIt) -> None:
     md.block.ruler.before(
         "html_block", "markdown_in_html", _markdown_in_html, {"alt": ["paragraph"]}
     )
-    md.core.ruler.after("block", "kramdown_ial", _blocks)
+    md.core.ruler.after("block", "kramdown_ial", _block_ials)
     md.inline.ruler2.push("kramdown_span_ial", _span_ial)

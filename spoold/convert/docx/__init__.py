@@ -26,10 +26,11 @@ from typing import Any
 from ...errors import ErrorCode, JobError
 from ..base import ConversionContext, ConversionResult, register
 from .anchors import map_ids
+from .bidi import mark_rtl
 from .footnotes import collect_footnotes
 from .package import docx_bytes
 from .properties import document_metadata, set_properties
-from .template import start_document
+from .template import apply_page_setup, start_document
 from .walker import Writer
 
 __all__ = ["HtmlToDocx", "MarkdownToDocx", "PdfToDocx", "write_docx"]
@@ -54,12 +55,17 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
     # The depth-checked lxml parse and `<a name>` anchors as the PDF route has them.
     from ..html import name_as_id, parse_html, recursion_limit
+    from ..html.authored import choose_layout, own_page_setup
+    from ..scripts import apply_language
 
     ctx.stage("parsing")
     root = parse_html(html, "document")
     for a in root.iter("a"):
         name_as_id(a)
+    apply_language(root)
     doc = start_document(ctx)
+    if not choose_layout(root, ctx.options.theme).themed:
+        apply_page_setup(doc, ctx.options, own_page_setup(root))
     meta = document_metadata(root, ctx.options.metadata)
     ctx.stage("writing")
     body = root.find("body")
@@ -67,9 +73,12 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
         with recursion_limit(WALK_RECURSION_LIMIT):
             notes = collect_footnotes(root)
             names = map_ids(_ids(body, notes.values()))
-            Writer(doc, ctx, base, notes, names).write_body(body)
+            writer = Writer(doc, ctx, base, notes, names)
+            writer.write_body(body)
     except RecursionError as exc:
         raise JobError(ErrorCode.INPUT_INVALID, "document nests elements too deeply") from exc
+    rtl = (root.get("dir") or "").lower() == "rtl"
+    mark_rtl(doc.element.body, rtl, writer.styles.get("Source Code"))
     set_properties(doc, meta)
     output.write_bytes(docx_bytes(doc))
 

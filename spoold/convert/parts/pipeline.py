@@ -67,6 +67,8 @@ def split_document(
     """Plan the split and write one HTML file per part (and the stamp template)."""
     page = page_options(ctx)
     root = prepare_document(text, ctx, base)
+    if root is None:
+        return SplitOutcome(Plan(reason="it is laid out with its own styles"))
     plan = plan_parts(root, policy or PartsPolicy())
     if not plan.split:
         return SplitOutcome(plan)
