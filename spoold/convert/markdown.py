@@ -29,6 +29,8 @@ from .md_attrs import attrs_plugin
 from .md_callouts import callouts_plugin
 from .md_ial import ial_plugin
 from .md_meta import metadata_plugin, read_metadata
+from .md_mkdocs import mkdocs_plugin
+from .md_mmd import mmd_plugin
 from .md_templates import WARNINGS_KEY, templates_plugin
 from .md_toc import TOC_CSS, TOC_KEY, toc_plugin
 
@@ -46,6 +48,8 @@ def _md() -> MarkdownIt:
         .use(front_matter_plugin)
         # TOML, MultiMarkdown and pandoc metadata (docs/conversion.md "Dialects").
         .use(metadata_plugin)
+        .use(mmd_plugin)
+        .use(mkdocs_plugin)
         .use(footnote_plugin)
         .use(tasklists_plugin)
         .use(deflist_plugin)

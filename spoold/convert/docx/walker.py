@@ -279,7 +279,7 @@ class Writer:
 
 def _alert_title(p: Any, blk: Block) -> Block:
     """An alert's title line ("Note", "Warning") is bold; its icon, if any, is left out."""
-    if "markdown-alert-title" not in classes(p):
+    if not {"markdown-alert-title", "tabbed-title"} & classes(p):
         return blk
     for svg in [c for c in p.iter() if tag_of(c) == "svg"]:
         svg.drop_tree()

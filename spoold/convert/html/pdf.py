@@ -9,6 +9,7 @@ from typing import Any
 from ...errors import ErrorCode, JobError
 from ..base import ConversionContext
 from ..page import margins_css, parse_page_size
+from ..scripts import font_warnings
 from .document import PdfDocument, prepare_pdf_document, serialize_html
 from .parse import LAYOUT_RECURSION_LIMIT, recursion_limit
 from .themes import check_theme, theme_css
@@ -27,6 +28,8 @@ def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Pa
     page = _page_css(ctx)
     doc = prepare_pdf_document(text, ctx, base)
     ctx.layout = doc.layout.describe()
+    for message in font_warnings(doc.root):
+        ctx.warn(message)
     stylesheets = [weasy_css(page)]
     if doc.layout.theme is not None:
         stylesheets.insert(0, weasy_css(theme_css(doc.layout.theme)))
