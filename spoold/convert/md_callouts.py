@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.admon import admon_plugin
@@ -28,8 +29,18 @@ from .md_attrs import attributes
 
 # A callout kind (as the dialects name them) -> the GitHub alert colour it is shown in.
 _COLOURS = {
-    "note": ("note", "info", "abstract", "summary", "tldr", "todo", "seealso", "secondary"),
-    "tip": ("tip", "hint", "success", "check", "done"),
+    "note": (
+        "note",
+        "info",
+        "abstract",
+        "summary",
+        "tldr",
+        "todo",
+        "seealso",
+        "secondary",
+        "primary",
+    ),
+    "tip": ("tip", "hint", "success", "check", "done", "ok"),
     "important": ("important", "question", "help", "faq", "example", "quote", "cite"),
     "warning": ("warning", "caution", "attention"),
     "caution": ("danger", "error", "failure", "fail", "missing", "bug"),
@@ -132,8 +143,91 @@ def _default_title(kind: str) -> str:
     return kind.title()
 
 
+# Hugo themes' callout shortcodes (Geekdoc and Book `hint`, Docsy `alert`, Learn and
+# Relearn `notice`, LoveIt `admonition`, `callout`); `expand`/`details` fold like <details>.
+SHORTCODE_CALLOUTS = frozenset({"hint", "alert", "notice", "admonition", "callout"})
+SHORTCODE_FOLDS = frozenset({"expand", "details"})
+_SHORTCODE_OPEN = re.compile(
+    r"^[ \t]{0,3}\{\{([<%])-?\s*([A-Za-z][\w-]*)\s*(.*?)\s*-?[>%]\}\}[ \t]*$"
+)
+_SHORTCODE_ARG = re.compile(r"""(?:([\w-]+)=)?("[^"]*"|'[^']*'|[^\s"']+)""")
+
+
+def _shortcode_callout(name: str, args: str) -> tuple[str, str] | None:
+    """(kind, title) of a callout shortcode, or None when `name` is no callout."""
+    named: dict[str, str] = {}
+    positional: list[str] = []
+    for key, value in _SHORTCODE_ARG.findall(args):
+        value = value.strip("\"'")
+        if key:
+            named[key.lower()] = value
+        else:
+            positional.append(value)
+    name = name.lower()
+    if name in SHORTCODE_FOLDS:
+        return "details", named.get("title") or (positional[0] if positional else name.title())
+    if name in SHORTCODE_CALLOUTS:
+        kind = named.get("type") or named.get("color") or named.get("context")
+        kind = (kind or (positional[0] if positional else "note")).lower()
+        title = named.get("title") or (positional[1] if len(positional) > 1 else "")
+    elif name in KIND_COLOUR:
+        kind, title = name, named.get("title") or (positional[0] if positional else "")
+    else:
+        return None
+    return (kind if kind in KIND_COLOUR else "note"), title or kind.title()
+
+
+def _closing_line(state: StateBlock, start: int, end: int, name: str) -> int | None:
+    """The line of the shortcode's closing tag (nested ones of the same name skipped)."""
+    closing = re.compile(rf"^[ \t]*\{{\{{[<%]-?\s*/\s*{re.escape(name)}\s*-?[>%]\}}\}}[ \t]*$")
+    depth = 0
+    for line in range(start + 1, end):
+        text = state.src[state.bMarks[line] : state.eMarks[line]]
+        opened = _SHORTCODE_OPEN.match(text)
+        if opened is not None and opened.group(2) == name:
+            depth += 1
+        elif closing.match(text):
+            if depth == 0:
+                return line
+            depth -= 1
+    return None
+
+
+def _shortcode(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """`{{< hint warning >}}` ... `{{< /hint >}}` on lines of their own: a callout."""
+    if state.sCount[start] - state.blkIndent >= 4:
+        return False
+    m = _SHORTCODE_OPEN.match(state.src[state.bMarks[start] : state.eMarks[start]])
+    found = _shortcode_callout(m.group(2), m.group(3)) if m else None
+    last = _closing_line(state, start, end, m.group(2)) if m and found else None
+    if m is None or found is None or last is None:
+        return False
+    if silent:
+        return True
+    kind, title = found
+    token = state.push("alert_open", "div", 1)
+    _alert_open(token, kind, {})
+    token.map = [start, last + 1]
+    for t in _title_tokens(title, token.level - 1):
+        state.tokens.append(t)
+    old_max = state.lineMax
+    state.lineMax = last
+    state.md.block.tokenize(state, start + 1, last)
+    state.lineMax = old_max
+    state.push("alert_close", "div", -1)
+    state.line = last + 1
+    return True
+
+
 def callouts_plugin(md: MarkdownIt) -> None:
-    """Admonitions and `:::` containers as alerts; add before attrs and anchors."""
+    """Admonitions, `:::` containers and callout shortcodes as alerts; add before attrs
+    and anchors (and before the template-tag rule, which drops other shortcodes)."""
     md.use(admon_plugin)
     md.use(container_plugin, name=CONTAINER, validate=_validate)
+    md.block.ruler.before(
+        "fence",
+        "shortcode_callout",
+        _shortcode,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
     md.core.ruler.after("block", "spoold_callouts", _containers)

@@ -55,7 +55,6 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
     # The depth-checked lxml parse and `<a name>` anchors as the PDF route has them.
     from ..html import name_as_id, parse_html, recursion_limit
-    from ..html.authored import choose_layout, own_page_setup
     from ..scripts import apply_language
 
     ctx.stage("parsing")
@@ -64,8 +63,7 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
         name_as_id(a)
     apply_language(root)
     doc = start_document(ctx)
-    if not choose_layout(root, ctx.options.theme).themed:
-        apply_page_setup(doc, ctx.options, own_page_setup(root))
+    _own_page_setup(doc, root, ctx, base)
     meta = document_metadata(root, ctx.options.metadata)
     ctx.stage("writing")
     body = root.find("body")
@@ -81,6 +79,22 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     mark_rtl(doc.element.body, rtl, writer.styles.get("Source Code"))
     set_properties(doc, meta)
     output.write_bytes(docx_bytes(doc))
+
+
+def _own_page_setup(doc: Any, root: Any, ctx: ConversionContext, base: Path) -> None:
+    """A document with its own styles: the page size and margins of its `@page`."""
+    from ..html import Inliner
+    from ..html.authored import choose_layout, own_page_setup, stylesheets
+
+    if choose_layout(root, ctx.options.theme).themed:
+        return
+    inliner = Inliner(ctx, base)
+
+    def load(href: str) -> str | None:
+        got = inliner.css_text(href, base)
+        return got[0] if got is not None else None
+
+    apply_page_setup(doc, ctx.options, own_page_setup(stylesheets(root, load)))
 
 
 class HtmlToDocx:

@@ -13,6 +13,7 @@ a theme's name always that theme. Markdown (spoold's own rendering, marked by it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,17 +120,30 @@ def _margins(tokens: list[Any]) -> tuple[float, float, float, float] | None:
     if not 1 <= len(values) <= 4 or any(v is None or v < 0 for v in values):
         return None
     v = [x for x in values if x is not None]
-    top, right, bottom, left = {1: v * 4, 2: v * 2, 3: [*v, v[1]], 4: v}[len(v)][:4]
-    return top, right, bottom, left
+    if len(v) < 4:  # CSS: top [right [bottom]], the missing sides mirror the given ones
+        v = v * 4 if len(v) == 1 else v * 2 if len(v) == 2 else [*v, v[1]]
+    return v[0], v[1], v[2], v[3]
 
 
-def own_page_setup(root: Any) -> PageSetup:
-    """The size and margins of the document's `@page` rules without selectors (the
-    last of each wins, as in CSS); `:first` and named pages are not the section's."""
+def stylesheets(root: Any, load: Callable[[str], str | None]) -> list[str]:
+    """The document's CSS in order: <style> elements, and linked stylesheets as `load`
+    (the sandboxed fetcher) returns them."""
+    texts: list[str] = []
+    for el in root.iter("style", "link"):
+        if el.tag == "style":
+            texts.append(el.text or "")
+        elif "stylesheet" in (el.get("rel") or "").lower().split() and el.get("href"):
+            texts.append(load(el.get("href")) or "")
+    return texts
+
+
+def own_page_setup(css: list[str]) -> PageSetup:
+    """The size and margins of the `@page` rules without selectors in `css` (the last
+    of each wins, as in CSS); `:first` and named pages are not the section's."""
     size, margins = None, None
     sides = {"margin-top": 0, "margin-right": 1, "margin-bottom": 2, "margin-left": 3}
-    for style in root.iter("style"):
-        for rule in tinycss2.parse_stylesheet(style.text or "", True, True):
+    for text in css:
+        for rule in tinycss2.parse_stylesheet(text, True, True):
             if rule.type != "at-rule" or rule.lower_at_keyword != "page" or rule.content is None:
                 continue
             if "".join(t.serialize() for t in rule.prelude).strip():

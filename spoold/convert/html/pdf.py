@@ -28,14 +28,16 @@ def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Pa
     page = _page_css(ctx)
     doc = prepare_pdf_document(text, ctx, base)
     ctx.layout = doc.layout.describe()
-    for message in font_warnings(doc.root):
+    missing_fonts = font_warnings(doc.root)
+    for message in missing_fonts:
         ctx.warn(message)
     stylesheets = [weasy_css(page)]
     if doc.layout.theme is not None:
         stylesheets.insert(0, weasy_css(theme_css(doc.layout.theme)))
     ctx.stage("layout")
     try:
-        with layout_warnings(ctx, doc.written), recursion_limit(LAYOUT_RECURSION_LIMIT):
+        notdef = bool(missing_fonts)
+        with layout_warnings(ctx, doc.written, notdef), recursion_limit(LAYOUT_RECURSION_LIMIT):
             return _lay_out(doc, ctx, base, stylesheets, output)
     except RecursionError as exc:
         raise JobError(

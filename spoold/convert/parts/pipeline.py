@@ -15,6 +15,7 @@ from pathlib import Path
 from ...errors import ErrorCode, JobError
 from .. import html as html_conv
 from ..base import ConversionContext
+from ..scripts import font_warnings
 from .executor import PartExecutor
 from .layout import page_css
 from .merge import MergeReport, merge_parts
@@ -69,6 +70,8 @@ def split_document(
     root = prepare_document(text, ctx, base)
     if root is None:
         return SplitOutcome(Plan(reason="it is laid out with its own styles"))
+    for message in font_warnings(root):
+        ctx.warn(message)
     plan = plan_parts(root, policy or PartsPolicy())
     if not plan.split:
         return SplitOutcome(plan)
