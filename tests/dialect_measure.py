@@ -44,9 +44,7 @@ def _plain() -> MarkdownIt:
 
 def _prose(text: str) -> list[str]:
     """Ordinary text of a Markdown source, per block, as plain CommonMark reads it."""
-    return [
-        t.content for t in _plain().parse(text) if t.type in ("inline", "html_block")
-    ]
+    return [t.content for t in _plain().parse(text) if t.type in ("inline", "html_block")]
 
 
 def _code(text: str) -> list[str]:

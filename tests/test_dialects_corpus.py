@@ -184,7 +184,9 @@ def test_persian_is_laid_out_right_to_left(out_dir: Path) -> None:
     body = Document(str(docx)).element.body
     paragraphs = list(body.iter(f"{_W}p"))
     bidi = [p for p in paragraphs if p.find(f"{_W}pPr/{_W}bidi") is not None]
-    code = [p for p in paragraphs if p.find(f"{_W}pPr/{_W}pStyle[@{_W}val='SourceCode']") is not None]
+    code = [
+        p for p in paragraphs if p.find(f"{_W}pPr/{_W}pStyle[@{_W}val='SourceCode']") is not None
+    ]
     assert code and not any(p in bidi for p in code)
     assert len(bidi) >= len(paragraphs) - len(code) - 1
     assert body.find(f".//{_W}rPr/{_W}rtl") is not None
@@ -205,7 +207,19 @@ def test_japanese_prints_with_a_cjk_font_and_no_notdef(out_dir: Path) -> None:
 def _pixels(pdf: Path, out: Path) -> Image.Image:
     prefix = out / pdf.stem
     subprocess.run(
-        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(prefix)],
+        [
+            "pdftoppm",
+            "-r",
+            "40",
+            "-png",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(pdf),
+            str(prefix),
+        ],
         check=True,
     )
     return Image.open(f"{prefix}.png").convert("RGB")

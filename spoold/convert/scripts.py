@@ -128,14 +128,15 @@ def detect_language(text: str) -> tuple[str | None, str | None]:
     letters = sum(counts.values())
     if not letters:
         return None, None
-    if counts["Kana"] and counts["Kana"] + counts["Han"] >= letters * 0.3:
+    if counts["Kana"] and counts["Kana"] + counts["Han"] > max(letters * 0.3, counts["Latin"]):
         return "ja", None
     name, count = max(
         ((n, c) for n, c in counts.items() if n not in ("Latin", "other", "Emoji")),
         key=lambda item: item[1],
         default=("", 0),
     )
-    if not name or count < letters * 0.3 or scripts[name].lang is None:
+    # The script of most letters (more than Latin, and at least 30 %), or none.
+    if not name or count < max(letters * 0.3, counts["Latin"] + 1) or scripts[name].lang is None:
         return None, None
     script = scripts[name]
     lang = script.lang
