@@ -34,6 +34,8 @@ MARKUP = (
     ("CriticMarkup", re.compile(r"\{(?:\+\+|--|~~|==|>>).*?(?:\+\+|--|~~|==|<<)\}")),
     ("icon shortcode", re.compile(r":(?:material|octicons|fontawesome|simple)-[\w-]+:")),
 )
+_MMD = re.compile(r"^(?:\{\{TOC\}\}|Title:)", re.M)
+_MMD_LABEL = re.compile(r"^#{1,6} .*?(\[[^\[\]\n]+\])[ ]*#*[ ]*$", re.M)
 # Metadata blocks at the top: their lines must not be printed either.
 _META_LINE = re.compile(r"^[A-Za-z][\w -]*:[ \t]+\S.*$")
 
@@ -90,6 +92,8 @@ def markup_in(text: str) -> Counter[str]:
     for block in _prose(text):
         for _, pattern in MARKUP:
             found.update(_normal(m.group(0)) for m in pattern.finditer(block))
+    if _MMD.search(text):  # MultiMarkdown header labels: `# Header [label] #`
+        found.update(m.group(1) for m in _MMD_LABEL.finditer(text))
     for line in metadata_lines(text):
         key = line.split(":", 1)[0].replace(" ", "").lower()
         if f"[%{key}]" not in text.replace(" ", "").lower():
@@ -143,8 +147,13 @@ _WORD = re.compile(rf"[{_CJK}]|(?:(?=\w)[{_RTL}])+|[^\W{_CJK}{_RTL}]+")
 
 
 def words(text: str) -> Counter[str]:
-    """Words of a text for comparing two renderings (letters and digits only)."""
-    return Counter(_WORD.findall(text.casefold()))
+    """Words of a text for comparing two renderings (letters and digits only).
+
+    pdftotext reverses the two letters of the Arabic lam-alef ligature (لا, one glyph)
+    when it reorders right-to-left text: both sides are compared with that pair in one
+    order, so the check sees the text, not the extractor's slip.
+    """
+    return Counter(_WORD.findall(text.casefold().replace("\u0644\u0627", "\u0627\u0644")))
 
 
 def word_share(expected: Counter[str], found: Counter[str]) -> float:

@@ -277,3 +277,11 @@ def test_dialects_in_pdf_and_docx(tmp_path: Path) -> None:
         for markup in ("+++", "[TOC]", "{#", "!!!", "{:"):
             assert markup not in text
     assert re.search(r"Setup \.{3,} 1\n", pdf)  # the contents line: a leader, the page
+
+
+def test_multimarkdown_header_labels_only_in_multimarkdown_documents() -> None:
+    mmd = body("{{TOC}}\n\n# Intro [Getting Started] #\n\nSee [the intro](#gettingstarted).\n")
+    assert mmd.find(".//h1").get("id") == "gettingstarted"
+    assert mmd.find(".//h1").text_content() == "Intro"
+    plain = body("# Options [deprecated]\n\nText.\n")
+    assert plain.find(".//h1").text_content() == "Options [deprecated]"

@@ -7,6 +7,8 @@
   `[>MMD]: MultiMarkdown` anywhere: `<abbr title="MultiMarkdown">MMD</abbr>`.
 - Glossary terms: `[?(term) definition]`, or `[?term]` with `[?term]: definition`:
   `<dfn title="definition">term</dfn>`.
+- Header labels `# A Header [label] #` give the header its id (in documents that are
+  MultiMarkdown by their metadata or `{{TOC}}`).
 
 Definition lines are not printed. `[>X]` or `[?X]` without a definition is left as
 written (it may be ordinary bracketed text).
@@ -18,6 +20,7 @@ import re
 
 from markdown_it import MarkdownIt
 from markdown_it.rules_block import StateBlock
+from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 
 _DEFINITION = re.compile(r"^[ \t]{0,3}\[([>?])([^\]\n]+)\]:[ \t]*(.*)$")
@@ -105,9 +108,37 @@ def _critic_tokens(state: StateInline, mark: str, text: str) -> None:
         state.push(f"{tag}_close", tag, -1)
 
 
+_HEADER_LABEL = re.compile(r"^(.*\S)\s+\[([^\[\]\n]+)\]$")
+_MMD_MARKERS = re.compile(r"^\{\{TOC(?::\d-\d)?\}\}[ \t]*$", re.M)
+
+
+def is_multimarkdown(state: StateCore) -> bool:
+    """A MultiMarkdown document: it has MMD metadata or MMD's `{{TOC}}` marker."""
+    first = state.tokens[0] if state.tokens else None
+    if first is not None and first.type == "front_matter" and first.meta.get("format") == "mmd":
+        return True
+    return bool(_MMD_MARKERS.search(state.src))
+
+
+def _header_labels(state: StateCore) -> None:
+    """MultiMarkdown `# A Header [label] #`: the label is the header's id, not its text
+    (only in MultiMarkdown documents: elsewhere a trailing `[x]` is the author's text)."""
+    if not is_multimarkdown(state):
+        return
+    for i, token in enumerate(state.tokens[:-1]):
+        inline = state.tokens[i + 1]
+        if token.type != "heading_open" or token.attrGet("id"):
+            continue
+        m = _HEADER_LABEL.match(inline.content)
+        if m is not None:
+            inline.content = m.group(1)
+            token.attrSet("id", re.sub(r"[^\w.:-]", "", m.group(2)).lower() or m.group(2))
+
+
 def mmd_plugin(md: MarkdownIt) -> None:
     md.block.ruler.before(
         "reference", "mmd_definitions", _definitions, {"alt": ["paragraph", "reference"]}
     )
     md.inline.ruler.before("link", "mmd_terms", _term)
     md.inline.ruler.before("link", "critic_markup", _critic)
+    md.core.ruler.after("block", "mmd_header_labels", _header_labels)
