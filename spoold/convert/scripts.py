@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 
 @dataclass(frozen=True)
 class Script:
@@ -117,21 +119,29 @@ def script_of(ch: str) -> Script | None:
     return None
 
 
+def _class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in ranges) + "]")
+
+
+# One character class per script: counting letters is a regex scan per script (C speed).
+_SCRIPT_CLASSES = tuple((script, _class(script.ranges)) for script in SCRIPTS)
+
+
 def detect_language(text: str) -> tuple[str | None, str | None]:
     """(lang, dir) for a text whose document declares neither; (None, None) if unsure."""
+    if _NOT_LATIN.search(text) is None:
+        return None, None  # Latin only (most documents): nothing to tell
     counts: Counter[str] = Counter()
     scripts = {s.name: s for s in SCRIPTS}
-    for ch in text:
-        if ch.isalpha():
-            script = script_of(ch)
-            counts[script.name if script else "other"] += 1
+    for script, pattern in _SCRIPT_CLASSES:
+        counts[script.name] = len(text) - len(pattern.sub("", text))
     letters = sum(counts.values())
     if not letters:
         return None, None
     if counts["Kana"] and counts["Kana"] + counts["Han"] > max(letters * 0.3, counts["Latin"]):
         return "ja", None
     name, count = max(
-        ((n, c) for n, c in counts.items() if n not in ("Latin", "other", "Emoji")),
+        ((n, c) for n, c in counts.items() if n not in ("Latin", "Emoji")),
         key=lambda item: item[1],
         default=("", 0),
     )
@@ -155,8 +165,14 @@ def first_strong_rtl(text: str) -> bool:
     return False
 
 
+# Letters of right-to-left scripts (Hebrew to NKo, their presentation forms).
+_RTL_LETTERS = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+# Anything beyond Latin, its punctuation and symbols: a text without it has no other script.
+_NOT_LATIN = re.compile("[^\x00-\u024f\u1e00-\u1eff\u2000-\u2bff]")
+
+
 def has_rtl(text: str) -> bool:
-    return any((s := script_of(ch)) is not None and s.rtl for ch in text if ch.isalpha())
+    return _RTL_LETTERS.search(text) is not None
 
 
 @functools.cache
@@ -255,17 +271,19 @@ def prose_text(body: Any, limit: int = 200_000) -> str:
     """The body's text without code and scripts, up to `limit` characters."""
     parts: list[str] = []
     size = 0
-    for el in body.iter():
-        if not isinstance(el.tag, str):
-            continue
-        skip = any(a.tag in _NOT_PROSE for a in el.iterancestors()) or el.tag in _NOT_PROSE
-        if el.text and not skip:
-            parts.append(el.text)
-            size += len(el.text)
-        parent = el.getparent()
-        if el.tail and parent is not None and parent.tag not in _NOT_PROSE:
-            parts.append(el.tail)
-            size += len(el.tail)
+    inside = 0  # open elements whose text is not prose
+    for event, el in etree.iterwalk(body, events=("start", "end")):
+        skip = el.tag in _NOT_PROSE
+        if event == "start":
+            inside += skip
+            if el.text and not inside:
+                parts.append(el.text)
+                size += len(el.text)
+        else:
+            inside -= skip
+            if el.tail and not inside and el is not body:
+                parts.append(el.tail)
+                size += len(el.tail)
         if size > limit:
             break
     return " ".join(parts)
