@@ -237,6 +237,12 @@ def test_template_tags_are_dropped_and_named_with_their_line() -> None:
     ]
 
 
+def test_hugo_escaped_shortcodes_print_the_shortcode() -> None:
+    warnings: list[str] = []
+    root = body("Write {{</* hint note */>}} or {{%/* x */%}}.", warnings)
+    assert text_of(root) == "Write {{< hint note >}} or {{% x %}}." and warnings == []
+
+
 def test_jekyll_highlight_is_a_code_block() -> None:
     root = body("{% highlight ruby %}\ndef foo\n  *not emphasis*\nend\n{% endhighlight %}\n")
     code = root.find(".//pre/code")

@@ -6,7 +6,8 @@ templates to mean anything; spoold has none, so the tag is left out of the docum
 the manifest says which tag on which line. The text between an opening and a closing
 shortcode stays (it is the author's content). Jekyll's `{% highlight LANG %}` ...
 `{% endhighlight %}` is a code block. Tags inside code spans and code blocks are
-examples, and stay as written.
+examples, and stay as written; Hugo's escaped form `{{</* name */>}}` prints the
+shortcode itself (`{{< name >}}`), as Hugo does.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MAX_TAG_CHARS = 2000
 MAX_WARNINGS = 20
 WARNINGS_KEY = "spoold_warnings"
 LINE_KEY = "spoold_line"
+_ESCAPED = re.compile(r"\{\{([<%])/\*(.*?)\*/([>%])\}\}", re.S)
 _HIGHLIGHT = re.compile(r"^[ \t]{0,3}\{%-?\s*highlight\s+([\w+#.-]+)[^%]*-?%\}[ \t]*$")
 _END_HIGHLIGHT = re.compile(r"^[ \t]{0,3}\{%-?\s*endhighlight\s*-?%\}[ \t]*$")
 
@@ -58,6 +60,14 @@ def _template_tag(state: StateInline, silent: bool) -> bool:
     end = _tag_end(state.src, state.pos, state.posMax)
     if end is None:
         return False
+    escaped = _ESCAPED.match(state.src, state.pos, end)
+    if escaped is not None:  # Hugo's `{{</* name */>}}` prints the shortcode as written
+        if not silent:
+            state.push(
+                "text", "", 0
+            ).content = f"{{{{{escaped.group(1)}{escaped.group(2)}{escaped.group(3)}}}}}"
+        state.pos = end
+        return True
     if not silent:
         tag = " ".join(state.src[state.pos : end].split())
         first = int(state.env.get(LINE_KEY, 0))
