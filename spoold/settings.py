@@ -52,6 +52,8 @@ DEFAULT_IGNORE = (
 # they share are in its shared/ folder, which is no theme).
 THEMES_DIR = Path(__file__).with_name("convert") / "themes"
 THEMES = tuple(sorted(p.stem for p in THEMES_DIR.glob("*.css")))
+# `auto`: the default theme, except for HTML that brings its own styles; `none`: no theme.
+THEME_CHOICES = ("auto", "none", *THEMES)
 
 
 def _check_margins(v: str) -> str:
@@ -60,8 +62,8 @@ def _check_margins(v: str) -> str:
 
 
 def check_theme(v: str) -> str:
-    if v not in THEMES:
-        raise ValueError(f"unknown theme {v!r}; allowed: {', '.join(THEMES)}")
+    if v not in THEME_CHOICES:
+        raise ValueError(f"unknown theme {v!r}; allowed: {', '.join(THEME_CHOICES)}")
     return v
 
 
@@ -88,7 +90,7 @@ class JobDefaults(BaseModel):
     priority: int = Field(default=50, ge=0, le=100)
     timeout_s: float = Field(default=300, gt=0)
     max_attempts: int = Field(default=3, ge=1)
-    theme: Theme = "default"
+    theme: Theme = "auto"
     page_size: PageSize = "A4"
     margins: Margins = THEME_MARGINS
     on_duplicate: OnDuplicate = "reuse"

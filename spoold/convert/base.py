@@ -29,7 +29,7 @@ from ..spool.records import Fetch as Fetch
 class ConvertOptions:
     """Options a converter may use; all optional, all part of the idempotency key."""
 
-    theme: str = "default"
+    theme: str = "auto"  # a theme's name, "auto" or "none" (html/authored.py)
     page_size: str = "A4"
     margins: str = "theme"  # CSS lengths for the PDF's @page margin, or the theme's
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +58,9 @@ class ConversionContext:
     warnings: list[str] = field(default_factory=list)
     fetches: list[Fetch] = field(default_factory=list)
     on_stage: Callable[[str], None] | None = None
+    # How the last PDF was laid out ("theme default: ...", "own styles: ..."): the
+    # manifest's artifact `layout`.
+    layout: str | None = None
 
     def stage(self, name: str) -> None:
         """Report the current stage (parsing, layout, writing) for `spoold status`."""
@@ -72,6 +75,7 @@ class ConversionContext:
 @dataclass
 class ConversionResult:
     pages: int | None = None
+    layout: str | None = None  # how it was laid out (theme or own styles), and why
 
 
 class Converter(Protocol):

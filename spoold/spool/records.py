@@ -39,6 +39,8 @@ class Artifact:
     size: int
     sha256: str
     pages: int | None = None
+    layout: str | None = None
+    """PDF: the theme it was laid out with, or the document's own styles, and why"""
     attempt: int | None = None
     """the attempt that produced it"""
     target: str

@@ -101,7 +101,7 @@ def _convert_options(spec: JobSpec) -> ConvertOptions:
     opts = spec.options
     ref = opts.get("reference_docx")
     return ConvertOptions(
-        theme=opts.get("theme", "default"),
+        theme=opts.get("theme", "auto"),
         page_size=opts.get("page_size", "A4"),
         margins=opts.get("margins", "theme"),
         metadata=dict(opts.get("metadata") or {}),
@@ -207,11 +207,12 @@ def _convert_target(
         )
     start = time.monotonic()
     part = folder / f".{name}.part"
-    pages = None
+    pages, layout = None, None
     if target == "pdf" and spec.parts is not None and spec.source_type in SPLIT_SOURCES:
         pages = pdf_in_parts(spec, folder, part, ctx)
     if pages is None:
-        pages = converter.convert(Path(spec.main), part, ctx).pages
+        converted = converter.convert(Path(spec.main), part, ctx)
+        pages, layout = converted.pages, converted.layout
     if spec.durable:
         _fsync(part)
     os.rename(part, folder / name)
@@ -224,6 +225,7 @@ def _convert_target(
         size=(folder / name).stat().st_size,
         sha256=sha256_file(folder / name),
         pages=pages,
+        layout=layout,
         attempt=spec.attempt,
     )
     if len(spec.targets) > 1:
