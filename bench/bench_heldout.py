@@ -14,7 +14,6 @@ Other Markdown files may be given as arguments (pandoc's doc/lua-filters.md, say
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,11 +22,18 @@ from common import ROOT, report, temp_dir
 sys.path.insert(0, str(ROOT))
 
 import lxml.html
-from PIL import Image, ImageChops
+from PIL import ImageChops
 
 from spoold.convert import ConversionContext, get_converter, load_converters
 from tests.corpus_measure import measure
-from tests.dialect_measure import docx_text, pdf_text, printed_markup, word_share, words
+from tests.dialect_measure import (
+    docx_text,
+    page_one_pixels,
+    pdf_text,
+    printed_markup,
+    word_share,
+    words,
+)
 
 BENCH = "heldout"
 HELDOUT = Path(__file__).with_name("heldout")
@@ -50,27 +56,6 @@ def markdown_row(source: Path, out: Path) -> tuple[str, float, float, list[str]]
     return source.name, m.macro, pdf_words(source, out), sorted(set(printed))
 
 
-def page_one(pdf: Path) -> Image.Image:
-    prefix = pdf.with_suffix("")
-    subprocess.run(
-        [
-            "pdftoppm",
-            "-r",
-            "40",
-            "-png",
-            "-f",
-            "1",
-            "-l",
-            "1",
-            "-singlefile",
-            str(pdf),
-            str(prefix),
-        ],
-        check=True,
-    )
-    return Image.open(f"{prefix}.png").convert("RGB")
-
-
 def html_row(source: Path, out: Path) -> tuple[str, float, int, int, str]:
     import weasyprint
     from pypdf import PdfReader
@@ -81,7 +66,8 @@ def html_row(source: Path, out: Path) -> tuple[str, float, int, int, str]:
     bare = weasyprint.HTML(filename=str(source)).render(presentational_hints=True)
     bare_pdf = out / f"{source.stem}-bare.pdf"
     bare.write_pdf(bare_pdf)
-    a, b = page_one(ours), page_one(bare_pdf)
+    a = page_one_pixels(ours, ours.with_suffix(""))
+    b = page_one_pixels(bare_pdf, bare_pdf.with_suffix(""))
     mask = ImageChops.difference(a, b).convert("L").point(lambda v: 255 if v > 16 else 0)
     share = mask.histogram()[255] / (a.size[0] * a.size[1]) if a.size == b.size else 1.0
     return source.name, share, len(PdfReader(ours).pages), len(bare.pages), result.layout or ""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from markdown_it import MarkdownIt
+from PIL import Image
 
 # Each dialect's markup, as it appears in running text or on a line of its own.
 MARKUP = (
@@ -162,3 +163,10 @@ def word_share(expected: Counter[str], found: Counter[str]) -> float:
     if not total:
         return 1.0
     return sum(min(n, found[w]) for w, n in expected.items()) / total
+
+
+def page_one_pixels(pdf: Path, prefix: Path) -> Image.Image:
+    """Page 1 of `pdf` at 40 dpi (pdftoppm, written to PREFIX.png), as RGB pixels."""
+    args = ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", "-singlefile"]
+    subprocess.run([*args, str(pdf), str(prefix)], check=True)
+    return Image.open(f"{prefix}.png").convert("RGB")

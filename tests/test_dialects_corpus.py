@@ -23,7 +23,7 @@ from pypdf import PdfReader
 
 from spoold.convert import ConversionContext, ConvertOptions, get_converter, load_converters
 
-from .dialect_measure import docx_text, pdf_text, printed_markup, word_share, words
+from .dialect_measure import docx_text, page_one_pixels, pdf_text, printed_markup, word_share, words
 
 DIALECTS = Path(__file__).with_name("corpus") / "dialects"
 SOURCES = Path(__file__).with_name("corpus") / "SOURCES.md"
@@ -204,27 +204,6 @@ def test_japanese_prints_with_a_cjk_font_and_no_notdef(out_dir: Path) -> None:
     assert lxml.html.fromstring(html.read_bytes()).get("lang") == "ja"
 
 
-def _pixels(pdf: Path, out: Path) -> Image.Image:
-    prefix = out / pdf.stem
-    subprocess.run(
-        [
-            "pdftoppm",
-            "-r",
-            "40",
-            "-png",
-            "-f",
-            "1",
-            "-l",
-            "1",
-            "-singlefile",
-            str(pdf),
-            str(prefix),
-        ],
-        check=True,
-    )
-    return Image.open(f"{prefix}.png").convert("RGB")
-
-
 def _difference(a: Image.Image, b: Image.Image) -> float:
     """Share of page-1 pixels that differ visibly (any channel by more than 16)."""
     if a.size != b.size:
@@ -246,11 +225,23 @@ def test_html_with_its_own_stylesheet_is_laid_out_as_weasyprint_alone(
     bare_pdf = out_dir / f"{folder}-bare.pdf"
     bare.write_pdf(bare_pdf)
     assert len(PdfReader(pdf).pages) == len(bare.pages)
-    assert _difference(_pixels(pdf, out_dir), _pixels(bare_pdf, out_dir)) <= 0.01
+    assert (
+        _difference(
+            page_one_pixels(pdf, out_dir / pdf.stem),
+            page_one_pixels(bare_pdf, out_dir / bare_pdf.stem),
+        )
+        <= 0.01
+    )
     # The theme, forced, is what the document escaped: visibly different.
     themed, ctx = convert(source, "pdf", out_dir, theme="default")
     assert ctx.layout == 'theme default: theme = "default"'
-    assert _difference(_pixels(themed, out_dir), _pixels(bare_pdf, out_dir)) > 0.01
+    assert (
+        _difference(
+            page_one_pixels(themed, out_dir / themed.stem),
+            page_one_pixels(bare_pdf, out_dir / bare_pdf.stem),
+        )
+        > 0.01
+    )
 
 
 def test_docx_takes_the_page_margins_of_the_document(out_dir: Path) -> None:

@@ -15,31 +15,8 @@ from typing import Any
 from lxml.etree import SubElement
 
 from ..scripts import first_strong_rtl, has_rtl
-from .xml import q
+from .xml import ppr_after, q
 
-# pPr children that come after w:bidi (schema order).
-_AFTER_BIDI = frozenset(
-    q(f"w:{tag}")
-    for tag in (
-        "adjustRightInd",
-        "snapToGrid",
-        "spacing",
-        "ind",
-        "contextualSpacing",
-        "mirrorIndents",
-        "suppressOverlap",
-        "jc",
-        "textDirection",
-        "textAlignment",
-        "textboxTightWrap",
-        "outlineLvl",
-        "divId",
-        "cnfStyle",
-        "rPr",
-        "sectPr",
-        "pPrChange",
-    )
-)
 # rPr children that come after w:rtl.
 _AFTER_RTL = frozenset(
     q(f"w:{tag}") for tag in ("cs", "em", "lang", "eastAsianLayout", "specVanish", "oMath")
@@ -86,7 +63,7 @@ def mark_rtl(body: Any, document_rtl: bool, code_style: str | None) -> None:
         is_code = style is not None and style.get(q("w:val")) == code_style
         text = _text(p)
         if (document_rtl and not is_code) or first_strong_rtl(text):
-            _insert(_ppr(p), "w:bidi", _AFTER_BIDI)
+            _insert(_ppr(p), "w:bidi", ppr_after("bidi"))
         for r in p.iter(q("w:r")):
             if has_rtl(_text(r)):
                 _insert(_rpr(r), "w:rtl", _AFTER_RTL)
