@@ -48,6 +48,8 @@ from .tools.jobview import (
     queued_entries,
     queued_record,
     running_records,
+    spool_index,
+    waiting_count,
 )
 
 __all__ = [
@@ -332,10 +334,14 @@ def status(spool: Path) -> dict[str, Any]:
     # Newest first by the time in the job id: only these five manifests are read.
     newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
     recent = [finished_record(paths, "failed", n) for n in newest]
+    running = running_records(paths)
+    # Waiting (job.json `after`): counted apart from the queued jobs that could run now.
+    waiting = waiting_count(paths, view)
     return {
         "spool": str(spool),
-        "queued": queued_count(paths, view),
-        "running": [r.as_json() for r in running_records(paths)],
+        "queued": queued_count(paths, view) - waiting,
+        "waiting": waiting + sum(1 for r in running if r.waiting is not None),
+        "running": [r.as_json() for r in running],
         "done": len(finished_names(paths.done)),
         "failed": len(failed),
         "free_disk_mb": round(free_disk_mb(spool)),
@@ -400,7 +406,10 @@ def list_jobs(
         records += running_records(paths)
     if "queued" in states:
         view = inbox_view(paths)
-        records += [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k))]
+        index = spool_index(paths, view)
+        records += [
+            r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k, index))
+        ]
     for state in ("done", "failed"):
         if state not in states:
             continue
