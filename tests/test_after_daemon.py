@@ -177,19 +177,24 @@ def test_a_bad_after_fails_with_the_key(make_spool, daemon_factory) -> None:
 
 def test_b_waits_while_the_daemon_holding_a_is_killed(make_spool, daemon_factory) -> None:
     spool = make_spool(lease_ttl_s=2.0)
-    first_daemon = daemon_factory(spool, env=PLUGIN_ENV, args=("--workers", "1"))
-    drop_job(spool, "a", 3.0)
-    wait_for(lambda: list((spool / "running").iterdir()), what="a claimed")
-    second = daemon_factory(spool, env=PLUGIN_ENV, args=("--workers", "2"))
-    second.wait_ready()
+    daemons = {
+        host: daemon_factory(spool, env=PLUGIN_ENV, args=("--workers", "1", "--host-id", host))
+        for host in ("h1", "h2")
+    }
+    for d in daemons.values():
+        d.wait_ready()
+    drop_job(spool, "a", 6.0)
+    claimed = wait_for(lambda: [e for e in events(spool) if e["event"] == "job.started"])
+    holder = claimed[0]["host"]
     drop_job(spool, "b", 0.1, after=["a"])
     wait_for(lambda: any(e["event"] == "job.waiting" for e in events(spool)), what="b waits")
-    first_daemon.kill_group()
-    first_daemon.wait(timeout=30)
+    daemons[holder].kill_group()
+    daemons[holder].wait(timeout=30)
     done = wait_for(lambda: len(ended(spool)) == 2 and ended(spool), timeout=90, what="both")
     assert done["a"]["event"] == done["b"]["event"] == "job.succeeded"
     recovered = [e for e in events(spool) if e["event"] == "job.recovered"]
     assert recovered and recovered[0]["name"] == "a"
-    # b never started before a's recovery finished it.
+    # b never started before a's recovery finished it, on the daemon that lived.
     assert first(spool, "job.started", "b")["ts"] >= done["a"]["ts"]
+    assert done["a"]["host"] != holder
     assert len(manifest_of(spool, "a")["attempts"]) == 2
