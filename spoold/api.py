@@ -45,11 +45,11 @@ from .tools.jobview import (
     Place,
     finished_names,
     finished_record,
+    queue_counts,
     queued_entries,
     queued_record,
+    queued_records,
     running_records,
-    spool_index,
-    waiting_count,
 )
 
 __all__ = [
@@ -335,12 +335,9 @@ def status(spool: Path) -> dict[str, Any]:
     newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
     recent = [finished_record(paths, "failed", n) for n in newest]
     running = running_records(paths)
-    # Waiting (job.json `after`): counted apart from the queued jobs that could run now.
-    waiting = waiting_count(paths, view)
     return {
         "spool": str(spool),
-        "queued": queued_count(paths, view) - waiting,
-        "waiting": waiting + sum(1 for r in running if r.waiting is not None),
+        **queue_counts(paths, view, running),  # queued, and waiting (job.json `after`)
         "running": [r.as_json() for r in running],
         "done": len(finished_names(paths.done)),
         "failed": len(failed),
@@ -406,10 +403,7 @@ def list_jobs(
         records += running_records(paths)
     if "queued" in states:
         view = inbox_view(paths)
-        index = spool_index(paths, view)
-        records += [
-            r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k, index))
-        ]
+        records += queued_records(paths, view)
     for state in ("done", "failed"):
         if state not in states:
             continue

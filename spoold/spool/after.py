@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .entries import JOB_FILE
+from .events import JobWaiting
 
 HELD_STAGE = "waiting"  # a running job's stage while its result is held (finish_to_finish)
 MAX_AFTER = 100  # references per job: a longer list is a mistake, not a plan
@@ -152,3 +153,20 @@ def verdict(ref: AfterRef, found: Found, *, finishing: bool = False) -> Verdict:
     if ref.kind is AfterKind.START_TO_START:
         return Verdict.WAIT if phase is JobPhase.QUEUED else Verdict.MET
     return Verdict.MET if phase is JobPhase.SUCCEEDED else Verdict.WAIT
+
+
+def wait_event_problem(ev: dict[str, Any], known_job: bool, running: int | None) -> str | None:
+    """What is wrong with a job.waiting or job.released line (`spoold check-events`).
+
+    Both name the job; job.waiting lists its unmet references. A job in inbox/ has no id
+    yet; a held finish_to_finish result is that of the job's running attempt (`running`:
+    the attempt the log says is running, if any).
+    """
+    name = ev.get("event")
+    if not isinstance(ev.get("name"), str) or not ev["name"]:
+        return f"{name} without the job's name"
+    if name == JobWaiting.NAME and not isinstance(ev.get("after"), list):
+        return "job.waiting without its list of references (after)"
+    if known_job and (running is None or ev.get("attempt") != running):
+        return f"{name} of a job id that is not running that attempt"
+    return None

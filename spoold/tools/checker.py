@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spool import events as evt
+from ..spool.after import wait_event_problem
 from ..spool.events import EVENT_NAMES, read_events
 from ..spool.job import TRANSITIONS, JobStatus
 
@@ -72,9 +73,6 @@ LIFECYCLE_EVENTS = frozenset(
     {*(e.NAME for e in _STEPS), evt.JobRecovered.NAME, *HOLDER_REQUEUE_EVENTS, *TERMINAL_EVENTS}
 )
 REQUIRED_KEYS = ("ts", "event", "job_id", "attempt", "host")
-# A job waiting for other jobs (job.json `after`) and its release: no state change. In
-# inbox/ (job_id null) or held finished in running/ (job_id and attempt given).
-WAIT_EVENTS = frozenset({evt.JobWaiting.NAME, evt.JobReleased.NAME})
 
 
 @dataclass
@@ -153,16 +151,6 @@ class _Checker:
 
     # ------------------------------------------------------------------ replay
 
-    def waited(self, idx: int, job_id: str | None, name: str, ev: dict[str, Any]) -> None:
-        if not isinstance(ev.get("name"), str) or not ev["name"]:
-            self.problem(idx, job_id, f"{name} without the job's name")
-        if name == evt.JobWaiting.NAME and not isinstance(ev.get("after"), list):
-            self.problem(idx, job_id, "job.waiting without its list of references (after)")
-        if job_id is not None and job_id in self.jobs:
-            job = self.jobs[job_id]
-            if job.status is not JobStatus.RUNNING or ev.get("attempt") != job.current:
-                self.problem(idx, job_id, f"{name} of a job id that is not running that attempt")
-
     def feed(self, idx: int, ev: Any) -> None:
         self.count += 1
         if not isinstance(ev, dict):
@@ -180,8 +168,11 @@ class _Checker:
             self.problem(idx, job_id, f"{name}: ts is not a timestamp string")
         if not isinstance(ev.get("host"), str) or not ev.get("host"):
             self.problem(idx, job_id, f"{name}: host is missing or empty")
-        if name in WAIT_EVENTS:
-            self.waited(idx, job_id, name, ev)
+        if name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):  # job.json `after`
+            job = self.jobs.get(job_id) if job_id else None
+            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
+            if (what := wait_event_problem(ev, job is not None, held)) is not None:
+                self.problem(idx, job_id, what)
             return
         if name not in LIFECYCLE_EVENTS:
             return  # cancel.*, hook.failed, daemon.*: no state change

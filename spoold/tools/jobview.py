@@ -195,19 +195,27 @@ def spool_index(paths: SpoolPaths, view: InboxView | None = None) -> SpoolIndex:
     return index
 
 
-def waiting_count(paths: SpoolPaths, view: InboxView) -> int:
-    """Jobs in inbox/ that wait for other jobs (job.json `after` not met yet)."""
+def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
+    index = spool_index(paths, view)
+    return [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k, index))]
+
+
+def queue_counts(paths: SpoolPaths, view: InboxView, running: list[JobRecord]) -> dict[str, int]:
+    """`status`'s "queued" (jobs in inbox/ that may be claimed now) and "waiting" (those
+    whose job.json `after` does not hold yet, and results held in running/)."""
     index: SpoolIndex | None = None
-    count = 0
+    queued = waiting = 0
     for key, entry in queued_entries(paths, view):
+        queued += 1
         if not entry.is_dir(follow_symlinks=False) or job_id_of(entry.name) is not None:
             continue
         refs = read_after(Path(entry.path))
         if refs:
             index = index or spool_index(paths, view)
             me = Found(f"inbox/{key}", None, entry.name, "queued", JobPhase.QUEUED, False)
-            count += not evaluate(index, me, refs).met
-    return count
+            waiting += not evaluate(index, me, refs).met
+    held = sum(1 for r in running if r.waiting is not None)
+    return {"queued": queued - waiting, "waiting": waiting + held}
 
 
 def _inbox_items(paths: SpoolPaths, view: InboxView) -> Iterator[InboxItem]:
