@@ -198,3 +198,43 @@ def test_b_waits_while_the_daemon_holding_a_is_killed(make_spool, daemon_factory
     assert first(spool, "job.started", "b")["ts"] >= done["a"]["ts"]
     assert done["a"]["host"] != holder
     assert len(manifest_of(spool, "a")["attempts"]) == 2
+
+
+def test_a_waiting_job_can_be_cancelled(make_spool, daemon_factory) -> None:
+    spool = make_spool()
+    daemon_factory(spool, env=PLUGIN_ENV)
+    drop_job(spool, "a", 30.0)
+    drop_job(spool, "b", 0.1, after=["a"])
+    wait_for(lambda: any(e["event"] == "job.waiting" for e in events(spool)), what="b waits")
+    cli("cancel", str(spool), "b")
+    wait_for(lambda: "b" in ended(spool), what="b cancelled")
+    assert ended(spool)["b"]["event"] == "job.cancelled"
+    assert "a" not in ended(spool), "a still runs"
+
+
+def test_a_held_result_survives_a_drain(make_spool, daemon_factory) -> None:
+    # b is converted at once but may not finish before a: its result is held. Stopping
+    # the daemon puts b back in the inbox with its artifact; the next daemon publishes
+    # it after a, without converting it again.
+    spool = make_spool(drain_s=30)
+    d = daemon_factory(spool, env=PLUGIN_ENV)
+    drop_job(spool, "a", 4.0)
+    drop_job(spool, "b", 0.1, after=[{"job": "a", "kind": "finish_to_finish"}])
+    held = wait_for(
+        lambda: [e for e in events(spool) if e["event"] == "job.waiting" and e["job_id"]],
+        what="b's result held",
+    )
+    record = api.show(spool, "b")
+    assert record["state"] == "running" and record["stage"] == "waiting"
+    assert record["waiting"]["after"][0]["state"] == "running"
+    assert api.status(spool)["waiting"] == 1
+    d.stop()  # a finishes within the drain; b goes back to the inbox at once
+    assert ended(spool).keys() == {"a"}
+    assert list((spool / "inbox").glob(f"b.{held[0]['job_id']}"))
+    daemon_factory(spool, env=PLUGIN_ENV)
+    done = wait_for(lambda: len(ended(spool)) == 2 and ended(spool), what="b published")
+    assert done["b"]["event"] == "job.succeeded" and done["b"]["ts"] >= done["a"]["ts"]
+    attempts = manifest_of(spool, "b")["attempts"]
+    assert [a["outcome"] for a in attempts] == ["interrupted", "succeeded"]
+    html = manifest_of(spool, "b")["artifacts"][0]
+    assert html["attempt"] == 1, "the artifact of the first attempt, kept"
