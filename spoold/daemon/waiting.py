@@ -15,6 +15,7 @@ finish_to_finish is checked when the job's result is ready: the lifecycle holds 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -28,7 +29,8 @@ from .runtime import SpoolRuntime
 from .scheduler import Candidate
 
 EVERY_S = 1.0  # how often waiting jobs look at the folders again
-MIN_GAP_S = 0.05  # and at most this often when jobs change state quickly
+MIN_GAP_S = 0.05  # and at most this often when jobs change state quickly,
+LOOP_SHARE = 0.1  # nor so often that rounds take more than this share of the loop
 
 
 def tracker_items(rt: SpoolRuntime) -> Iterator[InboxItem]:
@@ -118,6 +120,7 @@ class WaitingRoom(Listener):
         self.jobs: dict[tuple[str, str], WaitingJob] = {}
         self.next_check = 0.0  # monotonic
         self._last_round = 0.0
+        self._gap = MIN_GAP_S  # grows with the cost of a round (a long inbox)
 
     def hold(self, cand: Candidate, refs: tuple[AfterRef, ...]) -> None:
         self.jobs[(cand.spool, cand.entry.key)] = WaitingJob(cand, refs)
@@ -125,7 +128,7 @@ class WaitingRoom(Listener):
 
     def after_event(self, rt: SpoolRuntime | None, event: Event | None) -> None:
         """Look again soon: a job changed state, or a waiting job arrived."""
-        self.next_check = min(self.next_check, self._last_round + MIN_GAP_S)
+        self.next_check = min(self.next_check, self._last_round + self._gap)
 
     def due(self, now: float, held: bool) -> bool:
         return (bool(self.jobs) or held) and now >= self.next_check
@@ -134,8 +137,12 @@ class WaitingRoom(Listener):
         return self.next_check if self.jobs or held else None
 
     def round_done(self, now: float) -> None:
+        """A round that began at `now` ended: the next in EVERY_S, or sooner on a job
+        event, but never more than LOOP_SHARE of the daemon's time."""
+        spent = time.monotonic() - now
+        self._gap = max(MIN_GAP_S, spent / LOOP_SHARE)
         self._last_round = now
-        self.next_check = now + EVERY_S
+        self.next_check = now + max(EVERY_S, self._gap)
 
     def check(
         self, rt: SpoolRuntime, bus: ListenerBus, now: float

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .after import AfterKind, AfterRef, Found, JobPhase, Verdict, read_after, verdict
 from .job import read_state
@@ -36,9 +36,9 @@ _SAMPLE_ID = "00000000T000000Z-0000000000"
 MAX_CYCLE_SEARCH = 500  # job states looked at when searching for a cycle
 
 
-@dataclass(frozen=True)
-class InboxItem:
-    """An inbox entry as the caller knows it (the daemon's tracker, or a listing)."""
+class InboxItem(NamedTuple):
+    """An inbox entry as the caller knows it (the daemon's tracker, or a listing); a
+    tuple: one is made per queued entry per round."""
 
     key: str  # below inbox/
     name: str  # the entry's name (a requeued folder's: its JOBDIR)
@@ -65,6 +65,7 @@ class SpoolIndex:
         self._by_name: dict[str, list[Found]] = {}
         self._by_id: dict[str, Found] = {}
         self._paths: dict[str, Path] = {}  # Found.folder -> the job folder holding input
+        self._dropped: dict[str, list[str]] = {}
         self._names: dict[str, tuple[str, bool] | None] = {}  # folder -> (name, started)
         self._after: dict[str, tuple[int, tuple[AfterRef, ...]]] = {}
         self._listing: dict[str, tuple[int, dict[str, list[str]], dict[str, str]]] = {}
@@ -73,10 +74,18 @@ class SpoolIndex:
     # ------------------------------------------------------------------ reading
 
     def refresh(self) -> None:
-        """Look at inbox/ (through the source) and running/ again."""
+        """Look at inbox/ (through the source) and running/ again.
+
+        Dropped entries are only grouped by name here (no path, no record: a long inbox
+        costs one dict append per entry); a record is made for the few a reference names.
+        """
         self._by_name, self._by_id, self._paths = {}, {}, {}
+        self._dropped = {}  # name -> keys of unclaimed entries
         for item in self.inbox():
-            self._add_queued(item)
+            if item.requeued:
+                self._add_requeued(item)
+            else:
+                self._dropped.setdefault(item.name, []).append(item.key)
         try:
             names = os.listdir(self.paths.running)
         except OSError:
@@ -104,13 +113,8 @@ class SpoolIndex:
             k: v for k, v in self._names.items() if not k.startswith("running/") or k in live
         }
 
-    def _add_queued(self, item: InboxItem) -> None:
+    def _add_requeued(self, item: InboxItem) -> None:
         path = self.paths.inbox / item.key
-        if not item.requeued:
-            self._add(
-                Found(f"inbox/{item.key}", None, item.name, "queued", JobPhase.QUEUED, False), path
-            )
-            return
         folder = f"inbox/{item.key}"
         known = self._names.get(folder)
         if known is None:
@@ -131,6 +135,14 @@ class SpoolIndex:
             self._by_id[found.job_id] = found
         self._paths[found.folder] = entry
 
+    def _unfinished(self, name: str) -> list[Found]:
+        found = list(self._by_name.get(name, ()))
+        for key in self._dropped.get(name, ()):
+            job = Found(f"inbox/{key}", None, name, "queued", JobPhase.QUEUED, False)
+            self._paths.setdefault(job.folder, self.paths.inbox / key)
+            found.append(job)
+        return found
+
     def find(self, ref: str, exclude: str | None = None) -> list[Found]:
         """The jobs `ref` names (see the module's docstring); [] when there is none."""
         if JOB_ID_RE.match(ref):
@@ -139,7 +151,7 @@ class SpoolIndex:
                 return [hit] if hit.folder != exclude else []
             done = self._finished_by_id(ref)
             return [done] if done is not None else []
-        unfinished = [f for f in self._by_name.get(ref, ()) if f.folder != exclude]
+        unfinished = [f for f in self._unfinished(ref) if f.folder != exclude]
         if unfinished:
             return unfinished
         newest = self._finished_by_name(ref)
@@ -148,6 +160,8 @@ class SpoolIndex:
     def after_of(self, found: Found) -> tuple[AfterRef, ...]:
         """An unfinished job's own references (from its job.json; cached by mtime)."""
         entry = self._paths.get(found.folder)
+        if entry is None and found.job_id is None and found.folder.startswith("inbox/"):
+            entry = self.paths.inbox / found.folder[len("inbox/") :]  # `me`, dropped
         if entry is None:
             return ()
         try:
