@@ -308,8 +308,10 @@ class Lifecycle:
             JobPhase.STARTED,
             True,
         )
+        if now is None:  # not in a round of check_held_results: read the folders now
+            self.conditions.new_round()
+            now = time.monotonic()
         ev = self.conditions.evaluate(job.rt, me, refs, finishing=True)
-        now = time.monotonic() if now is None else now
         # A job that stays missing was removed (retention, a person): nothing to wait for.
         gone = overdue_missing(held.missing_since, ev, now, job.rt.settings.after_missing_s)
         failure = failure_of(ev, [], job.state.name)
