@@ -170,3 +170,15 @@ def test_the_job_record_shows_what_a_job_waits_for(spool: Spool) -> None:
     ]
     plain = queued_record(spool.paths, "a.md")
     assert plain is not None and plain.waiting is None
+
+
+def test_submit_after_writes_the_references(tmp_path: Path) -> None:
+    from .conftest import cli
+
+    paths = init_spool(tmp_path / "spool")
+    doc = tmp_path / "appendix.md"
+    doc.write_text("# Appendix\n")
+    cli("submit", str(paths.root), str(doc), "--after", "report.md", "--after", A_ID)
+    job = json.loads((paths.inbox / "appendix.md" / "job.json").read_text())
+    assert job["after"] == ["report.md", A_ID] and job["main"] == "appendix.md"
+    assert JobFile(**job).after == [AfterRef(job="report.md"), AfterRef(job=A_ID)]
