@@ -145,6 +145,7 @@ def test_a_missing_reference_and_a_cycle(spool: Spool) -> None:
     index = spool.index()
     ev = evaluate(index, x, parse_after(["z"]))
     assert ev.cycle == ["x", "z", "y", "x"], ev.cycle
+    assert ev.cycle_jobs == ["inbox/x", "inbox/z", "inbox/y"], "each fails with it"
     ev = evaluate(index, w, parse_after(["x", "nothing.md"]))
     assert ev.cycle is None, "w waits on the cycle; it is not in it"
     assert [r.job for r in ev.missing] == ["nothing.md"]

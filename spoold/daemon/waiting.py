@@ -150,6 +150,9 @@ class WaitingRoom(Listener):
         """Evaluate this spool's waiting jobs: those released, those to fail."""
         released: list[Candidate] = []
         rejected: list[Rejected] = []
+        # Every waiting job of a cycle found this round fails with it at once: a daemon
+        # looking later would see a member failed, not the cycle.
+        cycles: dict[str, Evaluation] = {}
         for key, job in list(self.jobs.items()):
             if key[0] != rt.name:
                 continue
@@ -158,7 +161,10 @@ class WaitingRoom(Listener):
                 del self.jobs[key]  # claimed elsewhere, cancelled, removed
                 continue
             me = Found(f"inbox/{entry.key}", None, entry.name, "queued", JobPhase.QUEUED, False)
-            ev = self.conditions.evaluate(rt, me, job.refs)
+            ev = cycles.get(me.folder) or self.conditions.evaluate(rt, me, job.refs)
+            for i, folder in enumerate(ev.cycle_jobs):
+                names = ev.cycle or []
+                cycles[folder] = Evaluation(cycle=[*names[i:-1], *names[: i + 1]])
             overdue = overdue_missing(job.missing_since, ev, now, rt.settings.after_missing_s)
             err = failure_of(ev, overdue, entry.name)
             if err is not None:

@@ -69,7 +69,7 @@ class SpoolIndex:
         self._names: dict[str, tuple[str, bool] | None] = {}  # folder -> (name, started)
         self._after: dict[str, tuple[int, tuple[AfterRef, ...]]] = {}
         self._listing: dict[str, tuple[int, dict[str, list[str]], dict[str, str]]] = {}
-        self._manifests: dict[str, tuple[Found, str]] = {}
+        self._manifests: dict[str, tuple[int, tuple[Found, str]]] = {}
 
     # ------------------------------------------------------------------ reading
 
@@ -172,7 +172,7 @@ class SpoolIndex:
         if cached is not None and cached[0] == mtime:
             return cached[1]
         refs = read_after(entry)
-        self._after[found.folder] = (mtime, refs)
+        _bounded(self._after)[found.folder] = (mtime, refs)
         return refs
 
     # ------------------------------------------------------------------ finished jobs
@@ -200,13 +200,21 @@ class SpoolIndex:
         return out
 
     def _finished(self, state: str, jobdir: str) -> tuple[Found, str] | None:
+        """A published job and its finish time; cached while its manifest is unchanged
+        (`spoold retry` publishes the same folder again)."""
+        folder = self.paths.root / state / jobdir
+        try:
+            mtime = os.stat(folder / MANIFEST).st_mtime_ns
+        except OSError:
+            return None
         key = f"{state}/{jobdir}"
-        if key not in self._manifests:
-            found = _read_finished(state, self.paths.root / state / jobdir)
-            if found is None:
-                return None  # maybe still being written: look again next time
-            self._manifests[key] = found
-        return self._manifests[key]
+        cached = self._manifests.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        found = _read_finished(state, folder)
+        if found is not None:
+            _bounded(self._manifests)[key] = (mtime, found)
+        return found  # None: maybe still being written; looked at again next time
 
     def _finished_by_id(self, job_id: str) -> Found | None:
         for state, _, by_id in self._finished_lists():
@@ -228,6 +236,15 @@ class SpoolIndex:
                 if best is None or rank > best[:2]:
                     best = (rank[0], rank[1], hit[0])
         return best[2] if best is not None else None
+
+
+CACHE_MAX = 10_000  # entries per cache: a long-lived daemon's caches stay bounded
+
+
+def _bounded(cache: dict[str, Any]) -> dict[str, Any]:
+    if len(cache) >= CACHE_MAX:
+        cache.clear()
+    return cache
 
 
 def _read_finished(state: str, folder: Path) -> tuple[Found, str] | None:
@@ -276,6 +293,7 @@ class Evaluation:
     pending: list[Pending] = field(default_factory=list)
     failed: list[tuple[AfterRef, Found]] = field(default_factory=list)
     cycle: list[str] | None = None  # the names around a cycle through the job
+    cycle_jobs: list[str] = field(default_factory=list)  # the folders of its jobs
 
     @property
     def met(self) -> bool:
@@ -310,15 +328,17 @@ def evaluate(
             elif v is Verdict.WAIT:
                 ev.pending.append(Pending(ref, f))
     if ev.pending and not ev.failed:
-        ev.cycle = find_cycle(index, me, finishing)
+        cycle = find_cycle(index, me, finishing)
+        if cycle is not None:
+            ev.cycle, ev.cycle_jobs = cycle
     return ev
 
 
 _Node = tuple[str, bool]  # (job folder, its finish rather than its start)
 
 
-def find_cycle(index: SpoolIndex, me: Found, finishing: bool) -> list[str] | None:
-    """Names around a cycle of unmet conditions through `me`, or None.
+def find_cycle(index: SpoolIndex, me: Found, finishing: bool) -> tuple[list[str], list[str]] | None:
+    """(names, job folders) around a cycle of unmet conditions through `me`, or None.
 
     A job's start waits for its finish_to_start references' finish and its
     start_to_start references' start; its finish waits for its own start and its
@@ -362,11 +382,13 @@ def _edges(index: SpoolIndex, job: Found, finish: bool, jobs: dict[str, Found]) 
     return out
 
 
-def _cycle_names(jobs: dict[str, Found], nodes: list[_Node]) -> list[str]:
+def _cycle_names(jobs: dict[str, Found], nodes: list[_Node]) -> tuple[list[str], list[str]]:
     names: list[str] = []
+    folders: list[str] = []
     for folder, _ in nodes:
+        if folders and folders[-1] == folder:
+            continue  # a job's start, then its finish: one job
         found = jobs[folder]
-        name = found.name if found.job_id is None else f"{found.name} ({found.job_id})"
-        if not names or names[-1] != name:
-            names.append(name)
-    return names
+        folders.append(folder)
+        names.append(found.name if found.job_id is None else f"{found.name} ({found.job_id})")
+    return names, folders[:-1]
