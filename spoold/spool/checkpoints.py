@@ -63,6 +63,7 @@ def keep_part(folder: Path, task: PartTask, result: PartResult) -> PartResult:
         kept.mkdir(exist_ok=True)
         checksum = _sha256(Path(result.output_path))
         os.replace(result.output_path, pdf)
+        _remove(Path(result.output_path + ".pid"))  # the worker's mark: this part runs
         moved = replace(result, output_path=str(pdf))
         record = {"key": task.key, "sha256": checksum, "result": _result_json(moved)}
         tmp = kept / f".part-{task.index:04d}.json.tmp"
