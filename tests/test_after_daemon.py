@@ -159,7 +159,7 @@ def test_a_cycle_fails_every_job_in_it(make_spool, daemon_factory) -> None:
 
 def test_a_missing_reference_fails_naming_it(make_spool, daemon_factory) -> None:
     spool = make_spool(after_missing_s=1)
-    daemon_factory(spool, env=PLUGIN_ENV)
+    two_daemons(daemon_factory, spool)
     drop_job(spool, "b", 0.1, after=["no-such-job.md"])
     wait_for(lambda: published(spool, "failed"), what="b failed")
     error = manifest_of(spool, "b")["error"]
