@@ -120,6 +120,8 @@ def test_parts_of_another_plan_are_not_reused(tmp_path: Path) -> None:
     assert part_key(task, folder, "v2") != keyed.key, "another WeasyPrint, another key"
 
 
+# Two runs of the table (about 75 s each on 2 idle cores; far longer on a shared machine).
+@pytest.mark.timeout(3000)
 def test_the_30000_row_table_resumes_after_a_kill(make_spool, daemon_factory) -> None:
     env = {"SPOOLD_PARTS_SPLIT_ABOVE": "", "SPOOLD_PARTS_PART_COST": ""}
     text = export_table(30_000)
