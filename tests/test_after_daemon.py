@@ -126,7 +126,7 @@ def test_a_failed_dependency(make_spool, daemon_factory, on_failure: str) -> Non
     spool = make_spool(max_attempts=1)
     two_daemons(daemon_factory, spool)
     drop_job(spool, "b", 0.1, after=[{"job": "a", "on_failure": on_failure}])
-    drop_job(spool, "a", "not a number")  # the slow converter fails on it
+    drop_job(spool, "a", "never")  # not a number of seconds: the slow converter fails
     done = wait_for(lambda: len(ended(spool)) == 2 and ended(spool), what="both ended")
     assert done["a"]["event"] == "job.failed"
     if on_failure == "fail":
