@@ -57,7 +57,14 @@ def run_through(
 ) -> tuple[Path, dict[str, Any], int]:
     """The document through a daemon; with `kill`, the daemon's group is killed after
     about half the parts and a second daemon recovers the job. (PDF, manifest, kept)."""
-    spool = make_spool(f"spool-{'killed' if kill else 'whole'}", targets=["pdf"], max_attempts=3)
+    spool = make_spool(
+        f"spool-{'killed' if kill else 'whole'}",
+        targets=["pdf"],
+        max_attempts=3,
+        timeout_s=3600,  # the table takes minutes on a shared machine
+        cpu_limit_s=3600,
+        memory_limit_mb=1024,
+    )
     first = daemon_factory(spool, env=env)
     first.wait_ready()
     drop(spool, name, text)

@@ -175,8 +175,10 @@ class PartsRun:
             result = future.result()
         except CancelledError:
             self.ended = Cancelled()
-        except TimeoutError:
+            return
+        except TimeoutError:  # the job's timeout ran out under this part
             self.ended = TimedOut()
+            return
         except Exception as exc:  # pebble's ProcessExpired: the worker died under the part
             exitcode = getattr(exc, "exitcode", None)
             if exitcode is not None and self.losses[i] < PART_RETRIES:
