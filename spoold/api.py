@@ -45,8 +45,10 @@ from .tools.jobview import (
     Place,
     finished_names,
     finished_record,
+    queue_counts,
     queued_entries,
     queued_record,
+    queued_records,
     running_records,
 )
 
@@ -332,10 +334,11 @@ def status(spool: Path) -> dict[str, Any]:
     # Newest first by the time in the job id: only these five manifests are read.
     newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
     recent = [finished_record(paths, "failed", n) for n in newest]
+    running = running_records(paths)
     return {
         "spool": str(spool),
-        "queued": queued_count(paths, view),
-        "running": [r.as_json() for r in running_records(paths)],
+        **queue_counts(paths, view, running),  # queued, and waiting (job.json `after`)
+        "running": [r.as_json() for r in running],
         "done": len(finished_names(paths.done)),
         "failed": len(failed),
         "free_disk_mb": round(free_disk_mb(spool)),
@@ -400,7 +403,7 @@ def list_jobs(
         records += running_records(paths)
     if "queued" in states:
         view = inbox_view(paths)
-        records += [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k))]
+        records += queued_records(paths, view)
     for state in ("done", "failed"):
         if state not in states:
             continue

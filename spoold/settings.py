@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError, JobError
+from .spool.after import MAX_AFTER, AfterRef
 from .spool.allow_fetch import parse_prefix
 from .spool.pages import THEME_MARGINS, parse_margins, parse_page_size
 
@@ -124,6 +125,8 @@ class SpoolSettings(JobDefaults):
     cancel_grace_s: float = Field(default=10.0, ge=0)
     cancel_marker_ttl_s: float = Field(default=3600.0, ge=0)
     cancel_marker_window_s: float = Field(default=5.0, ge=0)
+    # How long a job waits for a job it names in `after` to appear (docs/protocol.md).
+    after_missing_s: float = Field(default=30.0, ge=0)
     ignore: list[str] = Field(default_factory=list)
     keep_done_days: float = Field(default=30, gt=0)
     keep_failed_days: float = Field(default=90, gt=0)
@@ -224,6 +227,8 @@ class JobFile(BaseModel):
     page_size: PageSize | None = None
     margins: Margins | None = None
     metadata: dict[str, str | int | float | bool | list[str]] | None = None
+    # Other jobs of the spool this one waits for (spool/after.py, docs/protocol.md).
+    after: list[AfterRef] | None = Field(default=None, max_length=MAX_AFTER)
 
 
 DAEMON_KEYS = frozenset(DaemonSettings.model_fields)

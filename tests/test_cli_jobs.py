@@ -22,6 +22,7 @@ RECORD_KEYS = {
     "started_at",
     "finished_at",
     "code",
+    "waiting",  # null unless the job waits (job.json `after`)
 }
 
 

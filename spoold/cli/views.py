@@ -34,7 +34,8 @@ def status(spool: Path, as_json: bool, watch: bool) -> None:
 
 def _print_status(data: dict[str, Any]) -> None:
     click.echo(
-        f"spool {data['spool']}: {data['queued']} queued, {len(data['running'])} running, "
+        f"spool {data['spool']}: {data['queued']} queued, {data.get('waiting', 0)} waiting, "
+        f"{len(data['running'])} running, "
         f"{data['done']} done, {data['failed']} failed, {data['free_disk_mb']} MB free"
     )
     for job in data["running"]:
@@ -125,10 +126,10 @@ def list_cmd(
     now = wall_time()
     rows = [
         (
-            j["status"],
+            "waiting" if j.get("waiting") else j["status"],
             j["job_id"] or "-",
             j["name"],
-            j["code"] or "",
+            j["code"] or _waits_for(j.get("waiting")),
             _age(now - _unix(j["created_at"])) if j["created_at"] else "",
         )
         for j in jobs
@@ -144,10 +145,22 @@ def list_cmd(
     for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE"):
         table.add_column(col, no_wrap=col != "NAME")
     for row in rows:
-        style = {"failed": "red", "cancelled": "red", "running": "cyan", "queued": "yellow"}
+        style = {
+            "failed": "red",
+            "cancelled": "red",
+            "running": "cyan",
+            "queued": "yellow",
+            "waiting": "yellow",
+        }
         table.add_row(*row, style=style.get(row[0]))
     Console().print(table)
     click.echo(f"{len(rows)} job(s)")
+
+
+def _waits_for(waiting: dict[str, Any] | None) -> str:
+    """What a waiting job waits for, in the CODE column: "after report.md"."""
+    refs = (waiting or {}).get("after") or []
+    return "after " + ", ".join(str(r["job"]) for r in refs) if refs else ""
 
 
 def _unix(stamp: str) -> float:

@@ -22,9 +22,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
+from ..spool.after import HELD_STAGE, AfterKind, Found, JobPhase
 from ..spool.clock import iso, iso_of, new_job_id
 from ..spool.entries import EntryKind
-from ..spool.events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
+from ..spool.events import (
+    ClaimLost,
+    JobClaimed,
+    JobDetected,
+    JobDiscarded,
+    JobReleased,
+    JobStarted,
+    JobWaiting,
+)
 from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
 from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
 from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
@@ -33,11 +42,12 @@ from .executor import Completed, Executor, Outcome, TimedOut
 from .finishing import Finishing
 from .inbox.tracker import Entry
 from .intake import JobPlan, plan_job
-from .jobfolder import seconds_since, state_of
+from .jobfolder import seconds_since, state_of, write_stage
 from .listeners import ListenerBus
 from .outcomes import error_of, restart_cause
 from .parts import PartsRun, discard_parts, parts_spec
-from .runtime import RunningJob, SpoolRuntime
+from .runtime import HeldResult, RunningJob, SpoolRuntime
+from .waiting import Conditions, failure_of, overdue_missing
 
 log = logging.getLogger("spoold")
 
@@ -53,6 +63,7 @@ class Lifecycle:
         bus: ListenerBus,
         on_done: Callable[[str], None],
         on_requeued: Callable[[], None] = lambda: None,
+        conditions: Conditions | None = None,
     ) -> None:
         self.host_id = host_id
         self.token = token
@@ -62,10 +73,16 @@ class Lifecycle:
         self.running: dict[str, RunningJob] = {}  # the jobs this daemon holds, by job id
         self.finishing = Finishing(self.running, bus, on_requeued)
         self.stopping = False  # no more retries: failures are published (begin_stop)
+        self.conditions = conditions or Conditions()  # job.json `after`, read from the folders
 
     def begin_stop(self) -> None:
-        """The daemon is stopping: a failed attempt is published, not retried."""
+        """The daemon is stopping: a failed attempt is published, not retried; a held
+        result goes back to the inbox (its artifacts with it: the next attempt keeps them)."""
         self.stopping = True
+        for job in list(self.running.values()):
+            if job.held is not None:
+                job.held = None
+                self.requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
 
     # The end of an attempt, carried out by Finishing.
     def transition(self, job: RunningJob, new: JobStatus) -> None:
@@ -91,8 +108,10 @@ class Lifecycle:
             job.attempt.error = err.for_job(job.job_id)
             self.requeue(job, AttemptOutcome.RETRY, delay=self.finishing.backoff(job))
             return
-        status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
-        self.publish(job, status, err, result)
+        if err.code is ErrorCode.CANCELLED:
+            self.publish(job, JobStatus.CANCELLED, err, result)
+        else:
+            self.publish_or_hold(job, JobStatus.FAILED, err, result)
 
     # ------------------------------------------------------------------ claim
 
@@ -111,6 +130,12 @@ class Lifecycle:
             self.publish(job, JobStatus.FAILED, err.info(), None)
             return
         self.start(job)
+
+    def reject_queued(self, rt: SpoolRuntime, entry: Entry, priority: int, err: ErrorInfo) -> None:
+        """Claim a queued entry only to publish it as failed: it can never run."""
+        job = self.claim(rt, entry, priority)
+        if job is not None:
+            self.publish(job, JobStatus.FAILED, err, None)
 
     def cancel_queued(self, rt: SpoolRuntime, entry: Entry) -> None:
         """Claim a queued entry only to publish it as cancelled (it never starts)."""
@@ -245,9 +270,83 @@ class Lifecycle:
         result = outcome.result if isinstance(outcome, Completed) else None
         self.finishing.record_usage(job, result, timed_out=isinstance(outcome, TimedOut))
         if err is None:
-            self.publish(job, JobStatus.SUCCEEDED, None, result)
+            self.publish_or_hold(job, JobStatus.SUCCEEDED, None, result)
         else:
             self.fail(job, err, result)
+
+    # ------------------------------------------------------------------ finish_to_finish
+
+    def holds_results(self) -> bool:
+        return any(job.held is not None for job in self.running.values())
+
+    def check_held_results(self, now: float) -> None:
+        for job in list(self.running.values()):
+            if job.held is not None:
+                held = job.held
+                self.publish_or_hold(job, held.status, held.error, held.result, now)
+
+    def publish_or_hold(
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        err: ErrorInfo | None,
+        result: WorkerResult | None,
+        now: float | None = None,
+    ) -> None:
+        """Publish, unless a finish_to_finish job is unfinished: then hold the result."""
+        after = job.plan.after if job.plan else ()
+        refs = tuple(r for r in after if r.kind is AfterKind.FINISH_TO_FINISH)
+        if not refs:
+            self.publish(job, status, err, result)
+            return
+        held = job.held or HeldResult(status, err, result, refs)
+        me = Found(
+            f"running/{job.folder.name}",
+            job.job_id,
+            job.state.name,
+            "running",
+            JobPhase.STARTED,
+            True,
+        )
+        if now is None:  # not in a round of check_held_results: read the folders now
+            self.conditions.new_round()
+            now = time.monotonic()
+        ev = self.conditions.evaluate(job.rt, me, refs, finishing=True)
+        # A job that stays missing was removed (retention, a person): nothing to wait for.
+        gone = overdue_missing(held.missing_since, ev, now, job.rt.settings.after_missing_s)
+        failure = failure_of(ev, [], job.state.name)
+        pending = [p for p in ev.pending if p.found is not None or p.ref not in gone]
+        if failure is None and pending:
+            if job.held is None:
+                job.held = held
+                write_stage(job.folder, HELD_STAGE)
+                waiting = [p.as_json() for p in pending]
+                self.bus.emit(
+                    job.rt,
+                    JobWaiting(
+                        job_id=job.job_id,
+                        attempt=job.attempt.number,
+                        name=job.state.name,
+                        after=waiting,
+                    ),
+                )
+            return
+        if job.held is not None:
+            job.held = None
+            reason = "conditions met" if failure is None else f"failed: {failure.code}"
+            self.bus.emit(
+                job.rt,
+                JobReleased(
+                    job_id=job.job_id,
+                    attempt=job.attempt.number,
+                    name=job.state.name,
+                    reason=reason,
+                ),
+            )
+        if failure is not None:
+            self.publish(job, JobStatus.FAILED, failure, None)
+        else:
+            self.publish(job, status, err, result)
 
     def _lay_out_parts(self, job: RunningJob, outcome: Outcome) -> bool:
         """The worker split the PDF: the job goes on as a PartsRun (True)."""
@@ -271,6 +370,11 @@ class Lifecycle:
     # ------------------------------------------------------------------ cancel, drain
 
     def cancel_running(self, job: RunningJob, mode: CancelMode) -> None:
+        if job.held is not None:  # finished, held for finish_to_finish: cancelled now
+            job.held = None
+            err = JobError(ErrorCode.CANCELLED, "cancelled on request while it waited")
+            self.publish(job, JobStatus.CANCELLED, err.info(), None)
+            return
         if job.cancel_mode is CancelMode.HARD or job.execution is None:
             return
         job.cancel_mode = mode

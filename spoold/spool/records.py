@@ -76,7 +76,7 @@ class Usage:
 class PartsInfo:
     """A PDF laid out in parts (docs/conversion.md "Big documents")."""
 
-    __pydantic_config__: ClassVar[dict[str, object]] = _strict(count=2, relaid=0)
+    __pydantic_config__: ClassVar[dict[str, object]] = _strict(count=2, relaid=0, reused=0)
 
     count: int
     """parts the document was laid out in"""
@@ -86,3 +86,5 @@ class PartsInfo:
     """CPU seconds of each part's layout, in document order"""
     relaid: int = 0
     """parts laid out again because their worker died"""
+    reused: int = 0
+    """parts an earlier attempt of the job had laid out (kept across a recovery, requeue or retry), not laid out again; their cpu_s is 0"""

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spool import events as evt
+from ..spool.after import wait_event_problem
 from ..spool.events import EVENT_NAMES, read_events
 from ..spool.job import TRANSITIONS, JobStatus
 
@@ -167,6 +168,12 @@ class _Checker:
             self.problem(idx, job_id, f"{name}: ts is not a timestamp string")
         if not isinstance(ev.get("host"), str) or not ev.get("host"):
             self.problem(idx, job_id, f"{name}: host is missing or empty")
+        if name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):  # job.json `after`
+            job = self.jobs.get(job_id) if job_id else None
+            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
+            if (what := wait_event_problem(ev, job is not None, held)) is not None:
+                self.problem(idx, job_id, what)
+            return
         if name not in LIFECYCLE_EVENTS:
             return  # cancel.*, hook.failed, daemon.*: no state change
         if not job_id:

@@ -25,6 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ..spool.after import HELD_STAGE, AfterKind, AfterRef, Found, JobPhase, read_after
 from ..spool.clock import iso_of, job_time
 from ..spool.events import JobDetected, JobStarted
 from ..spool.job import JobState, read_state
@@ -35,7 +36,10 @@ from ..spool.protocol import (
     job_id_of,
     parse_running_name,
 )
+from ..spool.waits import InboxItem, Pending, SpoolIndex, evaluate
 from ..worker.spec import STAGE_FILE
+
+FINISH = AfterKind.FINISH_TO_FINISH
 
 
 class Place(StrEnum):
@@ -73,6 +77,9 @@ class JobRecord:
     started_at: str | None  # when the current or last attempt started
     finished_at: str | None
     code: str | None  # error code of a failed or cancelled job
+    # Why a job does not run yet: {"reason", "since", "until", ...}; for job.json `after`
+    # also "after": the unmet references with the referenced jobs' states (docs/cli.md).
+    waiting: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         # Every field is a str, int or None: a shallow copy is asdict's result, and
@@ -132,7 +139,7 @@ def queued_entries(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, os
             yield f"{prefix}{e.name}", e
 
 
-def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
+def queued_record(paths: SpoolPaths, key: str, index: SpoolIndex | None = None) -> JobRecord | None:
     path = paths.inbox / key
     route, _, name = key.rpartition("/")
     job_id = job_id_of(name) if os.path.isdir(path) else None
@@ -160,7 +167,7 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
             code=last.error.code if last is not None and last.error else None,
         )
     entry_name = _input_name(path) if job_id else name
-    return JobRecord(
+    record = JobRecord(
         job_id=job_id,
         name=entry_name or name,
         state=Place.QUEUED,
@@ -174,6 +181,69 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
         finished_at=None,
         code=None,
     )
+    refs = read_after(path) if job_id is None and os.path.isdir(path) else ()
+    if refs:
+        me = Found(record.folder, None, record.name, "queued", JobPhase.QUEUED, False)
+        record.waiting = waiting_for(index or spool_index(paths), me, refs, path, False)
+    return record
+
+
+def spool_index(paths: SpoolPaths, view: InboxView | None = None) -> SpoolIndex:
+    """The spool's jobs by id and name, for `after` (read from a listing of inbox/)."""
+    index = SpoolIndex(paths, lambda: _inbox_items(paths, view or InboxView()))
+    index.refresh()
+    return index
+
+
+def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
+    index = spool_index(paths, view)
+    return [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k, index))]
+
+
+def queue_counts(paths: SpoolPaths, view: InboxView, running: list[JobRecord]) -> dict[str, int]:
+    """`status`'s "queued" (jobs in inbox/ that may be claimed now) and "waiting" (those
+    whose job.json `after` does not hold yet, and results held in running/)."""
+    index: SpoolIndex | None = None
+    queued = waiting = 0
+    for key, entry in queued_entries(paths, view):
+        queued += 1
+        if not entry.is_dir(follow_symlinks=False) or job_id_of(entry.name) is not None:
+            continue
+        refs = read_after(Path(entry.path))
+        if refs:
+            index = index or spool_index(paths, view)
+            me = Found(f"inbox/{key}", None, entry.name, "queued", JobPhase.QUEUED, False)
+            waiting += not evaluate(index, me, refs).met
+    held = sum(1 for r in running if r.waiting is not None)
+    return {"queued": queued - waiting, "waiting": waiting + held}
+
+
+def _inbox_items(paths: SpoolPaths, view: InboxView) -> Iterator[InboxItem]:
+    for key, entry in queued_entries(paths, view):
+        leaf = key.rpartition("/")[2]
+        requeued = entry.is_dir(follow_symlinks=False) and job_id_of(leaf) is not None
+        yield InboxItem(key, leaf, requeued and os.path.isdir(os.path.join(entry.path, INPUT_DIR)))
+
+
+def waiting_for(
+    index: SpoolIndex, me: Found, refs: tuple[AfterRef, ...], since: Path, finishing: bool
+) -> dict[str, Any] | None:
+    """The record's `waiting` for job.json `after`: None once its conditions hold."""
+    ev = evaluate(index, me, refs, finishing=finishing)
+    if ev.met:
+        return None
+    unmet = [p.as_json() for p in ev.pending]
+    unmet += [Pending(ref, found).as_json() for ref, found in ev.failed]
+    try:
+        changed = os.lstat(since).st_ctime
+    except OSError:
+        changed = None
+    return {
+        "reason": "after",
+        "since": iso_of(changed) if changed is not None else None,
+        "until": None,
+        "after": unmet,
+    }
 
 
 def _input_name(folder: Path) -> str | None:
@@ -218,6 +288,9 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
                 code=None,
             )
         )
+    for rec in partial:
+        if rec.stage == HELD_STAGE:
+            _held_waiting(paths, rec)
     wanted = {(r.job_id or "", r.attempt) for r in partial}
     seen = attempt_events(paths.events, wanted) if wanted else None
     for rec in partial:
@@ -231,6 +304,15 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
             if rec.attempt == 1:  # no state file yet: the claim's event is the best time
                 rec.created_at = detected_at
     return partial
+
+
+def _held_waiting(paths: SpoolPaths, rec: JobRecord) -> None:
+    """A running job whose result is held until other jobs finish (finish_to_finish)."""
+    folder = paths.root / rec.folder
+    refs = tuple(r for r in read_after(folder / INPUT_DIR / rec.name) if r.kind is FINISH)
+    if refs:
+        me = Found(rec.folder, rec.job_id, rec.name, "running", JobPhase.STARTED, True)
+        rec.waiting = waiting_for(spool_index(paths), me, refs, folder / STAGE_FILE, True)
 
 
 @dataclass

@@ -228,11 +228,17 @@ def _convert_target(
         layout=layout,
         attempt=spec.attempt,
     )
-    if len(spec.targets) > 1:
-        # Only a job with several targets can resume with some of them done.
+    if len(spec.targets) > 1 or _may_be_held(spec):
+        # Only a job with several targets can resume with some of them done, or one whose
+        # result may be held unpublished (finish_to_finish) and requeued meanwhile.
         record_path.parent.mkdir(exist_ok=True)
         record_path.write_text(json.dumps(asdict(artifact)))
     return artifact
+
+
+def _may_be_held(spec: JobSpec) -> bool:
+    after = spec.options.get("after") or []
+    return any(isinstance(r, dict) and r.get("kind") == "finish_to_finish" for r in after)
 
 
 def _fsync(path: Path) -> None:
