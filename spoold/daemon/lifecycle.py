@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
 from ..spool.after import HELD_STAGE, AfterKind, Found, JobPhase
@@ -318,35 +319,30 @@ class Lifecycle:
         pending = [p for p in ev.pending if p.found is not None or p.ref not in gone]
         if failure is None and pending:
             if job.held is None:
-                job.held = held
-                write_stage(job.folder, HELD_STAGE)
-                waiting = [p.as_json() for p in pending]
-                self.bus.emit(
-                    job.rt,
-                    JobWaiting(
-                        job_id=job.job_id,
-                        attempt=job.attempt.number,
-                        name=job.state.name,
-                        after=waiting,
-                    ),
-                )
+                self._hold(job, held, [p.as_json() for p in pending])
             return
         if job.held is not None:
-            job.held = None
-            reason = "conditions met" if failure is None else f"failed: {failure.code}"
-            self.bus.emit(
-                job.rt,
-                JobReleased(
-                    job_id=job.job_id,
-                    attempt=job.attempt.number,
-                    name=job.state.name,
-                    reason=reason,
-                ),
-            )
+            self._release(job, "conditions met" if failure is None else f"failed: {failure.code}")
         if failure is not None:
             self.publish(job, JobStatus.FAILED, failure, None)
         else:
             self.publish(job, status, err, result)
+
+    def _hold(self, job: RunningJob, held: HeldResult, waiting: list[dict[str, Any]]) -> None:
+        """Keep a finish_to_finish job's result unpublished in running/, and say so."""
+        job.held = held
+        write_stage(job.folder, HELD_STAGE)
+        event = JobWaiting(
+            job_id=job.job_id, attempt=job.attempt.number, name=job.state.name, after=waiting
+        )
+        self.bus.emit(job.rt, event)
+
+    def _release(self, job: RunningJob, reason: str) -> None:
+        job.held = None
+        event = JobReleased(
+            job_id=job.job_id, attempt=job.attempt.number, name=job.state.name, reason=reason
+        )
+        self.bus.emit(job.rt, event)
 
     def _lay_out_parts(self, job: RunningJob, outcome: Outcome) -> bool:
         """The worker split the PDF: the job goes on as a PartsRun (True)."""
