@@ -28,6 +28,7 @@ from pydantic import (
 
 from .errors import ConfigError, JobError
 from .spool.allow_fetch import parse_prefix
+from .spool.ids import SUBMITTER_RE, is_job_id
 from .spool.pages import THEME_MARGINS, parse_margins, parse_page_size
 
 Target = Literal["pdf", "docx", "html"]
@@ -222,6 +223,28 @@ class JobFile(BaseModel):
     page_size: PageSize | None = None
     margins: Margins | None = None
     metadata: dict[str, str | int | float | bool | list[str]] | None = None
+    # Chosen before the claim by the tool that dropped the job (spool/ids.py).
+    id: str | None = None
+    submitted_by: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _job_id_form(cls, v: str | None) -> str | None:
+        if v is not None and not is_job_id(v):
+            raise ValueError(
+                "must be a job id such as '20260130T101500Z-3f9a1c2b7d' (UTC time, '-', "
+                "10 hex digits; spoold.spool.clock.new_job_id makes one)"
+            )
+        return v
+
+    @field_validator("submitted_by")
+    @classmethod
+    def _submitter_form(cls, v: str | None) -> str | None:
+        if v is not None and not SUBMITTER_RE.match(v):
+            raise ValueError(
+                "must be 1-64 letters, digits or ._@+- (starting with a letter or digit)"
+            )
+        return v
 
 
 DAEMON_KEYS = frozenset(DaemonSettings.model_fields)

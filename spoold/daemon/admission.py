@@ -10,6 +10,7 @@ from pathlib import Path
 from ..spool.clock import parse_iso
 from ..spool.entries import JOB_FILE, EntryKind
 from ..spool.events import DaemonPaused
+from ..spool.ids import is_job_id
 from ..spool.job import JobState
 from ..spool.protocol import STATE_FILE, free_disk_mb
 from .cancel import CancelMarkers
@@ -40,6 +41,11 @@ class Admission:
             if entry.kind is EntryKind.CANCEL:
                 rt.markers[entry.key] = entry
                 continue
+            job_file: dict[str, object] = {}
+            if entry.kind is EntryKind.DIR:
+                job_file = _job_file(rt.paths.inbox / entry.key)
+                chosen = job_file.get("id")
+                entry.job_id = chosen if isinstance(chosen, str) and is_job_id(chosen) else None
             if rt.waiting_markers and self.markers.match_waiting(rt, entry):
                 continue
             priority = priorities.get(entry.route)
@@ -51,8 +57,8 @@ class Admission:
                 if state is not None:
                     priority = state.priority
                     not_before = retry_not_before(rt, rt.paths.inbox / entry.key, state, wall)
-            elif entry.kind is EntryKind.DIR:
-                priority = _job_file_priority(rt.paths.inbox / entry.key, priority)
+            elif isinstance(asked := job_file.get("priority"), int) and 0 <= asked <= 100:
+                priority = asked
             self.scheduler.push(Candidate(rt.name, entry, priority, not_before), wall)
 
     def claim_ready(self, spools: list[SpoolRuntime], wall: float) -> None:
@@ -102,16 +108,17 @@ class Admission:
             rt.paused = None
 
 
-def _job_file_priority(folder: Path, default: int) -> int:
+def _job_file(folder: Path) -> dict[str, object]:
+    """A job folder's job.json as far as admission needs it (priority, chosen id);
+    empty when absent or unreadable (intake fails the job naming the problem)."""
     try:
         path = folder / JOB_FILE
         if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
-            value = json.loads(path.read_bytes()).get("priority")
-            if isinstance(value, int) and 0 <= value <= 100:
-                return value
-    except (OSError, ValueError, AttributeError):
+            data = json.loads(path.read_bytes())
+            return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
         pass
-    return default
+    return {}
 
 
 def retry_not_before(rt: SpoolRuntime, folder: Path, state: JobState, wall: float) -> float:

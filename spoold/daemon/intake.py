@@ -36,6 +36,7 @@ class JobPlan:
     max_attempts: int
     idempotency_key: str | None = None
     reference: Path | None = None  # the job folder's reference.docx
+    requested_id: str | None = None  # job.json's `id` (spool/ids.py)
 
 
 def _kind_word(mode: int) -> str:
@@ -133,6 +134,7 @@ def plan_job(
         max_attempts=options["max_attempts"],
         idempotency_key=jf.idempotency_key,
         reference=reference,
+        requested_id=jf.id,
     )
 
 

@@ -25,6 +25,7 @@ from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
 from ..spool.clock import iso, iso_of, new_job_id
 from ..spool.entries import EntryKind
 from ..spool.events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
+from ..spool.ids import Requested, read_requested, registered_folder, reserve_job_id
 from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
 from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
 from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
@@ -165,8 +166,8 @@ class Lifecycle:
     def _claim_new(
         self, rt: SpoolRuntime, entry: Entry, priority: int
     ) -> tuple[JobState, Path] | str:
-        job_id = new_job_id()
-        jobdir = job_dir_name(entry.name, job_id)
+        asked = read_requested(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
+        job_id, jobdir = self._job_id(rt, entry, asked)
         folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
         if folder is None:
             return TAKEN
@@ -180,10 +181,35 @@ class Lifecycle:
             route=entry.route,
             priority=priority,
             arrived_at=iso_of(entry.arrived_at),
+            submitted_by=asked.submitted_by if asked else None,
         )
         detected = JobDetected(job_id=job_id, name=entry.name, route=entry.route, ino=entry.sig[0])
         self.bus.emit(rt, detected)
         return state, folder
+
+    @staticmethod
+    def _job_id(rt: SpoolRuntime, entry: Entry, asked: Requested | None) -> tuple[str, str]:
+        """The id job.json chose when it is unused (registered now), else a new one; a
+        refused id fails the job at start (`_refused_id`)."""
+        if asked is not None and asked.job_id is not None:
+            jobdir = job_dir_name(entry.name, asked.job_id)
+            if reserve_job_id(rt.paths, asked.job_id, jobdir) is None:
+                return asked.job_id, jobdir
+        job_id = new_job_id()
+        return job_id, job_dir_name(entry.name, job_id)
+
+    @staticmethod
+    def _refused_id(rt: SpoolRuntime, job: RunningJob, plan: JobPlan) -> JobError | None:
+        """job.json named an id the claim could not use: it belongs to another job."""
+        if plan.requested_id is None or plan.requested_id == job.job_id:
+            return None
+        holder = registered_folder(rt.paths, plan.requested_id)
+        where = f" ({holder})" if holder else ""
+        return JobError(
+            ErrorCode.INPUT_INVALID,
+            f"job.json: key 'id': {plan.requested_id} is already the id of another job{where}",
+            hint="Leave 'id' out, or give every job a new id (new_job_id()).",
+        )
 
     # ------------------------------------------------------------------ start
 
@@ -203,6 +229,10 @@ class Lifecycle:
         except OSError as exc:
             err = JobError(io_error_code(exc), f"cannot read the input: {exc.strerror}")
             self.publish(job, JobStatus.FAILED, err.info(), None)
+            return
+        refused = self._refused_id(rt, job, plan)
+        if refused is not None:
+            self.publish(job, JobStatus.FAILED, refused.info(), None)
             return
         job.plan = plan
         job.spec = spec = job_spec(job, plan, self.executor.workers)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..spool.clock import iso_of, job_time
 from ..spool.events import JobDetected, JobStarted
+from ..spool.ids import Requested, input_requested, read_requested
 from ..spool.job import JobState, read_state
 from ..spool.protocol import (
     INPUT_DIR,
@@ -73,6 +74,7 @@ class JobRecord:
     started_at: str | None  # when the current or last attempt started
     finished_at: str | None
     code: str | None  # error code of a failed or cancelled job
+    submitted_by: str | None = None  # job.json's submitted_by (the gateway's token name)
 
     def as_json(self) -> dict[str, Any]:
         # Every field is a str, int or None: a shallow copy is asdict's result, and
@@ -139,6 +141,7 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
     state = read_state(path) if job_id else None
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
         job_id = None  # a person's folder that happens to look like a job folder
+    asked = read_requested(path) if job_id is None and os.path.isdir(path) else Requested()
     try:
         mtime = os.lstat(path).st_mtime
     except OSError:
@@ -158,10 +161,11 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
             started_at=_last_started(state),
             finished_at=None,
             code=last.error.code if last is not None and last.error else None,
+            submitted_by=state.submitted_by,
         )
     entry_name = _input_name(path) if job_id else name
     return JobRecord(
-        job_id=job_id,
+        job_id=job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
         name=entry_name or name,
         state=Place.QUEUED,
         status="queued",
@@ -173,6 +177,7 @@ def queued_record(paths: SpoolPaths, key: str) -> JobRecord | None:
         started_at=None,
         finished_at=None,
         code=None,
+        submitted_by=asked.submitted_by,
     )
 
 
@@ -202,10 +207,12 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
             continue
         folder = paths.running / name
         state = read_state(folder)
+        entry = (state.name if state else _input_name(folder)) or parsed.jobdir
+        by = state.submitted_by if state else input_requested(folder, entry).submitted_by
         partial.append(
             JobRecord(
                 job_id=parsed.job_id,
-                name=(state.name if state else _input_name(folder)) or parsed.jobdir,
+                name=entry,
                 state=Place.RUNNING,
                 status="running",
                 attempt=parsed.attempt,
@@ -216,6 +223,7 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
                 started_at=None,
                 finished_at=None,
                 code=None,
+                submitted_by=by,
             )
         )
     wanted = {(r.job_id or "", r.attempt) for r in partial}
@@ -297,6 +305,11 @@ def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | N
             m: dict[str, Any] = json.loads(fh.read())
     except (OSError, ValueError):
         return None  # still being written by hand, or not a job folder
+    return record_of_manifest(m, state, jobdir)
+
+
+def record_of_manifest(m: Any, state: str, jobdir: str) -> JobRecord | None:
+    """The record of a finished job from its manifest, already read."""
     if not isinstance(m, dict):
         return None
     attempts = m.get("attempts") or [{}]
@@ -314,6 +327,7 @@ def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | N
         started_at=last.get("started_at") or last.get("claimed_at"),
         finished_at=m.get("finished_at"),
         code=(m.get("error") or {}).get("code"),
+        submitted_by=m.get("submitted_by"),
     )
 
 
