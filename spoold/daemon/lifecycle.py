@@ -25,7 +25,13 @@ from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
 from ..spool.clock import iso, iso_of, new_job_id
 from ..spool.entries import EntryKind
 from ..spool.events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
-from ..spool.ids import Requested, read_requested, registered_folder, reserve_job_id
+from ..spool.ids import (
+    Requested,
+    live_folder,
+    read_requested,
+    registered_folder,
+    reserve_job_id,
+)
 from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
 from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
 from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
@@ -204,6 +210,7 @@ class Lifecycle:
         if plan.requested_id is None or plan.requested_id == job.job_id:
             return None
         holder = registered_folder(rt.paths, plan.requested_id)
+        holder = (live_folder(rt.paths, holder) or holder) if holder else None
         where = f" ({holder})" if holder else ""
         return JobError(
             ErrorCode.INPUT_INVALID,
