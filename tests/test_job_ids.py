@@ -108,8 +108,9 @@ def test_a_used_id_fails_the_second_job_and_retry_keeps_ids(
     ended = wait_for(lambda: [i for i in terminal_ids(spool) if i != job_id], what="2nd job")
     second = finished(spool, ended[0])
     assert second["status"] == "failed" and second["error"]["code"] == "input_invalid"
-    assert f"{job_id} is already the id of another job (done/first.{job_id})" in (
-        second["error"]["message"]
+    assert (
+        f"{job_id} is already the id of another job (done/first.{job_id})"
+        in (second["error"]["message"])
     )
     # And a copy under the same name, too.
     drop_folder(spool, "first.md", {"id": job_id}, text="# Again\n")
