@@ -129,6 +129,7 @@ class SpoolSettings(JobDefaults):
     events_max_mb: float = Field(default=64, gt=0)
     durable: bool = True
     max_input_mb: float = Field(default=200, gt=0)
+    max_upload_mb: float = Field(default=100, gt=0)  # one HTTP request's body (spoold serve)
     memory_limit_mb: int = Field(default=2048)
     cpu_limit_s: float = Field(default=600, gt=0)
     output_mode: str | None = None
