@@ -282,9 +282,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-# Fixtures that start real processes (daemons and their workers): a test using one is
-# marked `processes` and left out of `make check`, the fast in-process loop.
-PROCESS_FIXTURES = frozenset({"daemon_factory"})
+@pytest.fixture
+def gateway_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """`spoold serve` processes (tests/http_support.py), stopped after the test."""
+    from .http_support import GatewayProc
+
+    started: list[GatewayProc] = []
+
+    def start(*spools: Path, args: tuple[str, ...] = (), wait: bool = True) -> GatewayProc:
+        log = spools[0].parent / f"gateway-{len(started)}.log"
+        g = GatewayProc(list(spools), *args, log=log).start(wait=wait)
+        started.append(g)
+        return g
+
+    yield start
+    report = getattr(request.node, "rep_call", None)
+    for g in started:
+        if report is not None and report.failed:
+            print(f"--- {g.log_path} (last 3000 bytes)")
+            print(g.log_path.read_bytes()[-3000:].decode("utf-8", "replace"))
+        g.stop()
+
+
+# Fixtures that start real processes (daemons and their workers, gateways): a test using
+# one is marked `processes` and left out of `make check`, the fast in-process loop.
+PROCESS_FIXTURES = frozenset({"daemon_factory", "gateway_factory"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -98,9 +98,13 @@ def encode_cursor(key: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        key = raw.decode()
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "cursor: not a cursor this gateway gave out") from None
+        key = ""
+    if not key:
+        raise ApiError(422, "cursor: not a cursor this gateway gave out")
+    return key
 
 
 def _candidates(spool: ServedSpool, states: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:

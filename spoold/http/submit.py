@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 from ..settings import JobFile, describe_errors
 from ..spool.clock import new_job_id, wall_time
-from ..spool.entries import JOB_FILE
+from ..spool.entries import JOB_FILE, EntryKind, looks_complete
 from ..spool.formats import SUFFIX_TYPES
 from ..spool.protocol import fsync_dir
 from ..tools.jobview import Place
@@ -118,12 +118,19 @@ async def submit_upload(
     if key is not None:
         keys.check_key(key)
     room = (sp.view, settings.max_queued, settings.min_free_mb)
-    try:
-        await run_in_threadpool(check_room, sp.paths, *room)
-    except TryLater as exc:
-        raise try_later(exc) from None
+    if key is None or not await run_in_threadpool(_key_has_job, sp, key):
+        try:  # before reading a byte; a key's own job answers even when the queue is full
+            await run_in_threadpool(check_room, sp.paths, *room)
+        except TryLater as exc:
+            raise try_later(exc) from None
     upload = await receive_upload(request, sp.paths, limits, name, hashed=key is not None)
     try:
+        if not await run_in_threadpool(looks_complete, upload.entry, EntryKind.DIR):
+            raise ApiError(
+                422,
+                "an uploaded file looks truncated: a PDF must end with %%EOF, a ZIP or DOCX "
+                "needs its central directory",
+            )
         source = SUFFIX_TYPES[os.path.splitext(upload.name)[1].lower()]
         options = parse_options(upload.options_text, targets, priority, source)
         _check_route(sp, route, options, source)
@@ -152,6 +159,11 @@ async def submit_upload(
         return 202, loc or await _found(sp, job_id)
     finally:
         upload.discard()
+
+
+def _key_has_job(sp: ServedSpool, key: str) -> bool:
+    found = keys.read_key(keys.key_path(sp.paths, key))
+    return found is not None and sp.has_job(found.job_id)
 
 
 async def _found(sp: ServedSpool, job_id: str) -> JobLocation:
