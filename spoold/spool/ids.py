@@ -80,8 +80,9 @@ def registry_path(paths: SpoolPaths, job_id: str) -> Path:
 
 def live_folder(paths: SpoolPaths, jobdir: str) -> str | None:
     """Where a job folder named `jobdir` is now (relative to the spool), or None."""
+    root = str(paths.root)  # strings, not Paths: the gateway calls this per look-up
     for place in ("done", "failed", "inbox"):
-        if os.path.lexists(paths.root / place / jobdir):
+        if os.path.lexists(f"{root}/{place}/{jobdir}"):
             return f"{place}/{jobdir}"
     prefix = jobdir + ".a"
     try:

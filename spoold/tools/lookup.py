@@ -64,16 +64,16 @@ def location(paths: SpoolPaths, state: Place, name: str) -> JobLocation | None:
     if state is Place.QUEUED:
         rec = queued_record(paths, name)
         return None if rec is None else JobLocation(state, paths.inbox / name, rec.job_id, rec)
-    folder = paths.root / state / name
+    folder = f"{paths.root}/{state}/{name}"  # strings: a look-up costs a few stats only
     try:
-        with open(folder / MANIFEST, "rb") as fh:
+        with open(f"{folder}/{MANIFEST}", "rb") as fh:
             manifest = json.loads(fh.read())
     except (OSError, ValueError):
         return None
     rec = record_of_manifest(manifest, state, name)
     if rec is None:
         return None
-    return JobLocation(state, folder, rec.job_id, rec, manifest)
+    return JobLocation(state, Path(folder), rec.job_id, rec, manifest)
 
 
 def scan(paths: SpoolPaths, view: InboxView, ref: str) -> JobLocation | None:
@@ -114,18 +114,23 @@ def locate(
             return loc
     if key is not None and jobdir is None:
         jobdir = job_dir_name(key.rpartition("/")[2], job_id)  # claimed since
-    candidates = [d for d in (jobdir, registered_folder(paths, job_id)) if d]
-    for candidate in dict.fromkeys(candidates):
-        if job_id_of(candidate) != job_id:
-            continue
-        where = live_folder(paths, candidate)
-        if where is None:
-            continue
-        place, _, name = where.partition("/")
-        loc = location(paths, Place(place if place != "inbox" else "queued"), name)
-        if loc is not None and loc.job_id == job_id:
-            return loc
-    return None
+    loc = _at(paths, job_id, jobdir) if jobdir else None
+    if loc is None:  # no hint, or a stale one: the id's registration, if it chose itself
+        registered = registered_folder(paths, job_id)
+        if registered and registered != jobdir:
+            loc = _at(paths, job_id, registered)
+    return loc
+
+
+def _at(paths: SpoolPaths, job_id: str, jobdir: str) -> JobLocation | None:
+    if job_id_of(jobdir) != job_id:
+        return None
+    where = live_folder(paths, jobdir)
+    if where is None:
+        return None
+    place, _, name = where.partition("/")
+    loc = location(paths, Place(place if place != "inbox" else "queued"), name)
+    return loc if loc is not None and loc.job_id == job_id else None
 
 
 def show_at(loc: JobLocation) -> dict[str, Any]:
