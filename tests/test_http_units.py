@@ -139,3 +139,19 @@ def test_idempotency_records(tmp_path: Path) -> None:
     assert idempotency.sweep_keys(paths, lambda job_id: False, now=1e9) == 1
     with pytest.raises(ApiError):
         idempotency.check_key("a\nb")
+
+
+def test_the_hot_path_takes_only_plain_job_look_ups() -> None:
+    from spoold.http.hotpath import match
+
+    job_id = new_job_id()
+
+    def scope(path: str, method: str = "GET", query: bytes = b"") -> dict[str, object]:
+        return {"method": method, "path": path, "query_string": query}
+
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}")) == ("s", job_id)
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=5")) is None
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", method="DELETE")) is None
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}/manifest")) is None
+    assert match(scope("/v1/spools/s/jobs/../../etc")) is None
+    assert match(scope("/v1/spools/s/jobs")) is None

@@ -18,7 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..ops.logs import log_request
 from ..ops.metrics import Metrics
-from . import docs_page, idempotency, routes_events, routes_files, routes_health, routes_jobs
+from . import (
+    docs_page,
+    hotpath,
+    idempotency,
+    routes_events,
+    routes_files,
+    routes_health,
+    routes_jobs,
+)
 from .auth import Tokens
 from .errors import SafeJSONResponse, install_handlers
 from .routes_jobs import Who
@@ -41,9 +49,10 @@ API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'no
 class Middleware:
     """Security headers on every answer; then, when it is sent, metrics and a log line."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, api: FastAPI) -> None:
         self.app = app
         self.metrics = metrics
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,11 +73,15 @@ class Middleware:
                 message["headers"] = headers
             await send(message)
 
+        hit = hotpath.match(scope)
         try:
-            await self.app(scope, receive, sending)
+            if hit is not None:
+                await hotpath.answer(self.api, scope, receive, sending, hit)
+            else:
+                await self.app(scope, receive, sending)
         finally:
             took = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = hotpath.ROUTE if hit else getattr(scope.get("route"), "path", "unmatched")
             self.metrics.request_finished(route, scope["method"], status, took)
             caller = getattr(scope.get("state", {}).get("caller"), "name", None)
             client = scope.get("client") or ("unix", 0)
@@ -116,7 +129,7 @@ def create_app(roots: list[Path], tokens_file: Path | None) -> FastAPI:
     for module in (routes_jobs, routes_files, routes_events, routes_health):
         app.include_router(module.router)
     _add_docs(app)
-    app.add_middleware(Middleware, metrics=metrics)
+    app.add_middleware(Middleware, metrics=metrics, api=app)
     return app
 
 
