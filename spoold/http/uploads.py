@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import os
 import secrets
@@ -75,11 +76,15 @@ def safe_name(name: str | None, content_type: str) -> str:
     return f"{stem}{suffix}"[:NAME_MAX]
 
 
-def staging_dir(paths: SpoolPaths) -> Path:
+@functools.cache
+def _host_and_boot() -> tuple[str, str]:
     host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())
-    folder = paths.tmp / (
-        f"{STAGING_PREFIX}{host[:40]}.{boot_id()[:8]}.{os.getpid()}.{secrets.token_hex(6)}"
-    )
+    return host[:40], boot_id()[:8]
+
+
+def staging_dir(paths: SpoolPaths) -> Path:
+    host, boot = _host_and_boot()
+    folder = paths.tmp / f"{STAGING_PREFIX}{host}.{boot}.{os.getpid()}.{secrets.token_hex(6)}"
     folder.mkdir()
     return folder
 
@@ -90,7 +95,7 @@ def sweep_staging(paths: SpoolPaths, now: float | None = None) -> int:
     Returns how many were removed. Other tools' files in tmp/ are never touched.
     """
     now = time.time() if now is None else now
-    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
+    host, boot = _host_and_boot()
     removed = 0
     try:
         names = os.listdir(paths.tmp)
@@ -106,7 +111,7 @@ def sweep_staging(paths: SpoolPaths, now: float | None = None) -> int:
         except OSError:
             continue
         mine = len(parts) == 4 and parts[0] == host
-        dead = mine and (parts[1] != boot_id()[:8] or not _alive(parts[2]))
+        dead = mine and (parts[1] != boot or not _alive(parts[2]))
         if old or dead:
             shutil.rmtree(path, ignore_errors=True)
             removed += 1
