@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,9 @@ def test_without_a_daemon_the_id_works_at_once(
         first = submit(c).json()
         second = submit(c).json()
         assert first["job_id"] != second["job_id"] and second["name"] == "report-1.md"
+        not_yet = c.get(f"/v1/spools/spool/jobs/{first['job_id']}/artifacts/report.html")
+        envelope(not_yet, 404, "not_found")
+        envelope(c.get(f"/v1/spools/spool/jobs/{first['job_id']}/manifest"), 404, "not_found")
         got = c.get(f"/v1/spools/spool/jobs/{first['job_id']}", params={"wait": 0.5})
         assert got.status_code == 200 and got.json()["state"] == "queued"
         assert got.json()["job_id"] == first["job_id"]
@@ -298,6 +302,25 @@ def test_sse_resume_and_openapi(
             ln[len("event: ") :] for ln in after.text.splitlines() if ln.startswith("event: ")
         ]
         assert resumed == names[1:]
+        seen: list[str] = []
+        opened = threading.Event()
+
+        def follow() -> None:
+            with gw.client() as f, f.stream("GET", "/v1/spools/spool/events") as r:
+                for line in r.iter_lines():
+                    opened.set()  # the stream's first line is a comment
+                    if line.startswith("event: "):
+                        seen.append(line[len("event: ") :])
+                    if line == "event: job.succeeded":
+                        return
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        wait_for(opened.is_set, what="the stream is open")
+        later = submit(c, files={"file": ("later.md", b"# later\n", "text/markdown")})
+        follower.join(timeout=60)
+        assert seen[0] == "job.detected" and seen[-1] == "job.succeeded", seen
+        assert later.status_code == 202
         spec = c.get("/openapi.json").json()
         validate(spec)
         paths = spec["paths"]
@@ -320,7 +343,7 @@ def test_sse_resume_and_openapi(
         )
         metrics = c.get("/metrics").text
         assert (
-            'spoold_http_requests_total{method="POST",route="/v1/spools/{spool}/jobs",status="202"} 1.0'
+            'spoold_http_requests_total{method="POST",route="/v1/spools/{spool}/jobs",status="202"} 2.0'
             in metrics
         )
         assert "spoold_http_request_duration_seconds_bucket" in metrics

@@ -107,6 +107,8 @@ def test_tokens_and_users_jobs(
         what="the admin lists both jobs",
     )
     assert admin.get(url).json()["submitted_by"] == "alice"
+    owned = admin.get("/v1/spools/spool/jobs", params={"owner": "alice"}).json()["jobs"]
+    assert [j["job_id"] for j in owned] == [job["job_id"]]
     manifest = json.loads((spool / done["folder"] / "manifest.json").read_text())
     assert manifest["submitted_by"] == "alice"
     # Revoking a token takes effect without a restart.
