@@ -140,8 +140,7 @@ async def _wait(sp: ServedSpool, job_id: str, loc: JobLocation, seconds: float) 
         finally:
             sp.done_waiting(event)
         if job_id in sp.index.ended or time.monotonic() >= deadline or not event.is_set():
-            found = await run_in_threadpool(sp.find, job_id)
-            loc = found or loc
+            loc = sp.find(job_id) or loc
     return loc
 
 

@@ -36,6 +36,7 @@ class ServedSpool:
         self._settings_sig: tuple[int, int] | None = None
         self._settings = load_spool_settings(root)
         self._settings_sig = self._sig()
+        self._view: InboxView | None = None
         self.index = JobIndex(self.paths, inbox_view(self.paths))
         self.follower = Follower(self.paths.events, self._on_events)
         self.counts = {s: FolderCount(self.paths.root / s) for s in ("done", "failed")}
@@ -67,6 +68,7 @@ class ServedSpool:
         if sig != self._settings_sig:
             try:
                 self._settings = load_spool_settings(self.root)
+                self._view = None
                 self.index.view = self.view
             except ConfigError as exc:
                 log.warning("%s: keeping the last good settings: %s", self.name, exc)
@@ -75,8 +77,11 @@ class ServedSpool:
 
     @property
     def view(self) -> InboxView:
-        s = self._settings
-        return InboxView(frozenset(s.routes), compile_ignore(s.ignore_patterns()))
+        """Route folders and ignored names of the inbox, as the settings say."""
+        if self._view is None:
+            s = self._settings
+            self._view = InboxView(frozenset(s.routes), compile_ignore(s.ignore_patterns()))
+        return self._view
 
     # ------------------------------------------------------------------ waking
 

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -85,21 +86,25 @@ def _check_route(sp: ServedSpool, route: str | None, options: dict[str, Any], so
         raise ApiError(415, "a PDF cannot be converted to HTML; ask for pdf or docx")
 
 
-def _write_job_file(upload: Upload, job: dict[str, Any], durable: bool) -> None:
+def _write_job_file(upload: Upload, job: dict[str, Any]) -> None:
     data = json.dumps(job, indent=2).encode()
     fd = os.open(upload.entry / JOB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
-    if durable:  # the 202 promises a job that survives a crash: its bytes are on disk
-        for name in os.listdir(upload.entry):
-            fd = os.open(upload.entry / name, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(upload.entry)
+
+
+def _sync_folder(folder: Path) -> None:
+    """The job folder's files and names on disk: the 202 promises a job that survives a
+    crash (durable = true). In a thread: fsyncs take milliseconds."""
+    for name in os.listdir(folder):
+        fd = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(folder)
 
 
 async def submit_upload(
@@ -118,14 +123,16 @@ async def submit_upload(
     if key is not None:
         keys.check_key(key)
     room = (sp.view, settings.max_queued, settings.min_free_mb)
-    if key is None or not await run_in_threadpool(_key_has_job, sp, key):
+    # Folder work runs on the event loop: a listing of the inbox, small writes and a
+    # rename cost less than a hop to a thread; only fsyncs (durable) go to a thread.
+    if key is None or not _key_has_job(sp, key):
         try:  # before reading a byte; a key's own job answers even when the queue is full
-            await run_in_threadpool(check_room, sp.paths, *room)
+            check_room(sp.paths, *room)
         except TryLater as exc:
             raise try_later(exc) from None
     upload = await receive_upload(request, sp.paths, limits, name, hashed=key is not None)
     try:
-        if not await run_in_threadpool(looks_complete, upload.entry, EntryKind.DIR):
+        if not looks_complete(upload.entry, EntryKind.DIR):
             raise ApiError(
                 422,
                 "an uploaded file looks truncated: a PDF must end with %%EOF, a ZIP or DOCX "
@@ -138,16 +145,16 @@ async def submit_upload(
         job: dict[str, Any] = {"main": upload.name, **options, "id": job_id}
         if caller.name is not None:
             job["submitted_by"] = caller.name
-        await run_in_threadpool(_write_job_file, upload, job, settings.durable)
+        _write_job_file(upload, job)
+        if settings.durable:
+            await run_in_threadpool(_sync_folder, upload.entry)
         if key is not None:
             content = keys.content_hash(upload.name, upload.main_sha256 or "", options)
             earlier = await _claim_key(sp, key, keys.KeyRecord(job_id, content, wall_time()))
             if earlier is not None:
                 return 200, earlier
         try:
-            inbox_key = await run_in_threadpool(
-                enqueue, sp.paths, upload.entry, upload.name, route=route, room=room
-            )
+            inbox_key = enqueue(sp.paths, upload.entry, upload.name, route=route, room=room)
         except TryLater as exc:
             if key is not None:
                 keys.release(sp.paths, key, job_id)
@@ -155,8 +162,8 @@ async def submit_upload(
         if settings.durable:
             await run_in_threadpool(fsync_dir, sp.paths.inbox / (route or ""))
         sp.index.queued(job_id, inbox_key)
-        loc = await run_in_threadpool(location, sp.paths, Place.QUEUED, inbox_key)
-        return 202, loc or await _found(sp, job_id)
+        loc = location(sp.paths, Place.QUEUED, inbox_key)
+        return 202, loc or _found(sp, job_id)
     finally:
         upload.discard()
 
@@ -166,9 +173,9 @@ def _key_has_job(sp: ServedSpool, key: str) -> bool:
     return found is not None and sp.has_job(found.job_id)
 
 
-async def _found(sp: ServedSpool, job_id: str) -> JobLocation:
+def _found(sp: ServedSpool, job_id: str) -> JobLocation:
     """The job just queued (claimed already by a quick daemon, say)."""
-    loc = await run_in_threadpool(sp.find, job_id)
+    loc = sp.find(job_id)
     if loc is None:  # removed by a person in the same instant
         raise ApiError(409, f"job {job_id} was queued but is gone already")
     return loc
@@ -178,10 +185,10 @@ async def _claim_key(sp: ServedSpool, key: str, mine: keys.KeyRecord) -> JobLoca
     """None: the key is this job's now. Else the job it names (same content), or 409."""
     deadline = time.monotonic() + PENDING_S
     while True:
-        found = await run_in_threadpool(keys.claim_key, sp.paths, key, mine)
+        found = keys.claim_key(sp.paths, key, mine)
         if found is None:
             return None
-        loc = await run_in_threadpool(sp.find, found.job_id)
+        loc = sp.find(found.job_id)
         if loc is not None:
             if found.content != mine.content:
                 raise ApiError(
@@ -192,6 +199,6 @@ async def _claim_key(sp: ServedSpool, key: str, mine: keys.KeyRecord) -> JobLoca
             return loc
         young = wall_time() - found.created < PENDING_S
         if not young or time.monotonic() >= deadline:
-            await run_in_threadpool(keys.take_over, sp.paths, key, mine)  # its job is gone
+            keys.take_over(sp.paths, key, mine)  # its job is gone
             return None
         await asyncio.sleep(0.05)  # its request is still queueing the job

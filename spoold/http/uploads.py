@@ -7,8 +7,8 @@ one rename into inbox/ (tools/staging.py `enqueue`).
   `options`.
 - A body that stalls for BODY_TIMEOUT_S, or arrives slower than MIN_RATE_BPS after
   RATE_GRACE_S, is cut off (408).
-- Each request stages in its own folder `tmp/.spoold-http.HOST.BOOT.PID.RANDOM/`,
-  removed at once when the request ends early (client gone, a limit, a full disk:
+- Each request stages in its own folder `tmp/.spoold-http.HOST.BOOT.PID.RANDOM/`, the
+  job folder itself (renamed whole into inbox/), removed at once when the request ends early (client gone, a limit, a full disk:
   507); a starting gateway removes the ones a dead gateway of this host left, and any
   older than an hour (`sweep_staging`). `spoold submit` stages as `tmp/.submit-*`: not
   touched.
@@ -132,15 +132,16 @@ def _alive(pid_text: str) -> bool:
 class Upload:
     """A finished upload: the job folder staged in tmp/ and what it holds."""
 
-    staging: Path  # the request's own folder in tmp/
-    entry: Path  # staging/NAME/: the job folder
+    entry: Path  # the request's own folder in tmp/: the job folder, renamed as a whole
     name: str
     main_sha256: str | None
     options_text: bytes | None
     parts: list[str] = field(default_factory=list)
 
     def discard(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        """Remove what is left in tmp/: nothing once the job folder went into inbox/."""
+        if os.path.lexists(self.entry):
+            shutil.rmtree(self.entry, ignore_errors=True)
 
 
 class _Sink:
@@ -204,7 +205,8 @@ def check_length(request: Request, limits: Limits) -> None:
 async def receive_upload(
     request: Request, paths: SpoolPaths, limits: Limits, name: str | None, hashed: bool
 ) -> Upload:
-    """Stream the body into a new staging folder; on any error it is removed."""
+    """Stream the body into a new staging folder (the job folder to be); on any error it
+    is removed."""
     staging = staging_dir(paths)
     try:
         return await _receive(request, staging, limits, name, hashed)
@@ -229,15 +231,13 @@ async def _receive(
     if ctype == "multipart/form-data":
         return await _receive_form(request, staging, limits, name, params, hashed)
     entry_name = safe_name(name, ctype)
-    entry = staging / entry_name
-    entry.mkdir()
-    sink = _Sink(entry / entry_name, hashed)
+    sink = _Sink(staging / entry_name, hashed)
     with sink.fh:
         async for chunk in _chunks(request, limits):
             sink.write(chunk)
             _check_input(sink.size, limits)
     digest = sink.hash.hexdigest() if sink.hash else None
-    return Upload(staging, entry, entry_name, digest, None, ["file"])
+    return Upload(staging, entry_name, digest, None, ["file"])
 
 
 def _check_input(size: int, limits: Limits) -> None:
@@ -260,12 +260,11 @@ async def _receive_form(
             boundary = value.strip().strip('"')
     if not boundary:
         raise ApiError(400, "multipart/form-data without a boundary")
-    entry = staging / "entry"
-    entry.mkdir()
     sinks: dict[str, _Sink] = {}
+    names: dict[str, str] = {}
 
     def open_sink(part: Part) -> BinaryIO:
-        target = _part_path(entry, part, name)
+        target = staging / _part_name(part, name, names)
         sink = sinks[part.field] = _Sink(target, hashed and part.field == "file")
         return sink  # type: ignore[return-value]
 
@@ -281,21 +280,16 @@ async def _receive_form(
             sink.fh.close()
     if "file" not in reader.parts:
         raise ApiError(422, "the form has no 'file' part (the main document)")
-    main = reader.parts["file"]
-    entry_name = safe_name(name or main.filename, main.content_type)
-    (entry / ".main").rename(entry / entry_name)
-    final = staging / entry_name
-    entry.rename(final)
     options = bytes(reader.parts["options"].text) if "options" in reader.parts else None
     digest = sinks["file"].hash.hexdigest() if sinks["file"].hash else None
-    return Upload(staging, final, entry_name, digest, options, list(reader.parts))
+    return Upload(staging, names["file"], digest, options, list(reader.parts))
 
 
-def _part_path(entry: Path, part: Part, name: str | None) -> Path:
-    """Where a file part goes in the job folder (its name is decided at its end)."""
+def _part_name(part: Part, name: str | None, names: dict[str, str]) -> str:
+    """A file part's name in the job folder; the document's is checked (415) before
+    any of its bytes is written."""
     if part.field == "file":
-        safe_name(name or part.filename, part.content_type)  # 415 before any byte
-        return entry / ".main"
-    if part.field == "resources":
-        return entry / "resources.zip"
-    return entry / "reference.docx"
+        names["file"] = safe_name(name or part.filename, part.content_type)
+    else:
+        names[part.field] = "resources.zip" if part.field == "resources" else "reference.docx"
+    return names[part.field]
