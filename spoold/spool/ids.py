@@ -118,7 +118,9 @@ def reserve_job_id(paths: SpoolPaths, job_id: str, jobdir: str) -> str | None:
     else:
         with os.fdopen(fd, "wb") as fh:
             fh.write(jobdir.encode() + b"\n")
-    # Ours now, unless a folder of this very name exists: a copy of a job dropped again.
+        return None  # a new registration: no job had this id
+    # Registered for this very folder name before: a claim that lost its race or crashed
+    # (ours), or a copy of a job dropped again (its folder lives: not ours).
     return live_folder(paths, jobdir)
 
 
