@@ -231,8 +231,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--done", type=int, default=100_000)
     parser.add_argument("--upload-mb", type=int, default=1024)
+    parser.add_argument(
+        "--base",
+        default=None,
+        help="where the spool goes (default $TMPDIR or /tmp; /dev/shm leaves the disk out)",
+    )
     args = parser.parse_args()
-    with temp_dir() as tmp:
+    report(BENCH, "spool_on", args.base or "disk (tmp)")
+    with temp_dir(base=args.base) as tmp:
         report(BENCH, "fsync_ms", fs_baseline(tmp)["fsync_us"] / 1000, "ms")
         spool = make_spool(tmp, targets=["html"], durable=False)
         with Daemon(spool, workers=2) as daemon:

@@ -81,8 +81,10 @@ def _check_route(sp: ServedSpool, route: str | None, options: dict[str, Any], so
     settings = sp.settings
     if route is not None and route not in settings.routes:
         raise ApiError(422, f"route: {route!r} is not a route of spool {sp.name!r}")
+    if source != "pdf":
+        return
     targets = options.get("targets") or settings.for_route(route).targets
-    if source == "pdf" and "html" in targets:
+    if "html" in targets:
         raise ApiError(415, "a PDF cannot be converted to HTML; ask for pdf or docx")
 
 

@@ -145,6 +145,8 @@ def show_at(loc: JobLocation) -> dict[str, Any]:
                 data = json.loads((loc.path / MANIFEST).read_text())
             except (OSError, ValueError):
                 data = {}
+    elif loc.state == Place.QUEUED and loc.record.attempt == 0:
+        data["attempts"] = []  # never claimed: no state file to read
     else:
         st = read_state(loc.path)
         data["attempts"] = [a.model_dump(mode="json") for a in st.attempts] if st else []
