@@ -22,6 +22,7 @@ RECORD_KEYS = {
     "started_at",
     "finished_at",
     "code",
+    "submitted_by",
 }
 
 
