@@ -155,3 +155,15 @@ def test_the_hot_path_takes_only_plain_job_look_ups() -> None:
     assert match(scope(f"/v1/spools/s/jobs/{job_id}/manifest")) is None
     assert match(scope("/v1/spools/s/jobs/../../etc")) is None
     assert match(scope("/v1/spools/s/jobs")) is None
+
+
+def test_index_forgets_purged_jobs(tmp_path: Path) -> None:
+    paths = init_spool(tmp_path / "s")
+    job_id = new_job_id()
+    (paths.done / f"a.{job_id}").mkdir()
+    index = JobIndex(paths, InboxView())
+    index.load()
+    assert job_id in index.jobdirs
+    (paths.done / f"a.{job_id}").rmdir()  # purged by retention
+    index.load()
+    assert job_id not in index.jobdirs

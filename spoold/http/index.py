@@ -30,6 +30,8 @@ from ..tools.lookup import JobLocation, locate
 
 INBOX_EVERY_S = 0.2
 RELIST_EVERY_S = 10.0
+# Recent terminal events and finished jobs' owners kept: the oldest half goes past this.
+KEEP_RECENT = 100_000
 ENDED = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 
 
@@ -44,6 +46,7 @@ class JobIndex:
         self.ended: dict[str, str] = {}  # job id -> published folder, from the events
         self._inbox_at = 0.0
         self._listed_at = 0.0
+        self._finished: set[str] = set()  # ids seen in done/ and failed/ at the last listing
 
     # ------------------------------------------------------------------ learning
 
@@ -65,7 +68,11 @@ class JobIndex:
                 if job_id is not None:
                     found[job_id] = name
         with self._lock:
+            for gone in self._finished - found.keys():  # purged since: forget them
+                self.jobdirs.pop(gone, None)
+                self.owners.pop(gone, None)
             self.jobdirs.update(found)
+            self._finished = set(found)
         self._listed_at = time.monotonic()
 
     def _list_running(self) -> None:
@@ -114,6 +121,7 @@ class JobIndex:
                 elif name in ENDED and isinstance(ev.get("path"), str):
                     self.jobdirs[job_id] = ev["path"].rpartition("/")[2]
                     self.ended[job_id] = ev["path"]
+            _trim(self.ended)
 
     # ------------------------------------------------------------------ finding
 
@@ -156,4 +164,12 @@ class JobIndex:
             return False, None
         if loc.state in ("done", "failed"):
             self.owners[job_id] = loc.record.submitted_by
+            _trim(self.owners)
         return True, loc.record.submitted_by
+
+
+def _trim(recent: dict[str, Any]) -> None:
+    """Drop the oldest half of a dict of recent facts past KEEP_RECENT (insertion order)."""
+    if len(recent) > KEEP_RECENT:
+        for key in list(recent)[: len(recent) // 2]:
+            del recent[key]
