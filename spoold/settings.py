@@ -29,6 +29,7 @@ from pydantic import (
 from .errors import ConfigError, JobError
 from .spool.after import MAX_AFTER, AfterRef
 from .spool.allow_fetch import parse_prefix
+from .spool.ids import SUBMITTER_RE, is_job_id
 from .spool.pages import THEME_MARGINS, parse_margins, parse_page_size
 
 Target = Literal["pdf", "docx", "html"]
@@ -133,6 +134,7 @@ class SpoolSettings(JobDefaults):
     events_max_mb: float = Field(default=64, gt=0)
     durable: bool = True
     max_input_mb: float = Field(default=200, gt=0)
+    max_upload_mb: float = Field(default=100, gt=0)  # one HTTP request's body (spoold serve)
     memory_limit_mb: int = Field(default=2048)
     cpu_limit_s: float = Field(default=600, gt=0)
     output_mode: str | None = None
@@ -229,6 +231,28 @@ class JobFile(BaseModel):
     metadata: dict[str, str | int | float | bool | list[str]] | None = None
     # Other jobs of the spool this one waits for (spool/after.py, docs/protocol.md).
     after: list[AfterRef] | None = Field(default=None, max_length=MAX_AFTER)
+    # Chosen before the claim by the tool that dropped the job (spool/ids.py).
+    id: str | None = None
+    submitted_by: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _job_id_form(cls, v: str | None) -> str | None:
+        if v is not None and not is_job_id(v):
+            raise ValueError(
+                "must be a job id such as '20260130T101500Z-3f9a1c2b7d' (UTC time, '-', "
+                "10 hex digits; spoold.spool.clock.new_job_id makes one)"
+            )
+        return v
+
+    @field_validator("submitted_by")
+    @classmethod
+    def _submitter_form(cls, v: str | None) -> str | None:
+        if v is not None and not SUBMITTER_RE.match(v):
+            raise ValueError(
+                "must be 1-64 letters, digits or ._@+- (starting with a letter or digit)"
+            )
+        return v
 
 
 DAEMON_KEYS = frozenset(DaemonSettings.model_fields)

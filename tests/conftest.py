@@ -282,11 +282,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.fixture
+def gateway_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """`spoold serve` processes (tests/http_support.py), stopped after the test."""
+    from .http_support import GatewayProc
+
+    started: list[GatewayProc] = []
+
+    def start(*spools: Path, args: tuple[str, ...] = (), wait: bool = True) -> GatewayProc:
+        log = spools[0].parent / f"gateway-{len(started)}.log"
+        g = GatewayProc(list(spools), *args, log=log).start(wait=wait)
+        started.append(g)
+        return g
+
+    yield start
+    report = getattr(request.node, "rep_call", None)
+    for g in started:
+        if report is not None and report.failed:
+            print(f"--- {g.log_path} (last 3000 bytes)")
+            print(g.log_path.read_bytes()[-3000:].decode("utf-8", "replace"))
+        g.stop()
+
+
 # What `make check` (the fast in-process loop) leaves to `make test`:
-# tests that start real processes (daemons and their workers through these fixtures, or
-# the `spoold` command, systemd-analyze, promtool, mypy...) are marked `processes`;
+# tests that start real processes (daemons and their workers, gateways, through these
+# fixtures, or the `spoold` command, systemd-analyze, promtool, mypy...) are marked
+# `processes`;
 # long in-process ones (the real-document corpus, the protocol model checks) `slow`.
-PROCESS_FIXTURES = frozenset({"daemon_factory"})
+PROCESS_FIXTURES = frozenset({"daemon_factory", "gateway_factory"})
 PROCESS_MODULES = frozenset(
     {
         "test_cli",

@@ -23,6 +23,7 @@ RECORD_KEYS = {
     "finished_at",
     "code",
     "waiting",  # null unless the job waits (job.json `after`)
+    "submitted_by",
 }
 
 

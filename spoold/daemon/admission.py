@@ -11,6 +11,7 @@ from ..spool.after import AfterRef, after_of, read_job_json
 from ..spool.clock import parse_iso
 from ..spool.entries import EntryKind
 from ..spool.events import DaemonPaused
+from ..spool.ids import is_job_id
 from ..spool.job import JobState
 from ..spool.protocol import STATE_FILE, free_disk_mb
 from .cancel import CancelMarkers
@@ -45,6 +46,13 @@ class Admission:
             if entry.kind is EntryKind.CANCEL:
                 rt.markers[entry.key] = entry
                 continue
+            # One read of job.json: its chosen id, its priority, whether it waits for others.
+            data = (
+                read_job_json(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
+            )
+            if data is not None:
+                chosen = data.get("id")
+                entry.job_id = chosen if isinstance(chosen, str) and is_job_id(chosen) else None
             if rt.waiting_markers and self.markers.match_waiting(rt, entry):
                 continue
             priority = priorities.get(entry.route)
@@ -58,8 +66,6 @@ class Admission:
                     priority = state.priority
                     not_before = retry_not_before(rt, rt.paths.inbox / entry.key, state, wall)
             elif entry.kind is EntryKind.DIR:
-                # One read of job.json: its priority, and whether it waits for other jobs.
-                data = read_job_json(rt.paths.inbox / entry.key)
                 priority = _job_file_priority(data, priority)
                 after = after_of(data)
             cand = Candidate(rt.name, entry, priority, not_before)
@@ -74,7 +80,7 @@ class Admission:
         if self.lifecycle.stopping:
             return  # no claims while stopping (held results went back to the inbox)
         now = time.monotonic()
-        held = self.lifecycle.holds_results()
+        held = self.lifecycle.holding.holds_results()
         if not self.waiting.due(now, held):
             return
         self.lifecycle.conditions.new_round()
@@ -85,11 +91,11 @@ class Admission:
             for r in rejected:
                 self.lifecycle.reject_queued(rt, r.cand.entry, r.cand.priority, r.error)
         if held:
-            self.lifecycle.check_held_results(now)
+            self.lifecycle.holding.check_held_results(now)
         self.waiting.round_done(now)
 
     def next_waiting_check(self) -> float | None:
-        return self.waiting.next_due(self.lifecycle.holds_results())
+        return self.waiting.next_due(self.lifecycle.holding.holds_results())
 
     def claim_ready(self, spools: list[SpoolRuntime], wall: float) -> None:
         """Claim as many jobs as there are idle workers now (no hoarding)."""

@@ -38,6 +38,7 @@ class JobPlan:
     idempotency_key: str | None = None
     reference: Path | None = None  # the job folder's reference.docx
     after: tuple[AfterRef, ...] = ()  # job.json `after` (daemon/waiting.py)
+    requested_id: str | None = None  # job.json's `id` (spool/ids.py)
 
 
 def _kind_word(mode: int) -> str:
@@ -136,6 +137,7 @@ def plan_job(
         idempotency_key=jf.idempotency_key,
         reference=reference,
         after=tuple(jf.after or ()),
+        requested_id=jf.id,
     )
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..spool.clock import age_s, iso, parse_iso, wall_time
+from ..spool.ids import input_requested
 from ..spool.job import JobState, read_state
 from ..spool.protocol import INPUT_DIR, STATE_FILE, atomic_write_json
 from ..worker.spec import STAGE_FILE
@@ -51,6 +52,7 @@ def state_of(folder: Path, jobdir: str) -> JobState | None:
         owner_uid=st.st_uid,
         arrived_at=iso(),
         attempt_floor=attempt_hint(folder),
+        submitted_by=input_requested(folder, inputs[0]).submitted_by,
     )
 
 

@@ -20,10 +20,8 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
-from ..spool.after import HELD_STAGE, AfterKind, Found, JobPhase
 from ..spool.clock import iso, iso_of, new_job_id
 from ..spool.entries import EntryKind
 from ..spool.events import (
@@ -31,9 +29,14 @@ from ..spool.events import (
     JobClaimed,
     JobDetected,
     JobDiscarded,
-    JobReleased,
     JobStarted,
-    JobWaiting,
+)
+from ..spool.ids import (
+    Requested,
+    live_folder,
+    read_requested,
+    registered_folder,
+    reserve_job_id,
 )
 from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
 from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
@@ -41,14 +44,15 @@ from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
 from .crashpoints import crash_point
 from .executor import Completed, Executor, Outcome, TimedOut
 from .finishing import Finishing
+from .holding import Holding
 from .inbox.tracker import Entry
 from .intake import JobPlan, plan_job
-from .jobfolder import seconds_since, state_of, write_stage
+from .jobfolder import seconds_since, state_of
 from .listeners import ListenerBus
 from .outcomes import error_of, restart_cause
 from .parts import PartsRun, discard_parts, parts_spec
-from .runtime import HeldResult, RunningJob, SpoolRuntime
-from .waiting import Conditions, failure_of, overdue_missing
+from .runtime import RunningJob, SpoolRuntime
+from .waiting import Conditions
 
 log = logging.getLogger("spoold")
 
@@ -75,6 +79,7 @@ class Lifecycle:
         self.finishing = Finishing(self.running, bus, on_requeued)
         self.stopping = False  # no more retries: failures are published (begin_stop)
         self.conditions = conditions or Conditions()  # job.json `after`, read from the folders
+        self.holding = Holding(self.running, self.finishing, bus, self.conditions)
 
     def begin_stop(self) -> None:
         """The daemon is stopping: a failed attempt is published, not retried; a held
@@ -112,7 +117,7 @@ class Lifecycle:
         if err.code is ErrorCode.CANCELLED:
             self.publish(job, JobStatus.CANCELLED, err, result)
         else:
-            self.publish_or_hold(job, JobStatus.FAILED, err, result)
+            self.holding.publish_or_hold(job, JobStatus.FAILED, err, result)
 
     # ------------------------------------------------------------------ claim
 
@@ -191,8 +196,8 @@ class Lifecycle:
     def _claim_new(
         self, rt: SpoolRuntime, entry: Entry, priority: int
     ) -> tuple[JobState, Path] | str:
-        job_id = new_job_id()
-        jobdir = job_dir_name(entry.name, job_id)
+        asked = read_requested(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
+        job_id, jobdir = self._job_id(rt, entry, asked)
         folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
         if folder is None:
             return TAKEN
@@ -206,10 +211,36 @@ class Lifecycle:
             route=entry.route,
             priority=priority,
             arrived_at=iso_of(entry.arrived_at),
+            submitted_by=asked.submitted_by if asked else None,
         )
         detected = JobDetected(job_id=job_id, name=entry.name, route=entry.route, ino=entry.sig[0])
         self.bus.emit(rt, detected)
         return state, folder
+
+    @staticmethod
+    def _job_id(rt: SpoolRuntime, entry: Entry, asked: Requested | None) -> tuple[str, str]:
+        """The id job.json chose when it is unused (registered now), else a new one; a
+        refused id fails the job at start (`_refused_id`)."""
+        if asked is not None and asked.job_id is not None:
+            jobdir = job_dir_name(entry.name, asked.job_id)
+            if reserve_job_id(rt.paths, asked.job_id, jobdir) is None:
+                return asked.job_id, jobdir
+        job_id = new_job_id()
+        return job_id, job_dir_name(entry.name, job_id)
+
+    @staticmethod
+    def _refused_id(rt: SpoolRuntime, job: RunningJob, plan: JobPlan) -> JobError | None:
+        """job.json named an id the claim could not use: it belongs to another job."""
+        if plan.requested_id is None or plan.requested_id == job.job_id:
+            return None
+        holder = registered_folder(rt.paths, plan.requested_id)
+        holder = (live_folder(rt.paths, holder) or holder) if holder else None
+        where = f" ({holder})" if holder else ""
+        return JobError(
+            ErrorCode.INPUT_INVALID,
+            f"job.json: key 'id': {plan.requested_id} is already the id of another job{where}",
+            hint="Leave 'id' out, or give every job a new id (new_job_id()).",
+        )
 
     # ------------------------------------------------------------------ start
 
@@ -229,6 +260,10 @@ class Lifecycle:
         except OSError as exc:
             err = JobError(io_error_code(exc), f"cannot read the input: {exc.strerror}")
             self.publish(job, JobStatus.FAILED, err.info(), None)
+            return
+        refused = self._refused_id(rt, job, plan)
+        if refused is not None:
+            self.publish(job, JobStatus.FAILED, refused.info(), None)
             return
         job.plan = plan
         job.spec = spec = job_spec(job, plan, self.executor.workers)
@@ -271,78 +306,9 @@ class Lifecycle:
         result = outcome.result if isinstance(outcome, Completed) else None
         self.finishing.record_usage(job, result, timed_out=isinstance(outcome, TimedOut))
         if err is None:
-            self.publish_or_hold(job, JobStatus.SUCCEEDED, None, result)
+            self.holding.publish_or_hold(job, JobStatus.SUCCEEDED, None, result)
         else:
             self.fail(job, err, result)
-
-    # ------------------------------------------------------------------ finish_to_finish
-
-    def holds_results(self) -> bool:
-        return any(job.held is not None for job in self.running.values())
-
-    def check_held_results(self, now: float) -> None:
-        for job in list(self.running.values()):
-            if job.held is not None:
-                held = job.held
-                self.publish_or_hold(job, held.status, held.error, held.result, now)
-
-    def publish_or_hold(
-        self,
-        job: RunningJob,
-        status: JobStatus,
-        err: ErrorInfo | None,
-        result: WorkerResult | None,
-        now: float | None = None,
-    ) -> None:
-        """Publish, unless a finish_to_finish job is unfinished: then hold the result."""
-        after = job.plan.after if job.plan else ()
-        refs = tuple(r for r in after if r.kind is AfterKind.FINISH_TO_FINISH)
-        if not refs:
-            self.publish(job, status, err, result)
-            return
-        held = job.held or HeldResult(status, err, result, refs)
-        me = Found(
-            f"running/{job.folder.name}",
-            job.job_id,
-            job.state.name,
-            "running",
-            JobPhase.STARTED,
-            True,
-        )
-        if now is None:  # not in a round of check_held_results: read the folders now
-            self.conditions.new_round()
-            now = time.monotonic()
-        ev = self.conditions.evaluate(job.rt, me, refs, finishing=True)
-        # A job that stays missing was removed (retention, a person): nothing to wait for.
-        gone = overdue_missing(held.missing_since, ev, now, job.rt.settings.after_missing_s)
-        failure = failure_of(ev, [], job.state.name)
-        pending = [p for p in ev.pending if p.found is not None or p.ref not in gone]
-        if failure is None and pending:
-            if job.held is None:
-                self._hold(job, held, [p.as_json() for p in pending])
-            return
-        if job.held is not None:
-            self._release(job, "conditions met" if failure is None else f"failed: {failure.code}")
-        if failure is not None:
-            self.publish(job, JobStatus.FAILED, failure, None)
-        else:
-            self.publish(job, status, err, result)
-
-    def _hold(self, job: RunningJob, held: HeldResult, waiting: list[dict[str, Any]]) -> None:
-        """Keep a finish_to_finish job's result unpublished in running/, and say so."""
-        job.held = held
-        write_stage(job.folder, HELD_STAGE)
-        event = JobWaiting(
-            job_id=job.job_id, attempt=job.attempt.number, name=job.state.name, after=waiting
-        )
-        self.bus.emit(job.rt, event)
-
-    def _release(self, job: RunningJob, reason: str) -> None:
-        job.held = None
-        event = JobReleased(
-            job_id=job.job_id, attempt=job.attempt.number, name=job.state.name, reason=reason
-        )
-        self.bus.emit(job.rt, event)
 
     def _lay_out_parts(self, job: RunningJob, outcome: Outcome) -> bool:
         """The worker split the PDF: the job goes on as a PartsRun (True)."""

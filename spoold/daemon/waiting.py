@@ -10,8 +10,8 @@ dependency failed (with `on_failure` "fail") are claimed only to be published as
 failed. Jobs without `after` never come here: waiting costs nothing to the others.
 
 finish_to_finish is checked when the job's result is ready: the lifecycle holds it
-(`Lifecycle.publish_or_hold`) and looks again in the same rounds
-(`Lifecycle.check_held_results`), publishing it once the other jobs finished.
+(`Holding.publish_or_hold`, daemon/holding.py) and looks again in the same rounds
+(`Holding.check_held_results`), publishing it once the other jobs finished.
 """
 
 from __future__ import annotations

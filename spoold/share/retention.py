@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..spool.clock import job_time, parse_iso, wall_time
+from ..spool.ids import forget_job_id
 from ..spool.protocol import MANIFEST, SpoolPaths, job_id_of, rename_noreplace
 from .outputs import unlink_flat_outputs
 
@@ -99,7 +100,7 @@ def purge(
     if out_dir_cleanup and doomed:
         files = [f for _kind, folder in doomed for f in _linked_files(folder)]
         result.removed_links = len(unlink_flat_outputs(paths.out, files))
-    _remove_hidden(doomed, result)
+    _remove_hidden(paths, doomed, result)
     if result.removed_done or result.removed_failed or result.leftovers:
         log.info(
             "purged %d done and %d failed job folders (%d bytes, %d out/ links)",
@@ -151,14 +152,18 @@ def _hide_expired(
     return hidden_ones
 
 
-def _remove_hidden(doomed: list[tuple[str, Path]], result: PurgeResult) -> None:
-    """Delete the renamed folders, counting each by its kind once it is wholly gone."""
+def _remove_hidden(paths: SpoolPaths, doomed: list[tuple[str, Path]], result: PurgeResult) -> None:
+    """Delete the renamed folders, counting each by its kind once it is wholly gone;
+    a chosen id's registration (spool/ids.py) goes with its folder."""
     for kind, folder in doomed:
         freed, errors = remove_tree(folder)
         result.freed_bytes += freed
         if errors:
             result.errors.extend(errors)
             continue  # still hidden: the next purge finishes it
+        job_id = job_id_of(folder.name)
+        if job_id is not None:
+            forget_job_id(paths, job_id)
         if kind == "done":
             result.removed_done += 1
         elif kind == "failed":

@@ -28,6 +28,7 @@ from typing import Any
 from ..spool.after import HELD_STAGE, AfterKind, AfterRef, Found, JobPhase, read_after
 from ..spool.clock import iso_of, job_time
 from ..spool.events import JobDetected, JobStarted
+from ..spool.ids import Requested, input_requested, read_requested
 from ..spool.job import JobState, read_state
 from ..spool.protocol import (
     INPUT_DIR,
@@ -80,6 +81,7 @@ class JobRecord:
     # Why a job does not run yet: {"reason", "since", "until", ...}; for job.json `after`
     # also "after": the unmet references with the referenced jobs' states (docs/cli.md).
     waiting: dict[str, Any] | None = None
+    submitted_by: str | None = None  # job.json's submitted_by (the gateway's token name)
 
     def as_json(self) -> dict[str, Any]:
         # Every field is a str, int or None: a shallow copy is asdict's result, and
@@ -146,6 +148,7 @@ def queued_record(paths: SpoolPaths, key: str, index: SpoolIndex | None = None) 
     state = read_state(path) if job_id else None
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
         job_id = None  # a person's folder that happens to look like a job folder
+    asked = read_requested(path) if job_id is None and os.path.isdir(path) else Requested()
     try:
         mtime = os.lstat(path).st_mtime
     except OSError:
@@ -165,10 +168,11 @@ def queued_record(paths: SpoolPaths, key: str, index: SpoolIndex | None = None) 
             started_at=_last_started(state),
             finished_at=None,
             code=last.error.code if last is not None and last.error else None,
+            submitted_by=state.submitted_by,
         )
     entry_name = _input_name(path) if job_id else name
     record = JobRecord(
-        job_id=job_id,
+        job_id=job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
         name=entry_name or name,
         state=Place.QUEUED,
         status="queued",
@@ -180,10 +184,11 @@ def queued_record(paths: SpoolPaths, key: str, index: SpoolIndex | None = None) 
         started_at=None,
         finished_at=None,
         code=None,
+        submitted_by=asked.submitted_by,
     )
     refs = read_after(path) if job_id is None and os.path.isdir(path) else ()
     if refs:
-        me = Found(record.folder, None, record.name, "queued", JobPhase.QUEUED, False)
+        me = Found(record.folder, record.job_id, record.name, "queued", JobPhase.QUEUED, False)
         record.waiting = waiting_for(index or spool_index(paths), me, refs, path, False)
     return record
 
@@ -272,10 +277,12 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
             continue
         folder = paths.running / name
         state = read_state(folder)
+        entry = (state.name if state else _input_name(folder)) or parsed.jobdir
+        by = state.submitted_by if state else input_requested(folder, entry).submitted_by
         partial.append(
             JobRecord(
                 job_id=parsed.job_id,
-                name=(state.name if state else _input_name(folder)) or parsed.jobdir,
+                name=entry,
                 state=Place.RUNNING,
                 status="running",
                 attempt=parsed.attempt,
@@ -286,6 +293,7 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
                 started_at=None,
                 finished_at=None,
                 code=None,
+                submitted_by=by,
             )
         )
     for rec in partial:
@@ -379,6 +387,11 @@ def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | N
             m: dict[str, Any] = json.loads(fh.read())
     except (OSError, ValueError):
         return None  # still being written by hand, or not a job folder
+    return record_of_manifest(m, state, jobdir)
+
+
+def record_of_manifest(m: Any, state: str, jobdir: str) -> JobRecord | None:
+    """The record of a finished job from its manifest, already read."""
     if not isinstance(m, dict):
         return None
     attempts = m.get("attempts") or [{}]
@@ -396,6 +409,7 @@ def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | N
         started_at=last.get("started_at") or last.get("claimed_at"),
         finished_at=m.get("finished_at"),
         code=(m.get("error") or {}).get("code"),
+        submitted_by=m.get("submitted_by"),
     )
 
 

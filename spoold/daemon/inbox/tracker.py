@@ -79,6 +79,7 @@ class Entry:
     gone: bool = False  # vanished (claimed elsewhere, deleted): the scheduler skips it
     check_at: float = 0.0  # monotonic time of the next settle re-check (while not ready)
     incomplete_sig: tuple[int, ...] | None = None  # sig that last failed the format check
+    job_id: str | None = None  # a job folder's chosen id (job.json `id`), read when ready
 
 
 _seq = itertools.count()
