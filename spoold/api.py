@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,11 @@ from .settings import DEFAULT_IGNORE, load_spool_settings, read_toml
 from .share import retention
 from .share.retention import PurgeResult
 from .spool.clock import job_time, parse_iso, spool_now, wall_time
-from .spool.entries import JOB_FILE, compile_ignore
+from .spool.entries import compile_ignore
 from .spool.eventfiles import EventsCursor, follow
 from .spool.events import JobCancelled, JobDetected, JobFailed, JobSucceeded
-from .spool.job import JobState, read_state
+from .spool.ids import is_job_id
+from .spool.job import read_state
 from .spool.leases import heartbeat_ages
 from .spool.protocol import (
     MANIFEST,
@@ -34,12 +34,11 @@ from .spool.protocol import (
     atomic_write,
     free_disk_mb,
     init_spool,
-    job_dir_name,
     job_id_of,
     open_spool,
-    parse_running_name,
     rename_noreplace,
 )
+from .tools import lookup
 from .tools.jobview import (
     InboxView,
     JobRecord,
@@ -47,13 +46,12 @@ from .tools.jobview import (
     finished_names,
     finished_record,
     queue_counts,
-    queued_count,
-    queued_entries,
-    queued_record,
     queued_records,
     running_records,
     waiting_records,
 )
+from .tools.lookup import JobLocation
+from .tools.staging import TryLater, check_room, enqueue, queued_count, stage_job_folder
 
 __all__ = [
     "JobNotFound",
@@ -63,6 +61,7 @@ __all__ = [
     "find_job",
     "init",
     "list_jobs",
+    "queued_count",
     "retry",
     "show",
     "status",
@@ -72,10 +71,6 @@ __all__ = [
 
 
 ENDED_NAMES = (JobSucceeded.NAME, JobFailed.NAME, JobCancelled.NAME)
-
-
-class TryLater(SpooldError):
-    """The spool cannot take more now (queue full or disk short): exit 75."""
 
 
 class JobNotFound(SpooldError):
@@ -92,17 +87,6 @@ class Submission:
     name: str  # the entry name in inbox/ (or ROUTE/NAME)
     ino: int
     events_cursor: EventsCursor  # the events log's end before the entry was dropped
-
-
-def _unique_name(folder: Path, name: str) -> str:
-    if not os.path.lexists(folder / name):
-        return name
-    stem, dot, ext = name.partition(".")
-    for i in range(1, 10000):
-        candidate = f"{stem}-{i}{dot}{ext}"
-        if not os.path.lexists(folder / candidate):
-            return candidate
-    raise SpooldError(f"too many entries named like {name} in {folder}")
 
 
 def inbox_view(paths: SpoolPaths) -> InboxView:
@@ -140,14 +124,8 @@ def submit(
     """
     paths = open_spool(spool)
     settings = load_spool_settings(spool)
-    queued = queued_count(
-        paths, InboxView(frozenset(settings.routes), compile_ignore(settings.ignore_patterns()))
-    )
-    if queued >= settings.max_queued:
-        raise TryLater(f"the inbox holds {queued} entries (max_queued is {settings.max_queued})")
-    free = free_disk_mb(spool)
-    if free < settings.min_free_mb:
-        raise TryLater(f"free disk {free:.0f} MB is below min_free_mb {settings.min_free_mb}")
+    view = InboxView(frozenset(settings.routes), compile_ignore(settings.ignore_patterns()))
+    check_room(paths, view, settings.max_queued, settings.min_free_mb)
     if not document.is_file():
         raise SpooldError(f"{document} is not a file")
     job_options: dict[str, Any] = dict(options or {})
@@ -155,47 +133,21 @@ def submit(
         job_options["targets"] = targets
     if priority is not None:
         job_options["priority"] = priority
-    dest_folder = paths.inbox / route if route else paths.inbox
-    if route and not dest_folder.is_dir():
-        raise SpooldError(f"route {route!r} has no folder {dest_folder}")
     staging = paths.tmp / f".submit-{os.getpid()}-{time.monotonic_ns()}"
     staging.mkdir()
     try:
-        name = document.name
-        entry = staging / name
+        entry = staging / document.name
         if job_options or resources or reference_doc:
-            _stage_job_folder(entry, document, job_options, resources, reference_doc)
+            stage_job_folder(entry, document, job_options, resources, reference_doc)
         else:
             shutil.copyfile(document, entry)
         ino = os.lstat(entry).st_ino
         cursor = EventsCursor.at_end(paths.events)  # `wait` reads what follows
-        final = _unique_name(dest_folder, name)
-        rename_noreplace(entry, dest_folder / final)
+        room = (view, settings.max_queued, settings.min_free_mb)
+        key = enqueue(paths, entry, document.name, route=route, room=room)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    key = f"{route}/{final}" if route else final
     return Submission(spool=spool, name=key, ino=ino, events_cursor=cursor)
-
-
-def _stage_job_folder(
-    entry: Path,
-    document: Path,
-    job_options: dict[str, Any],
-    resources: Path | None,
-    reference_doc: Path | None,
-) -> None:
-    entry.mkdir()
-    shutil.copyfile(document, entry / document.name)
-    if job_options:
-        job_options.setdefault("main", document.name)
-        (entry / JOB_FILE).write_text(json.dumps(job_options, indent=2))
-    if resources is not None:
-        if resources.is_dir():
-            shutil.copytree(resources, entry / "resources", symlinks=True)
-        else:
-            shutil.copyfile(resources, entry / "resources.zip")
-    if reference_doc is not None:
-        shutil.copyfile(reference_doc, entry / "reference.docx")
 
 
 def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
@@ -219,97 +171,31 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
     raise TimeoutError(f"{sub.name} was not finished within {timeout:g} s")
 
 
-@dataclass
-class JobLocation:
-    state: Place
-    path: Path
-    job_id: str | None
-    record: JobRecord
-
-
-def _folders(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[Place, str, str, str | None]]:
-    """(state, name below the state's folder, job folder name, job id) of every job,
-    from directory listings alone."""
-    for name in finished_names(paths.running):
-        parsed = parse_running_name(name)
-        if parsed is not None:
-            yield Place.RUNNING, name, parsed.jobdir, parsed.job_id
-    for key, _ in queued_entries(paths, view):
-        leaf = key.rpartition("/")[2]
-        yield Place.QUEUED, key, leaf, job_id_of(leaf)
-    for state in (Place.DONE, Place.FAILED):
-        for name in finished_names(paths.root / state):
-            yield state, name, name, job_id_of(name)
-
-
-def _record(paths: SpoolPaths, state: Place, name: str) -> JobRecord | None:
-    if state is Place.RUNNING:
-        found = running_records(paths, [name])
-        return found[0] if found else None
-    if state is Place.QUEUED:
-        return queued_record(paths, name)
-    return finished_record(paths, state, name)
-
-
 def find_job(spool: Path, ref: str) -> JobLocation:
-    """Find a job by id, job folder name or the name it was dropped with (newest wins)."""
+    """Find a job by id, job folder name or the name it was dropped with (newest wins).
+
+    A job id that chose itself (job.json `id`, spool/ids.py) is found by its
+    registration in a few stats; anything else by a scan of every folder."""
     paths = open_spool(spool)
-    matches: list[tuple[str, Place, JobRecord]] = []
-    for state, name, jobdir, job_id in _folders(paths, inbox_view(paths)):
-        by_id_or_folder = ref in (job_id, jobdir, name)
-        # A job folder is named job_dir_name(entry name, job id): compare names first,
-        # read the record only for folders a job named `ref` could have.
-        maybe_named = job_id is not None and job_dir_name(ref, job_id) == jobdir
-        if not (by_id_or_folder or maybe_named):
-            continue
-        rec = _record(paths, state, name)
-        if rec is None or not (by_id_or_folder or rec.name == ref):
-            continue
-        if ref == job_id:
-            return JobLocation(state, paths.root / rec.folder, job_id, rec)
-        matches.append((rec.created_at or "", state, rec))
-    if not matches:
+    loc = lookup.locate(paths, ref) if is_job_id(ref) else None
+    loc = loc or lookup.scan(paths, inbox_view(paths), ref)
+    if loc is None:
         raise JobNotFound(f"no job {ref!r} in {spool}")
-    _, state, rec = max(matches, key=lambda m: m[0])
-    return JobLocation(state, paths.root / rec.folder, rec.job_id, rec)
+    return loc
 
 
-def _state_from_manifest(folder: Path) -> JobState | None:
-    """Rebuild the daemon's job state from a published manifest (for `retry`)."""
-    try:
-        m = json.loads((folder / MANIFEST).read_text())
-        entry = folder / "input" / m["name"]
-        st = os.lstat(entry)
-        return JobState(
-            job_id=m["job_id"],
-            name=m["name"],
-            jobdir=folder.name,
-            kind="dir" if os.path.isdir(entry) else "file",
-            owner_uid=st.st_uid,
-            route=m.get("route"),
-            priority=int(m.get("options", {}).get("priority", 50)),
-            arrived_at=m["created_at"],
-            attempts=m.get("attempts", []),
-        )
-    except (OSError, ValueError, KeyError):
-        return None
+def locate(
+    spool: Path, job_id: str, *, jobdir: str | None = None, key: str | None = None
+) -> JobLocation | None:
+    """A job by id without listing done/ or failed/ (tools/lookup.py): `jobdir` is its
+    folder's name (STEM.ID) when known, `key` its inbox key while unclaimed."""
+    return lookup.locate(SpoolPaths(spool), job_id, jobdir=jobdir, key=key)
 
 
 def show(spool: Path, ref: str) -> dict[str, Any]:
     """The job's record; for a finished job its manifest too, for a job that ran before
     its attempts so far (docs/cli.md)."""
-    loc = find_job(spool, ref)
-    data: dict[str, Any] = {}
-    if loc.state in (Place.DONE, Place.FAILED):
-        try:
-            data = json.loads((loc.path / MANIFEST).read_text())
-        except (OSError, ValueError):
-            data = {}
-    else:
-        st = read_state(loc.path)
-        data["attempts"] = [a.model_dump(mode="json") for a in st.attempts] if st else []
-    data.update(loc.record.as_json())
-    return data
+    return lookup.show_at(find_job(spool, ref))
 
 
 def status(spool: Path) -> dict[str, Any]:
@@ -328,16 +214,17 @@ def status(spool: Path) -> dict[str, Any]:
     # Newest first by the time in the job id: only these five manifests are read.
     newest = sorted(failed, key=lambda n: job_id_of(n) or "", reverse=True)[:5]
     recent = [finished_record(paths, "failed", n) for n in newest]
+    running = running_records(paths)
     return {
         "spool": str(spool),
-        **queue_counts(paths, view),  # "queued" and "waiting" (on a format check)
-        "running": [r.as_json() for r in running_records(paths)],
+        **queue_counts(paths, view, running),  # queued; waiting (format check, `after`)
+        "running": [r.as_json() for r in running],
         "done": len(finished_names(paths.done)),
         "failed": len(failed),
         "free_disk_mb": round(free_disk_mb(spool)),
         "daemons": daemons,
         "recent_failures": [r.as_json() for r in recent if r is not None],
-        "waiting_jobs": [r.as_json() for r in waiting_records(paths, view, limit=20)],
+        "waiting_jobs": [r.as_json() for r in waiting_records(paths, limit=20)],
     }
 
 
@@ -353,14 +240,17 @@ def cancel(spool: Path, ref: str, hard: bool = False) -> Path:
     return dest
 
 
-def retry(spool: Path, ref: str) -> str:
+def retry(spool: Path, ref: str | JobLocation) -> str:
     """Requeue a failed or cancelled job as a new attempt; its history stays."""
-    loc = find_job(spool, ref)
+    loc = find_job(spool, ref) if isinstance(ref, str) else ref
+    name = ref if isinstance(ref, str) else loc.job_id
     if loc.state is not Place.FAILED:
-        raise SpooldError(f"job {ref} is {loc.state}; only failed or cancelled jobs can be retried")
-    st = _state_from_manifest(loc.path) or read_state(loc.path)
+        raise SpooldError(
+            f"job {name} is {loc.state}; only failed or cancelled jobs can be retried"
+        )
+    st = lookup.state_from_manifest(loc.path) or read_state(loc.path)
     if st is None:
-        raise SpooldError(f"job {ref} has no readable manifest; it cannot be retried")
+        raise SpooldError(f"job {name} has no readable manifest; it cannot be retried")
     st.counted_since = max((a.number for a in st.attempts), default=0)
     st.next_attempt_at = None
     paths = SpoolPaths(spool)

@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     IO_ERROR = "io_error"
     DISK_FULL = "disk_full"
     INTERNAL_ERROR = "internal_error"
+    DEPENDENCY_FAILED = "dependency_failed"  # a job named in `after` failed or was cancelled
 
 
 # Whether a retry can help, unless the spool says otherwise (timeouts are configurable).
@@ -43,6 +44,7 @@ RETRYABLE: dict[ErrorCode, bool] = {
     ErrorCode.IO_ERROR: True,
     ErrorCode.DISK_FULL: True,
     ErrorCode.INTERNAL_ERROR: False,
+    ErrorCode.DEPENDENCY_FAILED: False,
 }
 
 DEFAULT_HINTS: dict[ErrorCode, str] = {
@@ -62,6 +64,8 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.DISK_FULL: "Free disk space on the spool, then run `spoold retry` on this spool "
     "with the job's id (job_id in manifest.json).",
     ErrorCode.INTERNAL_ERROR: "This is a bug in spoold; please report it with the job's manifest.",
+    ErrorCode.DEPENDENCY_FAILED: "A job named in `after` failed or was cancelled: fix and retry "
+    'that job, then drop this one again (or give the reference "on_failure": "run").',
 }
 
 

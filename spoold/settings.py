@@ -27,7 +27,9 @@ from pydantic import (
 )
 
 from .errors import ConfigError, JobError
+from .spool.after import MAX_AFTER, AfterRef
 from .spool.allow_fetch import parse_prefix
+from .spool.ids import SUBMITTER_RE, is_job_id
 from .spool.pages import THEME_MARGINS, parse_margins, parse_page_size
 
 Target = Literal["pdf", "docx", "html"]
@@ -52,6 +54,8 @@ DEFAULT_IGNORE = (
 # they share are in its shared/ folder, which is no theme).
 THEMES_DIR = Path(__file__).with_name("convert") / "themes"
 THEMES = tuple(sorted(p.stem for p in THEMES_DIR.glob("*.css")))
+# `auto`: the default theme, except for HTML that brings its own styles; `none`: no theme.
+THEME_CHOICES = ("auto", "none", *THEMES)
 
 
 def _check_margins(v: str) -> str:
@@ -60,8 +64,8 @@ def _check_margins(v: str) -> str:
 
 
 def check_theme(v: str) -> str:
-    if v not in THEMES:
-        raise ValueError(f"unknown theme {v!r}; allowed: {', '.join(THEMES)}")
+    if v not in THEME_CHOICES:
+        raise ValueError(f"unknown theme {v!r}; allowed: {', '.join(THEME_CHOICES)}")
     return v
 
 
@@ -88,7 +92,7 @@ class JobDefaults(BaseModel):
     priority: int = Field(default=50, ge=0, le=100)
     timeout_s: float = Field(default=300, gt=0)
     max_attempts: int = Field(default=3, ge=1)
-    theme: Theme = "default"
+    theme: Theme = "auto"
     page_size: PageSize = "A4"
     margins: Margins = THEME_MARGINS
     on_duplicate: OnDuplicate = "reuse"
@@ -123,6 +127,8 @@ class SpoolSettings(JobDefaults):
     cancel_grace_s: float = Field(default=10.0, ge=0)
     cancel_marker_ttl_s: float = Field(default=3600.0, ge=0)
     cancel_marker_window_s: float = Field(default=5.0, ge=0)
+    # How long a job waits for a job it names in `after` to appear (docs/protocol.md).
+    after_missing_s: float = Field(default=30.0, ge=0)
     ignore: list[str] = Field(default_factory=list)
     keep_done_days: float = Field(default=30, gt=0)
     keep_failed_days: float = Field(default=90, gt=0)
@@ -130,6 +136,7 @@ class SpoolSettings(JobDefaults):
     events_held_max: int = Field(default=10000, ge=1)
     durable: bool = True
     max_input_mb: float = Field(default=200, gt=0)
+    max_upload_mb: float = Field(default=100, gt=0)  # one HTTP request's body (spoold serve)
     memory_limit_mb: int = Field(default=2048)
     cpu_limit_s: float = Field(default=600, gt=0)
     output_mode: str | None = None
@@ -224,6 +231,30 @@ class JobFile(BaseModel):
     page_size: PageSize | None = None
     margins: Margins | None = None
     metadata: dict[str, str | int | float | bool | list[str]] | None = None
+    # Other jobs of the spool this one waits for (spool/after.py, docs/protocol.md).
+    after: list[AfterRef] | None = Field(default=None, max_length=MAX_AFTER)
+    # Chosen before the claim by the tool that dropped the job (spool/ids.py).
+    id: str | None = None
+    submitted_by: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _job_id_form(cls, v: str | None) -> str | None:
+        if v is not None and not is_job_id(v):
+            raise ValueError(
+                "must be a job id such as '20260130T101500Z-3f9a1c2b7d' (UTC time, '-', "
+                "10 hex digits; spoold.spool.clock.new_job_id makes one)"
+            )
+        return v
+
+    @field_validator("submitted_by")
+    @classmethod
+    def _submitter_form(cls, v: str | None) -> str | None:
+        if v is not None and not SUBMITTER_RE.match(v):
+            raise ValueError(
+                "must be 1-64 letters, digits or ._@+- (starting with a letter or digit)"
+            )
+        return v
 
 
 DAEMON_KEYS = frozenset(DaemonSettings.model_fields)

@@ -286,12 +286,62 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-# Fixtures that start real processes (daemons and their workers): a test using one is
-# marked `processes` and left out of `make check`, the fast in-process loop.
-PROCESS_FIXTURES = frozenset({"daemon_factory"})
+@pytest.fixture
+def gateway_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """`spoold serve` processes (tests/http_support.py), stopped after the test."""
+    from .http_support import GatewayProc
+
+    started: list[GatewayProc] = []
+
+    def start(*spools: Path, args: tuple[str, ...] = (), wait: bool = True) -> GatewayProc:
+        log = spools[0].parent / f"gateway-{len(started)}.log"
+        g = GatewayProc(list(spools), *args, log=log).start(wait=wait)
+        started.append(g)
+        return g
+
+    yield start
+    report = getattr(request.node, "rep_call", None)
+    for g in started:
+        if report is not None and report.failed:
+            print(f"--- {g.log_path} (last 3000 bytes)")
+            print(g.log_path.read_bytes()[-3000:].decode("utf-8", "replace"))
+        g.stop()
+
+
+# What `make check` (the fast in-process loop) leaves to `make test`:
+# tests that start real processes (daemons and their workers, gateways, through these
+# fixtures, or the `spoold` command, systemd-analyze, promtool, mypy...) are marked
+# `processes`;
+# long in-process ones (the real-document corpus, the protocol model checks) `slow`.
+PROCESS_FIXTURES = frozenset({"daemon_factory", "gateway_factory"})
+PROCESS_MODULES = frozenset(
+    {
+        "test_cli",
+        "test_cli_jobs",
+        "test_docs_people",
+        "test_doctor",
+        "test_events_types",
+        "test_layers",
+        "test_ops_kit",
+        "test_routes",
+        "test_systemd_units",
+        "test_worker_fonts",
+    }
+)
+SLOW_MODULES = frozenset({"test_corpus", "test_model"})
+SLOW_TESTS = frozenset(
+    {
+        "test_remove_tree_handles_deep_nesting_without_recursion",
+        "test_fonttools_subsetting_gives_the_same_bytes_later",
+        "test_deep_documents_leave_the_recursion_limit_as_it_was",
+    }
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in PROCESS_MODULES or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.processes)
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS:  # type: ignore[attr-defined]
+            item.add_marker(pytest.mark.slow)

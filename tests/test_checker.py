@@ -52,6 +52,27 @@ def assert_problem(log: list[dict[str, Any]], index: int, words: str, strict: bo
 # ---------------------------------------------------------------- hand-written logs
 
 
+def test_waiting_and_released_jobs_pass() -> None:
+    waiting = {**ev("job.waiting", None, None), "name": "b", "after": [{"job": "a"}]}
+    released = {**ev("job.released", None, None), "name": "b", "reason": "conditions met"}
+    # A finish_to_finish result held by its daemon: its job id and running attempt.
+    held = {**ev("job.waiting", 1), "name": "b", "after": [{"job": "a"}]}
+    let_go = {**ev("job.released", 1), "name": "b", "reason": "conditions met"}
+    log = [waiting, released, *lifecycle()[:3], held, let_go, lifecycle()[3]]
+    report = check_events(log, strict=True)
+    assert report.ok, report.format()
+
+
+def test_a_waiting_event_without_its_references_is_a_problem() -> None:
+    assert_problem([{**ev("job.waiting", None, None), "name": "b"}], 0, "references")
+    assert_problem([{**ev("job.released", None, None), "reason": "x"}], 0, "name")
+
+
+def test_a_held_result_of_a_finished_job_is_a_problem() -> None:
+    late = {**ev("job.waiting", 1), "name": "b", "after": []}
+    assert_problem([*lifecycle(), late], 4, "not running")
+
+
 def test_valid_lifecycle_passes() -> None:
     log = [ev("daemon.started", None, None), *lifecycle(), ev("daemon.stopping", None, None)]
     report = check_events(log, strict=True)

@@ -22,7 +22,8 @@ RECORD_KEYS = {
     "started_at",
     "finished_at",
     "code",
-    "waiting",
+    "waiting",  # null unless the job waits (format check, job.json `after`)
+    "submitted_by",
 }
 
 

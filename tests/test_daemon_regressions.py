@@ -216,7 +216,8 @@ def test_a_daemon_that_lost_its_lease_and_its_claim_gives_the_claim_up(
     # carry on, while B finishes the job.
     spool = make_spool()
     a = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
-    stage_file(spool, "held.slow", "8")
+    gate = spool.parent / "gate"  # the job converts until the test opens it
+    stage_file(spool, "held.gate", str(gate))
     wait_for(lambda: event_seen(spool, "job.started"), what="A runs the job")
     b = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
     wait_for(lambda: len(event_seen(spool, "daemon.started")) == 2, what="B up")
@@ -228,6 +229,7 @@ def test_a_daemon_that_lost_its_lease_and_its_claim_gives_the_claim_up(
         wait_for(lambda: event_seen(spool, "job.recovered"), what="B recovers the claim")
     finally:
         os.kill(a.pid, signal.SIGCONT)
+    gate.touch()
     (lost,) = wait_for(lambda: event_seen(spool, "daemon.lease_lost"), what="A notices")
     assert lost["claims_lost"] == 1
     (discarded,) = event_seen(spool, "job.discarded")

@@ -210,9 +210,10 @@ def test_a_frozen_host_is_fenced_then_recovers_on_its_own(
 ) -> None:
     with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
         h1.start().wait_ready()
-        names = [f"held{i}.slow" for i in range(2)]
+        names = [f"held{i}.gate" for i in range(2)]
+        gate = tmp_path / "gate"  # the jobs convert until the test opens it
         for name in names:
-            submit(h1.spool, name, "8")  # still converting when host2 is up
+            submit(h1.spool, name, str(gate))
         wait_until(lambda: len(started_by(h1.spool, "host1")) == 2, 60, "host1 converting")
         h2.start().wait_ready()
         h1.freeze()
@@ -222,6 +223,7 @@ def test_a_frozen_host_is_fenced_then_recovers_on_its_own(
             120,
             "host2 to recover the frozen host's claims",
         )
+        gate.touch()
         wait_until(lambda: all_published(h2.spool, names), 120, "host2 to publish them")
         h1.thaw()
         # The thawed host's late results are fenced; it says so and re-registers.

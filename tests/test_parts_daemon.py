@@ -205,3 +205,4 @@ def test_a_recovered_split_job_leaves_its_part_files_behind(make_spool, daemon_f
     folder, m = only_manifest(spool, "failed")
     assert m["error"]["code"] == "worker_lost", m["error"]
     assert not (folder / ".spoold-parts").exists(), "part files published with the job"
+    assert not (folder / ".spoold-parts-kept").exists(), "nor the parts kept for a resume"

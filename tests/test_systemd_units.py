@@ -107,7 +107,7 @@ def verify(unit_path: Path) -> tuple[int, list[str]]:
     )
     # Lines naming the file or unit under test; the template's warnings name the
     # template file (spoold@.service) even when an instance is verified.
-    names = {unit_path.name, "spoold@.service", "spoold.service"}
+    names = {unit_path.name, "spoold@.service", "spoold.service", "spoold-http@.service"}
     ours = [
         line
         for line in (proc.stdout + proc.stderr).splitlines()

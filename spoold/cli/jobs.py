@@ -23,6 +23,11 @@ from .shared import EX_DATAERR, EX_OK, EX_TEMPFAIL, SpoolArg, cli, exit_codes, f
     help="target format (repeat for several)",
 )
 @click.option("--priority", type=click.IntRange(0, 100), default=None)
+@click.option(
+    "--after",
+    multiple=True,
+    help="run after this job (id or name) succeeded; repeat for several (job.json `after`)",
+)
 @click.option("--route", default=None, help="submit into inbox/ROUTE/")
 @click.option(
     "--resources",
@@ -43,6 +48,7 @@ def submit(
     document: Path,
     targets: tuple[str, ...],
     priority: int | None,
+    after: tuple[str, ...],
     route: str | None,
     resources: Path | None,
     reference_doc: Path | None,
@@ -59,6 +65,7 @@ def submit(
             resources=resources,
             reference_doc=reference_doc,
             route=route,
+            options={"after": list(after)} if after else None,
         )
     if not wait_:
         click.echo(f"submitted {sub.name}")

@@ -8,10 +8,10 @@ import sys
 import click
 
 # Imported for their commands, which register themselves on the group.
-from . import admin, jobs, run, views
+from . import admin, jobs, run, serve, views
 from .shared import EX_INTERRUPTED, EX_OK, EX_USAGE, cli
 
-__all__ = ["admin", "cli", "jobs", "main", "run", "views"]
+__all__ = ["admin", "cli", "jobs", "main", "run", "serve", "views"]
 
 
 def main(argv: list[str] | None = None) -> None:

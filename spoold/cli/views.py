@@ -35,7 +35,7 @@ def status(spool: Path, as_json: bool, watch: bool) -> None:
 
 def _print_status(data: dict[str, Any]) -> None:
     click.echo(
-        f"spool {data['spool']}: {data['queued']} queued, {data['waiting']} waiting, "
+        f"spool {data['spool']}: {data['queued']} queued, {data.get('waiting', 0)} waiting, "
         f"{len(data['running'])} running, "
         f"{data['done']} done, {data['failed']} failed, {data['free_disk_mb']} MB free"
     )
@@ -132,12 +132,12 @@ def list_cmd(
     now = wall_time()
     rows = [
         (
-            j["status"],
+            "waiting" if j.get("waiting") else j["status"],
             j["job_id"] or "-",
             j["name"],
-            j["code"] or "",
+            j["code"] or _waits_for(j.get("waiting")),
             _age(now - _unix(j["created_at"])) if j["created_at"] else "",
-            waiting_note(j["waiting"], now) if j.get("waiting") else "",
+            _note(j.get("waiting"), now),
         )
         for j in jobs
     ]
@@ -154,10 +154,30 @@ def list_cmd(
     for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE", "NOTE")[: 6 if notes else 5]:
         table.add_column(col, no_wrap=col not in ("NAME", "NOTE"))
     for row in rows:
-        style = {"failed": "red", "cancelled": "red", "running": "cyan", "queued": "yellow"}
+        style = {
+            "failed": "red",
+            "cancelled": "red",
+            "running": "cyan",
+            "queued": "yellow",
+            "waiting": "yellow",
+        }
         table.add_row(*row[: 6 if notes else 5], style=style.get(row[0]))
     Console().print(table)
     click.echo(f"{len(rows)} job(s)")
+
+
+def _waits_for(waiting: dict[str, Any] | None) -> str:
+    """What a waiting job waits for, in the CODE column: "after report.md"."""
+    refs = (waiting or {}).get("after") or []
+    return "after " + ", ".join(str(r["job"]) for r in refs) if refs else ""
+
+
+def _note(waiting: dict[str, Any] | None, now: float) -> str:
+    """The NOTE column: an entry that fails its format check, in words (an `after` wait
+    is said in the CODE column)."""
+    if not waiting or waiting.get("reason") != INCOMPLETE:
+        return ""
+    return waiting_note(waiting, now)
 
 
 def _unix(stamp: str) -> float:
@@ -166,8 +186,10 @@ def _unix(stamp: str) -> float:
 
 def waiting_note(waiting: dict[str, Any], now: float) -> str:
     """A job record's `waiting` in words: why, for how long, and what happens next."""
-    text = str(waiting.get("message") or waiting.get("reason"))
     since, until = waiting.get("since"), waiting.get("until")
+    if waiting.get("reason") == "after":
+        return _waits_for(waiting) + (f" (for {_age(now - _unix(since))})" if since else "")
+    text = str(waiting.get("message") or waiting.get("reason"))
     if since:
         text += f" (unchanged for {_age(now - _unix(since))}"
         if until:

@@ -15,34 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..spool.formats import MEDIA_TYPES, SOURCE_TYPES, SUFFIX_TYPES, TARGETS, source_type_of
-from ..spool.records import Fetch
-
 # The job's contract (spoold.spool) names the formats and the fetch record; converters
-# register under those names. Re-exported: plugins add suffixes through this module.
-__all__ = [
-    "MEDIA_TYPES",
-    "SOURCE_TYPES",
-    "SUFFIX_TYPES",
-    "TARGETS",
-    "ConversionContext",
-    "ConversionResult",
-    "ConvertOptions",
-    "Converter",
-    "Fetch",
-    "get_converter",
-    "metadata_text",
-    "register",
-    "routes",
-    "source_type_of",
-]
+# register under those names. Re-exported here: plugins add suffixes through this module.
+from ..spool.formats import MEDIA_TYPES as MEDIA_TYPES
+from ..spool.formats import SOURCE_TYPES as SOURCE_TYPES
+from ..spool.formats import SUFFIX_TYPES as SUFFIX_TYPES
+from ..spool.formats import TARGETS as TARGETS
+from ..spool.formats import source_type_of as source_type_of
+from ..spool.records import Fetch as Fetch
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
     """Options a converter may use; all optional, all part of the idempotency key."""
 
-    theme: str = "default"
+    theme: str = "auto"  # a theme's name, "auto" or "none" (html/authored.py)
     page_size: str = "A4"
     margins: str = "theme"  # CSS lengths for the PDF's @page margin, or the theme's
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +58,9 @@ class ConversionContext:
     warnings: list[str] = field(default_factory=list)
     fetches: list[Fetch] = field(default_factory=list)
     on_stage: Callable[[str], None] | None = None
+    # How the last PDF was laid out ("theme default: ...", "own styles: ..."): the
+    # manifest's artifact `layout`.
+    layout: str | None = None
 
     def stage(self, name: str) -> None:
         """Report the current stage (parsing, layout, writing) for `spoold status`."""
@@ -85,6 +75,7 @@ class ConversionContext:
 @dataclass
 class ConversionResult:
     pages: int | None = None
+    layout: str | None = None  # how it was laid out (theme or own styles), and why
 
 
 class Converter(Protocol):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
@@ -25,9 +26,17 @@ from ..errors import ErrorCode, JobError
 from .base import ConversionContext, ConversionResult, metadata_text, register
 from .md_anchors import anchors_plugin
 from .md_attrs import attrs_plugin
+from .md_callouts import callouts_plugin
+from .md_ial import ial_plugin
+from .md_meta import metadata_plugin, read_metadata
+from .md_mkdocs import mkdocs_plugin
+from .md_mmd import mmd_plugin
+from .md_templates import WARNINGS_KEY, templates_plugin
+from .md_toc import TOC_CSS, TOC_KEY, toc_plugin
 
 # Front matter keys that land in <head>; anything else is kept only for the title block.
-META_KEYS = ("title", "author", "date", "keywords", "subject", "description", "lang")
+META_KEYS = ("title", "author", "date", "keywords", "subject", "description", "lang", "dir")
+METADATA_KEY = "spoold_metadata"
 
 
 @functools.cache
@@ -37,17 +46,37 @@ def _md() -> MarkdownIt:
         MarkdownIt("commonmark", {"html": True})
         .enable(["table", "strikethrough"])
         .use(front_matter_plugin)
+        # TOML, MultiMarkdown and pandoc metadata (docs/conversion.md "Dialects").
+        .use(metadata_plugin)
+        .use(mmd_plugin)
+        .use(mkdocs_plugin)
         .use(footnote_plugin)
         .use(tasklists_plugin)
         .use(deflist_plugin)
+        # Admonitions and `:::` containers become GitHub alerts; kramdown IALs; Hugo and
+        # Liquid template tags dropped with a warning.
+        .use(callouts_plugin)
+        .use(ial_plugin)
+        .use(templates_plugin)
         # `{#id .class}` attributes, then heading ids and `#id` links that land: anchors
-        # in HTML, PDF destinations and DOCX bookmarks.
+        # in HTML, PDF destinations and DOCX bookmarks; then contents markers.
         .use(attrs_plugin)
         .use(anchors_plugin)
+        .use(toc_plugin)
     )
+    md.core.ruler.after("block", "spoold_read_metadata", _read_metadata)
     # GitHub alerts (`> [!NOTE]`): markdown-it-py renders them as GitHub does.
     md.options["alerts"] = True
     return md
+
+
+def _read_metadata(state: StateCore) -> None:
+    """The document's metadata block, read before inline parsing (`[%key]` uses it)."""
+    for token in state.tokens:
+        if token.type == "front_matter":
+            fmt = str((token.meta or {}).get("format", "yaml"))
+            state.env[METADATA_KEY] = read_metadata(fmt, token.content, parse_front_matter)
+            return
 
 
 def read_text(source: Path) -> str:
@@ -122,17 +151,21 @@ def parse_front_matter(block: str) -> dict[str, Any]:
     return data
 
 
-def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """Return (front matter, rendered body HTML) for a Markdown text."""
+def split_front_matter(
+    text: str, warn: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], str]:
+    """Return (front matter, rendered body HTML) for a Markdown text; what the dialect
+    rules dropped (template tags) goes to `warn`."""
     md = _md()
     env: dict[str, Any] = {}
     tokens = md.parse(text, env)
-    meta: dict[str, Any] = {}
-    for token in tokens:
-        if token.type == "front_matter":
-            meta = parse_front_matter(token.content)
-            break
     body = md.renderer.render(tokens, md.options, env)
+    if warn is not None:
+        for message in env.get(WARNINGS_KEY, []):
+            warn(message)
+    meta = dict(env.get(METADATA_KEY) or {})
+    if env.get(TOC_KEY):
+        meta["spoold_toc"] = True
     return meta, body
 
 
@@ -144,37 +177,24 @@ def _first_h1(body: str) -> str | None:
     return text or None
 
 
-def markdown_to_html(text: str, title: str, metadata: Mapping[str, Any] | None = None) -> str:
+def markdown_to_html(
+    text: str,
+    title: str,
+    metadata: Mapping[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> str:
     """Render Markdown to a full HTML document with metadata in <head>.
 
     The title is the front matter's, else the first H1's, else `title`. `metadata`
     (job options) overrides front matter. A front matter title/author/date also gives a
     `<header class="title-block">` at the top of <body> (themes style or hide it).
+    `warn` receives what the dialect rules dropped (docs/conversion.md "Dialects").
     """
-    meta, body = split_front_matter(text)
+    meta, body = split_front_matter(text, warn)
     for key, value in (metadata or {}).items():
         meta[str(key).lower()] = value
     fm_title = metadata_text(meta.get("title")).strip()
-    doc_title = fm_title or _first_h1(body) or title
-    head = [
-        '<meta charset="utf-8">',
-        f"<title>{html.escape(doc_title)}</title>",
-        '<meta name="generator" content="spoold">',
-    ]
-    author = metadata_text(meta.get("author") or meta.get("authors")).strip()
-    if author:
-        head.append(f'<meta name="author" content="{html.escape(author)}">')
-    keywords = metadata_text(meta.get("keywords") or meta.get("tags")).strip()
-    if keywords:
-        head.append(f'<meta name="keywords" content="{html.escape(keywords)}">')
-    description = metadata_text(meta.get("subject") or meta.get("description")).strip()
-    if description:
-        head.append(f'<meta name="description" content="{html.escape(description)}">')
-    date = metadata_text(meta.get("date")).strip()
-    if date:
-        head.append(f'<meta name="dcterms.created" content="{html.escape(date)}">')
-    lang = metadata_text(meta.get("lang")).strip()
-    lang_attr = f' lang="{html.escape(lang)}"' if re.fullmatch(r"[A-Za-z-]{1,20}", lang) else ""
+    head = _head_lines(meta, fm_title or _first_h1(body) or title)
     block = ""
     if fm_title:
         # A document that opens with its own title as H1 would show it twice: the title
@@ -182,17 +202,60 @@ def markdown_to_html(text: str, title: str, metadata: Mapping[str, Any] | None =
         lead = re.match(r"\s*<h1\b[^>]*>(.*?)</h1>\s*", body, re.S | re.I)
         if lead and html.unescape(re.sub(r"<[^>]+>", "", lead.group(1))).strip() == fm_title:
             body = body[lead.end() :]
-        parts = [f'<h1 class="title">{html.escape(fm_title)}</h1>']
-        if author:
-            parts.append(f'<p class="author">{html.escape(author)}</p>')
-        if date:
-            parts.append(f'<p class="date">{html.escape(date)}</p>')
-        block = '<header class="title-block">\n' + "\n".join(parts) + "\n</header>\n"
+        block = _title_block(
+            fm_title, _meta_text(meta, "author", "authors"), _meta_text(meta, "date")
+        )
     return (
-        f"<!DOCTYPE html>\n<html{lang_attr}><head>\n"
+        f"<!DOCTYPE html>\n<html{_html_attrs(meta)}><head>\n"
         + "\n".join(head)
         + f"\n</head>\n<body>\n{block}{body}</body></html>\n"
     )
+
+
+def _meta_text(meta: Mapping[str, Any], *keys: str) -> str:
+    """The first of `keys` the metadata has, as text."""
+    return metadata_text(next((meta[k] for k in keys if meta.get(k)), None)).strip()
+
+
+def _head_lines(meta: Mapping[str, Any], doc_title: str) -> list[str]:
+    head = [
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(doc_title)}</title>",
+        '<meta name="generator" content="spoold">',
+    ]
+    for name, keys in (
+        ("author", ("author", "authors")),
+        ("keywords", ("keywords", "tags")),
+        ("description", ("subject", "description")),
+        ("dcterms.created", ("date",)),
+    ):
+        value = _meta_text(meta, *keys)
+        if value:
+            head.append(f'<meta name="{name}" content="{html.escape(value)}">')
+    if meta.get("spoold_toc"):
+        head.append(f"<style>\n{TOC_CSS}</style>")
+    return head
+
+
+def _html_attrs(meta: Mapping[str, Any]) -> str:
+    """`lang` and `dir` of <html> from the metadata (well-formed values only)."""
+    attrs = ""
+    lang = _meta_text(meta, "lang", "language")
+    if re.fullmatch(r"[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*", lang):
+        attrs += f' lang="{html.escape(lang.replace("_", "-"))}"'
+    direction = _meta_text(meta, "dir").lower()
+    if direction in ("rtl", "ltr", "auto"):
+        attrs += f' dir="{direction}"'
+    return attrs
+
+
+def _title_block(title: str, author: str, date: str) -> str:
+    parts = [f'<h1 class="title">{html.escape(title)}</h1>']
+    if author:
+        parts.append(f'<p class="author">{html.escape(author)}</p>')
+    if date:
+        parts.append(f'<p class="date">{html.escape(date)}</p>')
+    return '<header class="title-block">\n' + "\n".join(parts) + "\n</header>\n"
 
 
 class MarkdownToHtml:
@@ -204,7 +267,7 @@ class MarkdownToHtml:
 
         ctx.stage("parsing")
         text = read_text(source)
-        doc = markdown_to_html(text, source.stem, ctx.options.metadata)
+        doc = markdown_to_html(text, source.stem, ctx.options.metadata, ctx.warn)
         ctx.stage("writing")
         output.write_bytes(standalone_html(doc, ctx, source.parent, with_theme=True))
         return ConversionResult()
@@ -219,8 +282,9 @@ class MarkdownToPdf:
 
         ctx.stage("parsing")
         text = read_text(source)
-        doc = markdown_to_html(text, source.stem, ctx.options.metadata)
-        return ConversionResult(pages=render_pdf(doc, ctx, source.parent, output))
+        doc = markdown_to_html(text, source.stem, ctx.options.metadata, ctx.warn)
+        pages = render_pdf(doc, ctx, source.parent, output)
+        return ConversionResult(pages=pages, layout=ctx.layout)
 
 
 register(MarkdownToHtml())

@@ -21,8 +21,6 @@ from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
-from mdit_py_plugins.attrs.parse import ParseError
-from mdit_py_plugins.attrs.parse import parse as parse_attrs
 
 # Event handlers run script; a link's or image's URL comes from the Markdown, never
 # from an attribute block.
@@ -34,20 +32,84 @@ MAX_ATTR_CHARS = 1024
 _INLINE_AFTER = ("image", "code_inline", "link_close")
 
 
+# One word of an attribute block: `#id`, `.class`, `key=value` (value quoted or not),
+# pandoc's `-`, a bare name (kramdown's reference to an attribute list definition), or
+# a djot `%comment%`. An id or class is any run without spaces or braces, as pandoc
+# reads `{#pandoc.BlockQuote}` or `{#a:b}`.
+_ATTR_WORD = re.compile(
+    r"""\s*(?:
+    \#(?P<id>[^\s{}]+)
+    |\.(?P<cls>[^\s{}]+)
+    |(?P<key>[A-Za-z_:][\w:.-]*)=(?:"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'{}]+))
+    |(?P<dash>-)(?=\s|$)
+    |(?P<ref>[A-Za-z][\w-]*)(?=\s|$)
+    |%[^%]*%
+    )""",
+    re.VERBOSE,
+)
+
+
+def parse_attr_words(words: str) -> tuple[dict[str, str], list[str]] | None:
+    """(attributes, bare names) of an attribute block's inside; None if not one.
+
+    Attributes keep djot's order (the id and keys as written, the classes joined last).
+    """
+    attrs: dict[str, str] = {}
+    classes: list[str] = []
+    refs: list[str] = []
+    pos = 0
+    while pos < len(words):
+        m = _ATTR_WORD.match(words, pos)
+        if m is None or m.end() == pos:
+            if words[pos:].strip():
+                return None
+            break
+        pos = m.end()
+        if m["id"] is not None:
+            attrs["id"] = m["id"]
+        elif m["cls"] is not None:
+            classes.append(m["cls"])
+        elif m["key"] is not None:
+            value = (
+                m["dq"] if m["dq"] is not None else m["sq"] if m["sq"] is not None else m["bare"]
+            )
+            attrs[m["key"]] = re.sub(r"\\(.)", r"\1", value) if m["dq"] is not None else value
+        elif m["dash"] is not None:
+            classes.append("unnumbered")
+        elif m["ref"] is not None:
+            refs.append(m["ref"])
+    if classes:
+        attrs["class"] = " ".join(classes)
+    return attrs, refs
+
+
 def attributes(text: str) -> dict[str, str] | None:
     """Parse the inside of an attribute block (`#id .a .b key=val`); None if invalid.
 
     A leading `:` (kramdown) is allowed; pandoc's `-` becomes the class `unnumbered`.
+    Bare names (kramdown references) make it invalid here; md_ial.py reads those.
     """
     words = text.strip().removeprefix(":").strip()
-    words = re.sub(r"(?:(?<=\s)|^)-(?=\s|$)", ".unnumbered", words)
     if not words or len(words) > MAX_ATTR_CHARS:
         return None
-    try:
-        _, attrs = parse_attrs("{" + words + "}")
-    except ParseError:
+    parsed = parse_attr_words(words)
+    if parsed is None or parsed[1] or not parsed[0]:
         return None
-    return {k: str(v) for k, v in attrs.items() if not _REFUSED.match(k)}
+    return safe_attrs(parsed[0])
+
+
+def safe_attrs(attrs: dict[str, str]) -> dict[str, str]:
+    """`attrs` without event handlers and URLs (a link's target is its Markdown's)."""
+    return {k: v for k, v in attrs.items() if not _REFUSED.match(k)}
+
+
+def merge_attrs(into: dict[str, str], attrs: dict[str, str]) -> None:
+    """Add `attrs` to `into`: classes are joined, anything else replaced."""
+    for key, value in attrs.items():
+        if key == "class" and into.get("class"):
+            into["class"] = f"{into['class']} {value}"
+        else:
+            into[key] = value
 
 
 def _merge(token: Token, attrs: dict[str, str]) -> None:

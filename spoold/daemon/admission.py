@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
+from ..spool.after import AfterRef, after_of, read_job_json
 from ..spool.clock import parse_iso
-from ..spool.entries import JOB_FILE, EntryKind
+from ..spool.entries import EntryKind
 from ..spool.events import DaemonPaused
+from ..spool.ids import is_job_id
 from ..spool.job import JobState
 from ..spool.protocol import STATE_FILE, free_disk_mb
 from .cancel import CancelMarkers
@@ -19,15 +21,19 @@ from .lifecycle import Lifecycle
 from .parts import lend_workers
 from .runtime import SpoolRuntime
 from .scheduler import Candidate, Scheduler
+from .waiting import WaitingRoom
 
 log = logging.getLogger("spoold")
 
 
 class Admission:
-    def __init__(self, lifecycle: Lifecycle, markers: CancelMarkers) -> None:
+    def __init__(
+        self, lifecycle: Lifecycle, markers: CancelMarkers, waiting: WaitingRoom | None = None
+    ) -> None:
         self.lifecycle = lifecycle
         self.markers = markers
         self.scheduler = Scheduler()
+        self.waiting = waiting or WaitingRoom(lifecycle.conditions)
 
     def busy_workers(self) -> int:
         return sum(job.workers_held() for job in self.lifecycle.running.values())
@@ -45,20 +51,56 @@ class Admission:
             if entry.kind is EntryKind.CANCEL:
                 rt.markers[entry.key] = entry
                 continue
+            # One read of job.json: its chosen id, its priority, whether it waits for others.
+            data = (
+                read_job_json(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
+            )
+            if data is not None:
+                chosen = data.get("id")
+                entry.job_id = chosen if isinstance(chosen, str) and is_job_id(chosen) else None
             if rt.waiting_markers and self.markers.match_waiting(rt, entry):
                 continue
             priority = priorities.get(entry.route)
             if priority is None:
                 priority = priorities[entry.route] = rt.settings.for_route(entry.route).priority
             not_before = 0.0
+            after: tuple[AfterRef, ...] = ()
             if entry.kind is EntryKind.REQUEUED:
                 state = state_of(rt.paths.inbox / entry.key, entry.key)
                 if state is not None:
                     priority = state.priority
                     not_before = retry_not_before(rt, rt.paths.inbox / entry.key, state, wall)
             elif entry.kind is EntryKind.DIR:
-                priority = _job_file_priority(rt.paths.inbox / entry.key, priority)
-            self.scheduler.push(Candidate(rt.name, entry, priority, not_before), wall)
+                priority = _job_file_priority(data, priority)
+                after = after_of(data)
+            cand = Candidate(rt.name, entry, priority, not_before)
+            if after:
+                self.waiting.hold(cand, after)
+            else:
+                self.scheduler.push(cand, wall)
+
+    def check_waiting(self, spools: list[SpoolRuntime], wall: float) -> None:
+        """Waiting jobs whose conditions now hold go to the scheduler; those that can
+        never run are published as failed; held results whose jobs finished, published."""
+        if self.lifecycle.stopping:
+            return  # no claims while stopping (held results went back to the inbox)
+        now = time.monotonic()
+        held = self.lifecycle.holding.holds_results()
+        if not self.waiting.due(now, held):
+            return
+        self.lifecycle.conditions.new_round()
+        for rt in spools:
+            released, rejected = self.waiting.check(rt, self.lifecycle.bus, now)
+            for cand in released:
+                self.scheduler.push(cand, wall)
+            for r in rejected:
+                self.lifecycle.reject_queued(rt, r.cand.entry, r.cand.priority, r.error)
+        if held:
+            self.lifecycle.holding.check_held_results(now)
+        self.waiting.round_done(now)
+
+    def next_waiting_check(self) -> float | None:
+        return self.waiting.next_due(self.lifecycle.holding.holds_results())
 
     def claim_ready(self, spools: list[SpoolRuntime], wall: float) -> None:
         """Claim as many jobs as there are idle workers now (no hoarding)."""
@@ -107,15 +149,10 @@ class Admission:
             rt.paused = None
 
 
-def _job_file_priority(folder: Path, default: int) -> int:
-    try:
-        path = folder / JOB_FILE
-        if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
-            value = json.loads(path.read_bytes()).get("priority")
-            if isinstance(value, int) and 0 <= value <= 100:
-                return value
-    except (OSError, ValueError, AttributeError):
-        pass
+def _job_file_priority(data: dict[str, Any] | None, default: int) -> int:
+    value = data.get("priority") if data else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+        return value
     return default
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 from ..spool.entries import EntryKind
 from ..spool.events import CancelIgnored, CancelRefused
+from ..spool.ids import is_job_id
 from ..spool.job import CancelMode, read_state
 from ..spool.owners import marker_allowed
 from ..spool.protocol import MANIFEST, job_id_of, safe_stem, unlink_quiet
@@ -30,7 +30,6 @@ from .runtime import RunningJob, SpoolRuntime
 log = logging.getLogger("spoold")
 
 REFUSED = "the marker's owner is not the job's owner, root or in admin_group"
-_JOB_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{10}$")
 
 
 class CancelMarkers:
@@ -128,7 +127,7 @@ class CancelMarkers:
         if entry.kind is EntryKind.REQUEUED:
             state = read_state(rt.paths.inbox / key)
             owner = state.owner_uid if state is not None else entry.uid
-        job_id = job_id_of(entry.name) if entry.kind is EntryKind.REQUEUED else None
+        job_id = job_id_of(entry.name) if entry.kind is EntryKind.REQUEUED else entry.job_id
         if not self._allowed(rt, marker, owner, job_id, entry.name):
             return False
         try:
@@ -144,7 +143,7 @@ def _target(marker_name: str) -> str:
 
 
 def _is_job_id(target: str) -> bool:
-    return _JOB_ID_RE.match(target) is not None
+    return is_job_id(target)
 
 
 def _in_window(entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
@@ -154,6 +153,8 @@ def _in_window(entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
 def _names(target: str, entry: Entry, marker: Entry, rt: SpoolRuntime) -> bool:
     """Whether a waiting marker is for this newly ready entry."""
     if _is_job_id(target):
+        if entry.job_id == target:  # a job folder that chose its id (job.json `id`)
+            return True
         return entry.kind is EntryKind.REQUEUED and job_id_of(entry.name) == target
     return entry.name == target and _in_window(entry, marker, rt)
 
@@ -184,9 +185,15 @@ def _queued_matches(rt: SpoolRuntime, target: str) -> list[str]:
     for key, entry in rt.tracker.entries.items():
         if entry.kind is EntryKind.CANCEL or entry.gone:
             continue
-        if entry.name == target or (
-            entry.kind is EntryKind.REQUEUED
-            and (entry.name.endswith("." + target) or jobdir_names(rt.paths.inbox / key, target))
+        if (
+            entry.name == target
+            or entry.job_id == target
+            or (
+                entry.kind is EntryKind.REQUEUED
+                and (
+                    entry.name.endswith("." + target) or jobdir_names(rt.paths.inbox / key, target)
+                )
+            )
         ):
             out.append(key)
     return out

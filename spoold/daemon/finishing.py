@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ErrorCode, ErrorInfo, JobError
+from ..spool.checkpoints import discard_kept
 from ..spool.clock import iso, iso_of, wall_time
 from ..spool.dedup import dedup_record
 from ..spool.events import (
@@ -170,6 +171,7 @@ class Finishing:
             job.attempt.finished_at,
         )
         spec = _publish_spec(job, status)
+        discard_kept(job.folder)  # a big PDF's parts kept for a later attempt (none comes)
         try:
             dest = write_outcome(spec, manifest)
         except OSError as exc:
@@ -271,8 +273,8 @@ class Finishing:
                 "the daemon holding this job stopped before it finished",
                 hint="Nothing to do: spoold runs the job again.",
             ).info()
-        # A split job's part files (maybe hundreds of MB) go neither to failed/ nor back
-        # to the inbox; the next attempt splits again.
+        # A split job's work files (maybe hundreds of MB) go neither to failed/ nor back
+        # to the inbox; the next attempt splits again and keeps the parts laid out.
         discard_parts(folder)
         job = RunningJob(rt, state, folder, last, JobStatus.RUNNING)
         limit = rt.settings.for_route(state.route).max_attempts

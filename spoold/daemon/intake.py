@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..errors import ErrorCode, JobError
 from ..settings import JobDefaults, JobFile, describe_errors
+from ..spool.after import AfterRef
 from ..spool.entries import JOB_FILE, REFERENCE_DOCX
 from ..spool.formats import SUFFIX_TYPES
 
@@ -36,6 +37,8 @@ class JobPlan:
     max_attempts: int
     idempotency_key: str | None = None
     reference: Path | None = None  # the job folder's reference.docx
+    after: tuple[AfterRef, ...] = ()  # job.json `after` (daemon/waiting.py)
+    requested_id: str | None = None  # job.json's `id` (spool/ids.py)
 
 
 def _kind_word(mode: int) -> str:
@@ -133,6 +136,8 @@ def plan_job(
         max_attempts=options["max_attempts"],
         idempotency_key=jf.idempotency_key,
         reference=reference,
+        after=tuple(jf.after or ()),
+        requested_id=jf.id,
     )
 
 
@@ -188,4 +193,6 @@ def _effective_options(
         options["allow_fetch"] = list(allow_fetch)
     if has_reference:
         options["reference_docx"] = REFERENCE_DOCX
+    if jf.after:
+        options["after"] = [ref.as_json() for ref in jf.after]
     return options

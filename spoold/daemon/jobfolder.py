@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 from ..spool.clock import age_s, iso, parse_iso, wall_time
+from ..spool.ids import input_requested
 from ..spool.job import JobState, read_state
 from ..spool.protocol import INPUT_DIR, STATE_FILE, atomic_write_json
+from ..worker.spec import STAGE_FILE
 
 ATTEMPT_HINT = ".spoold-attempt-"
 
@@ -50,6 +52,7 @@ def state_of(folder: Path, jobdir: str) -> JobState | None:
         owner_uid=st.st_uid,
         arrived_at=iso(),
         attempt_floor=attempt_hint(folder),
+        submitted_by=input_requested(folder, inputs[0]).submitted_by,
     )
 
 
@@ -69,3 +72,11 @@ def jobdir_names(folder: Path, target: str) -> bool:
     """Whether a requeued job folder's state names `target` (job id or entry name)."""
     state = read_state(folder)
     return state is not None and target in (state.job_id, state.name)
+
+
+def write_stage(folder: Path, stage: str) -> None:
+    """The stage `spoold status` shows for a job whose worker is done (the daemon's own)."""
+    try:
+        (folder / STAGE_FILE).write_text(stage)
+    except OSError:
+        pass  # only a display: the folder may be gone (claim lost)

@@ -24,13 +24,27 @@ from pathlib import Path
 from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
 from ..spool.clock import iso, iso_of, new_job_id
 from ..spool.entries import EntryKind, Incomplete
-from ..spool.events import ClaimLost, JobClaimed, JobDetected, JobDiscarded, JobStarted
+from ..spool.events import (
+    ClaimLost,
+    JobClaimed,
+    JobDetected,
+    JobDiscarded,
+    JobStarted,
+)
+from ..spool.ids import (
+    Requested,
+    live_folder,
+    read_requested,
+    registered_folder,
+    reserve_job_id,
+)
 from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
 from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
 from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
 from .crashpoints import crash_point
 from .executor import Completed, Executor, Outcome, TimedOut
 from .finishing import Finishing
+from .holding import Holding
 from .inbox.tracker import Entry
 from .intake import JobPlan, plan_job
 from .jobfolder import seconds_since, state_of
@@ -38,6 +52,7 @@ from .listeners import ListenerBus
 from .outcomes import error_of, restart_cause
 from .parts import PartsRun, discard_parts, parts_spec
 from .runtime import RunningJob, SpoolRuntime
+from .waiting import Conditions
 
 log = logging.getLogger("spoold")
 
@@ -53,6 +68,7 @@ class Lifecycle:
         bus: ListenerBus,
         on_done: Callable[[str], None],
         on_requeued: Callable[[], None] = lambda: None,
+        conditions: Conditions | None = None,
     ) -> None:
         self.host_id = host_id
         self.token = token
@@ -62,10 +78,17 @@ class Lifecycle:
         self.running: dict[str, RunningJob] = {}  # the jobs this daemon holds, by job id
         self.finishing = Finishing(self.running, bus, on_requeued)
         self.stopping = False  # no more retries: failures are published (begin_stop)
+        self.conditions = conditions or Conditions()  # job.json `after`, read from the folders
+        self.holding = Holding(self.running, self.finishing, bus, self.conditions)
 
     def begin_stop(self) -> None:
-        """The daemon is stopping: a failed attempt is published, not retried."""
+        """The daemon is stopping: a failed attempt is published, not retried; a held
+        result goes back to the inbox (its artifacts with it: the next attempt keeps them)."""
         self.stopping = True
+        for job in list(self.running.values()):
+            if job.held is not None:
+                job.held = None
+                self.requeue(job, AttemptOutcome.INTERRUPTED, delay=0.0)
 
     # The end of an attempt, carried out by Finishing.
     def transition(self, job: RunningJob, new: JobStatus) -> None:
@@ -91,8 +114,10 @@ class Lifecycle:
             job.attempt.error = err.for_job(job.job_id)
             self.requeue(job, AttemptOutcome.RETRY, delay=self.finishing.backoff(job))
             return
-        status = JobStatus.CANCELLED if err.code is ErrorCode.CANCELLED else JobStatus.FAILED
-        self.publish(job, status, err, result)
+        if err.code is ErrorCode.CANCELLED:
+            self.publish(job, JobStatus.CANCELLED, err, result)
+        else:
+            self.holding.publish_or_hold(job, JobStatus.FAILED, err, result)
 
     # ------------------------------------------------------------------ claim
 
@@ -105,6 +130,12 @@ class Lifecycle:
             self.publish(job, JobStatus.FAILED, truncated_error(rt, entry).info(), None)
             return
         self.start(job)
+
+    def reject_queued(self, rt: SpoolRuntime, entry: Entry, priority: int, err: ErrorInfo) -> None:
+        """Claim a queued entry only to publish it as failed: it can never run."""
+        job = self.claim(rt, entry, priority)
+        if job is not None:
+            self.publish(job, JobStatus.FAILED, err, None)
 
     def cancel_queued(self, rt: SpoolRuntime, entry: Entry) -> None:
         """Claim a queued entry only to publish it as cancelled (it never starts)."""
@@ -159,8 +190,8 @@ class Lifecycle:
     def _claim_new(
         self, rt: SpoolRuntime, entry: Entry, priority: int
     ) -> tuple[JobState, Path] | str:
-        job_id = new_job_id()
-        jobdir = job_dir_name(entry.name, job_id)
+        asked = read_requested(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
+        job_id, jobdir = self._job_id(rt, entry, asked)
         folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
         if folder is None:
             return TAKEN
@@ -174,10 +205,36 @@ class Lifecycle:
             route=entry.route,
             priority=priority,
             arrived_at=iso_of(entry.arrived_at),
+            submitted_by=asked.submitted_by if asked else None,
         )
         detected = JobDetected(job_id=job_id, name=entry.name, route=entry.route, ino=entry.sig[0])
         self.bus.emit(rt, detected)
         return state, folder
+
+    @staticmethod
+    def _job_id(rt: SpoolRuntime, entry: Entry, asked: Requested | None) -> tuple[str, str]:
+        """The id job.json chose when it is unused (registered now), else a new one; a
+        refused id fails the job at start (`_refused_id`)."""
+        if asked is not None and asked.job_id is not None:
+            jobdir = job_dir_name(entry.name, asked.job_id)
+            if reserve_job_id(rt.paths, asked.job_id, jobdir) is None:
+                return asked.job_id, jobdir
+        job_id = new_job_id()
+        return job_id, job_dir_name(entry.name, job_id)
+
+    @staticmethod
+    def _refused_id(rt: SpoolRuntime, job: RunningJob, plan: JobPlan) -> JobError | None:
+        """job.json named an id the claim could not use: it belongs to another job."""
+        if plan.requested_id is None or plan.requested_id == job.job_id:
+            return None
+        holder = registered_folder(rt.paths, plan.requested_id)
+        holder = (live_folder(rt.paths, holder) or holder) if holder else None
+        where = f" ({holder})" if holder else ""
+        return JobError(
+            ErrorCode.INPUT_INVALID,
+            f"job.json: key 'id': {plan.requested_id} is already the id of another job{where}",
+            hint="Leave 'id' out, or give every job a new id (new_job_id()).",
+        )
 
     # ------------------------------------------------------------------ start
 
@@ -197,6 +254,10 @@ class Lifecycle:
         except OSError as exc:
             err = JobError(io_error_code(exc), f"cannot read the input: {exc.strerror}")
             self.publish(job, JobStatus.FAILED, err.info(), None)
+            return
+        refused = self._refused_id(rt, job, plan)
+        if refused is not None:
+            self.publish(job, JobStatus.FAILED, refused.info(), None)
             return
         job.plan = plan
         job.spec = spec = job_spec(job, plan, self.executor.workers)
@@ -239,7 +300,7 @@ class Lifecycle:
         result = outcome.result if isinstance(outcome, Completed) else None
         self.finishing.record_usage(job, result, timed_out=isinstance(outcome, TimedOut))
         if err is None:
-            self.publish(job, JobStatus.SUCCEEDED, None, result)
+            self.holding.publish_or_hold(job, JobStatus.SUCCEEDED, None, result)
         else:
             self.fail(job, err, result)
 
@@ -265,6 +326,11 @@ class Lifecycle:
     # ------------------------------------------------------------------ cancel, drain
 
     def cancel_running(self, job: RunningJob, mode: CancelMode) -> None:
+        if job.held is not None:  # finished, held for finish_to_finish: cancelled now
+            job.held = None
+            err = JobError(ErrorCode.CANCELLED, "cancelled on request while it waited")
+            self.publish(job, JobStatus.CANCELLED, err.info(), None)
+            return
         if job.cancel_mode is CancelMode.HARD or job.execution is None:
             return
         job.cancel_mode = mode

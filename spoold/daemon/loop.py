@@ -41,6 +41,7 @@ from .listeners import HooksListener, ListenerBus, MetricsListener, OutputsListe
 from .recovery import recover
 from .runtime import SpoolRuntime
 from .setup import detect_mode, make_observer, open_runtime, reload_spool
+from .waiting import Conditions, WaitingRoom
 from .wakeups import Wakeup, WakeupKind, Wakeups
 
 log = logging.getLogger("spoold")
@@ -71,14 +72,23 @@ class Daemon:
         ]
         # Started in run(), once running/ is recovered: workers take a while to start.
         self.executor = executor or self._pool_executor()
-        self.bus = ListenerBus([OutputsListener()])
+        # Jobs that wait for others (job.json `after`): any job event looks again soon.
+        conditions = Conditions()
+        waiting = WaitingRoom(conditions)
+        self.bus = ListenerBus([OutputsListener(), waiting])
         self.hooks = HookRunner()
         self.bus.add(HooksListener(self.hooks, self.bus, self._call_later))
         self.lifecycle = Lifecycle(
-            self.host_id, self.token, self.executor, self.bus, self._job_done, self._rescan
+            self.host_id,
+            self.token,
+            self.executor,
+            self.bus,
+            self._job_done,
+            self._rescan,
+            conditions,
         )
         self.markers = CancelMarkers(self.lifecycle)
-        self.admission = Admission(self.lifecycle, self.markers)
+        self.admission = Admission(self.lifecycle, self.markers, waiting)
         self.lease = LeaseWatch(self.spools, self.lifecycle)
         self.guard = ErrorGuard(limit=20)
         self.error_pause_s = 0.5  # after a failed pass: no busy loop on a lasting error
@@ -267,6 +277,7 @@ class Daemon:
         if self.reload_requested:
             self.reload()
         self._look_at_inboxes(now, wall)
+        self.admission.check_waiting(self.spools, wall)
         if now >= self.next_heartbeat:
             self.lease.check_and_renew()
             crash_point("after_heartbeat")
@@ -311,6 +322,9 @@ class Daemon:
         due = [t for rt in self.spools if (t := rt.tracker.next_check()) is not None]
         if due:
             timeout = min(timeout, min(due) - now)
+        waiting_at = self.admission.next_waiting_check()
+        if waiting_at is not None:
+            timeout = min(timeout, waiting_at - now)
         retry_at = self.admission.scheduler.next_due()
         if retry_at is not None:
             timeout = min(timeout, retry_at - wall_time())

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..spool.checkpoints import keep_part
 from ..spool.parts import PARTS_DIR, PartResult, PartsPolicy, PartTask, StampPlan
 from ..spool.records import PartsInfo, Usage
 from ..worker.spec import CANCEL_FLAG, JobSpec, PartsSpec, WorkerResult
@@ -44,7 +45,8 @@ def parts_spec(workers: int) -> PartsSpec:
 
 
 def discard_parts(folder: Path) -> None:
-    """The parts folder goes when the attempt ends, whatever the outcome."""
+    """The parts' work files go when the attempt ends, whatever the outcome; the parts
+    laid out stay for the next attempt (spool/checkpoints.py) until the job is published."""
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
 
 
@@ -69,9 +71,11 @@ class PartsRun:
         self.deadline = deadline  # monotonic: the job's timeout_s bounds all of it
         self.on_done = on_done
         self.started = time.monotonic()
-        self.queued: deque[int] = deque(range(len(self.tasks)))
+        # Parts an earlier attempt laid out (spool/checkpoints.py) are not laid out again.
+        self.results: dict[int, PartResult] = {r.index: r for r in split.split.done}
+        self.reused = len(self.results)
+        self.queued: deque[int] = deque(i for i in range(self.content) if i not in self.results)
         self.running: dict[int, Future[PartResult]] = {}
-        self.results: dict[int, PartResult] = {}
         self.losses = [0] * len(self.tasks)
         self.merge: Execution | None = None
         self.ended: Outcome | None = None
@@ -171,8 +175,10 @@ class PartsRun:
             result = future.result()
         except CancelledError:
             self.ended = Cancelled()
-        except TimeoutError:
+            return
+        except TimeoutError:  # the job's timeout ran out under this part
             self.ended = TimedOut()
+            return
         except Exception as exc:  # pebble's ProcessExpired: the worker died under the part
             exitcode = getattr(exc, "exitcode", None)
             if exitcode is not None and self.losses[i] < PART_RETRIES:
@@ -184,7 +190,8 @@ class PartsRun:
         if result.error is not None:
             self.ended = Completed(WorkerResult(error=result.error))
         else:
-            self.results[i] = result
+            # Kept for a later attempt of this job (recovery, requeue, retry).
+            self.results[i] = keep_part(Path(self.spec.folder), self.tasks[i], result)
 
     def _start_merge(self) -> None:
         remaining = self.deadline - time.monotonic()
@@ -241,6 +248,7 @@ class PartsRun:
             pages=[p.pages for p in parts],
             cpu_s=[p.cpu_s for p in parts],
             relaid=sum(self.losses),
+            reused=self.reused,
         )
         return merged
 

@@ -54,6 +54,7 @@ def build_manifest(
         name=state.name,
         spool=spool,
         route=state.route,
+        submitted_by=state.submitted_by,
         status=status,
         input=input,
         options=dict(options),

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ErrorInfo
 from ..settings import SpoolSettings
+from ..spool.after import AfterRef
 from ..spool.clock import SpoolClock
 from ..spool.eventlog import EventLog
 from ..spool.job import Attempt, CancelMode, JobState, JobStatus
 from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import SpoolPaths
-from ..worker.spec import JobSpec
+from ..worker.spec import JobSpec, WorkerResult
 from .executor import Execution
 from .inbox.board import WaitingBoard
 from .inbox.tracker import Entry, InboxTracker
@@ -42,6 +44,18 @@ class SpoolRuntime:
 
 
 @dataclass
+class HeldResult:
+    """A finished attempt kept unpublished until the jobs it may not finish before have
+    finished (job.json `after`, finish_to_finish; daemon/waiting.py)."""
+
+    status: JobStatus
+    error: ErrorInfo | None
+    result: WorkerResult | None
+    refs: tuple[AfterRef, ...]
+    missing_since: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class RunningJob:
     """A job this daemon holds (claimed, in running/). Written only by the lifecycle."""
 
@@ -56,6 +70,7 @@ class RunningJob:
     cancel_mode: CancelMode | None = None
     cancel_deadline: float | None = None
     draining: bool = False
+    held: HeldResult | None = None  # finished, waiting to be published (finish_to_finish)
 
     @property
     def job_id(self) -> str:

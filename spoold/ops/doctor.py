@@ -116,7 +116,10 @@ def _fonts() -> Check:
             "fonts",
             "no fonts installed: PDFs would have no text (install fonts-dejavu-core)",
         )
-    return Check("pass", "fonts", f"{len(families)} font families")
+    from ..convert.scripts import font_report
+
+    level, scripts, _ = font_report()
+    return Check(level, "fonts", f"{len(families)} font families; {scripts}")
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,12 @@ def _libraries() -> list[Check]:
 
 
 def missing_packages() -> list[str]:
-    """Debian packages to install for every missing library, required or not."""
-    return [lib.package for lib in SYSTEM_LIBRARIES if _loadable(lib.name) is None]
+    """Debian packages to install for every missing library, required or not, and for
+    the scripts the fonts should cover (spoold.convert.scripts.EXPECTED)."""
+    from ..convert.scripts import font_report
+
+    libraries = [lib.package for lib in SYSTEM_LIBRARIES if _loadable(lib.name) is None]
+    return libraries + font_report()[2]
 
 
 def _weasyprint() -> Check:

@@ -39,3 +39,34 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     root.setLevel(level.upper())
     # watchdog is chatty at INFO about its own threads.
     logging.getLogger("watchdog").setLevel(logging.WARNING)
+
+
+ACCESS_LOG = logging.getLogger("spoold.http.access")
+
+
+def log_request(
+    method: str, path: str, status: int, seconds: float, client: str, caller: str | None
+) -> None:
+    """One access-log line of the HTTP gateway, in the daemon's formats: a text line,
+    or with `log_format = "json"` an object like an event's (`event: http.request`).
+    `path` is the raw, still percent-encoded path: no control character reaches a log."""
+    record: dict[str, Any] = {
+        "event": "http.request",
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "client": client,
+        "token": caller,
+    }
+    if ACCESS_LOG.isEnabledFor(logging.INFO):
+        ACCESS_LOG.info(
+            "%s %s %d %.1fms client=%s token=%s",
+            method,
+            path,
+            status,
+            seconds * 1000,
+            client,
+            caller or "-",
+            extra={"spoold_event": record},
+        )

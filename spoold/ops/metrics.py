@@ -38,6 +38,9 @@ Metrics (every name starts with ``spoold_``; docs/operations.md lists them too):
     Unix time the daemon started.
 ``spoold_build_info{version}`` (gauge, always 1)
     The running spoold version.
+``spoold_http_requests_total{route,method,status}`` (counter), ``spoold_http_request_duration_seconds{route,method,status}`` (histogram)
+    The HTTP gateway's requests (``spoold serve``; only in its /metrics), by route
+    template (``/v1/spools/{spool}/jobs/{job_id}``), method and status; 1 ms to 60 s.
 
 The daemon-wide worker gauges carry a ``spools`` label (the sorted, comma-separated
 names of the spools this daemon serves) instead of none: two daemons on one host
@@ -218,10 +221,14 @@ class _WorkerCollector:
             yield fam
 
 
-class Metrics:
-    """The metrics one daemon exports; see the module docstring for the list."""
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0)
 
-    def __init__(self, spools: Iterable[str] = ()) -> None:
+
+class Metrics:
+    """The metrics one daemon (or, with `gateway`, one HTTP gateway) exports; see the
+    module docstring for the list."""
+
+    def __init__(self, spools: Iterable[str] = (), *, gateway: bool = False) -> None:
         self.registry = CollectorRegistry()
         self._workers = _WorkerCollector()
         self._workers.spools.update(spools)
@@ -242,7 +249,26 @@ class Metrics:
             registry=self.registry,
         )
         self.build_info.labels(version=__version__).set(1)
-        self.registry.register(self._workers)
+        if gateway:  # no workers there: its own requests instead
+            labels = ["route", "method", "status"]
+            self.requests = Counter(
+                "spoold_http_requests", "HTTP requests answered.", labels, registry=self.registry
+            )
+            self.request_duration = Histogram(
+                "spoold_http_request_duration_seconds",
+                "Time to answer an HTTP request (a stream: until it ended).",
+                labels,
+                buckets=REQUEST_BUCKETS,
+                registry=self.registry,
+            )
+        else:
+            self.registry.register(self._workers)
+
+    def request_finished(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.request_duration.labels(route=route, method=method, status=str(status)).observe(
+            max(0.0, seconds)
+        )
 
     def _define_job_metrics(self) -> None:
         self.queue_depth = Gauge(

@@ -337,6 +337,8 @@ PLAIN_WORDS: dict[ErrorCode, str] = {
     ErrorCode.DISK_FULL: "The disk holding this folder ran out of space.",
     ErrorCode.INTERNAL_ERROR: "Something went wrong inside the conversion service itself; "
     "this is not necessarily a problem with your document.",
+    ErrorCode.DEPENDENCY_FAILED: "This job was to run after another job, and that job "
+    "failed or was cancelled.",
 }
 
 _MAX_NAME = 200

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..spool.clock import job_time, parse_iso, wall_time
 from ..spool.eventfiles import expired_files
+from ..spool.ids import forget_job_id
 from ..spool.protocol import MANIFEST, SpoolPaths, job_id_of, rename_noreplace
 from .outputs import unlink_flat_outputs
 
@@ -101,7 +102,7 @@ def purge(
     if out_dir_cleanup and doomed:
         files = [f for _kind, folder in doomed for f in _linked_files(folder)]
         result.removed_links = len(unlink_flat_outputs(paths.out, files))
-    _remove_hidden(doomed, result)
+    _remove_hidden(paths, doomed, result)
     _purge_event_files(paths, max(keep_done_days, keep_failed_days) * DAY_S, now, result)
     if result.removed_done or result.removed_failed or result.leftovers:
         log.info(
@@ -171,14 +172,18 @@ def _hide_expired(
     return hidden_ones
 
 
-def _remove_hidden(doomed: list[tuple[str, Path]], result: PurgeResult) -> None:
-    """Delete the renamed folders, counting each by its kind once it is wholly gone."""
+def _remove_hidden(paths: SpoolPaths, doomed: list[tuple[str, Path]], result: PurgeResult) -> None:
+    """Delete the renamed folders, counting each by its kind once it is wholly gone;
+    a chosen id's registration (spool/ids.py) goes with its folder."""
     for kind, folder in doomed:
         freed, errors = remove_tree(folder)
         result.freed_bytes += freed
         if errors:
             result.errors.extend(errors)
             continue  # still hidden: the next purge finishes it
+        job_id = job_id_of(folder.name)
+        if job_id is not None:
+            forget_job_id(paths, job_id)
         if kind == "done":
             result.removed_done += 1
         elif kind == "failed":

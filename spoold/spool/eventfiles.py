@@ -113,7 +113,7 @@ class EventsCursor:
         for current in current_files(log):
             try:
                 with current.open("rb") as fh:
-                    cursor.positions[_key(log, current)] = _after_last_line(fh)
+                    cursor.positions[file_key(log, current)] = _after_last_line(fh)
             except FileNotFoundError:
                 continue
         return cursor
@@ -131,7 +131,8 @@ def _after_last_line(fh: BinaryIO) -> tuple[int, int]:
     return os.fstat(fh.fileno()).st_ino, end
 
 
-def _key(log: Path, current: Path) -> str:
+def file_key(log: Path, current: Path) -> str:
+    """A file's name in cursors: its path below .spoold/ ("events/HOST.TOKEN.ndjson")."""
     return current.relative_to(log.parent).as_posix()
 
 
@@ -152,7 +153,7 @@ def _file_events(log: Path, current: Path, cursor: EventsCursor | None) -> Itera
     if os.path.exists(rotated):
         yield from _read_from(rotated, 0)
     positions = cursor.positions if cursor is not None else {}
-    yield from _read_from(current, 0, positions, _key(log, current))
+    yield from _read_from(current, 0, positions, file_key(log, current))
 
 
 def _read_from(
@@ -229,7 +230,7 @@ class Tail:
     def poll(self) -> list[dict[str, Any]]:
         per_file: list[list[dict[str, Any]]] = []
         for current in current_files(self.log):
-            key = _key(self.log, current)
+            key = file_key(self.log, current)
             try:
                 ino = os.stat(current).st_ino
             except FileNotFoundError:

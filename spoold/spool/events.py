@@ -139,6 +139,30 @@ class JobDiscarded(AttemptEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobWaiting(Event):
+    """A job waits for other jobs (job.json `after`): in inbox/ before its claim (job_id
+    null: it has none yet; `ino` tells it apart), or finished but held unpublished
+    (finish_to_finish: job_id and attempt given)."""
+
+    NAME = "job.waiting"
+    name: str
+    route: str | None = None
+    ino: int | None = None
+    after: list[dict[str, Any]]  # the unmet references: job, kind, on_failure, job_id, state
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobReleased(Event):
+    """A waiting job's conditions hold (or failed: it is then published as failed)."""
+
+    NAME = "job.released"
+    name: str
+    route: str | None = None
+    ino: int | None = None
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClaimLost(Event):
     """Another daemon, a person or a tool took or removed the entry first."""
 
@@ -247,6 +271,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     JobDuplicate,
     JobRequeued,
     JobDiscarded,
+    JobWaiting,
+    JobReleased,
     ClaimLost,
     CancelIgnored,
     CancelRefused,

@@ -113,6 +113,7 @@ class JobState(BaseModel):
     route: str | None = None
     priority: int = 50
     arrived_at: str
+    submitted_by: str | None = None  # job.json's submitted_by (the gateway's token name)
     attempts: list[Attempt] = Field(default_factory=list)
     next_attempt_at: float | None = None  # unix time; set when requeued with backoff
     counted_since: int = 0  # `spoold retry` starts counting attempts again after this one

@@ -37,6 +37,10 @@ class Manifest(BaseModel):
     name: str
     spool: str = Field(description="the spool's folder name")
     route: str | None = None
+    submitted_by: str | None = Field(
+        default=None,
+        description="who submitted it, as job.json said (the HTTP gateway's token name)",
+    )
     status: JobStatus
     input: InputInfo | None = Field(
         default=None, description="absent only when the input could not be read at all"

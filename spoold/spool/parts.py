@@ -67,6 +67,9 @@ class PartTask:
     first_page: int = 1
     total_pages: int = 0
     page_count: int = 0
+    # What the part's PDF depends on, hashed (spool/checkpoints.py): a finished part
+    # with the same key is kept for a later attempt. Empty: not kept (the stamp).
+    key: str = ""
 
 
 STAMP_PAGES_PER_TASK = 200  # a stamp chunk's pages at most (about 0.7 s of layout)
@@ -121,6 +124,8 @@ class SplitPlan:
 
     parts: tuple[PartTask, ...]
     stamp: StampPlan
+    # Parts an earlier attempt of the job laid out with the same keys: not laid out again.
+    done: tuple[PartResult, ...] = ()
 
 
 @dataclass(frozen=True)

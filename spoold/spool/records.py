@@ -39,6 +39,8 @@ class Artifact:
     size: int
     sha256: str
     pages: int | None = None
+    layout: str | None = None
+    """PDF: the theme it was laid out with, or the document's own styles, and why"""
     attempt: int | None = None
     """the attempt that produced it"""
     target: str
@@ -74,7 +76,7 @@ class Usage:
 class PartsInfo:
     """A PDF laid out in parts (docs/conversion.md "Big documents")."""
 
-    __pydantic_config__: ClassVar[dict[str, object]] = _strict(count=2, relaid=0)
+    __pydantic_config__: ClassVar[dict[str, object]] = _strict(count=2, relaid=0, reused=0)
 
     count: int
     """parts the document was laid out in"""
@@ -84,3 +86,5 @@ class PartsInfo:
     """CPU seconds of each part's layout, in document order"""
     relaid: int = 0
     """parts laid out again because their worker died"""
+    reused: int = 0
+    """parts an earlier attempt of the job had laid out (kept across a recovery, requeue or retry), not laid out again; their cpu_s is 0"""

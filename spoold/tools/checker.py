@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spool import events as evt
+from ..spool.after import wait_event_problem
 from ..spool.eventfiles import log_files, read_events
 from ..spool.events import EVENT_NAMES
 from ..spool.job import TRANSITIONS, JobStatus
@@ -153,6 +154,12 @@ class _Checker:
             wrong = self.gaps.declare(idx, ev)
             if wrong is not None:
                 self.problem(idx, None, wrong)
+            return
+        if name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):  # job.json `after`
+            job = self.jobs.get(job_id) if job_id else None
+            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
+            if (what := wait_event_problem(ev, job is not None, held)) is not None:
+                self.problem(idx, job_id, what)
             return
         if name not in LIFECYCLE_EVENTS:
             return  # cancel.*, hook.failed, daemon.*: no state change

@@ -6,6 +6,7 @@ for every daemon sharing the spool:
 
     inbox/ENTRY            queued, never claimed: the entry's name and mtime; waiting
                            on its format check when a daemon says so (.spoold/waiting/)
+                           or on its job.json `after` (spool/waits.py)
     inbox/JOBDIR/          queued again (retry, recovery, drain): its state file
     running/JOBDIR.aN.TOK/ running: the folder name (job id, attempt), input/ENTRY, the
                            stage file; the state file only if it ran before; the
@@ -26,9 +27,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ..spool.after import HELD_STAGE, AfterKind, AfterRef, Found, JobPhase, read_after
 from ..spool.clock import iso_of, job_time
-from ..spool.eventfiles import current_files
-from ..spool.events import JobDetected, JobStarted
+from ..spool.ids import Requested, input_requested, read_requested
 from ..spool.job import JobState, read_state
 from ..spool.protocol import (
     INPUT_DIR,
@@ -38,7 +39,11 @@ from ..spool.protocol import (
     parse_running_name,
 )
 from ..spool.waiting import WaitingEntry, read_boards
+from ..spool.waits import InboxItem, Pending, SpoolIndex, evaluate
 from ..worker.spec import STAGE_FILE
+from .attempts import attempt_events
+
+FINISH = AfterKind.FINISH_TO_FINISH
 
 
 class Place(StrEnum):
@@ -51,13 +56,6 @@ class Place(StrEnum):
 
 
 STATES = tuple(p.value for p in Place)
-# How far back from the end of the events log a running attempt's start is looked for;
-# a start further back (a very long job on a very busy spool) shows as null.
-EVENTS_LOOKBACK_BYTES = 16 * 1024 * 1024
-_BLOCK = 256 * 1024
-# Cheap filters before a line is parsed: the event names as they appear in the JSON.
-_STARTED = f'"{JobStarted.NAME}"'.encode()
-_DETECTED = f'"{JobDetected.NAME}"'.encode()
 
 
 @dataclass
@@ -76,8 +74,10 @@ class JobRecord:
     started_at: str | None  # when the current or last attempt started
     finished_at: str | None
     code: str | None  # error code of a failed or cancelled job
-    # Queued jobs that cannot be claimed yet: {"reason", "since", "until", ...} (docs/cli.md)
+    # Why a job does not run yet: {"reason", "since", "until", ...}; for job.json `after`
+    # also "after": the unmet references with the referenced jobs' states (docs/cli.md).
     waiting: dict[str, Any] | None = None
+    submitted_by: str | None = None  # job.json's submitted_by (the gateway's token name)
 
     def as_json(self) -> dict[str, Any]:
         # Every field is a str, int or None: a shallow copy is asdict's result, and
@@ -137,57 +137,11 @@ def queued_entries(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, os
             yield f"{prefix}{e.name}", e
 
 
-def queued_count(paths: SpoolPaths, view: InboxView) -> int:
-    """Jobs in inbox/ and its route folders, waiting ones too (not the route folders
-    themselves, cancel markers, hidden temporaries or ignored names)."""
-    return sum(1 for _ in queued_entries(paths, view))
-
-
-def waiting_entries(paths: SpoolPaths) -> dict[str, WaitingEntry]:
-    """Inbox entries the daemons wait on (a format check fails), by key below inbox/."""
-    return read_boards(paths.waiting, paths.daemons)
-
-
-def queue_counts(paths: SpoolPaths, view: InboxView) -> dict[str, int]:
-    """`status`'s figures: jobs in inbox/ that can be claimed (`queued`) and those that
-    cannot yet (`waiting`); a listing and the daemons' waiting files, nothing per entry."""
-    waits = waiting_entries(paths)
-    queued = waiting = 0
-    for key, e in queued_entries(paths, view):
-        found = waits.get(key)
-        # lstat, not the listing's inode: some FUSE mounts number listings apart.
-        if found is not None and found.ino == _inode(e.path):
-            waiting += 1
-        else:
-            queued += 1
-    return {"queued": queued, "waiting": waiting}
-
-
-def _inode(path: str) -> int | None:
-    try:
-        return os.lstat(path).st_ino
-    except OSError:
-        return None
-
-
-def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
-    waits = waiting_entries(paths)
-    found = (queued_record(paths, key, waits) for key, _ in queued_entries(paths, view))
-    return [r for r in found if r is not None]
-
-
-def waiting_records(paths: SpoolPaths, view: InboxView, limit: int) -> list[JobRecord]:
-    """Up to `limit` records of waiting jobs, the first to be failed first."""
-    waits = waiting_entries(paths)
-    if not waits:
-        return []
-    keys = sorted(waits, key=lambda k: (waits[k].until or "~", k))[:limit]
-    records = [queued_record(paths, key, waits) for key in keys]
-    return [r for r in records if r is not None and r.waiting is not None]
-
-
 def queued_record(
-    paths: SpoolPaths, key: str, waits: dict[str, WaitingEntry] | None = None
+    paths: SpoolPaths,
+    key: str,
+    index: SpoolIndex | None = None,
+    waits: dict[str, WaitingEntry] | None = None,
 ) -> JobRecord | None:
     path = paths.inbox / key
     route, _, name = key.rpartition("/")
@@ -195,6 +149,7 @@ def queued_record(
     state = read_state(path) if job_id else None
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
         job_id = None  # a person's folder that happens to look like a job folder
+    asked = read_requested(path) if job_id is None and os.path.isdir(path) else Requested()
     try:
         st = os.lstat(path)
     except OSError:
@@ -215,12 +170,11 @@ def queued_record(
             started_at=_last_started(state),
             finished_at=None,
             code=last.error.code if last is not None and last.error else None,
+            submitted_by=state.submitted_by,
         )
     entry_name = _input_name(path) if job_id else name
-    waits = waiting_entries(paths) if waits is None else waits
-    found = waits.get(key)
-    return JobRecord(
-        job_id=job_id,
+    record = JobRecord(
+        job_id=job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
         name=entry_name or name,
         state=Place.QUEUED,
         status="queued",
@@ -232,8 +186,107 @@ def queued_record(
         started_at=None,
         finished_at=None,
         code=None,
-        waiting=found.waiting() if found is not None and found.ino == st.st_ino else None,
+        submitted_by=asked.submitted_by,
     )
+    found = (waiting_entries(paths) if waits is None else waits).get(key)
+    if found is not None and found.ino == st.st_ino:
+        record.waiting = found.waiting()  # its format check fails (a daemon says)
+        return record
+    refs = read_after(path) if job_id is None and os.path.isdir(path) else ()
+    if refs:
+        me = Found(record.folder, record.job_id, record.name, "queued", JobPhase.QUEUED, False)
+        record.waiting = waiting_for(index or spool_index(paths), me, refs, path, False)
+    return record
+
+
+def waiting_entries(paths: SpoolPaths) -> dict[str, WaitingEntry]:
+    """Inbox entries the daemons wait on (a format check fails), by key below inbox/."""
+    return read_boards(paths.waiting, paths.daemons)
+
+
+def waiting_records(paths: SpoolPaths, limit: int) -> list[JobRecord]:
+    """Up to `limit` records of entries waiting on their format check, the first to be
+    failed first (`status`'s waiting_jobs)."""
+    waits = waiting_entries(paths)
+    if not waits:
+        return []
+    keys = sorted(waits, key=lambda k: (waits[k].until or "~", k))[:limit]
+    records = [queued_record(paths, key, None, waits) for key in keys]
+    return [r for r in records if r is not None and r.waiting is not None]
+
+
+def spool_index(paths: SpoolPaths, view: InboxView | None = None) -> SpoolIndex:
+    """The spool's jobs by id and name, for `after` (read from a listing of inbox/)."""
+    index = SpoolIndex(paths, lambda: _inbox_items(paths, view or InboxView()))
+    index.refresh()
+    return index
+
+
+def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
+    index, waits = spool_index(paths, view), waiting_entries(paths)
+    found = (queued_record(paths, key, index, waits) for key, _ in queued_entries(paths, view))
+    return [r for r in found if r is not None]
+
+
+def queue_counts(paths: SpoolPaths, view: InboxView, running: list[JobRecord]) -> dict[str, int]:
+    """`status`'s "queued" (jobs in inbox/ that may be claimed now) and "waiting" (those
+    failing their format check, those whose job.json `after` does not hold yet, and
+    results held in running/): a listing and the daemons' waiting files, a job.json read
+    only for folders that have one."""
+    index: SpoolIndex | None = None
+    waits = waiting_entries(paths)
+    queued = waiting = 0
+    for key, entry in queued_entries(paths, view):
+        queued += 1
+        found = waits.get(key)
+        # lstat, not the listing's inode: some FUSE mounts number listings apart.
+        if found is not None and found.ino == _inode(entry.path):
+            waiting += 1
+            continue
+        if not entry.is_dir(follow_symlinks=False) or job_id_of(entry.name) is not None:
+            continue
+        refs = read_after(Path(entry.path))
+        if refs:
+            index = index or spool_index(paths, view)
+            me = Found(f"inbox/{key}", None, entry.name, "queued", JobPhase.QUEUED, False)
+            waiting += not evaluate(index, me, refs).met
+    held = sum(1 for r in running if r.waiting is not None)
+    return {"queued": queued - waiting, "waiting": waiting + held}
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+def _inbox_items(paths: SpoolPaths, view: InboxView) -> Iterator[InboxItem]:
+    for key, entry in queued_entries(paths, view):
+        leaf = key.rpartition("/")[2]
+        requeued = entry.is_dir(follow_symlinks=False) and job_id_of(leaf) is not None
+        yield InboxItem(key, leaf, requeued and os.path.isdir(os.path.join(entry.path, INPUT_DIR)))
+
+
+def waiting_for(
+    index: SpoolIndex, me: Found, refs: tuple[AfterRef, ...], since: Path, finishing: bool
+) -> dict[str, Any] | None:
+    """The record's `waiting` for job.json `after`: None once its conditions hold."""
+    ev = evaluate(index, me, refs, finishing=finishing)
+    if ev.met:
+        return None
+    unmet = [p.as_json() for p in ev.pending]
+    unmet += [Pending(ref, found).as_json() for ref, found in ev.failed]
+    try:
+        changed = os.lstat(since).st_ctime
+    except OSError:
+        changed = None
+    return {
+        "reason": "after",
+        "since": iso_of(changed) if changed is not None else None,
+        "until": None,
+        "after": unmet,
+    }
 
 
 def _input_name(folder: Path) -> str | None:
@@ -262,10 +315,12 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
             continue
         folder = paths.running / name
         state = read_state(folder)
+        entry = (state.name if state else _input_name(folder)) or parsed.jobdir
+        by = state.submitted_by if state else input_requested(folder, entry).submitted_by
         partial.append(
             JobRecord(
                 job_id=parsed.job_id,
-                name=(state.name if state else _input_name(folder)) or parsed.jobdir,
+                name=entry,
                 state=Place.RUNNING,
                 status="running",
                 attempt=parsed.attempt,
@@ -276,8 +331,12 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
                 started_at=None,
                 finished_at=None,
                 code=None,
+                submitted_by=by,
             )
         )
+    for rec in partial:
+        if rec.stage == HELD_STAGE:
+            _held_waiting(paths, rec)
     wanted = {(r.job_id or "", r.attempt) for r in partial}
     seen = attempt_events(paths.events, wanted) if wanted else None
     for rec in partial:
@@ -293,77 +352,13 @@ def running_records(paths: SpoolPaths, names: list[str] | None = None) -> list[J
     return partial
 
 
-@dataclass
-class AttemptEvents:
-    started: dict[tuple[str, int], str]  # (job id, attempt) -> job.started time
-    detected: dict[str, tuple[str, str | None]]  # job id -> job.detected time, route
-
-
-def attempt_events(events_path: Path, wanted: set[tuple[str, int]]) -> AttemptEvents:
-    """Start times of attempts (`job.started`) and, for first attempts, their jobs'
-    `job.detected` (time, route): the state file that would hold them is written only
-    when a job goes back to the inbox.
-
-    Each writer's file is read backwards from its end, the most recently written first
-    (the attempts asked for are running, so their events are recent), at most
-    EVENTS_LOOKBACK_BYTES in all.
-    """
-    seen = AttemptEvents({}, {})
-    first_attempts = {job_id for job_id, n in wanted if n == 1}
-    for line in _recent_lines(events_path, EVENTS_LOOKBACK_BYTES):
-        if _STARTED not in line and _DETECTED not in line:
-            continue
-        try:
-            ev = json.loads(line)
-            job_id, key = str(ev["job_id"]), (str(ev["job_id"]), int(ev.get("attempt") or 0))
-        except (ValueError, KeyError, TypeError):
-            continue
-        if ev.get("event") == JobDetected.NAME and job_id in first_attempts:
-            seen.detected.setdefault(job_id, (str(ev.get("ts")), ev.get("route")))
-        elif ev.get("event") == JobStarted.NAME and key in wanted:
-            seen.started.setdefault(key, str(ev.get("ts")))
-        if len(seen.started) == len(wanted) and first_attempts <= seen.detected.keys():
-            break
-    return seen
-
-
-def _recent_lines(log: Path, limit: int) -> Iterator[bytes]:
-    """Complete lines of the log's files, each file's last first, newest files first,
-    from at most `limit` bytes in all."""
-    files = []
-    for path in current_files(log):
-        try:
-            files.append((os.stat(path).st_mtime, path))
-        except OSError:
-            continue
-    budget = [limit]
-    for _, path in sorted(files, reverse=True):
-        if budget[0] <= 0:
-            return
-        yield from _lines_backwards(path, budget)
-
-
-def _lines_backwards(path: Path, budget: list[int]) -> Iterator[bytes]:
-    """Complete lines of a file, last first, from at most its last `budget[0]` bytes
-    (what it reads is taken off the budget)."""
-    try:
-        fh = path.open("rb")
-    except OSError:
-        return
-    with fh:
-        end = fh.seek(0, os.SEEK_END)
-        pos, tail = end, b""
-        while pos > 0 and budget[0] > 0:
-            size = min(_BLOCK, pos)
-            pos -= size
-            budget[0] -= size
-            fh.seek(pos)
-            chunk = fh.read(size) + tail
-            lines = chunk.split(b"\n")
-            tail = lines.pop(0)  # may be cut: completed by the next block read
-            yield from reversed([ln for ln in lines if ln])
-        if pos == 0 and tail:
-            yield tail
+def _held_waiting(paths: SpoolPaths, rec: JobRecord) -> None:
+    """A running job whose result is held until other jobs finish (finish_to_finish)."""
+    folder = paths.root / rec.folder
+    refs = tuple(r for r in read_after(folder / INPUT_DIR / rec.name) if r.kind is FINISH)
+    if refs:
+        me = Found(rec.folder, rec.job_id, rec.name, "running", JobPhase.STARTED, True)
+        rec.waiting = waiting_for(spool_index(paths), me, refs, folder / STAGE_FILE, True)
 
 
 # ------------------------------------------------------------------ finished
@@ -376,6 +371,11 @@ def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | N
             m: dict[str, Any] = json.loads(fh.read())
     except (OSError, ValueError):
         return None  # still being written by hand, or not a job folder
+    return record_of_manifest(m, state, jobdir)
+
+
+def record_of_manifest(m: Any, state: str, jobdir: str) -> JobRecord | None:
+    """The record of a finished job from its manifest, already read."""
     if not isinstance(m, dict):
         return None
     attempts = m.get("attempts") or [{}]
@@ -393,6 +393,7 @@ def finished_record(paths: SpoolPaths, state: str, jobdir: str) -> JobRecord | N
         started_at=last.get("started_at") or last.get("claimed_at"),
         finished_at=m.get("finished_at"),
         code=(m.get("error") or {}).get("code"),
+        submitted_by=m.get("submitted_by"),
     )
 
 

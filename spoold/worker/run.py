@@ -101,7 +101,7 @@ def _convert_options(spec: JobSpec) -> ConvertOptions:
     opts = spec.options
     ref = opts.get("reference_docx")
     return ConvertOptions(
-        theme=opts.get("theme", "default"),
+        theme=opts.get("theme", "auto"),
         page_size=opts.get("page_size", "A4"),
         margins=opts.get("margins", "theme"),
         metadata=dict(opts.get("metadata") or {}),
@@ -207,11 +207,12 @@ def _convert_target(
         )
     start = time.monotonic()
     part = folder / f".{name}.part"
-    pages = None
+    pages, layout = None, None
     if target == "pdf" and spec.parts is not None and spec.source_type in SPLIT_SOURCES:
         pages = pdf_in_parts(spec, folder, part, ctx)
     if pages is None:
-        pages = converter.convert(Path(spec.main), part, ctx).pages
+        converted = converter.convert(Path(spec.main), part, ctx)
+        pages, layout = converted.pages, converted.layout
     if spec.durable:
         _fsync(part)
     os.rename(part, folder / name)
@@ -224,13 +225,20 @@ def _convert_target(
         size=(folder / name).stat().st_size,
         sha256=sha256_file(folder / name),
         pages=pages,
+        layout=layout,
         attempt=spec.attempt,
     )
-    if len(spec.targets) > 1:
-        # Only a job with several targets can resume with some of them done.
+    if len(spec.targets) > 1 or _may_be_held(spec):
+        # Only a job with several targets can resume with some of them done, or one whose
+        # result may be held unpublished (finish_to_finish) and requeued meanwhile.
         record_path.parent.mkdir(exist_ok=True)
         record_path.write_text(json.dumps(asdict(artifact)))
     return artifact
+
+
+def _may_be_held(spec: JobSpec) -> bool:
+    after = spec.options.get("after") or []
+    return any(isinstance(r, dict) and r.get("kind") == "finish_to_finish" for r in after)
 
 
 def _fsync(path: Path) -> None:

@@ -4,9 +4,11 @@ parts the daemon had laid out (docs/conversion.md "Big documents")."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from ..convert import ConversionContext
+from ..spool.checkpoints import kept_parts, part_key
 from ..spool.parts import PARTS_DIR, SplitPlan
 from .spec import JobSpec
 
@@ -39,5 +41,17 @@ def pdf_in_parts(spec: JobSpec, folder: Path, output: Path, ctx: ConversionConte
         return None
     plan = route.split_source(text, ctx, Path(spec.main).parent, workdir, parts.policy)
     if plan is not None:
-        raise PartsNeeded(plan)
+        raise PartsNeeded(resumed(plan, folder))
     return None
+
+
+def resumed(plan: SplitPlan, folder: Path) -> SplitPlan:
+    """The plan with each part's key, and the parts an earlier attempt kept (SPEC 3
+    "Resume"): those are not laid out again."""
+    import weasyprint
+
+    from .. import __version__
+
+    versions = f"spoold {__version__}, weasyprint {weasyprint.__version__}"
+    tasks = tuple(replace(t, key=part_key(t, folder, versions)) for t in plan.parts)
+    return replace(plan, parts=tasks, done=kept_parts(folder, tasks))

@@ -3,6 +3,8 @@
 Each takes a file of its own suffix and writes HTML:
   .slow   sleeps for the number of seconds in the file, then succeeds
           ("SECONDS PIDFILE" also writes the worker's pid to PIDFILE)
+  .gate   "GATEFILE": converts until GATEFILE exists (the test opens the gate when it
+          is ready, whatever the machine's load), then succeeds
   .hang   never returns
   .spin   busy-loops on the CPU
   .child  starts a child process (its pid written next to the input), then hangs
@@ -23,7 +25,7 @@ from pathlib import Path
 from spoold.convert.base import SUFFIX_TYPES, ConversionContext, ConversionResult, register
 from spoold.errors import ErrorCode, JobError
 
-for suffix in ("slow", "hang", "spin", "child", "flaky", "hog", "alloc", "pid", "fcenv"):
+for suffix in ("slow", "gate", "hang", "spin", "child", "flaky", "hog", "alloc", "pid", "fcenv"):
     SUFFIX_TYPES["." + suffix] = suffix
 
 
@@ -54,6 +56,19 @@ class Slow(_Base):
         while time.monotonic() < deadline:
             time.sleep(0.02)
         return _write(output, f"slept {seconds} for {self.target}")
+
+
+class Gate(_Base):
+    source_type = "gate"
+    CAP_S = 600.0  # a test that never opens the gate still ends
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        gate = Path(source.read_text().strip())
+        ctx.stage("layout")
+        deadline = time.monotonic() + self.CAP_S
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return _write(output, f"gate {gate.name} open for {self.target}")
 
 
 class Hang(_Base):
@@ -136,6 +151,6 @@ class FcEnv(_Base):
         return ConversionResult()
 
 
-for cls in (Slow, Hang, Spin, Child, Flaky, Hog, Alloc, Pid, FcEnv):
+for cls in (Slow, Gate, Hang, Spin, Child, Flaky, Hog, Alloc, Pid, FcEnv):
     for target in ("html", "pdf", "docx"):
         register(cls(target))

@@ -26,10 +26,11 @@ from typing import Any
 from ...errors import ErrorCode, JobError
 from ..base import ConversionContext, ConversionResult, register
 from .anchors import map_ids
+from .bidi import mark_rtl
 from .footnotes import collect_footnotes
 from .package import docx_bytes
 from .properties import document_metadata, set_properties
-from .template import start_document
+from .template import apply_page_setup, start_document
 from .walker import Writer
 
 __all__ = ["HtmlToDocx", "MarkdownToDocx", "PdfToDocx", "write_docx"]
@@ -54,12 +55,15 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
     """Write the HTML document `html` as DOCX to `output`; images resolve against `base`."""
     # The depth-checked lxml parse and `<a name>` anchors as the PDF route has them.
     from ..html import name_as_id, parse_html, recursion_limit
+    from ..scripts import apply_language
 
     ctx.stage("parsing")
     root = parse_html(html, "document")
     for a in root.iter("a"):
         name_as_id(a)
+    apply_language(root)
     doc = start_document(ctx)
+    _own_page_setup(doc, root, ctx, base)
     meta = document_metadata(root, ctx.options.metadata)
     ctx.stage("writing")
     body = root.find("body")
@@ -67,11 +71,30 @@ def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Pa
         with recursion_limit(WALK_RECURSION_LIMIT):
             notes = collect_footnotes(root)
             names = map_ids(_ids(body, notes.values()))
-            Writer(doc, ctx, base, notes, names).write_body(body)
+            writer = Writer(doc, ctx, base, notes, names)
+            writer.write_body(body)
     except RecursionError as exc:
         raise JobError(ErrorCode.INPUT_INVALID, "document nests elements too deeply") from exc
+    rtl = (root.get("dir") or "").lower() == "rtl"
+    mark_rtl(doc.element.body, rtl, writer.styles.get("Source Code"))
     set_properties(doc, meta)
     output.write_bytes(docx_bytes(doc))
+
+
+def _own_page_setup(doc: Any, root: Any, ctx: ConversionContext, base: Path) -> None:
+    """A document with its own styles: the page size and margins of its `@page`."""
+    from ..html import Inliner
+    from ..html.authored import choose_layout, own_page_setup, stylesheets
+
+    if choose_layout(root, ctx.options.theme).themed:
+        return
+    inliner = Inliner(ctx, base)
+
+    def load(href: str) -> str | None:
+        got = inliner.css_text(href, base)
+        return got[0] if got is not None else None
+
+    apply_page_setup(doc, ctx.options, own_page_setup(stylesheets(root, load)))
 
 
 class HtmlToDocx:
@@ -91,7 +114,7 @@ class MarkdownToDocx:
         from ..markdown import markdown_to_html, read_text
 
         ctx.stage("parsing")
-        html = markdown_to_html(read_text(source), source.stem)
+        html = markdown_to_html(read_text(source), source.stem, warn=ctx.warn)
         write_docx(html, output, ctx, source.parent)
         return ConversionResult()
 

@@ -17,7 +17,7 @@ from docx.shared import Pt, RGBColor, Twips
 from docx.styles import BabelFish
 from docx.styles.style import StyleFactory
 
-from .xml import q
+from .xml import ppr_after, q
 
 P, C, T = WD_STYLE_TYPE.PARAGRAPH, WD_STYLE_TYPE.CHARACTER, WD_STYLE_TYPE.TABLE
 HEADING_BLUE = RGBColor(0x1F, 0x3A, 0x5F)
@@ -202,40 +202,6 @@ def _apply_paragraph(pf: Any, look: StyleLook) -> None:
         _add_box(pf._element.get_or_add_pPr(), look)
 
 
-# pPr children that must follow w:pBdr and w:shd (schema order).
-_AFTER_SHADING = frozenset(
-    q(f"w:{tag}")
-    for tag in [
-        "tabs",
-        "suppressAutoHyphens",
-        "kinsoku",
-        "wordWrap",
-        "overflowPunct",
-        "topLinePunct",
-        "autoSpaceDE",
-        "autoSpaceDN",
-        "bidi",
-        "adjustRightInd",
-        "snapToGrid",
-        "spacing",
-        "ind",
-        "contextualSpacing",
-        "mirrorIndents",
-        "suppressOverlap",
-        "jc",
-        "textDirection",
-        "textAlignment",
-        "textboxTightWrap",
-        "outlineLvl",
-        "divId",
-        "cnfStyle",
-        "rPr",
-        "sectPr",
-        "pPrChange",
-    ]
-)
-
-
 def _add_box(ppr: Any, look: StyleLook) -> None:
     """A coloured bar left of the paragraphs and a background: a callout box."""
     new = []
@@ -253,7 +219,7 @@ def _add_box(ppr: Any, look: StyleLook) -> None:
             shd.set(qn(key), value)
         shd.set(qn("w:fill"), look.shading)
         new.append(shd)
-    later = next((c for c in ppr if c.tag in _AFTER_SHADING), None)
+    later = next((c for c in ppr if c.tag in ppr_after("shd")), None)
     for el in new:
         if later is not None:
             later.addprevious(el)

@@ -18,8 +18,9 @@ from docx.parts.story import StoryPart
 from docx.shared import Length, Twips
 
 from ...errors import ErrorCode, JobError
-from ...spool.pages import margins_mm, parse_page_size
+from ...spool.pages import THEME_MARGINS, margins_mm, parse_page_size
 from ..base import ConversionContext, ConvertOptions
+from ..html.authored import PageSetup
 from .styles import STYLES, define_style
 
 # A reference.docx is a zip: refuse bombs before python-docx inflates every part.
@@ -101,6 +102,23 @@ def set_margins(doc: Any, options: ConvertOptions, page: str) -> None:
     top, right, bottom, left = (Twips(mm_to_twips(mm)) for mm in sides)
     section.top_margin, section.right_margin = top, right
     section.bottom_margin, section.left_margin = bottom, left
+
+
+def apply_page_setup(doc: Any, options: ConvertOptions, setup: PageSetup) -> None:
+    """A document laid out with its own styles: its `@page` size and margins (without a
+    reference.docx; the `margins` option, when set, still wins)."""
+    if options.reference_docx is not None:
+        return
+    section = doc.sections[0]
+    if setup.size is not None:
+        width, height = setup.size
+        section.orientation = WD_ORIENT.LANDSCAPE if width > height else WD_ORIENT.PORTRAIT
+        section.page_width = Twips(mm_to_twips(width))
+        section.page_height = Twips(mm_to_twips(height))
+    if setup.margins is not None and options.margins == THEME_MARGINS:
+        top, right, bottom, left = (Twips(mm_to_twips(mm)) for mm in setup.margins)
+        section.top_margin, section.right_margin = top, right
+        section.bottom_margin, section.left_margin = bottom, left
 
 
 def _invalid_reference(why: str) -> JobError:

@@ -8,6 +8,7 @@ inline content is handed to Inline; tables, numbering, footnotes, pictures and a
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .paragraphs import Block, Fmt, Para, Paragraphs, Pending, Sink
 from .styles import ALERT_TYPES, style_ids
 from .tables import Tables
 from .tags import BLOCKS, HEADINGS, SKIP
+from .toc import ask_to_update_fields, is_toc, toc_style, write_toc
 from .xml import alignment, classes, tag_of
 
 # Elements an item may start with that keep its list marker on a line of its own.
@@ -151,6 +153,10 @@ class Writer:
             self.paragraph(el, blk, sink, None)
         elif tag == "div" and "markdown-alert" in classes(el):
             self.alert(el, blk, sink)
+        elif is_toc(el):
+            style = partial(toc_style, self.doc, self.styles)
+            write_toc(el, blk, sink, self.new_para, self._toc_entry, style)
+            ask_to_update_fields(self.doc)
         else:
             self.blocks(el, blk, sink)
 
@@ -165,6 +171,9 @@ class Writer:
         para = self.new_para(sink, blk, style)
         self.inline.children(el, para, blk.fmt, blk)
         para.finish()
+
+    def _toc_entry(self, a: Any, para: Para, blk: Block) -> None:
+        self.inline.element(a, "a", para, blk.fmt, blk)
 
     def _caption(self, el: Any, blk: Block, sink: Sink) -> None:
         self.paragraph(el, blk, sink, "Caption")
@@ -270,7 +279,7 @@ class Writer:
 
 def _alert_title(p: Any, blk: Block) -> Block:
     """An alert's title line ("Note", "Warning") is bold; its icon, if any, is left out."""
-    if "markdown-alert-title" not in classes(p):
+    if not {"markdown-alert-title", "tabbed-title"} & classes(p):
         return blk
     for svg in [c for c in p.iter() if tag_of(c) == "svg"]:
         svg.drop_tree()

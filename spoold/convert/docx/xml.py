@@ -24,6 +24,24 @@ _ALIGNMENTS = {
 }
 
 
+# The children of w:pPr in the order the schema requires (ECMA-376 CT_PPrBase, then
+# CT_PPr's own): a child inserted later must go before the first that follows it.
+PPR_ORDER = (
+    "pStyle", "keepNext", "keepLines", "pageBreakBefore", "framePr", "widowControl",
+    "numPr", "suppressLineNumbers", "pBdr", "shd", "tabs", "suppressAutoHyphens",
+    "kinsoku", "wordWrap", "overflowPunct", "topLinePunct", "autoSpaceDE", "autoSpaceDN",
+    "bidi", "adjustRightInd", "snapToGrid", "spacing", "ind", "contextualSpacing",
+    "mirrorIndents", "suppressOverlap", "jc", "textDirection", "textAlignment",
+    "textboxTightWrap", "outlineLvl", "divId", "cnfStyle", "rPr", "sectPr", "pPrChange",
+)  # fmt: skip
+
+
+@functools.cache
+def ppr_after(tag: str) -> frozenset[str]:
+    """Clark names of the w:pPr children that come after w:`tag` in schema order."""
+    return frozenset(q(f"w:{t}") for t in PPR_ORDER[PPR_ORDER.index(tag) + 1 :])
+
+
 @functools.cache
 def q(tag: str) -> str:
     """Clark name of a prefixed tag ('w:p'), cached: the walk asks for a few tags often."""

@@ -23,7 +23,8 @@ class HtmlToPdf:
     target = "pdf"
 
     def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
-        return ConversionResult(pages=render_pdf(source.read_bytes(), ctx, source.parent, output))
+        pages = render_pdf(source.read_bytes(), ctx, source.parent, output)
+        return ConversionResult(pages=pages, layout=ctx.layout)
 
 
 register(HtmlToHtml())

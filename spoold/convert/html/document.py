@@ -16,10 +16,12 @@ import lxml.etree
 import lxml.html
 
 from ..base import ConversionContext
+from ..scripts import apply_language
+from .authored import Layout, choose_layout
 from .inline import Inliner, resource_css
 from .parse import parse_html
 from .sanitise import sanitise
-from .themes import theme_css
+from .themes import NONE, theme_css
 
 
 @dataclass
@@ -28,18 +30,23 @@ class PdfDocument:
 
     root: Any  # lxml <html> element
     written: Mapping[str, str]  # data: URL -> the reference as the document wrote it
+    layout: Layout  # the theme, or the document's own styles alone
 
 
 def prepare_pdf_document(text: str | bytes, ctx: ConversionContext, base: Path) -> PdfDocument:
-    """Parse (depth-checked), sanitise and inline through the job's sandbox, append
-    resources/*.css, force UTF-8 and add the running title the themes print."""
+    """Parse (depth-checked), choose the layout (html/authored.py), sanitise and inline
+    through the job's sandbox, append resources/*.css, force UTF-8, set the language
+    and direction the text implies, and add the running title the themes print."""
     ctx.stage("parsing")
     root = parse_html(text)
+    layout = choose_layout(root, ctx.options.theme)
     inliner = sanitise(root, ctx, base)
     _add_resource_css(root, ctx, inliner)
     ensure_charset(root)
-    _running_title(root)
-    return PdfDocument(root, inliner.written)
+    apply_language(root)
+    if layout.themed:
+        _running_title(root)
+    return PdfDocument(root, inliner.written, layout)
 
 
 def standalone_html(
@@ -49,7 +56,8 @@ def standalone_html(
     ctx.stage("parsing")
     root = parse_html(text)
     inliner = sanitise(root, ctx, base)
-    if with_theme:
+    apply_language(root)
+    if with_theme and ctx.options.theme != NONE:
         add_style(root, theme_css(ctx.options.theme), first=True)
     _add_resource_css(root, ctx, inliner)
     ensure_charset(root)

@@ -9,9 +9,10 @@ from typing import Any
 from ...errors import ErrorCode, JobError
 from ...spool.pages import margins_css, parse_page_size
 from ..base import ConversionContext
+from ..scripts import font_warnings
 from .document import PdfDocument, prepare_pdf_document, serialize_html
 from .parse import LAYOUT_RECURSION_LIMIT, recursion_limit
-from .themes import theme_css
+from .themes import check_theme, theme_css
 from .weasy import layout_warnings, sandbox_fetcher, weasy_css
 
 
@@ -22,12 +23,21 @@ def page_size_css(page_size: str) -> str:
 
 
 def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Path) -> int:
-    """Lay out an HTML document with the job's theme and write the PDF; return pages."""
-    stylesheets = _stylesheets(ctx)
+    """Lay out an HTML document with the job's theme (or its own styles alone: see
+    html/authored.py) and write the PDF; return pages. `ctx.layout` says which."""
+    page = _page_css(ctx)
     doc = prepare_pdf_document(text, ctx, base)
+    ctx.layout = doc.layout.describe()
+    missing_fonts = font_warnings(doc.root)
+    for message in missing_fonts:
+        ctx.warn(message)
+    stylesheets = [weasy_css(page)]
+    if doc.layout.theme is not None:
+        stylesheets.insert(0, weasy_css(theme_css(doc.layout.theme)))
     ctx.stage("layout")
     try:
-        with layout_warnings(ctx, doc.written), recursion_limit(LAYOUT_RECURSION_LIMIT):
+        notdef = bool(missing_fonts)
+        with layout_warnings(ctx, doc.written, notdef), recursion_limit(LAYOUT_RECURSION_LIMIT):
             return _lay_out(doc, ctx, base, stylesheets, output)
     except RecursionError as exc:
         raise JobError(
@@ -35,14 +45,15 @@ def render_pdf(text: str | bytes, ctx: ConversionContext, base: Path, output: Pa
         ) from exc
 
 
-def _stylesheets(ctx: ConversionContext) -> list[Any]:
-    """Theme, then the job's page size and margins; CSS from the document and from
-    resources/ is author CSS, so it still wins over both. Checked before parsing."""
-    theme = theme_css(ctx.options.theme)
+def _page_css(ctx: ConversionContext) -> str:
+    """The job's page size and margins as a user stylesheet: after the theme, and CSS
+    from the document and from resources/ (author CSS) still wins over both. Checked
+    before parsing, with the theme option."""
+    check_theme(ctx.options.theme)
     size = page_size_css(ctx.options.page_size)
     margin = margins_css(ctx.options.margins, size)
     page = f"size: {size}" + (f"; margin: {margin}" if margin else "")
-    return [weasy_css(theme), weasy_css(f"@page {{ {page} }}")]
+    return f"@page {{ {page} }}"
 
 
 def _lay_out(

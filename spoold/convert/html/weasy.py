@@ -83,18 +83,22 @@ def sandbox_fetcher(ctx: ConversionContext, base: Path) -> Any:
 class LayoutWarnings(logging.Handler):
     """WeasyPrint's warnings as job warnings, naming resources as the document did."""
 
-    def __init__(self, ctx: ConversionContext, written: Mapping[str, str]) -> None:
+    def __init__(
+        self, ctx: ConversionContext, written: Mapping[str, str], skip_notdef: bool = False
+    ) -> None:
         super().__init__(logging.WARNING)
         self.ctx = ctx
         self.written = written
         self.count = 0
+        # spoold has said which script lacks a font (scripts.py): not each character.
+        self.skip_notdef = skip_notdef
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = self._message(record)
         except Exception:  # a warning that cannot be formatted must not fail the job
             message = str(record.msg)
-        if message is None:
+        if message is None or (self.skip_notdef and message.startswith(".notdef glyph")):
             return
         self.count += 1
         if self.count <= MAX_LAYOUT_WARNINGS:
@@ -122,10 +126,12 @@ class LayoutWarnings(logging.Handler):
 
 
 @contextmanager
-def layout_warnings(ctx: ConversionContext, written: Mapping[str, str]) -> Iterator[None]:
+def layout_warnings(
+    ctx: ConversionContext, written: Mapping[str, str], skip_notdef: bool = False
+) -> Iterator[None]:
     """WeasyPrint reports skipped resources and bad CSS through logging; surface them."""
     logger = logging.getLogger("weasyprint")
-    handler = LayoutWarnings(ctx, written)
+    handler = LayoutWarnings(ctx, written, skip_notdef)
     logger.addHandler(handler)
     try:
         yield

@@ -17,6 +17,7 @@ from ...errors import JobError
 from ...spool.parts import PageOptions, PartResult, PartsPolicy, PartTask, SplitPlan, StampPlan
 from .. import html as html_conv
 from ..base import ConversionContext
+from ..scripts import font_warnings
 from .executor import PartExecutor
 from .layout import page_css
 from .merge import MergeReport, merge_parts
@@ -68,6 +69,10 @@ def split_document(
     """Plan the split and write one HTML file per part (and the stamp template)."""
     page = page_options(ctx)
     root = prepare_document(text, ctx, base)
+    if root is None:
+        return SplitOutcome(Plan(reason="it is laid out with its own styles"))
+    for message in font_warnings(root):
+        ctx.warn(message)
     plan = plan_parts(root, policy or PartsPolicy())
     if not plan.split:
         return SplitOutcome(plan)

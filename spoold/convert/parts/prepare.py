@@ -15,9 +15,12 @@ from .. import html as html_conv
 from ..base import ConversionContext
 
 
-def prepare_document(text: str | bytes, ctx: ConversionContext, base: Path) -> Any:
-    """The sanitised, self-contained lxml tree the unsplit layout would see."""
-    return html_conv.prepare_pdf_document(text, ctx, base).root
+def prepare_document(text: str | bytes, ctx: ConversionContext, base: Path) -> Any | None:
+    """The sanitised, self-contained lxml tree the unsplit layout would see; None for a
+    document laid out with its own styles (html/authored.py), which is never split:
+    the merge stamps the theme's page numbers over the parts."""
+    doc = html_conv.prepare_pdf_document(text, ctx, base)
+    return doc.root if doc.layout.themed else None
 
 
 def serialize(root: Any) -> bytes:

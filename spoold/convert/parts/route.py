@@ -29,7 +29,7 @@ def source_html(source_type: str, main: Path, ctx: ConversionContext) -> str | b
     """The HTML the unsplit PDF route would lay out (Markdown rendered first)."""
     if source_type == "md":
         ctx.stage("parsing")
-        return markdown_to_html(read_text(main), main.stem, ctx.options.metadata)
+        return markdown_to_html(read_text(main), main.stem, ctx.options.metadata, ctx.warn)
     return main.read_bytes()
 
 

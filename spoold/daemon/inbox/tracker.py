@@ -89,6 +89,7 @@ class Entry:
     incomplete_sig: tuple[int, ...] | None = None  # sig that last failed the format check
     problem: Incomplete | None = None  # why that sig failed it
     seen_changing: bool = False  # its sig changed while this daemon watched
+    job_id: str | None = None  # a job folder's chosen id (job.json `id`), read when ready
 
 
 _seq = itertools.count()

@@ -1,0 +1,206 @@
+"""POST /jobs: an upload becomes a job folder in inbox/, with its id chosen now.
+
+1. 413 from Content-Length, 429/507 when the queue is full or the disk short: before a
+   byte of the body is read.
+2. The body streams into the request's staging folder (uploads.py); the options are
+   checked as job.json would be (422 naming the key).
+3. job.json gets the new job's `id` and the caller's name (`submitted_by`), so the 202
+   answer's id works at once, also when no daemon runs (spool/ids.py).
+4. With an Idempotency-Key, the key is recorded for the job (or the job it named
+   already answers: 200, or 409 for other content).
+5. One rename into inbox/, after the queue is checked again (tools/staging.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ..settings import JobFile, describe_errors
+from ..spool.clock import new_job_id, wall_time
+from ..spool.entries import JOB_FILE, EntryKind, looks_complete
+from ..spool.formats import SUFFIX_TYPES
+from ..spool.protocol import fsync_dir
+from ..tools.jobview import Place
+from ..tools.lookup import JobLocation, location
+from ..tools.staging import TryLater, check_room, enqueue
+from . import idempotency as keys
+from .auth import Caller
+from .errors import ApiError
+from .spools import ServedSpool
+from .uploads import Limits, Upload, check_length, receive_upload
+
+MB = 1024 * 1024
+RETRY_AFTER_S = 5
+SET_BY_GATEWAY = ("id", "submitted_by", "main")
+# A key whose job is not (yet) there: another request with it may still be queueing it.
+PENDING_S = 10.0
+
+
+def try_later(exc: TryLater) -> ApiError:
+    if exc.disk:
+        return ApiError(507, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
+    return ApiError(429, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def parse_options(
+    text: bytes | None, targets: str | None, priority: int | None, source: str
+) -> dict[str, Any]:
+    """The options of the form (JSON) and the query, checked as job.json would be."""
+    options: dict[str, Any] = {}
+    if text:
+        try:
+            options = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(422, f"options: not valid JSON: {exc}") from None
+        if not isinstance(options, dict):
+            raise ApiError(422, "options: must be a JSON object (the keys of job.json)")
+    for key in SET_BY_GATEWAY:
+        if key in options:
+            raise ApiError(422, f"options: key {key!r} is set by the gateway")
+    if targets is not None:
+        options["targets"] = [t.strip() for t in targets.split(",") if t.strip()]
+    if priority is not None:
+        options["priority"] = priority
+    try:
+        JobFile(**options)
+    except ValidationError as exc:
+        raise ApiError(422, describe_errors(exc, "options")) from None
+    return options
+
+
+def _check_route(sp: ServedSpool, route: str | None, options: dict[str, Any], source: str) -> None:
+    settings = sp.settings
+    if route is not None and route not in settings.routes:
+        raise ApiError(422, f"route: {route!r} is not a route of spool {sp.name!r}")
+    if source != "pdf":
+        return
+    targets = options.get("targets") or settings.for_route(route).targets
+    if "html" in targets:
+        raise ApiError(415, "a PDF cannot be converted to HTML; ask for pdf or docx")
+
+
+def _write_job_file(upload: Upload, job: dict[str, Any]) -> None:
+    data = json.dumps(job, indent=2).encode()
+    fd = os.open(upload.entry / JOB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """The job folder's files and names on disk: the 202 promises a job that survives a
+    crash (durable = true). In a thread: fsyncs take milliseconds."""
+    for name in os.listdir(folder):
+        fd = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(folder)
+
+
+async def submit_upload(
+    request: Request,
+    sp: ServedSpool,
+    caller: Caller,
+    name: str | None,
+    targets: str | None,
+    priority: int | None,
+    route: str | None,
+) -> tuple[int, JobLocation]:
+    settings = sp.settings
+    limits = Limits(int(settings.max_upload_mb * MB), int(settings.max_input_mb * MB))
+    check_length(request, limits)
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        keys.check_key(key)
+    room = (sp.view, settings.max_queued, settings.min_free_mb)
+    # Folder work runs on the event loop: a listing of the inbox, small writes and a
+    # rename cost less than a hop to a thread; only fsyncs (durable) go to a thread.
+    if key is None or not _key_has_job(sp, key):
+        try:  # before reading a byte; a key's own job answers even when the queue is full
+            check_room(sp.paths, *room)
+        except TryLater as exc:
+            raise try_later(exc) from None
+    upload = await receive_upload(request, sp.paths, limits, name, hashed=key is not None)
+    try:
+        if not looks_complete(upload.entry, EntryKind.DIR):
+            raise ApiError(
+                422,
+                "an uploaded file looks truncated: a PDF must end with %%EOF, a ZIP or DOCX "
+                "needs its central directory",
+            )
+        source = SUFFIX_TYPES[os.path.splitext(upload.name)[1].lower()]
+        options = parse_options(upload.options_text, targets, priority, source)
+        _check_route(sp, route, options, source)
+        job_id = new_job_id()
+        job: dict[str, Any] = {"main": upload.name, **options, "id": job_id}
+        if caller.name is not None:
+            job["submitted_by"] = caller.name
+        _write_job_file(upload, job)
+        if settings.durable:
+            await run_in_threadpool(_sync_folder, upload.entry)
+        if key is not None:
+            content = keys.content_hash(upload.name, upload.main_sha256 or "", options)
+            earlier = await _claim_key(sp, key, keys.KeyRecord(job_id, content, wall_time()))
+            if earlier is not None:
+                return 200, earlier
+        try:
+            inbox_key = enqueue(sp.paths, upload.entry, upload.name, route=route, room=room)
+        except TryLater as exc:
+            if key is not None:
+                keys.release(sp.paths, key, job_id)
+            raise try_later(exc) from None
+        if settings.durable:
+            await run_in_threadpool(fsync_dir, sp.paths.inbox / (route or ""))
+        sp.index.queued(job_id, inbox_key)
+        loc = location(sp.paths, Place.QUEUED, inbox_key)
+        return 202, loc or _found(sp, job_id)
+    finally:
+        upload.discard()
+
+
+def _key_has_job(sp: ServedSpool, key: str) -> bool:
+    found = keys.read_key(keys.key_path(sp.paths, key))
+    return found is not None and sp.has_job(found.job_id)
+
+
+def _found(sp: ServedSpool, job_id: str) -> JobLocation:
+    """The job just queued (claimed already by a quick daemon, say)."""
+    loc = sp.find(job_id)
+    if loc is None:  # removed by a person in the same instant
+        raise ApiError(409, f"job {job_id} was queued but is gone already")
+    return loc
+
+
+async def _claim_key(sp: ServedSpool, key: str, mine: keys.KeyRecord) -> JobLocation | None:
+    """None: the key is this job's now. Else the job it names (same content), or 409."""
+    deadline = time.monotonic() + PENDING_S
+    while True:
+        found = keys.claim_key(sp.paths, key, mine)
+        if found is None:
+            return None
+        loc = sp.find(found.job_id)
+        if loc is not None:
+            if found.content != mine.content:
+                raise ApiError(
+                    409,
+                    f"Idempotency-Key was used for job {found.job_id} with other content",
+                    hint="Use a new key for a new document or new options.",
+                )
+            return loc
+        young = wall_time() - found.created < PENDING_S
+        if not young or time.monotonic() >= deadline:
+            keys.take_over(sp.paths, key, mine)  # its job is gone
+            return None
+        await asyncio.sleep(0.05)  # its request is still queueing the job

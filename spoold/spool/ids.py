@@ -1,0 +1,145 @@
+"""Job ids chosen before the claim: their form, job.json's `id` and `submitted_by`, and
+the registry that keeps a chosen id unique (.spoold/ids/).
+
+A daemon gives a job its id when it claims it. A tool that must name the job at once
+(the HTTP gateway answers 202 with it) writes an `id` into the job folder's job.json
+instead: made by `new_job_id()`, the same form as a daemon's. The claiming daemon uses
+it when it is well formed and unused; otherwise the job gets an id of its own and fails
+at start with `input_invalid`, naming the key (docs/protocol.md, "Job ids").
+
+Unused means: no job folder of the spool has it. The ids a daemon makes carry 40 random
+bits and are unique by construction; a chosen id is registered at its claim as
+`.spoold/ids/ID`, a small file holding the job folder's name (STEM.ID), created with
+O_EXCL so that two claims of one id cannot both succeed. A registration whose folder is
+gone (purged, or left by a claim that lost its race) is taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .entries import JOB_FILE
+from .protocol import INPUT_DIR, SpoolPaths, atomic_write
+
+JOB_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{10}$")
+# Token names and `submitted_by`: plain words, safe in a file name, a header, a log line.
+SUBMITTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+IDS_DIR = "ids"
+# job.json is read before the claim; a bigger one is not looked into (intake refuses it).
+_JOB_FILE_CAP = 1024 * 1024
+
+
+def is_job_id(text: str) -> bool:
+    return JOB_ID_RE.match(text) is not None
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What a job folder's job.json asks for before its claim (None: not asked or bad)."""
+
+    job_id: str | None = None
+    submitted_by: str | None = None
+
+
+def read_requested(folder: Path) -> Requested:
+    """job.json's `id` and `submitted_by` of a job folder, if present and well formed.
+
+    Read with lstat only and a size cap; anything unreadable is "not asked" here: the
+    daemon's intake reads job.json again at start and fails the job naming the problem.
+    """
+    path = folder / JOB_FILE
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _JOB_FILE_CAP:
+            return Requested()
+        with open(path, "rb", opener=_nofollow) as fh:
+            data = json.loads(fh.read(_JOB_FILE_CAP + 1))
+    except (OSError, ValueError):
+        return Requested()
+    if not isinstance(data, dict):
+        return Requested()
+    job_id, by = data.get("id"), data.get("submitted_by")
+    return Requested(
+        job_id=job_id if isinstance(job_id, str) and is_job_id(job_id) else None,
+        submitted_by=by if isinstance(by, str) and SUBMITTER_RE.match(by) else None,
+    )
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def registry_path(paths: SpoolPaths, job_id: str) -> Path:
+    return paths.state / IDS_DIR / job_id
+
+
+def live_folder(paths: SpoolPaths, jobdir: str) -> str | None:
+    """Where a job folder named `jobdir` is now (relative to the spool), or None."""
+    root = str(paths.root)  # strings, not Paths: the gateway calls this per look-up
+    for place in ("done", "failed", "inbox"):
+        if os.path.lexists(f"{root}/{place}/{jobdir}"):
+            return f"{place}/{jobdir}"
+    prefix = jobdir + ".a"
+    try:
+        names = os.listdir(paths.running)
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(prefix):
+            return f"running/{name}"
+    return None
+
+
+def reserve_job_id(paths: SpoolPaths, job_id: str, jobdir: str) -> str | None:
+    """Register `job_id` for the job folder `jobdir` before it is claimed.
+
+    Returns None when the id is now this job's, or the folder (relative to the spool)
+    of the job that already holds it. OSError (a full disk) is raised: the claim waits.
+    """
+    reg = registry_path(paths, job_id)
+    reg.parent.mkdir(exist_ok=True)
+    try:
+        fd = os.open(reg, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        try:
+            holder = reg.read_text().strip()
+        except OSError:
+            holder = ""
+        if holder and holder != jobdir:
+            where = live_folder(paths, holder)
+            if where is not None:
+                return where
+            atomic_write(reg, jobdir.encode() + b"\n", durable=False)  # a stale registration
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(jobdir.encode() + b"\n")
+        return None  # a new registration: no job had this id
+    # Registered for this very folder name before: a claim that lost its race or crashed
+    # (ours), or a copy of a job dropped again (its folder lives: not ours).
+    return live_folder(paths, jobdir)
+
+
+def registered_folder(paths: SpoolPaths, job_id: str) -> str | None:
+    """The job folder name (STEM.ID) registered for a chosen id, if any."""
+    try:
+        return registry_path(paths, job_id).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def forget_job_id(paths: SpoolPaths, job_id: str) -> None:
+    """Drop a registration (its job folder was purged)."""
+    try:
+        os.unlink(registry_path(paths, job_id))
+    except OSError:
+        pass
+
+
+def input_requested(running_folder: Path, name: str) -> Requested:
+    """job.json's id and submitted_by of a claimed job folder (running/X/input/NAME/)."""
+    return read_requested(running_folder / INPUT_DIR / name)

@@ -1,0 +1,169 @@
+"""The gateway's pieces in-process (no server): names, listening rules, tokens, ranges,
+escaping, the job index, staging sweeps, idempotency records. `make check` runs these."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from spoold.errors import ConfigError
+from spoold.http import idempotency
+from spoold.http.auth import Tokens, add_token, parse_tokens
+from spoold.http.errors import ApiError, escape_text, safe_json
+from spoold.http.index import JobIndex
+from spoold.http.routes_files import _byte_range, content_disposition
+from spoold.http.server import ListenError, check_exposure, parse_listen
+from spoold.http.uploads import STAGING_PREFIX, safe_name, sweep_staging
+from spoold.spool.clock import new_job_id
+from spoold.spool.protocol import init_spool
+from spoold.tools.jobview import InboxView
+
+
+@pytest.mark.parametrize(
+    ("name", "ctype", "expected"),
+    [
+        ("report.md", "", "report.md"),
+        ("../../x.md", "", "x.md"),
+        ("C:\\Users\\me\\x.html", "", "x.html"),
+        (".env.md", "", "env.md"),
+        ("a\x00b\x1fc.pdf", "", "abc.pdf"),
+        ("notes", "text/markdown", "notes.md"),
+        (None, "text/html", "upload.html"),
+        ("é" * 150 + ".md", "", "é" * 98 + ".md"),
+    ],
+)
+def test_safe_name(name: str | None, ctype: str, expected: str) -> None:
+    got = safe_name(name, ctype)
+    assert got == expected and len(got.encode()) <= 200
+
+
+def test_safe_name_refuses_other_formats() -> None:
+    with pytest.raises(ApiError) as err:
+        safe_name("photo.png", "image/png")
+    assert err.value.status == 415
+
+
+def test_listen_rules() -> None:
+    assert parse_listen("[::1]:8631").local and parse_listen("127.1.2.3:80").local
+    assert parse_listen("localhost:8631").local and parse_listen("unix:/run/x.sock").local
+    assert not parse_listen("0.0.0.0:8631").local and not parse_listen("10.0.0.5:1").local
+    for bad in ("8631", "host:0", "unix:relative.sock", ":8631"):
+        with pytest.raises(ListenError):
+            parse_listen(bad)
+    with pytest.raises(ListenError, match="without --tokens"):
+        check_exposure([parse_listen("0.0.0.0:8631")], None)
+    check_exposure([parse_listen("0.0.0.0:8631")], Path("tokens.toml"))
+
+
+def test_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    token = add_token(path, "ci", "user")
+    tokens = Tokens(path)
+    assert tokens.caller(f"Bearer {token}").name == "ci"
+    for bad in (None, "Bearer", f"Basic {token}", "Bearer x"):
+        with pytest.raises(ApiError) as err:
+            tokens.caller(bad)
+        assert err.value.status == 401
+    path.write_text('[[token]]\nname = "x"\nsha256 = "abc"\nrole = "user"\n')
+    with pytest.raises(ConfigError, match="sha256 must be 64 hex digits"):
+        parse_tokens(path)
+    path.write_text(f'[[token]]\nname = "x y"\nsha256 = "{"0" * 64}"\nrole = "boss"\n')
+    with pytest.raises(ConfigError, match="name must be"):
+        parse_tokens(path)
+
+
+def test_byte_ranges_and_headers() -> None:
+    assert _byte_range(None, 10) is None
+    assert _byte_range("bytes=2-4", 10) == (2, 4)
+    assert _byte_range("bytes=8-", 10) == (8, 9)
+    assert _byte_range("bytes=-3", 10) == (7, 9)
+    assert _byte_range("bytes=0-99", 10) == (0, 9)
+    assert _byte_range("bytes=1-2,4-5", 10) is None  # several: the whole file
+    with pytest.raises(ApiError) as err:
+        _byte_range("bytes=10-", 10)
+    assert err.value.status == 416
+    header = content_disposition('<b>"x".pdf')
+    assert "<" not in header and '"x"' not in header and "%3Cb%3E" in header
+
+
+def test_escaping() -> None:
+    data = json.loads(safe_json({"name": "<img src=x onerror=alert(1)>&"}))
+    assert data["name"] == "<img src=x onerror=alert(1)>&"
+    assert b"<" not in safe_json({"n": "<"}) and b"&" not in safe_json({"n": "&"})
+    assert escape_text("<a & b>") == "&lt;a &amp; b&gt;"
+
+
+def test_index_learns_from_events_and_listings(tmp_path: Path) -> None:
+    paths = init_spool(tmp_path / "s")
+    old, new = new_job_id(), new_job_id()
+    (paths.done / f"a.{old}").mkdir()
+    index = JobIndex(paths, InboxView())
+    index.load()
+    assert index.jobdirs[old] == f"a.{old}"
+    index.learn([{"event": "job.detected", "job_id": new, "name": "b c.md"}])
+    assert index.jobdirs[new] == f"b c.{new}"
+    index.learn([{"event": "job.failed", "job_id": new, "path": f"failed/b c.{new}"}])
+    assert index.ended[new] == f"failed/b c.{new}"
+    assert index.find("../../etc") is None and index.find(new_job_id()) is None
+
+
+def test_sweep_removes_dead_gateways_staging_only(tmp_path: Path) -> None:
+    paths = init_spool(tmp_path / "s")
+    import socket
+
+    from spoold.spool.leases import boot_id
+
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
+    dead = paths.tmp / f"{STAGING_PREFIX}{host}.{boot_id()[:8]}.999999999.abc"
+    live = paths.tmp / f"{STAGING_PREFIX}{host}.{boot_id()[:8]}.{os.getpid()}.abc"
+    elsewhere = paths.tmp / f"{STAGING_PREFIX}otherhost.12345678.1.abc"
+    submit = paths.tmp / ".submit-1-2"
+    for p in (dead, live, elsewhere, submit):
+        p.mkdir()
+    assert sweep_staging(paths) == 1
+    assert not dead.exists() and live.exists() and elsewhere.exists() and submit.exists()
+    os.utime(elsewhere, (0, 0))
+    assert sweep_staging(paths) == 1 and not elsewhere.exists() and submit.exists()
+
+
+def test_idempotency_records(tmp_path: Path) -> None:
+    paths = init_spool(tmp_path / "s")
+    mine = idempotency.KeyRecord("j1", "c1", 1.0)
+    assert idempotency.claim_key(paths, "k", mine) is None
+    twin = idempotency.claim_key(paths, "k", idempotency.KeyRecord("j2", "c2", 2.0))
+    assert twin == mine
+    assert idempotency.sweep_keys(paths, lambda job_id: True, now=1e9) == 0
+    assert idempotency.sweep_keys(paths, lambda job_id: False, now=1e9) == 1
+    with pytest.raises(ApiError):
+        idempotency.check_key("a\nb")
+
+
+def test_the_hot_path_takes_only_plain_job_look_ups() -> None:
+    from spoold.http.hotpath import match
+
+    job_id = new_job_id()
+
+    def scope(path: str, method: str = "GET", query: bytes = b"") -> dict[str, object]:
+        return {"method": method, "path": path, "query_string": query}
+
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}")) == ("s", job_id)
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=5")) is None
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", method="DELETE")) is None
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}/manifest")) is None
+    assert match(scope("/v1/spools/s/jobs/../../etc")) is None
+    assert match(scope("/v1/spools/s/jobs")) is None
+
+
+def test_index_forgets_purged_jobs(tmp_path: Path) -> None:
+    paths = init_spool(tmp_path / "s")
+    job_id = new_job_id()
+    (paths.done / f"a.{job_id}").mkdir()
+    index = JobIndex(paths, InboxView())
+    index.load()
+    assert job_id in index.jobdirs
+    (paths.done / f"a.{job_id}").rmdir()  # purged by retention
+    index.load()
+    assert job_id not in index.jobdirs

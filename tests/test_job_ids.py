@@ -1,0 +1,125 @@
+"""Job ids chosen before the claim (job.json `id`, docs/protocol.md "Job ids"), with
+real daemons: the id is the job's from the first look to the manifest; a bad or used
+id fails the job naming the key; `submitted_by` reaches the manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spoold.spool.clock import new_job_id
+
+from .conftest import DaemonProc, cli, events, validate_manifest, wait_for
+
+
+def drop_folder(spool: Path, name: str, job: dict[str, Any], text: str = "# Hi\n") -> Path:
+    """A job folder staged in tmp/ and renamed into inbox/ (the protocol's way)."""
+    staged = spool / "tmp" / f".{name}.{os.getpid()}"
+    staged.mkdir()
+    (staged / name).write_text(text)
+    (staged / "job.json").write_text(json.dumps({"main": name, **job}))
+    dest = spool / "inbox" / name
+    os.rename(staged, dest)
+    return dest
+
+
+def finished(spool: Path, job_id: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        for state in ("done", "failed"):
+            for p in (spool / state).glob(f"*.{job_id}"):
+                if (p / "manifest.json").exists():
+                    return dict(json.loads((p / "manifest.json").read_text()))
+        return None
+
+    found: dict[str, Any] = wait_for(find, what=f"job {job_id} published")
+    return found
+
+
+def terminal_ids(spool: Path) -> list[str]:
+    ends = ("job.succeeded", "job.failed", "job.cancelled")
+    return [e["job_id"] for e in events(spool) if e["event"] in ends]
+
+
+def test_a_chosen_id_is_the_job_id_everywhere(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    spool = make_spool()
+    job_id = new_job_id()
+    drop_folder(spool, "note.md", {"id": job_id, "submitted_by": "ci-bot"})
+    # Before any daemon: the job is known by its id already.
+    shown = json.loads(cli("show", str(spool), job_id).stdout)
+    assert (shown["job_id"], shown["state"], shown["submitted_by"]) == (job_id, "queued", "ci-bot")
+    listed = json.loads(cli("list", str(spool), "--state", "queued", "--json").stdout)
+    assert [r["job_id"] for r in listed] == [job_id]
+
+    daemon_factory(spool)
+    manifest = finished(spool, job_id)
+    assert manifest["status"] == "succeeded" and manifest["submitted_by"] == "ci-bot"
+    validate_manifest(manifest)
+    detected = [e for e in events(spool) if e["event"] == "job.detected"]
+    assert [e["job_id"] for e in detected] == [job_id]
+    assert (spool / ".spoold" / "ids" / job_id).read_text().strip() == f"note.{job_id}"
+    shown = json.loads(cli("show", str(spool), job_id).stdout)
+    assert shown["state"] == "done" and shown["submitted_by"] == "ci-bot"
+
+
+def test_cancel_by_chosen_id_before_the_claim(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    spool = make_spool()
+    job_id = new_job_id()
+    drop_folder(spool, "later.md", {"id": job_id})
+    cli("cancel", str(spool), job_id)
+    assert (spool / "inbox" / f"{job_id}.cancel").exists()
+    daemon_factory(spool)
+    manifest = finished(spool, job_id)
+    assert manifest["status"] == "cancelled"
+    assert manifest["job_id"] == job_id
+    wait_for(lambda: not (spool / "inbox" / f"{job_id}.cancel").exists(), what="marker used")
+
+
+def test_a_malformed_id_fails_the_job_naming_the_key(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    spool = make_spool()
+    drop_folder(spool, "bad.md", {"id": "../../etc"})
+    daemon_factory(spool)
+    ended = wait_for(lambda: terminal_ids(spool), what="the job ended")
+    manifest = finished(spool, ended[0])
+    assert manifest["status"] == "failed"
+    assert manifest["error"]["code"] == "input_invalid"
+    assert "key 'id'" in manifest["error"]["message"]
+    assert not (spool / ".spoold" / "ids").exists() or not os.listdir(spool / ".spoold" / "ids")
+
+
+def test_a_used_id_fails_the_second_job_and_retry_keeps_ids(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    spool = make_spool()
+    job_id = new_job_id()
+    daemon_factory(spool)
+    drop_folder(spool, "first.md", {"id": job_id})
+    assert finished(spool, job_id)["status"] == "succeeded"
+    # The same job folder dropped again, under another name: its id is taken.
+    drop_folder(spool, "second.md", {"id": job_id}, text="# Other\n")
+    ended = wait_for(lambda: [i for i in terminal_ids(spool) if i != job_id], what="2nd job")
+    second = finished(spool, ended[0])
+    assert second["status"] == "failed" and second["error"]["code"] == "input_invalid"
+    assert (
+        f"{job_id} is already the id of another job (done/first.{job_id})"
+        in (second["error"]["message"])
+    )
+    # And a copy under the same name, too.
+    drop_folder(spool, "first.md", {"id": job_id}, text="# Again\n")
+    wait_for(lambda: len(terminal_ids(spool)) == 3, what="3rd job")
+    third = finished(spool, terminal_ids(spool)[-1])
+    assert third["error"]["code"] == "input_invalid" and third["job_id"] != job_id
+    assert len(list((spool / "done").glob(f"*.{job_id}"))) == 1
+    # `spoold retry` requeues the folder with its state: the job keeps its own id.
+    cli("retry", str(spool), second["job_id"])
+    wait_for(lambda: terminal_ids(spool).count(second["job_id"]) == 2, what="retried")
+    again = finished(spool, second["job_id"])
+    assert again["error"]["code"] == "input_invalid" and len(again["attempts"]) == 2
