@@ -302,6 +302,11 @@ def test_real_daemon_log_is_clean(
     wait_for(
         lambda: sum(e["event"] == "job.failed" for e in events(spool)) == 2, what="second failure"
     )
+    # c.flaky's retry runs after a backoff: on a busy machine it may still be queued.
+    wait_for(
+        lambda: sum(e["event"] == "job.succeeded" for e in events(spool)) == 3,
+        what="c.flaky's retry succeeded",
+    )
     # Cancel the slow job (hard) so the run ends quickly.
     (spool / "inbox" / "e.slow.cancel").write_text("hard")
     wait_for(lambda: any(e["event"] == "job.cancelled" for e in events(spool)), what="cancel")
