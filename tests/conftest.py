@@ -321,6 +321,7 @@ PROCESS_MODULES = frozenset(
         "test_docs_people",
         "test_doctor",
         "test_events_types",
+        "test_http_security",
         "test_layers",
         "test_ops_kit",
         "test_routes",
@@ -328,12 +329,13 @@ PROCESS_MODULES = frozenset(
         "test_worker_fonts",
     }
 )
-SLOW_MODULES = frozenset({"test_corpus", "test_model"})
+SLOW_MODULES = frozenset({"test_corpus", "test_dialects_corpus", "test_model"})
 SLOW_TESTS = frozenset(
     {
         "test_remove_tree_handles_deep_nesting_without_recursion",
         "test_fonttools_subsetting_gives_the_same_bytes_later",
         "test_deep_documents_leave_the_recursion_limit_as_it_was",
+        "test_html_without_own_styles_is_byte_identical_to_base",
     }
 )
 
