@@ -94,8 +94,18 @@ class Daemon:
         self.error_pause_s = 0.5  # after a failed pass: no busy loop on a lasting error
         self.stopping = False
         self.reload_requested = False
-        # What each wake-up does, on the loop thread (wakeups.py says who sends which).
-        self.on_wakeup: dict[WakeupKind, Callable[[Wakeup], None]] = {
+        self.on_wakeup = self._wakeup_table()
+        self.rescan_requested = True
+        self.observer: Observer = PollingObserver()
+        self.detect_mode = "poll"
+        self.notifier: Notifier | None = None
+        self.metrics: Metrics | None = None
+        self.housekeeping = Housekeeping(self.spools, None)
+        self._fs_wake_pending = False
+
+    def _wakeup_table(self) -> dict[WakeupKind, Callable[[Wakeup], None]]:
+        """What each wake-up does, on the loop thread (wakeups.py says who sends which)."""
+        return {
             WakeupKind.DONE: lambda item: self.lifecycle.finish(item.job_id),
             WakeupKind.STOP: lambda item: self._stop_requested(),
             WakeupKind.RELOAD: lambda item: self._reload_requested(),
@@ -105,13 +115,6 @@ class Daemon:
             WakeupKind.FS: lambda item: None,  # the pass that takes it looks at the inboxes
             WakeupKind.WORKER_READY: lambda item: None,  # the pass claims for the worker
         }
-        self.rescan_requested = True
-        self.observer: Observer = PollingObserver()
-        self.detect_mode = "poll"
-        self.notifier: Notifier | None = None
-        self.metrics: Metrics | None = None
-        self.housekeeping = Housekeeping(self.spools, None)
-        self._fs_wake_pending = False
 
     # ------------------------------------------------------------------ set-up
 

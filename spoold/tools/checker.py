@@ -150,19 +150,9 @@ class _Checker:
             self.problem(idx, job_id, f"{name}: ts is not a timestamp string")
         if not isinstance(ev.get("host"), str) or not ev.get("host"):
             self.problem(idx, job_id, f"{name}: host is missing or empty")
-        if name == evt.EventsGap.NAME:
-            wrong = self.gaps.declare(idx, ev)
-            if wrong is not None:
-                self.problem(idx, None, wrong)
-            return
-        if name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):  # job.json `after`
-            job = self.jobs.get(job_id) if job_id else None
-            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
-            if (what := wait_event_problem(ev, job is not None, held)) is not None:
-                self.problem(idx, job_id, what)
-            return
         if name not in LIFECYCLE_EVENTS:
-            return  # cancel.*, hook.failed, daemon.*: no state change
+            self.side_event(idx, name, job_id, ev)  # no state change
+            return
         if not job_id:
             self.problem(idx, None, f"{name} without a job_id")
             return
@@ -195,6 +185,19 @@ class _Checker:
             self.discarded(idx, job, attempt)
         else:
             self.finished(idx, job, name, attempt)
+
+    def side_event(self, idx: int, name: str, job_id: str | None, ev: dict[str, Any]) -> None:
+        """Events that change no job's state: a gap's declaration, a job's wait for
+        others (job.json `after`); cancel.*, hook.failed, daemon.* need no check."""
+        if name == evt.EventsGap.NAME:
+            wrong = self.gaps.declare(idx, ev)
+            if wrong is not None:
+                self.problem(idx, None, wrong)
+        elif name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):
+            job = self.jobs.get(job_id) if job_id else None
+            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
+            if (what := wait_event_problem(ev, job is not None, held)) is not None:
+                self.problem(idx, job_id, what)
 
     def detected(self, idx: int, job_id: str) -> None:
         job = self.jobs.get(job_id)
