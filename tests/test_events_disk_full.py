@@ -120,13 +120,8 @@ def assert_whole_lines(spool: Path) -> None:
             json.loads(line)
 
 
-def test_events_held_through_a_full_disk_are_written_in_order_once_it_is_freed(
-    small_disk: Path, tmp_path: Path, daemon_factory: Callable[..., DaemonProc]
-) -> None:
-    spool, daemon, staged = start(small_disk, tmp_path, daemon_factory)
-    filler = submit_while_full(
-        spool, staged, daemon, "holding events in memory", "job.retry_scheduled"
-    )
+def finish_after_freeing(spool: Path, daemon: DaemonProc, filler: Path) -> None:
+    """Free the disk; wait until every job is converted and its success logged; stop."""
     filler.unlink()
     wait_for(lambda: len(published(spool)) == JOBS, 120, "every job converted")
     wait_for(
@@ -135,6 +130,16 @@ def test_events_held_through_a_full_disk_are_written_in_order_once_it_is_freed(
         "every job.succeeded written",
     )
     assert daemon.stop() == 0
+
+
+def test_events_held_through_a_full_disk_are_written_in_order_once_it_is_freed(
+    small_disk: Path, tmp_path: Path, daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    spool, daemon, staged = start(small_disk, tmp_path, daemon_factory)
+    filler = submit_while_full(
+        spool, staged, daemon, "holding events in memory", "job.retry_scheduled"
+    )
+    finish_after_freeing(spool, daemon, filler)
     names = [f"doc{i}.md" for i in range(JOBS)]
     lines = job_events(spool)
     assert sorted(lines) == names
@@ -157,14 +162,7 @@ def test_past_the_bound_one_events_gap_names_the_jobs_whose_events_were_lost(
 ) -> None:
     spool, daemon, staged = start(small_disk, tmp_path, daemon_factory, events_held_max=5)
     filler = submit_while_full(spool, staged, daemon, "dropping events until it can")
-    filler.unlink()
-    wait_for(lambda: len(published(spool)) == JOBS, 120, "every job converted")
-    wait_for(
-        lambda: sum(e["event"] == "job.succeeded" for e in events(spool)) == JOBS,
-        60,
-        "every job.succeeded written",
-    )
-    assert daemon.stop() == 0
+    finish_after_freeing(spool, daemon, filler)
     log = events(spool)
     [gap] = [e for e in log if e["event"] == "events.gap"]
     # It stands where the lost events were: after what happened before the first of
