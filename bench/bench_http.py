@@ -40,9 +40,11 @@ from common import (
     ROOT,
     Daemon,
     EventTail,
+    cpu_s,
     fs_baseline,
     make_spool,
     percentile,
+    pool_cpu_s,
     report,
     stage_files,
     temp_dir,
@@ -53,6 +55,7 @@ from common import (
 )
 
 BENCH = "http"
+CLIENTS = 16
 FINAL = ("job.succeeded", "job.failed", "job.cancelled")
 
 
@@ -99,31 +102,147 @@ class Gateway:
         self._log.close()
 
 
-def throughput(spool: Path, gw: Gateway, jobs: int, clients: int) -> tuple[float, float]:
-    pairs = stage_files(spool, [(f"f{i:05d}.md", tiny_markdown(i)) for i in range(jobs)])
+class Cpu:
+    """CPU seconds of the processes a route uses, between `start` and `stop`: the
+    gateway, the daemon, its workers and this process (the httpx clients, or the
+    renames and the event tail of the folder route); a C client's own from wait4."""
+
+    def __init__(self, gw: Gateway, daemon_pid: int) -> None:
+        self.gw, self.daemon_pid = gw, daemon_pid
+        self.client_s = 0.0
+
+    def _now(self) -> dict[str, float]:
+        return {
+            "gateway": cpu_s(self.gw.proc.pid),
+            "daemon": cpu_s(self.daemon_pid),
+            "workers": pool_cpu_s(self.daemon_pid),
+            "bench": time.process_time(),
+        }
+
+    def start(self) -> None:
+        self.client_s = 0.0
+        self._t0, self.started = self._now(), time.monotonic()
+
+    def stop(self, jobs: int) -> dict[str, float]:
+        """ms of CPU per job by process, and the wall time in seconds."""
+        now = self._now()
+        out = {k: (now[k] - self._t0[k]) * 1000 / jobs for k in now}
+        out["client"] = self.client_s * 1000 / jobs
+        out["wall_s"] = time.monotonic() - self.started
+        return out
+
+
+def _seed(route: int, tag: str, i: int) -> int:
+    """Distinct bytes for every job of every route and round (no duplicate reused)."""
+    return 10**8 * (route + 1) + int(tag) * 10**5 + i
+
+
+def folder_route(spool: Path, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]:
+    pairs = stage_files(
+        spool, [(f"f{tag}{i:05d}.md", tiny_markdown(_seed(0, tag, i))) for i in range(jobs)]
+    )
     tail = EventTail(spool)
-    t0 = time.monotonic()
+    cpu.start()
     for staged, final in pairs:
         os.rename(staged, final)
     wait_finished(tail, {f.name for _, f in pairs}, timeout=600)
-    folder_rate = jobs / (time.monotonic() - t0)
+    return cpu.stop(jobs)
 
+
+def curl_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]:
+    """16 parallel raw-body POSTs from one curl process (C, keep-alive connections)."""
+    work = spool.parent / f"curl-{tag}"
+    work.mkdir()
+    lines = []
+    for i in range(jobs):
+        body = work / f"{i}.md"
+        body.write_bytes(tiny_markdown(_seed(1, tag, i)))
+        url = f"{gw.url}/v1/spools/spool/jobs?name=c{tag}{i:05d}.md"
+        lines.append(
+            f'url = "{url}"\ndata-binary = "@{body}"\n'
+            'header = "Content-Type: text/markdown"\noutput = "/dev/null"\n'
+            'write-out = "%{http_code}\\n"\n'
+        )
+    config = work / "curl.cfg"
+    config.write_text("next\n".join(lines))
+    names = {f"c{tag}{i:05d}.md" for i in range(jobs)}
     tail = EventTail(spool)
-    names = [f"h{i:05d}.md" for i in range(jobs)]
+    cmd = [
+        "curl",
+        "-s",
+        "--no-progress-meter",
+        "--parallel",
+        "--parallel-max",
+        str(CLIENTS),
+        "-K",
+        str(config),
+    ]
+    cpu.start()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    codes = proc.stdout.read().split()
+    _, _, usage = os.wait4(proc.pid, 0)
+    cpu.client_s = usage.ru_utime + usage.ru_stime
+    assert codes.count(b"202") == jobs, codes[:20]
+    posted = time.monotonic()
+    wait_finished(tail, names, timeout=600)
+    return {**cpu.stop(jobs), "posted_s": posted - cpu.started}
+
+
+def httpx_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]:
+    """16 threads of httpx clients (Python), each POSTing a multipart form."""
+    tail = EventTail(spool)
+    names = [f"h{tag}{i:05d}.md" for i in range(jobs)]
     local = threading.local()
 
     def post(i: int) -> None:
         c = getattr(local, "c", None) or httpx.Client(base_url=gw.url, timeout=120)
         local.c = c
-        files = {"file": (names[i], tiny_markdown(jobs + i), "text/markdown")}
+        files = {"file": (names[i], tiny_markdown(_seed(2, tag, i)), "text/markdown")}
         r = c.post("/v1/spools/spool/jobs", files=files)
         assert r.status_code == 202, r.text
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
+    cpu.start()
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         list(pool.map(post, range(jobs)))
+    posted = time.monotonic()
     wait_finished(tail, set(names), timeout=600)
-    return folder_rate, jobs / (time.monotonic() - t0)
+    return {**cpu.stop(jobs), "posted_s": posted - cpu.started}
+
+
+def show_route(route: str, rnd: int, jobs: int, figures: dict[str, float]) -> float:
+    rate = jobs / figures["wall_s"]
+    cpu = " ".join(
+        f"{k} {figures[k]:.2f}" for k in ("gateway", "daemon", "workers", "client", "bench")
+    )
+    load = os.getloadavg()[0]
+    if "posted_s" in figures:
+        cpu += f"; all posted after {figures['posted_s']:.2f} of {figures['wall_s']:.2f} s"
+    print(
+        f"  round {rnd} {route}: {rate:.1f} jobs/s; CPU ms/job: {cpu}; load {load:.1f}", flush=True
+    )
+    report(BENCH, f"{route}_round_jobs_per_s", rate, "jobs/s", round=rnd, load=load, cpu_ms=figures)
+    return rate
+
+
+def throughput(
+    spool: Path, gw: Gateway, daemon_pid: int, jobs: int, rounds: int
+) -> dict[str, list[float]]:
+    """Rounds alternating the routes: folder, HTTP from curl, HTTP from httpx."""
+    cpu = Cpu(gw, daemon_pid)
+    folder_route(spool, 40, "99", cpu)  # warm-up: the workers start, imports load
+    rates: dict[str, list[float]] = {"folder": [], "curl": [], "httpx": []}
+    for rnd in range(rounds):
+        for route in rates:
+            tag = f"{rnd}"
+            if route == "folder":
+                figures = folder_route(spool, jobs, tag, cpu)
+            elif route == "curl":
+                figures = curl_route(spool, gw, jobs, tag, cpu)
+            else:
+                figures = httpx_route(spool, gw, jobs, tag, cpu)
+            rates[route].append(show_route(route, rnd, jobs, figures))
+    return rates
 
 
 def latency(spool: Path, gw: Gateway, samples: int) -> tuple[list[float], list[float]]:
@@ -227,7 +346,11 @@ async def _get_load(port: int, paths: list[str], seconds: float, conns: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=600)
+    parser.add_argument("--jobs", type=int, default=300, help="jobs per route and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--parts", default="throughput,latency,upload,get", help="which parts to run"
+    )
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--done", type=int, default=100_000)
     parser.add_argument("--upload-mb", type=int, default=1024)
@@ -237,19 +360,29 @@ def main() -> None:
         help="where the spool goes (default $TMPDIR or /tmp; /dev/shm leaves the disk out)",
     )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     report(BENCH, "spool_on", args.base or "disk (tmp)")
     with temp_dir(base=args.base) as tmp:
         report(BENCH, "fsync_ms", fs_baseline(tmp)["fsync_us"] / 1000, "ms")
         spool = make_spool(tmp, targets=["html"], durable=False)
-        with Daemon(spool, workers=2) as daemon:
+        # No worker recycled mid-run: a new worker's start would land on one route alone.
+        config = tmp / "spoold.toml"
+        config.write_text("max_tasks_per_worker = 100000\n")
+        with Daemon(spool, workers=2, args=("--config", str(config))) as daemon:
             daemon.wait_ready()
             gw = Gateway(spool)
             try:
-                folder_rate, http_rate = throughput(spool, gw, args.jobs, clients=16)
-                report(BENCH, "folder_jobs_per_s", folder_rate, "jobs/s", jobs=args.jobs)
-                report(BENCH, "http_jobs_per_s", http_rate, "jobs/s", jobs=args.jobs, clients=16)
-                report(BENCH, "http_vs_folder", http_rate / folder_rate, "x", ">= 0.8")
-                for durable in (False, True):
+                if "throughput" in parts:
+                    rates = throughput(spool, gw, daemon.pid, args.jobs, args.rounds)
+                    folder_rate = statistics.median(rates["folder"])
+                    load = os.getloadavg()
+                    for route, target in (("curl", ">= 0.8"), ("httpx", None)):
+                        rate = statistics.median(rates[route])
+                        report(BENCH, f"http_{route}_jobs_per_s", rate, "jobs/s", clients=CLIENTS)
+                        report(BENCH, f"http_{route}_vs_folder", rate / folder_rate, "x", target)
+                    report(BENCH, "folder_jobs_per_s", folder_rate, "jobs/s", jobs=args.jobs)
+                    report(BENCH, "load_average", " / ".join(f"{x:.1f}" for x in load))
+                for durable in (False, True) if "latency" in parts else ():
                     if durable:
                         make_durable(spool, daemon.pid)
                     folder, http = latency(spool, gw, args.samples)
@@ -267,32 +400,42 @@ def main() -> None:
                     report(BENCH, f"http_wait_latency_p95{tag}", percentile(http, 95), "ms")
             finally:
                 gw.stop()
-        gw = Gateway(spool)
-        try:
-            took, before, peak = big_upload(spool, gw, args.upload_mb)
-            report(BENCH, "upload_seconds", took, "s", mb=args.upload_mb)
-            report(BENCH, "upload_rss_before", before, "MB")
-            report(BENCH, "upload_peak_rss", peak, "MB", "<= 150", mb=args.upload_mb)
-        finally:
-            gw.stop()
-        for p in (spool / "inbox").iterdir():
-            subprocess.run(["rm", "-rf", str(p)], check=True)
-        t0 = time.monotonic()
-        ids = fill_done(spool, args.done)
-        report(BENCH, "fill_done_seconds", time.monotonic() - t0, "s", jobs=args.done)
-        gw = Gateway(spool)
-        try:
-            report(BENCH, "gateway_start_with_done", gw.start_s, "s", jobs=args.done)
-            paths = [f"/v1/spools/spool/jobs/{i}" for i in ids]
-            asyncio.run(_get_load(gw.port, paths, 2.0, 8))  # warm-up
-            seconds = 10.0
-            lat = asyncio.run(_get_load(gw.port, paths, seconds, 8))
-            report(BENCH, "get_job_per_s", len(lat) / seconds, "req/s", ">= 1000", done=args.done)
-            report(BENCH, "get_job_p50", percentile(lat, 50), "ms")
-            report(BENCH, "get_job_p99", percentile(lat, 99), "ms", "<= 20", done=args.done)
-            report(BENCH, "gateway_rss_with_done", gw.status("VmRSS"), "MB", done=args.done)
-        finally:
-            gw.stop()
+        if "upload" in parts:
+            upload_part(spool, args.upload_mb)
+        if "get" in parts:
+            get_part(spool, args.done)
+
+
+def upload_part(spool: Path, mb: int) -> None:
+    gw = Gateway(spool)
+    try:
+        took, before, peak = big_upload(spool, gw, mb)
+        report(BENCH, "upload_seconds", took, "s", mb=mb)
+        report(BENCH, "upload_rss_before", before, "MB")
+        report(BENCH, "upload_peak_rss", peak, "MB", "<= 150", mb=mb)
+    finally:
+        gw.stop()
+
+
+def get_part(spool: Path, done: int) -> None:
+    for p in (spool / "inbox").iterdir():
+        subprocess.run(["rm", "-rf", str(p)], check=True)
+    t0 = time.monotonic()
+    ids = fill_done(spool, done)
+    report(BENCH, "fill_done_seconds", time.monotonic() - t0, "s", jobs=done)
+    gw = Gateway(spool)
+    try:
+        report(BENCH, "gateway_start_with_done", gw.start_s, "s", jobs=done)
+        paths = [f"/v1/spools/spool/jobs/{i}" for i in ids]
+        asyncio.run(_get_load(gw.port, paths, 2.0, 8))  # warm-up
+        seconds = 10.0
+        lat = asyncio.run(_get_load(gw.port, paths, seconds, 8))
+        report(BENCH, "get_job_per_s", len(lat) / seconds, "req/s", ">= 1000", done=done)
+        report(BENCH, "get_job_p50", percentile(lat, 50), "ms")
+        report(BENCH, "get_job_p99", percentile(lat, 99), "ms", "<= 20", done=done)
+        report(BENCH, "gateway_rss_with_done", gw.status("VmRSS"), "MB", done=done)
+    finally:
+        gw.stop()
 
 
 if __name__ == "__main__":
