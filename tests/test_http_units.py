@@ -157,6 +157,35 @@ def test_the_hot_path_takes_only_plain_job_look_ups() -> None:
     assert match(scope("/v1/spools/s/jobs")) is None
 
 
+def test_the_hot_path_takes_plain_submissions_and_leaves_the_rest_to_fastapi() -> None:
+    from spoold.http.hotpath import match_submit, submit_query
+
+    def post(path: str, query: bytes = b"", method: str = "POST") -> dict[str, object]:
+        return {"method": method, "path": path, "query_string": query}
+
+    assert match_submit(post("/v1/spools/s/jobs")) == "s"
+    assert match_submit(post("/v1/spools/s/jobs", method="GET")) is None
+    assert match_submit(post("/v1/spools/s/jobs/")) is None
+    assert match_submit(post("/v1/spools/a/b/jobs")) is None
+    assert match_submit(post("/v1/spools//jobs")) is None
+    query = b"name=r%C3%A9.md&targets=pdf,docx&priority=100&route=fast&other=1"
+    assert submit_query(post("/v1/spools/s/jobs", query)) == {
+        "name": "ré.md",
+        "targets": "pdf,docx",
+        "priority": "100",
+        "route": "fast",
+    }
+    assert submit_query(post("/v1/spools/s/jobs", b"priority=0")) == {"priority": "0"}
+    for declined in (
+        b"priority=101",
+        b"priority=-1",
+        b"priority=07",
+        b"priority=",
+        b"name=a&name=b",
+    ):
+        assert submit_query(post("/v1/spools/s/jobs", declined)) is None, declined
+
+
 def test_index_forgets_purged_jobs(tmp_path: Path) -> None:
     paths = init_spool(tmp_path / "s")
     job_id = new_job_id()

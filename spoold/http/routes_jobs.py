@@ -102,6 +102,19 @@ async def submit_job(
     priority: Annotated[int | None, Query(ge=0, le=100)] = None,
     route: Annotated[str | None, Query(description="a route of the spool")] = None,
 ) -> SafeJSONResponse:
+    return await submitted(request, spool, caller, name, targets, priority, route)
+
+
+async def submitted(
+    request: Request,
+    spool: str,
+    caller: Caller,
+    name: str | None,
+    targets: str | None,
+    priority: int | None,
+    route: str | None,
+) -> SafeJSONResponse:
+    """The answer to a job submitted (this route's, and hotpath.py's for the same POST)."""
     sp = served(request, spool)
     status, loc = await submit_upload(request, sp, caller, name, targets, priority, route)
     url = job_url(sp.name, loc.job_id or "")
