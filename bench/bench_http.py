@@ -33,7 +33,9 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from common import (
@@ -245,29 +247,133 @@ def throughput(
     return rates
 
 
-def latency(spool: Path, gw: Gateway, samples: int) -> tuple[list[float], list[float]]:
-    folder, http = [], []
+class RawClient:
+    """One keep-alive HTTP/1.1 connection, requests written by hand: the client's own
+    time out of the latency (httpx spends about a millisecond a request)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def request(self, head: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+        self.sock.sendall(head.encode() + body)
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        header, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        length = int(header.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        data, self.buf = self.buf[:length], self.buf[length:]
+        return int(header.split()[1]), json.loads(data)
+
+    def post(self, name: str, body: bytes) -> dict[str, Any]:
+        status, job = self.request(
+            f"POST /v1/spools/spool/jobs?name={name} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: text/markdown\r\nContent-Length: {len(body)}\r\n\r\n",
+            body,
+        )
+        assert status == 202, job
+        return job
+
+    def wait(self, job_id: str) -> dict[str, Any]:
+        head = f"GET /v1/spools/spool/jobs/{job_id}?wait=60 HTTP/1.1\r\nHost: x\r\n\r\n"
+        return self.request(head)[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _times(tail: EventTail, seen: dict[str, dict[str, float]]) -> None:
+    """Each job's detected and final event times (the daemon's wall clock), by name."""
+    for e in tail.read():
+        if e.get("event") in ("job.detected", *FINAL):
+            when = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
+            seen.setdefault(e["name"], {})[
+                "detected" if e["event"] == "job.detected" else "final"
+            ] = when
+
+
+def latency(spool: Path, gw: Gateway, samples: int, seed: int) -> dict[str, list[dict[str, float]]]:
+    """One job at a time, alternating the folder route, HTTP from a raw keep-alive
+    connection and HTTP from httpx; each sample's steps in ms: `in` (the rename, or the
+    POST until its 202), `claim` (until job.detected, from the start), `run` (detected
+    to the final event), `out` (the final event to the rename seen in the log, or to
+    the ?wait answer), `total`."""
+    out: dict[str, list[dict[str, float]]] = {"folder": [], "raw": [], "httpx": []}
     tail = EventTail(spool)
+    seen: dict[str, dict[str, float]] = {}
+    raw = RawClient(gw.port)
     with httpx.Client(base_url=gw.url, timeout=120) as c:
         for i in range(samples + 10):
-            name = f"l{i:05d}.md"
-            ((staged, final),) = stage_files(spool, [(name, tiny_markdown(10**6 + i))])
-            t0 = time.perf_counter()
+            steps: dict[str, dict[str, float]] = {}
+            name = f"l{seed}{i:05d}.md"
+            ((staged, final),) = stage_files(spool, [(name, tiny_markdown(seed + i))])
+            t0 = time.time()
             os.rename(staged, final)
-            while not any(e.get("name") == name and e.get("event") in FINAL for e in tail.read()):
+            t1 = time.time()
+            while "final" not in seen.get(name, {}):
+                _times(tail, seen)
                 time.sleep(0.0005)
-            took_folder = time.perf_counter() - t0
-            files = {"file": (f"w{i:05d}.md", tiny_markdown(2 * 10**6 + i), "text/markdown")}
-            t0 = time.perf_counter()
-            job = c.post("/v1/spools/spool/jobs", files=files).json()
-            done = c.get(f"/v1/spools/spool/jobs/{job['job_id']}", params={"wait": 60}).json()
-            took_http = time.perf_counter() - t0
+            t2 = time.time()
+            steps["folder"] = _steps(t0, t1, t2, seen[name])
+            name = f"r{seed}{i:05d}.md"
+            t0 = time.time()
+            job = raw.post(name, tiny_markdown(seed + 10**5 + i))
+            t1 = time.time()
+            done = raw.wait(job["job_id"])
+            t2 = time.time()
             assert done["status"] == "succeeded", done
-            tail.read()
+            name = f"w{seed}{i:05d}.md"
+            files = {"file": (name, tiny_markdown(seed + 2 * 10**5 + i), "text/markdown")}
+            t3 = time.time()
+            job = c.post("/v1/spools/spool/jobs", files=files).json()
+            t4 = time.time()
+            done = c.get(f"/v1/spools/spool/jobs/{job['job_id']}", params={"wait": 60}).json()
+            t5 = time.time()
+            assert done["status"] == "succeeded", done
+            _times(tail, seen)
+            steps["raw"] = _steps(t0, t1, t2, seen[f"r{seed}{i:05d}.md"])
+            steps["httpx"] = _steps(t3, t4, t5, seen[name])
             if i >= 10:  # warm-up
-                folder.append(took_folder * 1000)
-                http.append(took_http * 1000)
-    return folder, http
+                for route, figures in steps.items():
+                    out[route].append(figures)
+    raw.close()
+    return out
+
+
+def _steps(t0: float, t1: float, t2: float, ev: dict[str, float]) -> dict[str, float]:
+    return {
+        "in": (t1 - t0) * 1000,
+        "claim": (ev["detected"] - t0) * 1000,
+        "run": (ev["final"] - ev["detected"]) * 1000,
+        "out": (t2 - ev["final"]) * 1000,
+        "total": (t2 - t0) * 1000,
+    }
+
+
+def report_latency(lat: dict[str, list[dict[str, float]]], tag: str, durable: bool) -> None:
+    def med(route: str, step: str) -> float:
+        return statistics.median(x[step] for x in lat[route])
+
+    load = os.getloadavg()[0]
+    for route in lat:
+        parts = ", ".join(f"{k} {med(route, k):.1f}" for k in ("in", "claim", "run", "out"))
+        print(f"  {route}: median ms {parts}; total {med(route, 'total'):.1f}; load {load:.1f}")
+    folder = med("folder", "total")
+    report(BENCH, f"folder_latency_median{tag}", folder, "ms", load=load)
+    for route, name in (("raw", "http"), ("httpx", "httpx")):
+        report(BENCH, f"{name}_wait_latency_median{tag}", med(route, "total"), "ms")
+        target = None if durable or route != "raw" else "<= 5"
+        report(
+            BENCH, f"{name}_added_latency_median{tag}", med(route, "total") - folder, "ms", target
+        )
+        report(
+            BENCH,
+            f"{name}_wait_latency_p95{tag}",
+            percentile([x["total"] for x in lat[route]], 95),
+            "ms",
+        )
 
 
 def big_upload(spool: Path, gw: Gateway, mb: int) -> tuple[float, float, float]:
@@ -385,19 +491,8 @@ def main() -> None:
                 for durable in (False, True) if "latency" in parts else ():
                     if durable:
                         make_durable(spool, daemon.pid)
-                    folder, http = latency(spool, gw, args.samples)
-                    added = statistics.median(http) - statistics.median(folder)
-                    tag = "_durable" if durable else ""
-                    report(BENCH, f"folder_latency_median{tag}", statistics.median(folder), "ms")
-                    report(BENCH, f"http_wait_latency_median{tag}", statistics.median(http), "ms")
-                    report(
-                        BENCH,
-                        f"http_added_latency_median{tag}",
-                        added,
-                        "ms",
-                        None if durable else "<= 5",
-                    )
-                    report(BENCH, f"http_wait_latency_p95{tag}", percentile(http, 95), "ms")
+                    lat = latency(spool, gw, args.samples, seed=(5 + durable) * 10**6)
+                    report_latency(lat, "_durable" if durable else "", durable)
             finally:
                 gw.stop()
         if "upload" in parts:

@@ -149,8 +149,11 @@ def test_the_hot_path_takes_only_plain_job_look_ups() -> None:
     def scope(path: str, method: str = "GET", query: bytes = b"") -> dict[str, object]:
         return {"method": method, "path": path, "query_string": query}
 
-    assert match(scope(f"/v1/spools/s/jobs/{job_id}")) == ("s", job_id)
-    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=5")) is None
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}")) == ("s", job_id, None)
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=5")) == ("s", job_id, 5.0)
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=0.25")) == ("s", job_id, 0.25)
+    for declined in (b"wait=-1", b"wait=x", b"wait=", b"wait=1&wait=2", b"wait=1e3", b"x=1"):
+        assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=declined)) is None, declined
     assert match(scope(f"/v1/spools/s/jobs/{job_id}", method="DELETE")) is None
     assert match(scope(f"/v1/spools/s/jobs/{job_id}/manifest")) is None
     assert match(scope("/v1/spools/s/jobs/../../etc")) is None

@@ -132,13 +132,16 @@ async def get_job(
     sp = served(request, spool)
     loc = await visible(sp, job_id, caller)
     if wait and loc.state not in TERMINAL:
-        loc = await _wait(sp, job_id, loc, min(wait, MAX_WAIT_S))
+        loc = await wait_until_ended(sp, job_id, loc, wait)
     return SafeJSONResponse(full_record(sp, loc))
 
 
-async def _wait(sp: ServedSpool, job_id: str, loc: JobLocation, seconds: float) -> JobLocation:
-    """Until the job is published (the events log says so) or `seconds` pass."""
-    deadline = time.monotonic() + seconds
+async def wait_until_ended(
+    sp: ServedSpool, job_id: str, loc: JobLocation, seconds: float
+) -> JobLocation:
+    """Until the job is published (the events log says so) or `seconds` pass (at most
+    MAX_WAIT_S)."""
+    deadline = time.monotonic() + min(seconds, MAX_WAIT_S)
     while loc.state not in TERMINAL:
         left = deadline - time.monotonic()
         if left <= 0:
