@@ -199,3 +199,38 @@ def test_index_forgets_purged_jobs(tmp_path: Path) -> None:
     (paths.done / f"a.{job_id}").rmdir()  # purged by retention
     index.load()
     assert job_id not in index.jobdirs
+
+
+@pytest.mark.parametrize("inotify", [True, False])
+def test_the_follower_hands_new_lines_over(tmp_path: Path, inotify: bool) -> None:
+    """With inotify the event loop reads the log itself; without, a thread polls it."""
+    import asyncio
+
+    from spoold.http.follower import Follower
+    from spoold.spool.eventfiles import EVENTS_DIR
+
+    paths = init_spool(tmp_path / "s")
+    (paths.events.parent / EVENTS_DIR).mkdir(exist_ok=True)
+    mine = paths.events.parent / EVENTS_DIR / "host.a.ndjson"
+    mine.write_text('{"ts": "2026-01-01T00:00:00Z", "event": "daemon.started"}\n')
+
+    async def follow() -> list[str]:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Queue[list[dict[str, object]]] = asyncio.Queue()
+        follower = Follower(
+            paths.events, lambda lines: loop.call_soon_threadsafe(got.put_nowait, lines)
+        )
+        if not inotify and follower.inotify is not None:
+            follower.inotify.close()
+            follower.inotify = None
+        follower.start(loop)
+        try:
+            assert (follower._thread is None) == (follower.inotify is not None)
+            with mine.open("a") as fh:  # a daemon's new line
+                fh.write('{"ts": "2026-01-01T00:00:01Z", "event": "job.detected"}\n')
+            lines = await asyncio.wait_for(got.get(), 30)
+        finally:
+            follower.stop()
+        return [str(e["event"]) for e in lines]
+
+    assert asyncio.run(follow()) == ["job.detected"]
