@@ -62,7 +62,7 @@ FINAL = ("job.succeeded", "job.failed", "job.cancelled")
 
 
 class Gateway:
-    def __init__(self, spool: Path) -> None:
+    def __init__(self, spool: Path, root: Path = ROOT) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -81,7 +81,7 @@ class Gateway:
         ]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
         )
         wait_for(self._up, 120, "gateway start", poll_s=0.02)
         self.start_s = time.monotonic() - self.started
@@ -109,20 +109,21 @@ class Cpu:
     gateway, the daemon, its workers and this process (the httpx clients, or the
     renames and the event tail of the folder route); a C client's own from wait4."""
 
-    def __init__(self, gw: Gateway, daemon_pid: int) -> None:
-        self.gw, self.daemon_pid = gw, daemon_pid
+    def __init__(self, daemon_pid: int) -> None:
+        self.daemon_pid = daemon_pid
+        self.gw: Gateway | None = None
         self.client_s = 0.0
 
     def _now(self) -> dict[str, float]:
         return {
-            "gateway": cpu_s(self.gw.proc.pid),
+            "gateway": cpu_s(self.gw.proc.pid) if self.gw else 0.0,
             "daemon": cpu_s(self.daemon_pid),
             "workers": pool_cpu_s(self.daemon_pid),
             "bench": time.process_time(),
         }
 
-    def start(self) -> None:
-        self.client_s = 0.0
+    def start(self, gw: Gateway | None = None) -> None:
+        self.gw, self.client_s = gw, 0.0
         self._t0, self.started = self._now(), time.monotonic()
 
     def stop(self, jobs: int) -> dict[str, float]:
@@ -151,15 +152,17 @@ def folder_route(spool: Path, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]
     return cpu.stop(jobs)
 
 
-def curl_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]:
+def curl_route(
+    spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu, route: int = 1
+) -> dict[str, float]:
     """16 parallel raw-body POSTs from one curl process (C, keep-alive connections)."""
-    work = spool.parent / f"curl-{tag}"
+    work = spool.parent / f"curl-{route}-{tag}"
     work.mkdir()
     lines = []
     for i in range(jobs):
         body = work / f"{i}.md"
-        body.write_bytes(tiny_markdown(_seed(1, tag, i)))
-        url = f"{gw.url}/v1/spools/spool/jobs?name=c{tag}{i:05d}.md"
+        body.write_bytes(tiny_markdown(_seed(route, tag, i)))
+        url = f"{gw.url}/v1/spools/spool/jobs?name=c{route}-{tag}{i:05d}.md"
         lines.append(
             f'url = "{url}"\ndata-binary = "@{body}"\n'
             'header = "Content-Type: text/markdown"\noutput = "/dev/null"\n'
@@ -167,7 +170,7 @@ def curl_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[
         )
     config = work / "curl.cfg"
     config.write_text("next\n".join(lines))
-    names = {f"c{tag}{i:05d}.md" for i in range(jobs)}
+    names = {f"c{route}-{tag}{i:05d}.md" for i in range(jobs)}
     tail = EventTail(spool)
     cmd = [
         "curl",
@@ -179,7 +182,7 @@ def curl_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[
         "-K",
         str(config),
     ]
-    cpu.start()
+    cpu.start(gw)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     codes = proc.stdout.read().split()
@@ -191,20 +194,22 @@ def curl_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[
     return {**cpu.stop(jobs), "posted_s": posted - cpu.started}
 
 
-def httpx_route(spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]:
+def httpx_route(
+    spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu, route: int = 2
+) -> dict[str, float]:
     """16 threads of httpx clients (Python), each POSTing a multipart form."""
     tail = EventTail(spool)
-    names = [f"h{tag}{i:05d}.md" for i in range(jobs)]
+    names = [f"h{route}-{tag}{i:05d}.md" for i in range(jobs)]
     local = threading.local()
 
     def post(i: int) -> None:
         c = getattr(local, "c", None) or httpx.Client(base_url=gw.url, timeout=120)
         local.c = c
-        files = {"file": (names[i], tiny_markdown(_seed(2, tag, i)), "text/markdown")}
+        files = {"file": (names[i], tiny_markdown(_seed(route, tag, i)), "text/markdown")}
         r = c.post("/v1/spools/spool/jobs", files=files)
         assert r.status_code == 202, r.text
 
-    cpu.start()
+    cpu.start(gw)
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         list(pool.map(post, range(jobs)))
     posted = time.monotonic()
@@ -228,23 +233,30 @@ def show_route(route: str, rnd: int, jobs: int, figures: dict[str, float]) -> fl
 
 
 def throughput(
-    spool: Path, gw: Gateway, daemon_pid: int, jobs: int, rounds: int
+    spool: Path, gateways: dict[str, Gateway], daemon_pid: int, jobs: int, rounds: int
 ) -> dict[str, list[float]]:
-    """Rounds alternating the routes: folder, HTTP from curl, HTTP from httpx."""
-    cpu = Cpu(gw, daemon_pid)
+    """Rounds alternating the routes: folder, HTTP from curl, HTTP from httpx (and the
+    same through the `before` gateway, when there is one)."""
+    cpu = Cpu(daemon_pid)
     folder_route(spool, 40, "99", cpu)  # warm-up: the workers start, imports load
-    rates: dict[str, list[float]] = {"folder": [], "curl": [], "httpx": []}
+    routes = ["folder"] + [f"{c}{suffix(which)}" for which in gateways for c in ("curl", "httpx")]
+    rates: dict[str, list[float]] = {route: [] for route in routes}
     for rnd in range(rounds):
-        for route in rates:
+        for n, route in enumerate(routes):
             tag = f"{rnd}"
+            gw = gateways["before" if route.endswith("_before") else "after"]
             if route == "folder":
                 figures = folder_route(spool, jobs, tag, cpu)
-            elif route == "curl":
-                figures = curl_route(spool, gw, jobs, tag, cpu)
+            elif route.startswith("curl"):
+                figures = curl_route(spool, gw, jobs, tag, cpu, route=n)
             else:
-                figures = httpx_route(spool, gw, jobs, tag, cpu)
+                figures = httpx_route(spool, gw, jobs, tag, cpu, route=n)
             rates[route].append(show_route(route, rnd, jobs, figures))
     return rates
+
+
+def suffix(which: str) -> str:
+    return "_before" if which == "before" else ""
 
 
 class RawClient:
@@ -294,51 +306,54 @@ def _times(tail: EventTail, seen: dict[str, dict[str, float]]) -> None:
             ] = when
 
 
-def latency(spool: Path, gw: Gateway, samples: int, seed: int) -> dict[str, list[dict[str, float]]]:
+def latency(
+    spool: Path, gateways: dict[str, Gateway], samples: int, seed: int
+) -> dict[str, list[dict[str, float]]]:
     """One job at a time, alternating the folder route, HTTP from a raw keep-alive
-    connection and HTTP from httpx; each sample's steps in ms: `in` (the rename, or the
-    POST until its 202), `claim` (until job.detected, from the start), `run` (detected
-    to the final event), `out` (the final event to the rename seen in the log, or to
-    the ?wait answer), `total`."""
-    out: dict[str, list[dict[str, float]]] = {"folder": [], "raw": [], "httpx": []}
+    connection and HTTP from httpx (through each gateway); each sample's steps in ms:
+    `in` (the rename, or the POST until its 202), `claim` (until job.detected, from the
+    start), `run` (detected to the final event), `out` (the final event to the rename
+    seen in the log, or to the ?wait answer), `total`."""
     tail = EventTail(spool)
     seen: dict[str, dict[str, float]] = {}
-    raw = RawClient(gw.port)
-    with httpx.Client(base_url=gw.url, timeout=120) as c:
-        for i in range(samples + 10):
-            steps: dict[str, dict[str, float]] = {}
-            name = f"l{seed}{i:05d}.md"
-            ((staged, final),) = stage_files(spool, [(name, tiny_markdown(seed + i))])
-            t0 = time.time()
-            os.rename(staged, final)
-            t1 = time.time()
+    raws = {which: RawClient(gw.port) for which, gw in gateways.items()}
+    pools = {which: httpx.Client(base_url=gw.url, timeout=120) for which, gw in gateways.items()}
+    routes = ["folder"] + [f"{c}{suffix(which)}" for which in gateways for c in ("raw", "httpx")]
+    out: dict[str, list[dict[str, float]]] = {route: [] for route in routes}
+    for i in range(samples + 10):
+        for n, route in enumerate(routes):
+            name = f"l{n}-{seed}{i:05d}.md"
+            body = tiny_markdown(seed + n * 10**5 + i)
+            which = "before" if route.endswith("_before") else "after"
+            if route == "folder":
+                ((staged, final),) = stage_files(spool, [(name, body)])
+                t0 = time.time()
+                os.rename(staged, final)
+                t1 = time.time()
+                while "final" not in seen.get(name, {}):
+                    _times(tail, seen)
+                    time.sleep(0.0005)
+            elif route.startswith("raw"):
+                t0 = time.time()
+                job = raws[which].post(name, body)
+                t1 = time.time()
+                done = raws[which].wait(job["job_id"])
+                assert done["status"] == "succeeded", done
+            else:
+                c = pools[which]
+                t0 = time.time()
+                r = c.post("/v1/spools/spool/jobs", files={"file": (name, body, "text/markdown")})
+                t1 = time.time()
+                got = c.get(f"/v1/spools/spool/jobs/{r.json()['job_id']}", params={"wait": 60})
+                assert got.json()["status"] == "succeeded", got.text
+            t2 = time.time()
             while "final" not in seen.get(name, {}):
                 _times(tail, seen)
-                time.sleep(0.0005)
-            t2 = time.time()
-            steps["folder"] = _steps(t0, t1, t2, seen[name])
-            name = f"r{seed}{i:05d}.md"
-            t0 = time.time()
-            job = raw.post(name, tiny_markdown(seed + 10**5 + i))
-            t1 = time.time()
-            done = raw.wait(job["job_id"])
-            t2 = time.time()
-            assert done["status"] == "succeeded", done
-            name = f"w{seed}{i:05d}.md"
-            files = {"file": (name, tiny_markdown(seed + 2 * 10**5 + i), "text/markdown")}
-            t3 = time.time()
-            job = c.post("/v1/spools/spool/jobs", files=files).json()
-            t4 = time.time()
-            done = c.get(f"/v1/spools/spool/jobs/{job['job_id']}", params={"wait": 60}).json()
-            t5 = time.time()
-            assert done["status"] == "succeeded", done
-            _times(tail, seen)
-            steps["raw"] = _steps(t0, t1, t2, seen[f"r{seed}{i:05d}.md"])
-            steps["httpx"] = _steps(t3, t4, t5, seen[name])
             if i >= 10:  # warm-up
-                for route, figures in steps.items():
-                    out[route].append(figures)
-    raw.close()
+                out[route].append(_steps(t0, t1, t2, seen[name]))
+    for which in gateways:
+        raws[which].close()
+        pools[which].close()
     return out
 
 
@@ -362,18 +377,17 @@ def report_latency(lat: dict[str, list[dict[str, float]]], tag: str, durable: bo
         print(f"  {route}: median ms {parts}; total {med(route, 'total'):.1f}; load {load:.1f}")
     folder = med("folder", "total")
     report(BENCH, f"folder_latency_median{tag}", folder, "ms", load=load)
-    for route, name in (("raw", "http"), ("httpx", "httpx")):
+    for route in lat:
+        if route == "folder":
+            continue
+        name = route.replace("raw", "http")
         report(BENCH, f"{name}_wait_latency_median{tag}", med(route, "total"), "ms")
         target = None if durable or route != "raw" else "<= 5"
         report(
             BENCH, f"{name}_added_latency_median{tag}", med(route, "total") - folder, "ms", target
         )
-        report(
-            BENCH,
-            f"{name}_wait_latency_p95{tag}",
-            percentile([x["total"] for x in lat[route]], 95),
-            "ms",
-        )
+        p95 = percentile([x["total"] for x in lat[route]], 95)
+        report(BENCH, f"{name}_wait_latency_p95{tag}", p95, "ms")
 
 
 def big_upload(spool: Path, gw: Gateway, mb: int) -> tuple[float, float, float]:
@@ -455,6 +469,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300, help="jobs per route and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--before",
+        default=None,
+        help="a checkout of an earlier version (its spoold/ is enough): its gateway serves "
+        "the same spool beside this one, every HTTP route is run through both, alternating",
+    )
+    parser.add_argument(
         "--parts", default="throughput,latency,upload,get", help="which parts to run"
     )
     parser.add_argument("--samples", type=int, default=100)
@@ -476,13 +496,18 @@ def main() -> None:
         config.write_text("max_tasks_per_worker = 100000\n")
         with Daemon(spool, workers=2, args=("--config", str(config))) as daemon:
             daemon.wait_ready()
-            gw = Gateway(spool)
+            gateways = {"after": Gateway(spool)}
+            if args.before:
+                gateways["before"] = Gateway(spool, root=Path(args.before).resolve())
             try:
                 if "throughput" in parts:
-                    rates = throughput(spool, gw, daemon.pid, args.jobs, args.rounds)
+                    rates = throughput(spool, gateways, daemon.pid, args.jobs, args.rounds)
                     folder_rate = statistics.median(rates["folder"])
                     load = os.getloadavg()
-                    for route, target in (("curl", ">= 0.8"), ("httpx", None)):
+                    for route in rates:
+                        if route == "folder":
+                            continue
+                        target = ">= 0.8" if route == "curl" else None
                         rate = statistics.median(rates[route])
                         report(BENCH, f"http_{route}_jobs_per_s", rate, "jobs/s", clients=CLIENTS)
                         report(BENCH, f"http_{route}_vs_folder", rate / folder_rate, "x", target)
@@ -491,10 +516,11 @@ def main() -> None:
                 for durable in (False, True) if "latency" in parts else ():
                     if durable:
                         make_durable(spool, daemon.pid)
-                    lat = latency(spool, gw, args.samples, seed=(5 + durable) * 10**6)
+                    lat = latency(spool, gateways, args.samples, seed=(5 + durable) * 10**6)
                     report_latency(lat, "_durable" if durable else "", durable)
             finally:
-                gw.stop()
+                for one in gateways.values():
+                    one.stop()
         if "upload" in parts:
             upload_part(spool, args.upload_mb)
         if "get" in parts:
