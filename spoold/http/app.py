@@ -74,10 +74,13 @@ class Middleware:
             await send(message)
 
         hit = hotpath.match(scope)
+        spool = hotpath.match_submit(scope) if hit is None else None
         try:
             if hit is not None:
                 await hotpath.answer(self.api, scope, receive, sending, hit)
-            else:
+            elif spool is None or not await hotpath.submit(
+                self.api, scope, receive, sending, spool
+            ):
                 await self.app(scope, receive, sending)
         finally:
             took = time.perf_counter() - started

@@ -1,14 +1,18 @@
-"""The events log of one spool, tailed once by the gateway (a thread per spool).
+"""The events log of one spool, tailed once by the gateway.
 
 Every new line goes to the job index (where each job's folder is) and wakes whatever
 waits on the spool: `?wait` answers and Server-Sent Events streams. The log is a file
 per daemon, read merged by spool/eventfiles.py's `Tail`. inotify on `.spoold/` and
-`.spoold/events/` says when a file grew; where inotify cannot see remote writes (NFS,
-SMB, FUSE: spool/fstype.py), or as a safety net, the files are looked at every `poll_s`.
+`.spoold/events/` says when a file grew: its descriptor is read by the server's event
+loop itself, so a job's end wakes its `?wait` with no thread in between (a thread's
+wake-up, the GIL and a hand-over to the loop cost milliseconds on a busy host). Where
+inotify cannot see remote writes (NFS, SMB, FUSE: spool/fstype.py) a thread looks at
+the files every `poll_s`; with inotify the loop looks every `poll_s` as a safety net.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
@@ -80,13 +84,25 @@ class Follower:
         self._tail = Tail(events)  # from the log's end now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Follow on `loop` (inotify), or in a thread of its own (polling, or no loop)."""
+        if self.inotify is not None and loop is not None:
+            self._loop = loop
+            loop.add_reader(self.inotify.fd, self._on_inotify)
+            self._timer = loop.call_later(self.poll_s, self._tick)
+            return
         self._thread = threading.Thread(target=self._run, name="spoold-http-follow", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._loop is not None and self.inotify is not None:
+            self._loop.remove_reader(self.inotify.fd)
+        if self._timer is not None:
+            self._timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.inotify is not None:
@@ -94,27 +110,48 @@ class Follower:
             self.inotify = None
         self._tail.close()
 
+    def _on_inotify(self) -> None:
+        """On the loop: the log's folders changed."""
+        self._drain()
+        self._safely(self.catch_up)
+
+    def _tick(self) -> None:
+        """On the loop, every poll_s: what inotify may have missed."""
+        if self._stop.is_set():
+            return
+        self._safely(self.catch_up)
+        assert self._loop is not None
+        self._timer = self._loop.call_later(self.poll_s, self._tick)
+
+    def _safely(self, read: Callable[[], None]) -> None:
+        try:
+            if self.inotify is not None:
+                # The per-daemon files' folder appears with the first daemon of this version.
+                self.inotify.watch(self.path.parent / EVENTS_DIR)
+            read()
+        except Exception:  # never let following stop: the next pass tries again
+            log.exception("reading %s failed", self.path)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.catch_up()
-            except Exception:  # never let the thread die: the next pass tries again
-                log.exception("reading %s failed", self.path)
+            self._safely(self.catch_up)
             self._idle()
 
     def _idle(self) -> None:
         if self.inotify is None:
             self._stop.wait(self.poll_s)
             return
-        # The per-daemon files' folder appears with the first daemon of this version.
-        self.inotify.watch(self.path.parent / EVENTS_DIR)
         ready, _, _ = select.select([self.inotify.fd], [], [], self.poll_s)
         if ready:
-            try:
-                while os.read(self.inotify.fd, 65536):
-                    pass
-            except BlockingIOError:
+            self._drain()
+
+    def _drain(self) -> None:
+        assert self.inotify is not None
+        try:
+            while os.read(self.inotify.fd, 65536):
                 pass
+        except BlockingIOError:
+            pass
 
     def catch_up(self) -> None:
         """Read whatever the log's files gained since the last look (also after a
