@@ -317,6 +317,7 @@ PROCESS_MODULES = frozenset(
         "test_docs_people",
         "test_doctor",
         "test_events_types",
+        "test_http_page",  # a real browser (Playwright, chromium-headless-shell)
         "test_layers",
         "test_ops_kit",
         "test_routes",

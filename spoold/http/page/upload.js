@@ -7,10 +7,15 @@ import { el } from "./rows.js";
 const $ = (id) => document.getElementById(id);
 const MB = 1024 * 1024;
 
-function options() {
+function options(file) {
   const boxes = document.querySelectorAll("input[name=target]:checked");
   const out = {};
-  const targets = Array.from(boxes, (b) => b.value);
+  let targets = Array.from(boxes, (b) => b.value);
+  // A PDF has no HTML output: with other targets chosen, leave it out for PDFs (alone,
+  // the server's answer says why).
+  if (/\.pdf$/i.test(file.name) && targets.some((t) => t !== "html")) {
+    targets = targets.filter((t) => t !== "html");
+  }
   if (targets.length) out.targets = targets;
   const priority = $("priority").value.trim();
   if (priority !== "") out.priority = Number(priority);
@@ -52,7 +57,7 @@ function send(file, ctx) {
 
   const form = new FormData();
   form.append("file", file, file.name);
-  form.append("options", JSON.stringify(options()));
+  form.append("options", JSON.stringify(options(file)));
   for (const id of ["resources", "reference"]) {
     const extra = $(id).files[0];
     if (extra) form.append(id, extra, extra.name);
