@@ -128,7 +128,7 @@ def test_upload_by_input_and_by_drop_done_live_then_download_the_pdf(
     csp = w.first.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "unsafe-inline" not in csp
     expect(w.page.locator("#auth")).to_be_hidden()  # no tokens on loopback: no field
-    expect(w.page.locator("#live")).to_contain_text("Live")
+    expect(w.page.locator("#live")).to_have_text("Live")
     expect(w.page.locator("input[name=target][value=pdf]")).to_be_checked()
     w.choose(MD, ("notes.md", b"# Notes\n\n- one\n- two\n", "text/markdown"))
     w.drop("dropped.md", "# Dropped\n\nBy a drop.\n")
@@ -157,7 +157,7 @@ def test_cancel_a_long_job_and_retry_a_failed_one_with_its_error_text(
     gw = gateway_factory(spool)
     daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
     w = open_page(gw.url)
-    expect(w.page.locator("#live")).to_contain_text("Live")
+    expect(w.page.locator("#live")).to_have_text("Live")
     # A job that converts until its gate opens (never here), dropped on the share.
     stage_file(spool, "long.gate", str(tmp_path / "never"))
     long_row = w.row("long.gate")
@@ -199,7 +199,7 @@ def test_a_hostile_name_stays_text_and_runs_no_script(
     gw = gateway_factory(spool)
     daemon_factory(spool)
     w = open_page(gw.url)
-    expect(w.page.locator("#live")).to_contain_text("Live")
+    expect(w.page.locator("#live")).to_have_text("Live")
     w.choose((f"{HOSTILE}.md", b"# Hi\n", "text/markdown"))
     w.page.get_by_label("PDF", exact=True).check()
     w.choose((f"{HOSTILE}.pdf", BROKEN_PDF, "application/pdf"))
@@ -223,7 +223,7 @@ def test_refusals_in_plain_words_narrow_and_dark(
     spool = make_spool(max_queued=1)  # no daemon: the first job stays queued
     gw = gateway_factory(spool)
     w = open_page(gw.url, viewport={"width": 360, "height": 740}, color_scheme="dark")
-    expect(w.page.locator("#live")).to_contain_text("Live")
+    expect(w.page.locator("#live")).to_have_text("Live")
     uploads = w.page.locator("#uploads li")
     w.choose(("notes.txt", b"plain\n", "text/plain"))
     kind = uploads.filter(has_text="notes.txt").locator(".error")

@@ -14,7 +14,7 @@ import { wireUploads } from "./upload.js";
   const S = {
     spools: [], spool: null, caller: null, gen: 0, abort: null, next: null,
     filters: { states: ["queued", "running", "done", "failed"], name: "", code: "", owner: "" },
-    rows: new Map(), signed: new Map(), errors: new Map(), open: new Set(),
+    rows: new Map(), signed: new Map(), signing: new Set(), errors: new Map(), open: new Set(),
     pending: new Set(), timer: null, inflight: new Map(),
   };
 
@@ -206,17 +206,22 @@ import { wireUploads } from "./upload.js";
     if (old && JSON.stringify(old.job) === JSON.stringify(job)) return;
     const li = render(job, actions);
     li.dataset.key = key;
-    if (old) {
-      const focused = old.li.contains(document.activeElement) && document.activeElement;
-      old.li.replaceWith(li);
-      const again = focused && li.querySelector(`[data-action="${focused.dataset.action}"]`);
-      if (again) again.focus();
-      else if (focused) li.focus();
-    } else insertSorted(li, key);
+    if (old) replaceRow(old.li, li);
+    else insertSorted(li, key);
     S.rows.set(key, { job, li });
     show("empty", false);
     if (live && (!old || label(old.job) !== label(job))) announce(`${job.name}: ${label(job)}`);
     if (job.state === "done" && S.caller && S.caller.tokens) sign(job);
+  }
+
+  // A row updated while a person works in it keeps their place: the same button, or
+  // the row, gets the focus back.
+  function replaceRow(old, li) {
+    const focused = old.contains(document.activeElement) && document.activeElement;
+    old.replaceWith(li);
+    const again = focused && li.querySelector(`[data-action="${focused.dataset.action}"]`);
+    if (again) again.focus();
+    else if (focused) li.focus();
   }
 
   function insertSorted(li, key) {
@@ -277,7 +282,8 @@ import { wireUploads } from "./upload.js";
 
   async function sign(job) {
     const links = S.signed.get(job.job_id);
-    if (links && links.expires - Date.now() / 1000 > 120) return;
+    if (S.signing.has(job.job_id) || (links && links.expires - Date.now() / 1000 > 120)) return;
+    S.signing.add(job.job_id);
     try {
       const answer = await api("GET", `${jobPath(job.job_id)}/download-links`);
       const urls = {};
@@ -287,11 +293,13 @@ import { wireUploads } from "./upload.js";
       if (row) {
         const li = render(row.job, actions);
         li.dataset.key = job.job_id;
-        row.li.replaceWith(li);
+        replaceRow(row.li, li);
         row.li = li;
       }
     } catch (e) {
       announce(`No download link for ${job.name}: ${e.message}`);
+    } finally {
+      S.signing.delete(job.job_id);
     }
   }
 
@@ -358,7 +366,7 @@ import { wireUploads } from "./upload.js";
         // The stream starts at new events: the list is read after it is open, so no
         // change falls between the two (after a reconnect Last-Event-ID replays them).
         if (!lastId) await loadJobs();
-        $("live").textContent = "Live: changes show as they happen.";
+        $("live").textContent = "Live";
         delay = 1000;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = "";
