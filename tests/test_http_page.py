@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from .browser import CHROMIUM, launch
-from .conftest import PLUGIN_ENV, DaemonProc, stage_file
+from .conftest import PLUGIN_ENV, DaemonProc, published, stage_file, wait_for
 from .test_http_security import tokens_file
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -316,3 +316,33 @@ def check_signed_link(signed: str, spool: Path) -> None:
     old = hmac.new(key, f"GET\n{local}\n{past}".encode(), hashlib.sha256).hexdigest()
     expired = anon.get(f"{path}?exp={past}&sig={old}")
     assert expired.status_code == 403 and "expired" in expired.json()["error"]["message"]
+
+
+def test_the_stream_resumes_after_the_gateway_restarts(
+    make_spool: Callable[..., Path],
+    daemon_factory: Callable[..., DaemonProc],
+    gateway_factory: Callable[..., Any],
+    open_page: Callable[..., Watched],
+) -> None:
+    from .http_support import GatewayProc
+
+    spool = make_spool()
+    gw = gateway_factory(spool)
+    daemon_factory(spool)
+    w = open_page(gw.url)
+    expect(w.page.locator("#live")).to_have_text("Live")
+    w.choose(MD)
+    expect(w.row("report.md").locator(".state")).to_have_text("succeeded")
+    gw.kill_group()  # the stream breaks; the page says so and keeps trying
+    expect(w.page.locator("#live")).to_contain_text("Not live")
+    # A job dropped on the share meanwhile: only the events log tells the page of it.
+    stage_file(spool, "while-away.md", "# Away\n")
+    wait_for(lambda: len(published(spool)) == 2, what="converted while no gateway ran")
+    again = GatewayProc([spool], log=spool.parent / "gateway-again.log", port=gw.port).start()
+    try:
+        expect(w.page.locator("#live")).to_have_text("Live")
+        # Resumed after the last event it saw (Last-Event-ID): no reload of the list.
+        expect(w.row("while-away.md").locator(".state")).to_have_text("succeeded")
+        w.check()
+    finally:
+        again.stop()
