@@ -6,6 +6,7 @@ gateway's origin, and that no dialog opened."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -18,7 +19,15 @@ import httpx
 import pytest
 
 from .browser import CHROMIUM, launch
-from .conftest import PLUGIN_ENV, DaemonProc, published, stage_file, wait_for
+from .conftest import (
+    PLUGIN_ENV,
+    DaemonProc,
+    pdf_image_sizes,
+    published,
+    stage_file,
+    wait_for,
+)
+from .test_convert_resources import make_zip, png_bytes
 from .test_http_security import tokens_file
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -135,6 +144,19 @@ def test_upload_by_input_and_by_drop_done_live_then_download_the_pdf(
     for name in ("report.md", "notes.md", "dropped.md"):
         expect(w.row(name).locator(".state")).to_have_text("succeeded")
     expect(w.page.locator("#announce")).to_contain_text("succeeded")
+    # With a resources ZIP and a priority: the image reaches the PDF, the priority the job.
+    w.page.get_by_text("Images and a house style (optional)").click()
+    archive = make_zip([("logo.png", png_bytes(120, 60))])
+    w.page.set_input_files(
+        "#resources",
+        files=[{"name": "images.zip", "mimeType": "application/zip", "buffer": archive}],
+    )
+    w.page.get_by_label("Priority (0-100)").fill("70")
+    w.choose(("with-logo.md", b"# Logo\n\n![the logo](resources/logo.png)\n", "text/markdown"))
+    expect(w.row("with-logo.md").locator(".state")).to_have_text("succeeded")
+    folder = next((spool / "done").glob("with-logo.*"))
+    assert json.loads((folder / "manifest.json").read_text())["options"]["priority"] == 70
+    assert pdf_image_sizes(next(folder.glob("*.pdf"))) == [(120, 60)]
     link = w.row("dropped.md").get_by_role("link", name=re.compile(r"Download dropped\.pdf"))
     with w.page.expect_download() as info:
         link.click()
