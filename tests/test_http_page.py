@@ -242,7 +242,7 @@ def test_refusals_in_plain_words_narrow_and_dark(
     gateway_factory: Callable[..., Any],
     open_page: Callable[..., Watched],
 ) -> None:
-    spool = make_spool(max_queued=1)  # no daemon: the first job stays queued
+    spool = make_spool(max_queued=1, max_upload_mb=0.5)  # no daemon: jobs stay queued
     gw = gateway_factory(spool)
     w = open_page(gw.url, viewport={"width": 360, "height": 740}, color_scheme="dark")
     expect(w.page.locator("#live")).to_have_text("Live")
@@ -251,6 +251,11 @@ def test_refusals_in_plain_words_narrow_and_dark(
     kind = uploads.filter(has_text="notes.txt").locator(".error")
     expect(kind).to_contain_text("This kind of file cannot be converted.")
     expect(kind).to_contain_text("Send Markdown (.md), HTML (.html) or PDF (.pdf).")
+    w.choose(("big.md", b"# Big\n\n" + b"word " * 120_000, "text/markdown"))
+    big = uploads.filter(has_text="big.md").locator(".error")
+    expect(big).to_contain_text("The file is too large.")
+    expect(big).to_contain_text("at most 0.5 MB per upload")
+    expect(big).to_contain_text("Send a smaller document, or ask for a higher max_upload_mb.")
     w.choose(MD)
     expect(w.row("report.md").locator(".state")).to_have_text("queued")
     w.choose(("second.md", b"# 2\n", "text/markdown"))
