@@ -22,4 +22,5 @@ ARGS = [
 
 def launch(playwright: Any) -> Any:
     """The browser, started from Debian's binary (never one Playwright downloaded)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    # A deadline for a busy machine (Playwright's default is 30 s), not a speed.
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=180_000)
