@@ -322,6 +322,7 @@ PROCESS_MODULES = frozenset(
         "test_doctor",
         "test_events_types",
         "test_http_security",
+        "test_http_page",  # a real browser (Playwright, chromium-headless-shell)
         "test_layers",
         "test_ops_kit",
         "test_routes",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,54 @@ def test_the_follower_hands_new_lines_over(tmp_path: Path, inotify: bool) -> Non
         return [str(e["event"]) for e in lines]
 
     assert asyncio.run(follow()) == ["job.detected"]
+
+
+def test_signed_links(tmp_path: Path) -> None:
+    from spoold.http.signing import LINK, Signer, key_file
+
+    paths = init_spool(tmp_path / "spool")
+    first, second = Signer(paths), Signer(paths)  # two gateways of one spool
+    path = "/v1/spools/spool/jobs/20260101T000000Z-0123456789/artifacts/report.pdf"
+    exp = int(time.time()) + 60
+    url = first.sign(path, exp)
+    assert key_file(paths).stat().st_mode & 0o777 == 0o600
+    sig = url.rpartition("sig=")[2]
+    assert url == f"{path}?exp={exp}&sig={sig}" and len(sig) == 64
+    assert second.check("GET", path, str(exp), sig) is LINK  # the same key, read back
+    refusals = [
+        ("GET", path, str(exp), "0" * 64, "does not match"),
+        ("GET", path, str(exp + 1), sig, "does not match"),
+        ("GET", path.replace("report.pdf", "other.pdf"), str(exp), sig, "does not match"),
+        ("GET", path, "soon", sig, "not a time"),
+        ("GET", path, None, sig, "needs both"),
+        ("DELETE", path, str(exp), sig, "needs both"),
+    ]
+    for method, p, e, s, words in refusals:
+        with pytest.raises(ApiError) as info:
+            second.check(method, p, e, s)
+        assert info.value.status == 403 and words in info.value.message
+    past = int(time.time()) - 1
+    old = first.sign(path, past).rpartition("sig=")[2]
+    with pytest.raises(ApiError, match="expired"):
+        first.check("GET", path, str(past), old)
+    # A new key (the file removed) ends every link given out before.
+    key_file(paths).unlink()
+    first._checked = second._checked = 0.0
+    assert first.sign(path, exp) != url
+    with pytest.raises(ApiError, match="does not match"):
+        second.check("GET", path, str(exp), sig)
+
+
+def test_the_page_files_are_package_data_with_a_strict_policy() -> None:
+    from spoold.http.routes_page import MEDIA, PAGE_CSP, PageFiles
+
+    files = PageFiles().files
+    assert set(files) == set(MEDIA)
+    assert "default-src 'self'" in PAGE_CSP and "unsafe" not in PAGE_CSP
+    html = files["index.html"][0].decode()
+    # No inline script, style or handler: the policy would refuse them anyway.
+    assert "<script>" not in html and "<style" not in html and "style=" not in html
+    assert re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE) is None
+    for name in ("page.js", "rows.js", "upload.js"):
+        text = files[name][0].decode()
+        assert "innerHTML" not in text and "eval(" not in text and "http" + "://" not in text

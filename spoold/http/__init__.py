@@ -9,7 +9,8 @@ clients), auth.py (bearer tokens), spools.py (the spools served), index.py (job 
 folders without listing done/), follower.py (the events log tailed once per spool),
 uploads.py (streaming uploads into tmp/), idempotency.py (Idempotency-Key), records.py
 (the job record), errors.py (the error envelope), routes_*.py (the endpoints),
-docs_page.py (/docs, with no asset from the internet).
+docs_page.py (/docs, with no asset from the internet), routes_page.py and page/ (the
+jobs page at `/`), signing.py (signed download links).
 
 May import: spoold.api, spoold.tools, spoold.spool, spoold.settings, spoold.ops,
 spoold.errors; never spoold.daemon, the worker's code or spoold.convert.

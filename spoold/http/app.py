@@ -26,6 +26,7 @@ from . import (
     routes_files,
     routes_health,
     routes_jobs,
+    routes_page,
 )
 from .auth import Tokens
 from .errors import SafeJSONResponse, install_handlers
@@ -129,7 +130,7 @@ def create_app(roots: list[Path], tokens_file: Path | None) -> FastAPI:
     app.state.tokens = Tokens(tokens_file)
     app.state.metrics = metrics = Metrics(spools, gateway=True)
     install_handlers(app)
-    for module in (routes_jobs, routes_files, routes_events, routes_health):
+    for module in (routes_jobs, routes_files, routes_events, routes_health, routes_page):
         app.include_router(module.router)
     _add_docs(app)
     app.add_middleware(Middleware, metrics=metrics, api=app)
@@ -161,7 +162,3 @@ def _add_docs(app: FastAPI) -> None:
     async def docs(caller: Who) -> Response:
         page = docs_page.render(app.openapi())
         return HTMLResponse(page, headers={"Content-Security-Policy": docs_page.CSP})
-
-    @app.get("/", include_in_schema=False)
-    async def root(caller: Who) -> SafeJSONResponse:
-        return SafeJSONResponse({"name": "spoold", "version": __version__, "docs": "/docs"})

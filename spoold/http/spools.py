@@ -24,6 +24,7 @@ from ..tools.jobview import InboxView
 from ..tools.lookup import JobLocation
 from .follower import Follower
 from .index import JobIndex
+from .signing import Signer
 
 log = logging.getLogger("spoold.http")
 
@@ -38,6 +39,7 @@ class ServedSpool:
         self._settings_sig = self._sig()
         self._view: InboxView | None = None
         self.index = JobIndex(self.paths, inbox_view(self.paths))
+        self.signer = Signer(self.paths)
         self.follower = Follower(self.paths.events, self._on_events)
         self.counts = {s: FolderCount(self.paths.root / s) for s in ("done", "failed")}
         self.loop: asyncio.AbstractEventLoop | None = None
