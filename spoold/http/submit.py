@@ -30,7 +30,7 @@ from ..spool.entries import JOB_FILE, EntryKind, looks_complete
 from ..spool.formats import SUFFIX_TYPES
 from ..spool.ids import SUBMITTER_RE
 from ..spool.protocol import fsync_dir, job_id_of
-from ..tools.jobview import JobRecord, Place
+from ..tools.jobview import Place, unclaimed_record
 from ..tools.lookup import JobLocation, location
 from ..tools.staging import TryLater, check_room, enqueue
 from . import idempotency as keys
@@ -176,7 +176,7 @@ def _queued_now(sp: ServedSpool, key: str, job: dict[str, Any]) -> JobLocation |
     record tools/jobview.py `queued_record` reads back from the folder, made from what
     this request wrote into it (one lstat instead of a dozen calls and job.json read
     again). A job waiting on others (`after`) or named like a job folder is read back."""
-    route, _, leaf = key.rpartition("/")
+    leaf = key.rpartition("/")[2]
     if "after" in job or job_id_of(leaf) is not None:
         return location(sp.paths, Place.QUEUED, key)
     path = f"{sp.paths.root}/inbox/{key}"
@@ -185,21 +185,8 @@ def _queued_now(sp: ServedSpool, key: str, job: dict[str, Any]) -> JobLocation |
     except OSError:
         return None  # claimed already, or removed
     by = job.get("submitted_by")
-    record = JobRecord(
-        job_id=job["id"],
-        name=leaf,
-        state=Place.QUEUED,
-        status="queued",
-        attempt=0,
-        stage=None,
-        route=route or None,
-        folder=f"inbox/{key}",
-        created_at=iso_of(st.st_mtime),
-        started_at=None,
-        finished_at=None,
-        code=None,
-        submitted_by=by if isinstance(by, str) and SUBMITTER_RE.match(by) else None,
-    )
+    submitter = by if isinstance(by, str) and SUBMITTER_RE.match(by) else None
+    record = unclaimed_record(key, leaf, job["id"], iso_of(st.st_mtime), submitter)
     return JobLocation(Place.QUEUED, Path(path), job["id"], record)
 
 

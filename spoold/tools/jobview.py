@@ -144,7 +144,7 @@ def queued_record(
     waits: dict[str, WaitingEntry] | None = None,
 ) -> JobRecord | None:
     path = paths.inbox / key
-    route, _, name = key.rpartition("/")
+    name = key.rpartition("/")[2]
     job_id = job_id_of(name) if os.path.isdir(path) else None
     state = read_state(path) if job_id else None
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
@@ -173,20 +173,12 @@ def queued_record(
             submitted_by=state.submitted_by,
         )
     entry_name = _input_name(path) if job_id else name
-    record = JobRecord(
-        job_id=job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
-        name=entry_name or name,
-        state=Place.QUEUED,
-        status="queued",
-        attempt=0,
-        stage=None,
-        route=route or None,
-        folder=f"inbox/{key}",
-        created_at=_id_time(job_id) or iso_of(mtime),
-        started_at=None,
-        finished_at=None,
-        code=None,
-        submitted_by=asked.submitted_by,
+    record = unclaimed_record(
+        key,
+        entry_name or name,
+        job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
+        _id_time(job_id) or iso_of(mtime),
+        asked.submitted_by,
     )
     found = (waiting_entries(paths) if waits is None else waits).get(key)
     if found is not None and found.ino == st.st_ino:
@@ -197,6 +189,28 @@ def queued_record(
         me = Found(record.folder, record.job_id, record.name, "queued", JobPhase.QUEUED, False)
         record.waiting = waiting_for(index or spool_index(paths), me, refs, path, False)
     return record
+
+
+def unclaimed_record(
+    key: str, name: str, job_id: str | None, created_at: str, submitted_by: str | None
+) -> JobRecord:
+    """The record of an entry in inbox/ (key below it) that no daemon has claimed yet."""
+    route = key.rpartition("/")[0]
+    return JobRecord(
+        job_id=job_id,
+        name=name,
+        state=Place.QUEUED,
+        status="queued",
+        attempt=0,
+        stage=None,
+        route=route or None,
+        folder=f"inbox/{key}",
+        created_at=created_at,
+        started_at=None,
+        finished_at=None,
+        code=None,
+        submitted_by=submitted_by,
+    )
 
 
 def waiting_entries(paths: SpoolPaths) -> dict[str, WaitingEntry]:
