@@ -15,7 +15,7 @@ SPOOL ?= demo-spool
 PIP_COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps \
 	--strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test check lint typecheck imports pytest system-check wheel-check lock lock-upgrade bench schema clean
+.PHONY: run test test-slow check lint typecheck imports pytest system-check wheel-check lock lock-upgrade bench schema clean
 
 # --require-hashes --no-deps: exactly what the lock names, nothing resolved today.
 # --no-build-isolation: the editable install builds with the locked setuptools.
@@ -38,8 +38,9 @@ run: $(STAMP) system-check
 test: $(STAMP) lint typecheck imports pytest
 
 # The fast inner loop (under a minute): static checks and the in-process tests. The
-# tests that start daemons, workers, mounts or servers (marked `processes` or `slow`)
-# run in `make test`, which CI runs.
+# tests that start daemons, workers or servers (marked `processes`) run in `make test`;
+# the long ones (marked `slow`: big documents, corpora, shared-storage mounts, the
+# flood and crash-point matrix) in `make test-slow`. CI runs `make test` and `make test-slow`.
 check: $(STAMP) lint typecheck imports
 	$(BIN)/pytest -q -n auto -m "not processes and not slow" $(PYTEST_ARGS)
 
@@ -57,7 +58,10 @@ imports: $(STAMP)
 # In parallel: most of the time is spent waiting on daemons, workers and mounts.
 PYTEST_WORKERS ?= 4
 pytest: $(STAMP)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m slow $(PYTEST_ARGS)
 
 # The wheel, installed from the lock into a fresh venv, converts a document.
 wheel-check: $(STAMP)

@@ -312,7 +312,9 @@ def gateway_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., An
 # tests that start real processes (daemons and their workers, gateways, through these
 # fixtures, or the `spoold` command, systemd-analyze, promtool, mypy...) are marked
 # `processes`;
-# long in-process ones (the real-document corpus, the protocol model checks) `slow`.
+# long ones `slow`: the real-document corpus, the protocol model checks, big documents,
+# shared-storage mounts, the 10,000-file flood and the crash-point matrix. `make test`
+# leaves the `slow` ones to `make test-slow`; CI runs both.
 PROCESS_FIXTURES = frozenset({"daemon_factory", "gateway_factory"})
 PROCESS_MODULES = frozenset(
     {
@@ -337,6 +339,8 @@ SLOW_TESTS = frozenset(
         "test_fonttools_subsetting_gives_the_same_bytes_later",
         "test_deep_documents_leave_the_recursion_limit_as_it_was",
         "test_html_without_own_styles_is_byte_identical_to_base",
+        "test_flood_of_files_misses_nothing",
+        "test_crash_points",
     }
 )
 

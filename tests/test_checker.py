@@ -281,7 +281,9 @@ def test_real_daemon_log_is_clean(
     stage_file(spool, "b.md", "# B\n")
     stage_file(spool, "c.flaky", "1")  # fails once (retryable), then succeeds
     stage_file(spool, "d.unknownext", "?")  # input_unsupported: failed at once
-    stage_file(spool, "e.slow", "30")  # held by a daemon that will be killed
+    # Held by a daemon that will be killed, then cancelled: long enough to outlast the
+    # waits below on a loaded machine (it is hard-cancelled, so the test does not wait).
+    stage_file(spool, "e.slow", "600")
     a = daemon_factory(spool, args=("--workers", "2", "--host-id", "host-a"), env=PLUGIN_ENV)
     wait_for(lambda: len(published(spool)) + len(published(spool, "failed")) == 4, what="4 results")
     wait_for(
