@@ -245,7 +245,8 @@ def run_pandoc(jobs: list[tuple[str, Path]], out: Path) -> float:
     def one(job: tuple[str, Path]) -> None:
         name, path = job
         cmd = ["pandoc", "-f", "markdown", "-t", "docx", "-o", str(out / f"{name}.docx")]
-        subprocess.run([*cmd, str(path)], cwd=path.parent, check=True)
+        # stderr: its warnings about images it cannot fetch (no network here).
+        subprocess.run([*cmd, str(path)], cwd=path.parent, check=True, stderr=subprocess.DEVNULL)
 
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
