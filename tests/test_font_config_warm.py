@@ -13,7 +13,7 @@ from spoold.convert import ConversionContext, get_converter, load_converters
 from spoold.convert.html import weasy
 
 MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
-STYLE = '@font-face { font-family: Brand; src: url(brand.ttf); }\n'
+STYLE = "@font-face { font-family: Brand; src: url(brand.ttf); }\n"
 # Asks for the Brand font by name and falls back to the serif: a Brand font left
 # over from an earlier job would change its text.
 PAGE = """<!DOCTYPE html><html><head><style>
