@@ -262,8 +262,11 @@ class Daemon:
             # the worker its next job first, so it does not wait for the publish.
             # (Before the wake-ups are taken: if this raises, they are still queued.)
             self.admission.claim_ready(self.spools, wall)
-        for item in self.wakeups.pop_all():
-            self._handle_wakeup(item)
+        # Jobs finished since the last pass are published as one group (one fsync per
+        # folder for all of them), then reported.
+        with self.lifecycle.finishing.group_commit():
+            for item in self.wakeups.pop_all():
+                self._handle_wakeup(item)
         if self.stopping and not self.lifecycle.running:
             return True
         if self.reload_requested:
