@@ -13,6 +13,10 @@
     (rename into inbox/ to its job.succeeded line) against one bare call in a warm
     process, samples alternating; medians and their ratio.
 
+(s) split (`--only split`): where laying a medium document out in parts on idle
+    workers starts to pay. Generated documents of 3-20 pages and the real 20-page one,
+    one at a time, on two idle daemons (one always splitting on idle workers, one
+    never: SPOOLD_PARTS_IDLE_SPLIT_ABOVE) and one bare call, samples alternating.
 (c) docx: the corpus's Markdown files to DOCX, spoold (2 workers) against pandoc
     (`-f markdown -t docx`, two processes at a time), rounds alternating.
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import shutil
 import statistics
@@ -194,14 +199,31 @@ def bench_corpus(tmp: Path, rounds: int) -> None:
 
 
 def one_job(spool: Path, tail: EventTail, name: str, text: str) -> float:
+    return timed_job(spool, tail, name, text)[0]
+
+
+def timed_job(spool: Path, tail: EventTail, name: str, text: str) -> tuple[float, dict[str, Any]]:
+    """(seconds from the rename into inbox/ to its final event, the job's manifest)."""
     staged = spool / "tmp" / f".{name}.staging"
     staged.write_text(text, encoding="utf-8")
     t0 = time.monotonic()
     os.rename(staged, spool / "inbox" / name)
     event = wait_finished(tail, {name}, timeout=300, poll_s=0.002)[name]
+    wall = time.monotonic() - t0
     if event["event"] != "job.succeeded":
         raise RuntimeError(f"{name}: {event.get('message')}")
-    return time.monotonic() - t0
+    return wall, json.loads((spool / event["path"] / "manifest.json").read_text())
+
+
+def idle_cores_s(manifest: dict[str, Any]) -> float:
+    """The job's time on 2 otherwise idle cores, from its CPU seconds: the split,
+    stamp and merge one after another, the parts two at a time (greedily)."""
+    cpu = float((manifest["attempts"][-1].get("usage") or {}).get("cpu_s", 0.0))
+    parts = (manifest.get("parts") or {}).get("cpu_s") or []
+    lanes = [0.0, 0.0]
+    for part in parts:
+        lanes[lanes.index(min(lanes))] += part
+    return cpu - sum(parts) + max(lanes)
 
 
 def one_bare(pool: concurrent.futures.ProcessPoolExecutor, source: Path, out: Path) -> float:
@@ -234,6 +256,67 @@ def bench_latency(tmp: Path, samples: int) -> None:
                 statistics.median(ours) / statistics.median(bare),
                 "x",
                 "<= 0.7",
+                load=load(),
+            )
+
+
+# ------------------------------------------------------------------ split threshold
+
+SPLIT_DOCS = ("doc-02.md", "doc-04.md", "doc-06.md", "doc-09.md", "doc-14.md", "doc-19.md")
+
+
+def bench_split(tmp: Path, samples: int) -> None:
+    from spoold.convert.markdown import markdown_to_html
+    from spoold.convert.parts.plan import ELEMENT_COST
+
+    generated = dict(corpus())
+    docs = [(name, generated[name]) for name in SPLIT_DOCS]
+    docs.append(("ext-api", REAL_MEDIUM.read_text(encoding="utf-8")))
+    (tmp / "one").mkdir()
+    warm = ("warm", str(REAL_MEDIUM), str(tmp / "one" / "warm.pdf"))
+    env = {"always": "1", "never": str(10**12)}
+    spools = {k: make_spool(tmp, f"split-{k}", targets=["pdf"], on_duplicate="rerun") for k in env}
+    with (
+        Daemon(spools["always"], env={"SPOOLD_PARTS_IDLE_SPLIT_ABOVE": env["always"]}) as split,
+        Daemon(spools["never"], env={"SPOOLD_PARTS_IDLE_SPLIT_ABOVE": env["never"]}) as whole,
+        bare_pool(1, warm) as pool,
+    ):
+        split.wait_ready()
+        whole.wait_ready()
+        tails = {k: warm_workers(spools[k], docs[0][1]) for k in env}
+        for label, text in docs:
+            html = markdown_to_html(text, "x", {}, lambda _: None)
+            cost = len(html) + ELEMENT_COST * (html.count("<") + 2)
+            times: dict[str, list[float]] = {"bare": [], "always": [], "never": []}
+            idle: dict[str, list[float]] = {"always": [], "never": []}
+            source = tmp / "one" / f"{label}.md"
+            source.write_text(text, encoding="utf-8")
+            for i in range(samples):
+                times["bare"].append(one_bare(pool, source, tmp / "one" / f"{label}-{i}.pdf"))
+                for k in env:
+                    wall, manifest = timed_job(spools[k], tails[k], f"{label}-{i}.md", text)
+                    times[k].append(wall)
+                    idle[k].append(idle_cores_s(manifest))
+            med = {k: statistics.median(v) for k, v in times.items()}
+            cores = {k: statistics.median(v) for k, v in idle.items()}
+            print(
+                f"  {label}: cost {cost}, bare {med['bare']:.3f} s, whole {med['never']:.3f} s,"
+                f" split {med['always']:.3f} s (split / whole {med['always'] / med['never']:.3f});"
+                f" on 2 idle cores from CPU: whole {cores['never']:.3f} s, split"
+                f" {cores['always']:.3f} s ({cores['always'] / cores['never']:.3f}); load {load()}",
+                flush=True,
+            )
+            report(
+                BENCH,
+                f"split_{label}",
+                med["always"] / med["never"],
+                "x (split / whole, medians)",
+                cost=cost,
+                bare_s=round(med["bare"], 3),
+                whole_s=round(med["never"], 3),
+                split_s=round(med["always"], 3),
+                split_over_bare=round(med["always"] / med["bare"], 3),
+                idle_cores_ratio=round(cores["always"] / cores["never"], 3),
                 load=load(),
             )
 
@@ -296,13 +379,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=7)
-    parser.add_argument("--only", choices=("corpus", "latency", "docx"))
+    parser.add_argument("--only", choices=("corpus", "latency", "docx", "split"))
     args = parser.parse_args()
     with temp_dir() as tmp:
         if args.only in (None, "corpus"):
             bench_corpus(tmp, args.rounds)
         if args.only in (None, "latency"):
             bench_latency(tmp, args.samples)
+        if args.only == "split":
+            bench_split(tmp, args.samples)
         if args.only in (None, "docx"):
             bench_docx(tmp, args.rounds)
 

@@ -116,8 +116,10 @@ class Admission:
             spool = by_name.get(cand.spool)
             if spool is None:
                 continue
+            # Workers idle besides this job's, with no other job ready for them now.
+            idle = 0 if self.scheduler.has_ready(paused) else self.free_workers() - 1
             try:
-                self.lifecycle.run(spool, cand.entry, cand.priority)
+                self.lifecycle.run(spool, cand.entry, cand.priority, idle)
             except OSError as exc:
                 # Not a lost race (those end in claim.lost): a full disk making the folder.
                 log.warning("claim of %s failed: %s", cand.entry.key, exc)

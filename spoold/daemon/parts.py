@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 PART_RETRIES = 1  # a part whose worker died is laid out again this many times
 
 
-def parts_spec(workers: int) -> PartsSpec:
-    """When this daemon splits PDFs: the policy's defaults unless the environment says."""
-    return PartsSpec(PartsPolicy.from_env(workers))
+def parts_spec(workers: int, idle: int = 0) -> PartsSpec:
+    """When this daemon splits PDFs: the policy's defaults unless the environment says;
+    `idle`: the other workers idle as the job starts (a medium document is split too)."""
+    return PartsSpec(PartsPolicy.from_env(workers, idle))
 
 
 def discard_parts(folder: Path) -> None:
