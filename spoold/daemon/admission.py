@@ -18,7 +18,7 @@ from .cancel import CancelMarkers
 from .inbox.tracker import Entry
 from .jobfolder import state_of
 from .lifecycle import Lifecycle
-from .parts import lend_workers
+from .parts import idle_workers, lend_workers
 from .runtime import SpoolRuntime
 from .scheduler import Candidate, Scheduler
 from .waiting import WaitingRoom
@@ -116,8 +116,7 @@ class Admission:
             spool = by_name.get(cand.spool)
             if spool is None:
                 continue
-            # Workers idle besides this job's, with no other job ready for them now.
-            idle = 0 if self.scheduler.has_ready(paused) else self.free_workers() - 1
+            idle = idle_workers(self.free_workers(), self.scheduler.has_ready(paused))
             try:
                 self.lifecycle.run(spool, cand.entry, cand.priority, idle)
             except OSError as exc:
