@@ -35,7 +35,7 @@ class PartsPolicy:
     # (and no queued job waits for them): one part per idle worker and its own. The
     # threshold is where two parts, the stamp and the merge beat one layout on this
     # machine (docs/performance.md "Medium documents").
-    idle_split_above: int = 150_000
+    idle_split_above: int = 60_000  # about 5 pages
     idle_workers: int = 0  # the other workers idle when the job started (daemon only)
 
     @classmethod
