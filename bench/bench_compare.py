@@ -73,7 +73,7 @@ def corpus_jobs(tmp: Path) -> list[tuple[str, Path]]:
     jobs += [(p.name, p) for p in sorted((CORPUS / "dialects").glob("*.md"))]
     for name in HTML_FOLDERS:
         folder = tmp / "html" / name
-        shutil.copytree(CORPUS / "dialects" / name, folder)
+        shutil.copytree(CORPUS / "dialects" / name, folder, dirs_exist_ok=True)
         jobs.append((name, folder))
     return sorted(jobs)
 
