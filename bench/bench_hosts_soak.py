@@ -31,6 +31,7 @@ from typing import Any
 
 from common import report, temp_dir
 
+from spoold.spool.eventfiles import read_events as read_log
 from tests.hosts import Host, cluster, fuse_unavailable, wait_until
 
 BENCH = "hosts_soak"
@@ -117,15 +118,8 @@ def run_chaos(
 
 
 def read_events(spool: Path) -> list[dict[str, Any]]:
-    out = []
-    for path in (spool / ".spoold" / "events.ndjson.1", spool / ".spoold" / "events.ndjson"):
-        if path.exists():
-            for line in path.read_text(errors="replace").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-    return out
+    """Every host's events, merged (spool/eventfiles.py)."""
+    return list(read_log(spool / ".spoold" / "events.ndjson"))
 
 
 def real_time(event: dict[str, Any], skews: dict[str, float]) -> float:

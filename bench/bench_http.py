@@ -1,11 +1,18 @@
 """The HTTP gateway against the folder route, on one spool and one daemon (2 workers).
 
-1. Throughput: tiny Markdown -> HTML jobs, renamed into inbox/ (the folder route) vs
-   POSTed by 16 concurrent clients (HTTP); the clock runs from the first job in to the
-   last final event. Target: HTTP >= 0.8x the folder route's jobs/s.
-2. Latency: one job at a time, alternating: rename -> job.succeeded in the events log
-   (folder) vs POST -> the answer of GET ?wait=60 (HTTP). Target: the median added by
-   HTTP <= 5 ms.
+1. Throughput: tiny Markdown -> HTML jobs in rounds alternating the routes: renamed
+   into inbox/ (the folder route), POSTed as raw bodies by one curl process with 16
+   parallel keep-alive connections (C: the clients' CPU stays out of the gateway's
+   way on a small machine), and POSTed as multipart forms by 16 httpx clients (Python
+   threads). The clock runs from the first job in to the last final event. Target:
+   HTTP (curl) >= 0.8x the folder route's jobs/s (medians over the rounds). Each round
+   prints the CPU ms per job of the gateway, the daemon, its workers and the clients
+   (curl's own from wait4; the httpx threads' and the folder route's renames in
+   `bench`, this process), and the load average.
+2. Latency: one job at a time, alternating: rename -> the final event in the log
+   (folder), POST -> the answer of GET ?wait=60 from a raw keep-alive connection
+   (HTTP, the target: median added <= 5 ms) and from httpx; each with its steps (`in`,
+   `claim`, `run`, `out`: see `latency`) from the events' times.
 
 Both run with `durable = false`: a tool renaming a file into inbox/ does not fsync it,
 and neither then does the gateway, so the figures compare the routes, not the disk.
@@ -16,6 +23,10 @@ cost on this disk is printed as fsync_ms).
 4. GET /jobs/{id} with 100,000 jobs in done/ (made by this bench, with real-sized
    manifests), a fresh gateway: requests/s and p99 from 8 keep-alive connections of a
    small asyncio client. Targets >= 1,000 req/s, p99 <= 20 ms.
+
+`--before DIR` (a checkout of an earlier version) runs its gateway on the same spool
+beside this one, and every HTTP route of 1 and 2 through both: before/after figures
+from one run, under the same load.
 """
 
 from __future__ import annotations
@@ -26,18 +37,13 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
-import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 from common import (
-    ROOT,
     Daemon,
     EventTail,
     fs_baseline,
@@ -47,108 +53,168 @@ from common import (
     stage_files,
     temp_dir,
     tiny_markdown,
-    wait_finished,
     wait_for,
     write_settings,
 )
+from http_support import (
+    CLIENTS,
+    Cpu,
+    Gateway,
+    RawClient,
+    curl_route,
+    folder_route,
+    httpx_route,
+    times,
+)
 
 BENCH = "http"
-FINAL = ("job.succeeded", "job.failed", "job.cancelled")
+
+CPU_OF = ("gateway", "daemon", "workers", "client", "bench")
 
 
-class Gateway:
-    def __init__(self, spool: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = (spool.parent / "gateway.log").open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "spoold",
-            "serve",
-            str(spool),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--log-level",
-            "warning",
-        ]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
-        wait_for(self._up, 120, "gateway start", poll_s=0.02)
-        self.start_s = time.monotonic() - self.started
-
-    def _up(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def status(self, key: str) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-        self._log.close()
+def show_route(route: str, rnd: int, jobs: int, figures: dict[str, float]) -> tuple[float, float]:
+    """(jobs/s, CPU ms per job of every process) of one route's round."""
+    rate = jobs / figures["wall_s"]
+    cpu = " ".join(f"{k} {figures[k]:.2f}" for k in CPU_OF)
+    load = os.getloadavg()[0]
+    if "posted_s" in figures:
+        cpu += f"; all posted after {figures['posted_s']:.2f} of {figures['wall_s']:.2f} s"
+    print(
+        f"  round {rnd} {route}: {rate:.1f} jobs/s; CPU ms/job: {cpu}; load {load:.1f}", flush=True
+    )
+    report(BENCH, f"{route}_round_jobs_per_s", rate, "jobs/s", round=rnd, load=load, cpu_ms=figures)
+    return rate, sum(figures[k] for k in CPU_OF)
 
 
-def throughput(spool: Path, gw: Gateway, jobs: int, clients: int) -> tuple[float, float]:
-    pairs = stage_files(spool, [(f"f{i:05d}.md", tiny_markdown(i)) for i in range(jobs)])
+def throughput(
+    spool: Path, gateways: dict[str, Gateway], daemon_pid: int, jobs: int, rounds: int
+) -> dict[str, list[tuple[float, float]]]:
+    """Rounds alternating the routes: folder, HTTP from curl, HTTP from httpx (and the
+    same through the `before` gateway, when there is one): (jobs/s, CPU ms a job)."""
+    cpu = Cpu(daemon_pid)
+    folder_route(spool, 40, "99", cpu)  # warm-up: the workers start, imports load
+    routes = ["folder"] + [f"{c}{suffix(which)}" for which in gateways for c in ("curl", "httpx")]
+    rates: dict[str, list[tuple[float, float]]] = {route: [] for route in routes}
+    for rnd in range(rounds):
+        for n, route in enumerate(routes):
+            tag = f"{rnd}"
+            gw = gateways["before" if route.endswith("_before") else "after"]
+            if route == "folder":
+                figures = folder_route(spool, jobs, tag, cpu)
+            elif route.startswith("curl"):
+                figures = curl_route(spool, gw, jobs, tag, cpu, route=n)
+            else:
+                figures = httpx_route(spool, gw, jobs, tag, cpu, route=n)
+            rates[route].append(show_route(route, rnd, jobs, figures))
+    return rates
+
+
+def report_throughput(rounds: dict[str, list[tuple[float, float]]], jobs: int) -> None:
+    """Medians over the rounds: jobs/s and its ratio to the folder route's; and the ratio
+    the CPU per job allows (all processes' CPU ms a job, folder / HTTP), which is what
+    the rates come to when the cores are the bound (a busy shared machine)."""
+    folder_rate = statistics.median(r for r, _ in rounds["folder"])
+    folder_cpu = statistics.median(c for _, c in rounds["folder"])
+    report(BENCH, "folder_jobs_per_s", folder_rate, "jobs/s", jobs=jobs)
+    report(BENCH, "folder_cpu_ms_per_job", folder_cpu, "ms")
+    for route, figures in rounds.items():
+        if route == "folder":
+            continue
+        target = ">= 0.8" if route == "curl" else None
+        rate = statistics.median(r for r, _ in figures)
+        cpu = statistics.median(c for _, c in figures)
+        report(BENCH, f"http_{route}_jobs_per_s", rate, "jobs/s", clients=CLIENTS)
+        report(BENCH, f"http_{route}_vs_folder", rate / folder_rate, "x", target)
+        report(BENCH, f"http_{route}_cpu_ms_per_job", cpu, "ms")
+        report(BENCH, f"http_{route}_cpu_bound_vs_folder", folder_cpu / cpu, "x")
+
+
+def suffix(which: str) -> str:
+    return "_before" if which == "before" else ""
+
+
+def latency(
+    spool: Path, gateways: dict[str, Gateway], samples: int, seed: int
+) -> dict[str, list[dict[str, float]]]:
+    """One job at a time, alternating the folder route, HTTP from a raw keep-alive
+    connection and HTTP from httpx (through each gateway); each sample's steps in ms:
+    `in` (the rename, or the POST until its 202), `claim` (until job.detected, from the
+    start), `run` (detected to the final event), `out` (the final event to the rename
+    seen in the log, or to the ?wait answer), `total`."""
     tail = EventTail(spool)
-    t0 = time.monotonic()
-    for staged, final in pairs:
-        os.rename(staged, final)
-    wait_finished(tail, {f.name for _, f in pairs}, timeout=600)
-    folder_rate = jobs / (time.monotonic() - t0)
-
-    tail = EventTail(spool)
-    names = [f"h{i:05d}.md" for i in range(jobs)]
-    local = threading.local()
-
-    def post(i: int) -> None:
-        c = getattr(local, "c", None) or httpx.Client(base_url=gw.url, timeout=120)
-        local.c = c
-        files = {"file": (names[i], tiny_markdown(jobs + i), "text/markdown")}
-        r = c.post("/v1/spools/spool/jobs", files=files)
-        assert r.status_code == 202, r.text
-
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(post, range(jobs)))
-    wait_finished(tail, set(names), timeout=600)
-    return folder_rate, jobs / (time.monotonic() - t0)
-
-
-def latency(spool: Path, gw: Gateway, samples: int) -> tuple[list[float], list[float]]:
-    folder, http = [], []
-    tail = EventTail(spool)
-    with httpx.Client(base_url=gw.url, timeout=120) as c:
-        for i in range(samples + 10):
-            name = f"l{i:05d}.md"
-            ((staged, final),) = stage_files(spool, [(name, tiny_markdown(10**6 + i))])
-            t0 = time.perf_counter()
-            os.rename(staged, final)
-            while not any(e.get("name") == name and e.get("event") in FINAL for e in tail.read()):
-                time.sleep(0.0005)
-            took_folder = time.perf_counter() - t0
-            files = {"file": (f"w{i:05d}.md", tiny_markdown(2 * 10**6 + i), "text/markdown")}
-            t0 = time.perf_counter()
-            job = c.post("/v1/spools/spool/jobs", files=files).json()
-            done = c.get(f"/v1/spools/spool/jobs/{job['job_id']}", params={"wait": 60}).json()
-            took_http = time.perf_counter() - t0
-            assert done["status"] == "succeeded", done
-            tail.read()
+    seen: dict[str, dict[str, float]] = {}
+    raws = {which: RawClient(gw.port) for which, gw in gateways.items()}
+    pools = {which: httpx.Client(base_url=gw.url, timeout=120) for which, gw in gateways.items()}
+    routes = ["folder"] + [f"{c}{suffix(which)}" for which in gateways for c in ("raw", "httpx")]
+    out: dict[str, list[dict[str, float]]] = {route: [] for route in routes}
+    for i in range(samples + 10):
+        for n, route in enumerate(routes):
+            name = f"l{n}-{seed}{i:05d}.md"
+            body = tiny_markdown(seed + n * 10**5 + i)
+            which = "before" if route.endswith("_before") else "after"
+            if route == "folder":
+                ((staged, final),) = stage_files(spool, [(name, body)])
+                t0 = time.time()
+                os.rename(staged, final)
+                t1 = time.time()
+                while "final" not in seen.get(name, {}):
+                    times(tail, seen)
+                    time.sleep(0.0005)
+            elif route.startswith("raw"):
+                t0 = time.time()
+                job = raws[which].post(name, body)
+                t1 = time.time()
+                done = raws[which].wait(job["job_id"])
+                assert done["status"] == "succeeded", done
+            else:
+                c = pools[which]
+                t0 = time.time()
+                r = c.post("/v1/spools/spool/jobs", files={"file": (name, body, "text/markdown")})
+                t1 = time.time()
+                got = c.get(f"/v1/spools/spool/jobs/{r.json()['job_id']}", params={"wait": 60})
+                assert got.json()["status"] == "succeeded", got.text
+            t2 = time.time()
+            while "final" not in seen.get(name, {}):
+                times(tail, seen)
             if i >= 10:  # warm-up
-                folder.append(took_folder * 1000)
-                http.append(took_http * 1000)
-    return folder, http
+                out[route].append(_steps(t0, t1, t2, seen[name]))
+    for which in gateways:
+        raws[which].close()
+        pools[which].close()
+    return out
+
+
+def _steps(t0: float, t1: float, t2: float, ev: dict[str, float]) -> dict[str, float]:
+    return {
+        "in": (t1 - t0) * 1000,
+        "claim": (ev["detected"] - t0) * 1000,
+        "run": (ev["final"] - ev["detected"]) * 1000,
+        "out": (t2 - ev["final"]) * 1000,
+        "total": (t2 - t0) * 1000,
+    }
+
+
+def report_latency(lat: dict[str, list[dict[str, float]]], tag: str, durable: bool) -> None:
+    def med(route: str, step: str) -> float:
+        return statistics.median(x[step] for x in lat[route])
+
+    load = os.getloadavg()[0]
+    for route in lat:
+        parts = ", ".join(f"{k} {med(route, k):.1f}" for k in ("in", "claim", "run", "out"))
+        print(f"  {route}: median ms {parts}; total {med(route, 'total'):.1f}; load {load:.1f}")
+    folder = med("folder", "total")
+    report(BENCH, f"folder_latency_median{tag}", folder, "ms", load=load)
+    for route in lat:
+        if route == "folder":
+            continue
+        name = route.replace("raw", "http")
+        report(BENCH, f"{name}_wait_latency_median{tag}", med(route, "total"), "ms")
+        target = None if durable or route != "raw" else "<= 5"
+        report(
+            BENCH, f"{name}_added_latency_median{tag}", med(route, "total") - folder, "ms", target
+        )
+        p95 = percentile([x["total"] for x in lat[route]], 95)
+        report(BENCH, f"{name}_wait_latency_p95{tag}", p95, "ms")
 
 
 def big_upload(spool: Path, gw: Gateway, mb: int) -> tuple[float, float, float]:
@@ -227,7 +293,17 @@ async def _get_load(port: int, paths: list[str], seconds: float, conns: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=600)
+    parser.add_argument("--jobs", type=int, default=300, help="jobs per route and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="a checkout of an earlier version (its spoold/ is enough): its gateway serves "
+        "the same spool beside this one, every HTTP route is run through both, alternating",
+    )
+    parser.add_argument(
+        "--parts", default="throughput,latency,upload,get", help="which parts to run"
+    )
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--done", type=int, default=100_000)
     parser.add_argument("--upload-mb", type=int, default=1024)
@@ -237,62 +313,69 @@ def main() -> None:
         help="where the spool goes (default $TMPDIR or /tmp; /dev/shm leaves the disk out)",
     )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     report(BENCH, "spool_on", args.base or "disk (tmp)")
     with temp_dir(base=args.base) as tmp:
         report(BENCH, "fsync_ms", fs_baseline(tmp)["fsync_us"] / 1000, "ms")
         spool = make_spool(tmp, targets=["html"], durable=False)
-        with Daemon(spool, workers=2) as daemon:
+        # No worker recycled mid-run: a new worker's start would land on one route alone.
+        config = tmp / "spoold.toml"
+        config.write_text("max_tasks_per_worker = 100000\n")
+        with Daemon(spool, workers=2, args=("--config", str(config))) as daemon:
             daemon.wait_ready()
-            gw = Gateway(spool)
+            gateways = {"after": Gateway(spool)}
+            if args.before:
+                gateways["before"] = Gateway(spool, root=Path(args.before).resolve())
             try:
-                folder_rate, http_rate = throughput(spool, gw, args.jobs, clients=16)
-                report(BENCH, "folder_jobs_per_s", folder_rate, "jobs/s", jobs=args.jobs)
-                report(BENCH, "http_jobs_per_s", http_rate, "jobs/s", jobs=args.jobs, clients=16)
-                report(BENCH, "http_vs_folder", http_rate / folder_rate, "x", ">= 0.8")
-                for durable in (False, True):
+                if "throughput" in parts:
+                    rounds = throughput(spool, gateways, daemon.pid, args.jobs, args.rounds)
+                    report_throughput(rounds, args.jobs)
+                    load = os.getloadavg()
+                    report(BENCH, "load_average", " / ".join(f"{x:.1f}" for x in load))
+                for durable in (False, True) if "latency" in parts else ():
                     if durable:
                         make_durable(spool, daemon.pid)
-                    folder, http = latency(spool, gw, args.samples)
-                    added = statistics.median(http) - statistics.median(folder)
-                    tag = "_durable" if durable else ""
-                    report(BENCH, f"folder_latency_median{tag}", statistics.median(folder), "ms")
-                    report(BENCH, f"http_wait_latency_median{tag}", statistics.median(http), "ms")
-                    report(
-                        BENCH,
-                        f"http_added_latency_median{tag}",
-                        added,
-                        "ms",
-                        None if durable else "<= 5",
-                    )
-                    report(BENCH, f"http_wait_latency_p95{tag}", percentile(http, 95), "ms")
+                    lat = latency(spool, gateways, args.samples, seed=(5 + durable) * 10**6)
+                    report_latency(lat, "_durable" if durable else "", durable)
             finally:
-                gw.stop()
-        gw = Gateway(spool)
-        try:
-            took, before, peak = big_upload(spool, gw, args.upload_mb)
-            report(BENCH, "upload_seconds", took, "s", mb=args.upload_mb)
-            report(BENCH, "upload_rss_before", before, "MB")
-            report(BENCH, "upload_peak_rss", peak, "MB", "<= 150", mb=args.upload_mb)
-        finally:
-            gw.stop()
-        for p in (spool / "inbox").iterdir():
-            subprocess.run(["rm", "-rf", str(p)], check=True)
-        t0 = time.monotonic()
-        ids = fill_done(spool, args.done)
-        report(BENCH, "fill_done_seconds", time.monotonic() - t0, "s", jobs=args.done)
-        gw = Gateway(spool)
-        try:
-            report(BENCH, "gateway_start_with_done", gw.start_s, "s", jobs=args.done)
-            paths = [f"/v1/spools/spool/jobs/{i}" for i in ids]
-            asyncio.run(_get_load(gw.port, paths, 2.0, 8))  # warm-up
-            seconds = 10.0
-            lat = asyncio.run(_get_load(gw.port, paths, seconds, 8))
-            report(BENCH, "get_job_per_s", len(lat) / seconds, "req/s", ">= 1000", done=args.done)
-            report(BENCH, "get_job_p50", percentile(lat, 50), "ms")
-            report(BENCH, "get_job_p99", percentile(lat, 99), "ms", "<= 20", done=args.done)
-            report(BENCH, "gateway_rss_with_done", gw.status("VmRSS"), "MB", done=args.done)
-        finally:
-            gw.stop()
+                for one in gateways.values():
+                    one.stop()
+        if "upload" in parts:
+            upload_part(spool, args.upload_mb)
+        if "get" in parts:
+            get_part(spool, args.done)
+
+
+def upload_part(spool: Path, mb: int) -> None:
+    gw = Gateway(spool)
+    try:
+        took, before, peak = big_upload(spool, gw, mb)
+        report(BENCH, "upload_seconds", took, "s", mb=mb)
+        report(BENCH, "upload_rss_before", before, "MB")
+        report(BENCH, "upload_peak_rss", peak, "MB", "<= 150", mb=mb)
+    finally:
+        gw.stop()
+
+
+def get_part(spool: Path, done: int) -> None:
+    for p in (spool / "inbox").iterdir():
+        subprocess.run(["rm", "-rf", str(p)], check=True)
+    t0 = time.monotonic()
+    ids = fill_done(spool, done)
+    report(BENCH, "fill_done_seconds", time.monotonic() - t0, "s", jobs=done)
+    gw = Gateway(spool)
+    try:
+        report(BENCH, "gateway_start_with_done", gw.start_s, "s", jobs=done)
+        paths = [f"/v1/spools/spool/jobs/{i}" for i in ids]
+        asyncio.run(_get_load(gw.port, paths, 2.0, 8))  # warm-up
+        seconds = 10.0
+        lat = asyncio.run(_get_load(gw.port, paths, seconds, 8))
+        report(BENCH, "get_job_per_s", len(lat) / seconds, "req/s", ">= 1000", done=done)
+        report(BENCH, "get_job_p50", percentile(lat, 50), "ms")
+        report(BENCH, "get_job_p99", percentile(lat, 99), "ms", "<= 20", done=done)
+        report(BENCH, "gateway_rss_with_done", gw.status("VmRSS"), "MB", done=done)
+    finally:
+        gw.stop()
 
 
 if __name__ == "__main__":

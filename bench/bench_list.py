@@ -1,9 +1,13 @@
-"""`spoold list` with 100,000 finished jobs in done/ and 1,000 in failed/.
+"""`spoold list` with 100,000 finished jobs in done/ and 1,000 in failed/; `status`
+and `list --state queued` with 10,000 jobs queued in inbox/.
 
 Folders are named like real ones (STEM.YYYYMMDDTHHMMSSZ-<10 hex>) and each holds a
 small manifest.json. Timed: list_jobs with a name pattern over done/ and failed/, with
 an error code over failed/, and the CLI `spoold list SPOOL --json` (a new process, so
-its import time counts, as it does for a person typing it). Median of 3 runs each.
+its import time counts, as it does for a person typing it). Then, on a second spool,
+10,000 queued entries (a tenth of them job folders): `api.status` and
+`list_jobs(("queued",))`, first with nothing waiting, then with a daemon's waiting file
+(.spoold/waiting/, spoold/spool/waiting.py) naming 100 of them. Median of 3 runs each.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 
 from common import ROOT, make_spool, report, temp_dir
 
-from spoold.api import list_jobs
+from spoold.api import list_jobs, status
+from spoold.spool.waiting import WaitingEntry, write_board
 
 BENCH = "list"
 CODES = ("timeout", "conversion_failed", "input_invalid", "worker_lost")
@@ -49,6 +54,53 @@ def build(folder: Path, count: int, status: str, rng: random.Random) -> None:
         os.close(fd)
 
 
+def build_queue(spool: Path, count: int) -> list[str]:
+    """`count` entries in inbox/, every tenth a job folder; their keys."""
+    keys = []
+    for i in range(count):
+        if i % 10 == 0:
+            folder = spool / "inbox" / f"job-{i}"
+            folder.mkdir()
+            (folder / "doc.md").write_text(f"# Job {i}\n")
+            (folder / "reference.docx").write_bytes(b"PK cut short")
+            keys.append(folder.name)
+        else:
+            (spool / "inbox" / f"note-{i}.md").write_text(f"# Note {i}\n")
+            keys.append(f"note-{i}.md")
+    return keys
+
+
+def publish_waiting(spool: Path, keys: list[str]) -> None:
+    """What a daemon writes when these entries fail their format check."""
+    token = "benchdae"
+    daemons = spool / ".spoold" / "daemons"
+    (daemons / f"{token}.lock").touch()  # a live daemon's lease files
+    entries = [
+        WaitingEntry(
+            key=key,
+            ino=os.lstat(spool / "inbox" / key).st_ino,
+            member="reference.docx",
+            message=f"{key}/reference.docx is not a complete DOCX file",
+            since="2026-01-30T10:15:00.000000Z",
+            until="2026-01-30T10:17:00.000000Z",
+        )
+        for key in keys
+    ]
+    write_board(spool / ".spoold" / "waiting", token, "bench", entries)
+
+
+def queued_figures(base: Path, count: int) -> None:
+    spool = make_spool(base, "queue")
+    keys = build_queue(spool, count)
+    for label in ("nothing_waiting", "100_waiting"):
+        if label == "100_waiting":
+            publish_waiting(spool, [k for k in keys if k.startswith("job-")][:100])
+        s, data = timed(lambda: status(spool))
+        report(BENCH, f"status_{count}_queued_{label}", s, "s", waiting=data["waiting"])
+        s, jobs = timed(lambda: list_jobs(spool, ("queued",)))
+        report(BENCH, f"list_queued_{count}_{label}", s, "s", jobs=len(jobs))
+
+
 def timed(fn: Callable[[], Any], runs: int = 3) -> tuple[float, Any]:
     times, result = [], None
     for _ in range(runs):
@@ -62,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--done", type=int, default=100_000)
     parser.add_argument("--failed", type=int, default=1_000)
+    parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--base", default=None, help="parent folder for the temp spool")
     args = parser.parse_args()
     rng = random.Random(42)
@@ -96,6 +149,7 @@ def main() -> None:
             )
         )
         report(BENCH, "cli_startup", s, "s")
+        queued_figures(tmp, args.queued)
 
 
 if __name__ == "__main__":

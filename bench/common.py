@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from spoold.settings import spool_toml  # noqa: E402
+from spoold.spool.eventfiles import Tail, read_events  # noqa: E402
 from spoold.spool.protocol import init_spool  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.ndjson"
@@ -173,10 +174,7 @@ class Daemon:
         def started() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited early:\n{self.log_path.read_text()[-2000:]}")
-            try:
-                return b'"daemon.started"' in events.read_bytes()
-            except FileNotFoundError:
-                return False
+            return any(e.get("event") == "daemon.started" for e in read_events(events))
 
         wait_for(started, timeout, "daemon start")
 
@@ -332,31 +330,14 @@ def count_entries(folder: Path) -> int:
 
 
 class EventTail:
-    """Reads new lines of .spoold/events.ndjson incrementally (no re-reading)."""
+    """Reads new lines of the events log incrementally (every daemon's file, no
+    re-reading): spoold's own eventfiles.Tail."""
 
     def __init__(self, spool: Path, from_end: bool = True) -> None:
-        self.path = spool / ".spoold" / "events.ndjson"
-        self.offset = 0
-        self.buf = b""
-        if from_end:
-            try:
-                self.offset = self.path.stat().st_size
-            except FileNotFoundError:
-                pass
+        self.tail = Tail(spool / ".spoold" / "events.ndjson", from_start=not from_end)
 
     def read(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return []
-        if not chunk:
-            return []
-        self.offset += len(chunk)
-        self.buf += chunk
-        *lines, self.buf = self.buf.split(b"\n")
-        return [json.loads(line) for line in lines if line.strip()]
+        return self.tail.poll()
 
 
 def wait_finished(

@@ -22,7 +22,8 @@ from .share import retention
 from .share.retention import PurgeResult
 from .spool.clock import job_time, parse_iso, spool_now, wall_time
 from .spool.entries import compile_ignore
-from .spool.events import JobCancelled, JobDetected, JobFailed, JobSucceeded, follow
+from .spool.eventfiles import EventsCursor, follow
+from .spool.events import JobCancelled, JobDetected, JobFailed, JobSucceeded
 from .spool.ids import is_job_id
 from .spool.job import read_state
 from .spool.leases import heartbeat_ages
@@ -47,6 +48,7 @@ from .tools.jobview import (
     queue_counts,
     queued_records,
     running_records,
+    waiting_records,
 )
 from .tools.lookup import JobLocation
 from .tools.staging import TryLater, check_room, enqueue, queued_count, stage_job_folder
@@ -84,7 +86,7 @@ class Submission:
     spool: Path
     name: str  # the entry name in inbox/ (or ROUTE/NAME)
     ino: int
-    events_offset: int
+    events_cursor: EventsCursor  # the events log's end before the entry was dropped
 
 
 def inbox_view(paths: SpoolPaths) -> InboxView:
@@ -140,15 +142,12 @@ def submit(
         else:
             shutil.copyfile(document, entry)
         ino = os.lstat(entry).st_ino
-        try:
-            offset = paths.events.stat().st_size
-        except FileNotFoundError:
-            offset = 0
+        cursor = EventsCursor.at_end(paths.events)  # `wait` reads what follows
         room = (view, settings.max_queued, settings.min_free_mb)
         key = enqueue(paths, entry, document.name, route=route, room=room)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Submission(spool=spool, name=key, ino=ino, events_offset=offset)
+    return Submission(spool=spool, name=key, ino=ino, events_cursor=cursor)
 
 
 def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) -> dict[str, Any]:
@@ -157,15 +156,15 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
     job_id: str | None = None
     name = sub.name.rpartition("/")[2]
     log = SpoolPaths(sub.spool).events
-    for ev in follow(log, poll_s, offset=sub.events_offset, deadline=deadline):
-        if (
-            job_id is None
-            and ev.get("event") == JobDetected.NAME
-            and ev.get("ino") == sub.ino
-            and ev.get("name") == name
-        ):
-            job_id = ev["job_id"]
-        if job_id is not None and ev.get("job_id") == job_id and ev.get("event") in ENDED_NAMES:
+    # Another daemon's file may show the job's end before its detection is seen.
+    ended: dict[str, dict[str, Any]] = {}
+    for ev in follow(log, poll_s, cursor=sub.events_cursor, deadline=deadline):
+        if ev.get("event") in ENDED_NAMES:
+            ended[str(ev.get("job_id"))] = ev
+        if job_id is None and ev.get("event") == JobDetected.NAME and ev.get("ino") == sub.ino:
+            job_id = ev["job_id"] if ev.get("name") == name else None
+        if job_id is not None and job_id in ended:
+            ev = ended[job_id]
             manifest: dict[str, Any] = json.loads((sub.spool / ev["path"] / MANIFEST).read_text())
             manifest["_path"] = str(sub.spool / ev["path"])
             return manifest
@@ -218,13 +217,14 @@ def status(spool: Path) -> dict[str, Any]:
     running = running_records(paths)
     return {
         "spool": str(spool),
-        **queue_counts(paths, view, running),  # queued, and waiting (job.json `after`)
+        **queue_counts(paths, view, running),  # queued; waiting (format check, `after`)
         "running": [r.as_json() for r in running],
         "done": len(finished_names(paths.done)),
         "failed": len(failed),
         "free_disk_mb": round(free_disk_mb(spool)),
         "daemons": daemons,
         "recent_failures": [r.as_json() for r in recent if r is not None],
+        "waiting_jobs": [r.as_json() for r in waiting_records(paths, limit=20)],
     }
 
 

@@ -113,6 +113,7 @@ MIN_MEMORY_LIMIT_MB = 512
 class SpoolSettings(JobDefaults):
     settle_ms: int = Field(default=1000, ge=0)
     incomplete_after_s: float = Field(default=3600, gt=0)
+    unchanged_fail_s: float = Field(default=120, gt=0)
     detect: Detect = "auto"
     poll_interval_ms: int = Field(default=500, ge=10)
     scan_interval_s: float = Field(default=5.0, gt=0)
@@ -132,6 +133,7 @@ class SpoolSettings(JobDefaults):
     keep_done_days: float = Field(default=30, gt=0)
     keep_failed_days: float = Field(default=90, gt=0)
     events_max_mb: float = Field(default=64, gt=0)
+    events_held_max: int = Field(default=10000, ge=1)
     durable: bool = True
     max_input_mb: float = Field(default=200, gt=0)
     max_upload_mb: float = Field(default=100, gt=0)  # one HTTP request's body (spoold serve)

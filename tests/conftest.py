@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 
 from spoold.settings import spool_toml
+from spoold.spool.eventfiles import read_events
 from spoold.spool.protocol import init_spool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +143,11 @@ class DaemonProc:
     def wait_ready(self, timeout: float = 60) -> None:
         wait_for(lambda: "daemon.started" in self.log(), timeout, what="daemon started")
 
+    def wait_workers(self, timeout: float = 120) -> None:
+        """Until every worker has started (they start after daemon.started): for tests
+        whose first job must not share the CPU with workers still importing."""
+        wait_for(lambda: "workers ready" in self.log(), timeout, what="workers ready")
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -231,10 +237,8 @@ def assert_all_manifests_valid(spool: Path) -> None:
 
 
 def events(spool: Path) -> list[dict[str, Any]]:
-    path = spool / ".spoold" / "events.ndjson"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The spool's events log: every daemon's file, merged in order."""
+    return list(read_events(spool / ".spoold" / "events.ndjson"))
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -317,6 +321,8 @@ PROCESS_MODULES = frozenset(
         "test_docs_people",
         "test_doctor",
         "test_events_types",
+        "test_http_security",
+        "test_http_page",  # a real browser (Playwright, chromium-headless-shell)
         "test_layers",
         "test_ops_kit",
         "test_routes",
@@ -324,12 +330,13 @@ PROCESS_MODULES = frozenset(
         "test_worker_fonts",
     }
 )
-SLOW_MODULES = frozenset({"test_corpus", "test_model"})
+SLOW_MODULES = frozenset({"test_corpus", "test_dialects_corpus", "test_model"})
 SLOW_TESTS = frozenset(
     {
         "test_remove_tree_handles_deep_nesting_without_recursion",
         "test_fonttools_subsetting_gives_the_same_bytes_later",
         "test_deep_documents_leave_the_recursion_limit_as_it_was",
+        "test_html_without_own_styles_is_byte_identical_to_base",
     }
 )
 

@@ -22,7 +22,7 @@ RECORD_KEYS = {
     "started_at",
     "finished_at",
     "code",
-    "waiting",  # null unless the job waits (job.json `after`)
+    "waiting",  # null unless the job waits (format check, job.json `after`)
     "submitted_by",
 }
 

@@ -199,7 +199,7 @@ def test_each_spool_gets_its_own_memory_limit(make_spool: Any, daemon_factory: A
     daemon_factory(roomy, tight, env=PLUGIN_ENV)
     stage_file(roomy, "big.alloc", "3000")
     stage_file(tight, "big.alloc", "3000")
-    wait_for(lambda: published(roomy), what="roomy job done")
+    wait_for(lambda: published(roomy), timeout=180, what="roomy job done")  # 3 GB on a busy host
     (failed,) = wait_for(lambda: published(tight, "failed"), what="tight job failed")
     manifest = json.loads((failed / "manifest.json").read_text())
     assert manifest["error"]["code"] == "resource_limit"

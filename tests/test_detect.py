@@ -15,8 +15,13 @@ from spoold.settings import DEFAULT_IGNORE
 from spoold.spool.entries import compile_ignore, is_ignored
 
 
-def tracker(inbox: Path, settle_s: float = 1.0, incomplete_after_s: float = 10.0) -> InboxTracker:
-    return InboxTracker(inbox, (), DEFAULT_IGNORE, settle_s, incomplete_after_s)
+def tracker(
+    inbox: Path,
+    settle_s: float = 1.0,
+    incomplete_after_s: float = 10.0,
+    unchanged_fail_s: float = 10.0,
+) -> InboxTracker:
+    return InboxTracker(inbox, (), DEFAULT_IGNORE, settle_s, incomplete_after_s, unchanged_fail_s)
 
 
 def keys(entries: list[Entry]) -> list[str]:
@@ -88,6 +93,48 @@ def test_truncated_pdf_is_reported_and_a_completed_one_is_ready(tmp_path: Path) 
     assert t.check_pending(9.0) == []
     ready = t.check_pending(10.5)
     assert keys(ready) == ["cut.pdf"] and ready[0].truncated
+
+
+def test_an_entry_seen_being_written_gets_incomplete_after_s_one_never_seen_changing_less(
+    tmp_path: Path,
+) -> None:
+    """The two bounds of docs/protocol.md, "When an entry is complete"."""
+    (tmp_path / "there.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n")  # there at start-up
+    (tmp_path / "paused.pdf").write_bytes(b"%PDF-1.7\n")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "doc.md").write_text("# x")
+    (job / "reference.docx").write_bytes(b"PK\x03\x04 cut short")
+    t = tracker(tmp_path, settle_s=1.0, incomplete_after_s=100.0, unchanged_fail_s=10.0)
+    assert t.scan(0.0) == []
+    with open(tmp_path / "paused.pdf", "ab") as fh:
+        fh.write(b"1 0 obj\n")  # the writer goes on, then pauses
+    version = t.waiting_version
+    assert t.check_pending(2.0) == []
+    waiting = {e.key: e.problem for e in t.waiting()}
+    assert set(waiting) == {"there.pdf", "job"}, "paused.pdf changed: it settles again"
+    assert t.waiting_version > version
+    assert waiting["job"] is not None and waiting["job"].member == "reference.docx"
+    assert waiting["job"].describe("job").startswith("job/reference.docx is not a complete DOCX")
+    assert {e.key for e in t.check_pending(3.5)} == set() and len(t.waiting()) == 3
+    ready = t.check_pending(10.5)
+    assert keys(ready) == ["job", "there.pdf"] and all(e.truncated for e in ready)
+    assert [e.key for e in t.waiting()] == ["paused.pdf"]
+    assert t.fail_after_s(t.entries["paused.pdf"]) == 100.0
+    assert t.check_pending(99.0) == []
+    [late] = t.check_pending(102.5)
+    assert late.key == "paused.pdf" and late.truncated and t.waiting() == []
+
+
+def test_an_entry_that_changes_stops_waiting(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.7\n")
+    t = tracker(tmp_path, settle_s=1.0)
+    t.scan(0.0)
+    assert t.check_pending(1.5) == [] and [e.key for e in t.waiting()] == ["a.pdf"]
+    with open(tmp_path / "a.pdf", "ab") as fh:
+        fh.write(b"%%EOF\n")
+    assert t.check_pending(2.0) == [] and t.waiting() == []
+    assert keys(t.check_pending(3.5)) == ["a.pdf"]
 
 
 def test_vanished_and_replaced_entries(tmp_path: Path) -> None:

@@ -145,6 +145,8 @@ def test_without_a_daemon_the_id_works_at_once(
         first = submit(c).json()
         second = submit(c).json()
         assert first["job_id"] != second["job_id"] and second["name"] == "report-1.md"
+        # The 202's record (made from what the POST wrote) is the one read back from inbox/.
+        assert c.get(f"/v1/spools/spool/jobs/{first['job_id']}").json() == first
         not_yet = c.get(f"/v1/spools/spool/jobs/{first['job_id']}/artifacts/report.html")
         envelope(not_yet, 404, "not_found")
         envelope(c.get(f"/v1/spools/spool/jobs/{first['job_id']}/manifest"), 404, "not_found")
@@ -223,6 +225,12 @@ def test_bad_requests_and_idempotency(
         assert "colour" in err["message"]
         envelope(submit(c, data={"options": '{"id": "x"}'}), 422, "invalid_request")
         envelope(submit(c, data={"options": "[1]"}), 422, "invalid_request")
+        md = {"Content-Type": "text/markdown"}
+        for odd in ("101", "-1", "high"):  # left to FastAPI's validation by hotpath.py
+            bad = c.post(
+                "/v1/spools/spool/jobs", params={"priority": odd}, content=b"#", headers=md
+            )
+            assert "priority" in envelope(bad, 422, "invalid_request")["message"]
         txt = {"file": ("notes.txt", b"plain", "text/plain")}
         envelope(submit(c, files=txt), 415, "unsupported_media_type")
         raw = c.post("/v1/spools/spool/jobs", content=b"x", headers={"Content-Type": "image/png"})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -149,12 +151,44 @@ def test_the_hot_path_takes_only_plain_job_look_ups() -> None:
     def scope(path: str, method: str = "GET", query: bytes = b"") -> dict[str, object]:
         return {"method": method, "path": path, "query_string": query}
 
-    assert match(scope(f"/v1/spools/s/jobs/{job_id}")) == ("s", job_id)
-    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=5")) is None
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}")) == ("s", job_id, None)
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=5")) == ("s", job_id, 5.0)
+    assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=b"wait=0.25")) == ("s", job_id, 0.25)
+    for declined in (b"wait=-1", b"wait=x", b"wait=", b"wait=1&wait=2", b"wait=1e3", b"x=1"):
+        assert match(scope(f"/v1/spools/s/jobs/{job_id}", query=declined)) is None, declined
     assert match(scope(f"/v1/spools/s/jobs/{job_id}", method="DELETE")) is None
     assert match(scope(f"/v1/spools/s/jobs/{job_id}/manifest")) is None
     assert match(scope("/v1/spools/s/jobs/../../etc")) is None
     assert match(scope("/v1/spools/s/jobs")) is None
+
+
+def test_the_hot_path_takes_plain_submissions_and_leaves_the_rest_to_fastapi() -> None:
+    from spoold.http.hotpath import match_submit, submit_query
+
+    def post(path: str, query: bytes = b"", method: str = "POST") -> dict[str, object]:
+        return {"method": method, "path": path, "query_string": query}
+
+    assert match_submit(post("/v1/spools/s/jobs")) == "s"
+    assert match_submit(post("/v1/spools/s/jobs", method="GET")) is None
+    assert match_submit(post("/v1/spools/s/jobs/")) is None
+    assert match_submit(post("/v1/spools/a/b/jobs")) is None
+    assert match_submit(post("/v1/spools//jobs")) is None
+    query = b"name=r%C3%A9.md&targets=pdf,docx&priority=100&route=fast&other=1"
+    assert submit_query(post("/v1/spools/s/jobs", query)) == {
+        "name": "ré.md",
+        "targets": "pdf,docx",
+        "priority": "100",
+        "route": "fast",
+    }
+    assert submit_query(post("/v1/spools/s/jobs", b"priority=0")) == {"priority": "0"}
+    for declined in (
+        b"priority=101",
+        b"priority=-1",
+        b"priority=07",
+        b"priority=",
+        b"name=a&name=b",
+    ):
+        assert submit_query(post("/v1/spools/s/jobs", declined)) is None, declined
 
 
 def test_index_forgets_purged_jobs(tmp_path: Path) -> None:
@@ -167,3 +201,89 @@ def test_index_forgets_purged_jobs(tmp_path: Path) -> None:
     (paths.done / f"a.{job_id}").rmdir()  # purged by retention
     index.load()
     assert job_id not in index.jobdirs
+
+
+@pytest.mark.parametrize("inotify", [True, False])
+def test_the_follower_hands_new_lines_over(tmp_path: Path, inotify: bool) -> None:
+    """With inotify the event loop reads the log itself; without, a thread polls it."""
+    import asyncio
+
+    from spoold.http.follower import Follower
+    from spoold.spool.eventfiles import EVENTS_DIR
+
+    paths = init_spool(tmp_path / "s")
+    (paths.events.parent / EVENTS_DIR).mkdir(exist_ok=True)
+    mine = paths.events.parent / EVENTS_DIR / "host.a.ndjson"
+    mine.write_text('{"ts": "2026-01-01T00:00:00Z", "event": "daemon.started"}\n')
+
+    async def follow() -> list[str]:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Queue[list[dict[str, object]]] = asyncio.Queue()
+        follower = Follower(
+            paths.events, lambda lines: loop.call_soon_threadsafe(got.put_nowait, lines)
+        )
+        if not inotify and follower.inotify is not None:
+            follower.inotify.close()
+            follower.inotify = None
+        follower.start(loop)
+        try:
+            assert (follower._thread is None) == (follower.inotify is not None)
+            with mine.open("a") as fh:  # a daemon's new line
+                fh.write('{"ts": "2026-01-01T00:00:01Z", "event": "job.detected"}\n')
+            lines = await asyncio.wait_for(got.get(), 30)
+        finally:
+            follower.stop()
+        return [str(e["event"]) for e in lines]
+
+    assert asyncio.run(follow()) == ["job.detected"]
+
+
+def test_signed_links(tmp_path: Path) -> None:
+    from spoold.http.signing import LINK, Signer, key_file
+
+    paths = init_spool(tmp_path / "spool")
+    first, second = Signer(paths), Signer(paths)  # two gateways of one spool
+    path = "/v1/spools/spool/jobs/20260101T000000Z-0123456789/artifacts/report.pdf"
+    exp = int(time.time()) + 60
+    url = first.sign(path, exp)
+    assert key_file(paths).stat().st_mode & 0o777 == 0o600
+    sig = url.rpartition("sig=")[2]
+    assert url == f"{path}?exp={exp}&sig={sig}" and len(sig) == 64
+    assert second.check("GET", path, str(exp), sig) is LINK  # the same key, read back
+    refusals = [
+        ("GET", path, str(exp), "0" * 64, "does not match"),
+        ("GET", path, str(exp + 1), sig, "does not match"),
+        ("GET", path.replace("report.pdf", "other.pdf"), str(exp), sig, "does not match"),
+        ("GET", path, "soon", sig, "not a time"),
+        ("GET", path, None, sig, "needs both"),
+        ("DELETE", path, str(exp), sig, "needs both"),
+    ]
+    for method, p, e, s, words in refusals:
+        with pytest.raises(ApiError) as info:
+            second.check(method, p, e, s)
+        assert info.value.status == 403 and words in info.value.message
+    past = int(time.time()) - 1
+    old = first.sign(path, past).rpartition("sig=")[2]
+    with pytest.raises(ApiError, match="expired"):
+        first.check("GET", path, str(past), old)
+    # A new key (the file removed) ends every link given out before.
+    key_file(paths).unlink()
+    first._checked = second._checked = 0.0
+    assert first.sign(path, exp) != url
+    with pytest.raises(ApiError, match="does not match"):
+        second.check("GET", path, str(exp), sig)
+
+
+def test_the_page_files_are_package_data_with_a_strict_policy() -> None:
+    from spoold.http.routes_page import MEDIA, PAGE_CSP, PageFiles
+
+    files = PageFiles().files
+    assert set(files) == set(MEDIA)
+    assert "default-src 'self'" in PAGE_CSP and "unsafe" not in PAGE_CSP
+    html = files["index.html"][0].decode()
+    # No inline script, style or handler: the policy would refuse them anyway.
+    assert "<script>" not in html and "<style" not in html and "style=" not in html
+    assert re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE) is None
+    for name in ("page.js", "rows.js", "upload.js"):
+        text = files[name][0].decode()
+        assert "innerHTML" not in text and "eval(" not in text and "http" + "://" not in text

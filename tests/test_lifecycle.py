@@ -54,6 +54,7 @@ class FakeExecutor:
     """Runs a job at once, in this process: `behaviour` says how it ends."""
 
     workers = 1
+    ready_workers = 1
 
     def __init__(self, behaviour: Callable[[JobSpec], Outcome] | None = None) -> None:
         self.behaviour = behaviour or convert_to_html

@@ -320,9 +320,13 @@ def test_worker_restarts_and_conversion_seconds(
     folder.rename(spool / "inbox" / "forever")
     stage_file(spool, "doc.md", MD)
     wait_for(lambda: published(spool) and published(spool, "failed"), what="both finished")
+    # The textfile is rewritten every 2 s: wait for one written after both ended.
     wait_for(
-        lambda: sample_values(metrics_text(spool), "spoold_worker_restarts_total"),
-        what="the restart counted",
+        lambda: (
+            sample_values(metrics_text(spool), "spoold_worker_restarts_total")
+            and sample_values(metrics_text(spool), "spoold_conversion_seconds_count")
+        ),
+        what="the restart and the conversions counted",
     )
     text = metrics_text(spool)
     restarts = sample_values(text, "spoold_worker_restarts_total")

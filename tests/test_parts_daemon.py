@@ -166,7 +166,7 @@ def test_the_jobs_timeout_bounds_all_its_parts(make_spool, daemon_factory) -> No
     # the job while its parts run, and no part can end first on its own. (With a small
     # document a fast machine could simply finish the job within the timeout.)
     spool = make_spool(targets=["pdf"], max_attempts=1, timeout_s=8)
-    daemon_factory(spool, env=parts_env(900_000))
+    daemon_factory(spool, env=parts_env(900_000)).wait_workers()  # the 8 s are the job's
     drop(spool, "long.md", release_notes(1000))
     running = wait_for(lambda: running_parts(spool), timeout=60, what="a part running")
     wait_for(lambda: published(spool, "failed"), timeout=120, what="the job timed out")

@@ -164,3 +164,25 @@ def test_remove_tree_handles_deep_nesting_without_recursion(tmp_path: Path) -> N
 def test_purge_of_empty_spool_is_a_no_op(spool: SpoolPaths) -> None:
     res = purge(spool, 30, 90, now=NOW)
     assert (res.removed_done, res.removed_failed, res.freed_bytes) == (0, 0, 0)
+
+
+def test_events_files_of_daemons_long_gone_are_removed(spool: SpoolPaths) -> None:
+    logs = spool.state / "events"
+    logs.mkdir()
+    files = {
+        "gone-old": logs / "h1.aaaa1111.ndjson",  # no lease, last line 91 days ago
+        "gone-old-rotated": logs / "h1.aaaa1111.ndjson.1",
+        "gone-recent": logs / "h1.bbbb2222.ndjson",  # no lease, 89 days ago
+        "alive-quiet": logs / "h2.cccc3333.ndjson",  # a lease: kept, however old
+        "legacy": spool.events,  # the shared log of an older version
+    }
+    ages = {"gone-recent": 89 * DAY}
+    for key, path in files.items():
+        path.write_text('{"event": "daemon.started"}\n')
+        age = ages.get(key, 91 * DAY)
+        os.utime(path, (NOW - age, NOW - age))
+    (spool.daemons / "cccc3333.lock").touch()
+    res = purge(spool, keep_done_days=30, keep_failed_days=90, now=NOW)
+    assert res.removed_event_files == 3
+    gone = {k for k, p in files.items() if not p.exists()}
+    assert gone == {"gone-old", "gone-old-rotated", "legacy"}

@@ -71,9 +71,9 @@ def purge(spool: Path, as_json: bool) -> None:
 
 @cli.command("check-events")
 @SpoolArg
-@click.option("--strict", is_flag=True, help="also fail on gaps (a rotated-away start)")
+@click.option("--strict", is_flag=True, help="also fail on gaps no events.gap record declares")
 def check_events_cmd(spool: Path, strict: bool) -> None:
-    """Replay .spoold/events.ndjson and check every job's path through the state machine."""
+    """Replay the events log and check every job's path through the state machine."""
     from ..tools.checker import check_path
 
     try:

@@ -12,6 +12,7 @@ import click
 
 from .. import api
 from ..spool.clock import parse_iso, wall_time
+from ..spool.waiting import INCOMPLETE
 from .shared import SpoolArg, cli, echo_json, exit_codes
 
 
@@ -42,6 +43,9 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(
             f"  running {job['job_id']} {job['name']} attempt {job['attempt']} ({job['stage']})"
         )
+    now = wall_time()
+    for job in data["waiting_jobs"]:
+        click.echo(f"  waiting {job['folder']}: {waiting_note(job['waiting'], now)}")
     for f in data["recent_failures"]:
         click.echo(f"  {f['status']:7} {f['job_id']} {f['name']}: {f['code']}")
     if not data["daemons"]:
@@ -55,8 +59,8 @@ def _watch(spool: Path) -> None:
     def render() -> Table:
         data = api.status(spool)
         table = Table(
-            title=f"{spool}: {data['queued']} queued, {data['done']} done, "
-            f"{data['failed']} failed, {data['free_disk_mb']} MB free"
+            title=f"{spool}: {data['queued']} queued, {data['waiting']} waiting, "
+            f"{data['done']} done, {data['failed']} failed, {data['free_disk_mb']} MB free"
         )
         for col in ("job", "name", "attempt", "stage", "started"):
             table.add_column(col)
@@ -70,6 +74,8 @@ def _watch(spool: Path) -> None:
             )
         for f in data["recent_failures"]:
             table.add_row(f["job_id"], f["name"], str(f["attempt"]), f"failed: {f['code']}", "")
+        for w in data["waiting_jobs"]:
+            table.add_row("-", w["name"], "0", f"waiting: {w['waiting']['reason']}", "")
         return table
 
     with Live(render(), refresh_per_second=2) as live:
@@ -131,19 +137,22 @@ def list_cmd(
             j["name"],
             j["code"] or _waits_for(j.get("waiting")),
             _age(now - _unix(j["created_at"])) if j["created_at"] else "",
+            _note(j.get("waiting"), now),
         )
         for j in jobs
     ]
     if not sys.stdout.isatty():
         for row in rows:
-            click.echo("\t".join(row))
+            # A sixth column only where there is a note: five-column readers stay right.
+            click.echo("\t".join(row if row[5] else row[:5]))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE"):
-        table.add_column(col, no_wrap=col != "NAME")
+    notes = any(row[5] for row in rows)
+    for col in ("STATUS", "JOB ID", "NAME", "CODE", "AGE", "NOTE")[: 6 if notes else 5]:
+        table.add_column(col, no_wrap=col not in ("NAME", "NOTE"))
     for row in rows:
         style = {
             "failed": "red",
@@ -152,7 +161,7 @@ def list_cmd(
             "queued": "yellow",
             "waiting": "yellow",
         }
-        table.add_row(*row, style=style.get(row[0]))
+        table.add_row(*row[: 6 if notes else 5], style=style.get(row[0]))
     Console().print(table)
     click.echo(f"{len(rows)} job(s)")
 
@@ -163,8 +172,34 @@ def _waits_for(waiting: dict[str, Any] | None) -> str:
     return "after " + ", ".join(str(r["job"]) for r in refs) if refs else ""
 
 
+def _note(waiting: dict[str, Any] | None, now: float) -> str:
+    """The NOTE column: an entry that fails its format check, in words (an `after` wait
+    is said in the CODE column)."""
+    if not waiting or waiting.get("reason") != INCOMPLETE:
+        return ""
+    return waiting_note(waiting, now)
+
+
 def _unix(stamp: str) -> float:
     return parse_iso(stamp)
+
+
+def waiting_note(waiting: dict[str, Any], now: float) -> str:
+    """A job record's `waiting` in words: why, for how long, and what happens next."""
+    since, until = waiting.get("since"), waiting.get("until")
+    if waiting.get("reason") == "after":
+        return _waits_for(waiting) + (f" (for {_age(now - _unix(since))})" if since else "")
+    text = str(waiting.get("message") or waiting.get("reason"))
+    if since:
+        text += f" (unchanged for {_age(now - _unix(since))}"
+        if until:
+            left = _unix(until) - now
+            when = f"in {_age(left)}" if left >= 1 else "any moment now"
+            text += f"; failed {when}"
+            if waiting.get("reason") == INCOMPLETE:
+                text += " unless it changes"
+        text += ")"
+    return text
 
 
 def _age(seconds: float) -> str:
@@ -179,17 +214,18 @@ def _age(seconds: float) -> str:
 @SpoolArg
 @click.option("--follow", "-f", is_flag=True, help="keep printing new events")
 def events(spool: Path, follow: bool) -> None:
-    """Print the events log (NDJSON)."""
-    from ..spool.events import follow as follow_events
-    from ..spool.events import read_events
+    """Print the events log (NDJSON): every daemon's file, merged in time order."""
+    from ..spool.eventfiles import EventsCursor, read_events
+    from ..spool.eventfiles import follow as follow_events
     from ..spool.protocol import SpoolPaths
 
     path = SpoolPaths(spool).events
-    for ev in read_events(path):
+    cursor = EventsCursor()  # where each file ended: --follow goes on from there
+    for ev in read_events(path, cursor):
         click.echo(json.dumps(ev, ensure_ascii=False))
     if follow:
         try:
-            for ev in follow_events(path):
+            for ev in follow_events(path, cursor=cursor):
                 click.echo(json.dumps(ev, ensure_ascii=False))
         except KeyboardInterrupt:
             return

@@ -35,9 +35,14 @@ class Admission:
         self.scheduler = Scheduler()
         self.waiting = waiting or WaitingRoom(lifecycle.conditions)
 
+    def busy_workers(self) -> int:
+        return sum(job.workers_held() for job in self.lifecycle.running.values())
+
     def free_workers(self) -> int:
-        busy = sum(job.workers_held() for job in self.lifecycle.running.values())
-        return self.lifecycle.executor.workers - busy
+        """Workers that could begin a job now: ready ones (while the pool starts, not
+        all are) that hold none."""
+        executor = self.lifecycle.executor
+        return min(executor.ready_workers, executor.workers) - self.busy_workers()
 
     def accept(self, rt: SpoolRuntime, entries: list[Entry], wall: float) -> None:
         """Entries that became ready: cancel markers aside, the rest to the scheduler."""
@@ -99,11 +104,11 @@ class Admission:
 
     def claim_ready(self, spools: list[SpoolRuntime], wall: float) -> None:
         """Claim as many jobs as there are idle workers now (no hoarding)."""
+        for rt in spools:
+            self._check_disk(rt)  # at most once a second: paused or not, whoever is busy
         free = self.free_workers()
         if free <= 0:
             return
-        for rt in spools:
-            self._check_disk(rt)
         # Disk short: a paused spool's jobs stay queued (and in the inbox) untouched.
         paused = {rt.name for rt in spools if rt.paused}
         by_name = {rt.name: rt for rt in spools}

@@ -8,6 +8,14 @@ of pebble's manager threads has died or the pool reports an internal error, the 
 in flight end as worker deaths (retried as worker_lost), the old pool's workers are
 stopped and a new pool is started. A pool that cannot be started again raises
 PoolBroken, and the daemon exits 70 for systemd to start a fresh one.
+
+Workers start in parallel and nobody waits for them: a spawned worker takes about a
+second to import WeasyPrint and the converters, on 2 cores several seconds for 8. The
+pool counts the workers that have run their initializer (`ready_workers`), the daemon
+claims only for those, and `on_worker_ready` wakes the loop when one more is ready. At
+most as many workers import at once as there are CPUs (start slots, worker/retire.py):
+8 workers on 2 cores then become ready two by two, the first after about a second,
+instead of all together after four.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from ..worker.spec import (
     INIT_WORKER,
     RUN_JOB,
     RUN_PART,
+    START_SLOTS,
     JobSpec,
     PrivateFontconfig,
     WorkerLimits,
@@ -88,8 +97,14 @@ class Executor(Protocol):
     @property
     def workers(self) -> int: ...
 
+    @property
+    def ready_workers(self) -> int:
+        """Workers that can begin a job now (fewer than `workers` while they start)."""
+        ...
+
     def start(self) -> None:
-        """Start the workers (the daemon calls it once, before the first claim)."""
+        """Start the workers (the daemon calls it once, before the first claim); it
+        does not wait for them."""
         ...
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
@@ -108,11 +123,59 @@ class Executor(Protocol):
 WORKERS_READY_TIMEOUT_S = 120.0  # a spawned worker imports WeasyPrint: ~1 s, more if loaded
 
 
-def _wait_until_ready(ready: Path, workers: int, timeout_s: float) -> None:
-    """Until every worker has run its initializer; after the deadline, go on anyway."""
-    deadline = time.monotonic() + timeout_s
-    while len(os.listdir(ready)) < workers and time.monotonic() < deadline:
-        time.sleep(0.01)  # a few hundred polls at start-up, not in the job path
+class WorkerStart:
+    """The workers of one new pool becoming ready, counted off the loop's thread.
+
+    Each worker's initializer leaves a file named after its pid in `folder`
+    (worker/retire.py). A thread counts them every 10 ms (only while the pool starts)
+    and calls `on_ready` for each new one; after WORKERS_READY_TIMEOUT_S every worker
+    counts as ready, so a worker that never reports cannot keep the pool idle. The
+    folder is removed when all are in. Its `slots/` holds one file per CPU: a starting
+    worker holds an flock on one while it imports.
+    """
+
+    def __init__(self, workers: int, on_ready: Callable[[], None]) -> None:
+        self.workers = workers
+        self.ready = 0
+        self.folder = Path(tempfile.mkdtemp(prefix="spoold-workers-"))
+        (self.folder / START_SLOTS).mkdir()
+        for slot in range(min(workers, os.cpu_count() or 1)):
+            (self.folder / START_SLOTS / str(slot)).touch()
+        self._on_ready = on_ready
+        self._stopped = threading.Event()
+
+    def watch(self) -> None:
+        threading.Thread(target=self._count, name="spoold-worker-start", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _count(self) -> None:
+        started = time.monotonic()
+        deadline = started + WORKERS_READY_TIMEOUT_S
+        try:
+            while self.ready < self.workers and not self._stopped.wait(0.01):
+                try:
+                    pids = [n for n in os.listdir(self.folder) if n.isdigit()]
+                    seen = min(len(pids), self.workers)
+                except OSError:
+                    seen = self.workers
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "%d of %d workers did not report ready in %.0f s; going on",
+                        self.workers - seen,
+                        self.workers,
+                        WORKERS_READY_TIMEOUT_S,
+                    )
+                    seen = self.workers
+                if seen > self.ready:
+                    self.ready = seen
+                    self._on_ready()
+            if self.ready == self.workers:
+                took = time.monotonic() - started
+                log.info("%d workers ready, %.1f s after they were started", self.workers, took)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class PoolExecution:
@@ -152,18 +215,30 @@ class PoolExecution:
 class PoolExecutor:
     """A pebble ProcessPool of long-lived workers, each a spawned interpreter."""
 
-    def __init__(self, workers: int, max_tasks: int, limits: WorkerLimits) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_tasks: int,
+        limits: WorkerLimits,
+        on_worker_ready: Callable[[], None] = lambda: None,
+    ) -> None:
         self._workers = workers
         self._max_tasks = max_tasks
         self._limits = limits
+        self._on_worker_ready = on_worker_ready  # called from the counting thread
         self._in_flight: set[PoolExecution] = set()
         self._fault = os.environ.get(POOL_FAULT_ENV, "").split(",")
         self._fontconfig: PrivateFontconfig | None = None
         self._pool: Any = None
+        self._starting: WorkerStart | None = None
 
     @property
     def workers(self) -> int:
         return self._workers
+
+    @property
+    def ready_workers(self) -> int:
+        return self._workers if self._starting is None else self._starting.ready
 
     def start(self) -> None:
         self._fontconfig = _private_fontconfig()
@@ -185,23 +260,28 @@ class PoolExecutor:
         # 20,000 per 70-page layout) and 12 % more CPU per layout (docs/performance.md
         # "Worker start method"). A worker starts once per max_tasks_per_worker jobs.
         ctx = multiprocessing.get_context("spawn")
-        ready = Path(tempfile.mkdtemp(prefix="spoold-workers-"))
+        if self._starting is not None:
+            self._starting.stop()
+        starting = self._starting = WorkerStart(self._workers, self._on_worker_ready)
         try:
             pool = ProcessPool(
                 max_workers=self._workers,
                 max_tasks=self._max_tasks,
                 initializer=INIT_WORKER,
-                initargs=(self._limits, self._fontconfig, str(ready)),
+                initargs=(self._limits, self._fontconfig, str(starting.folder)),
                 context=ctx,
             )
-            # Reading `active` starts the workers now; waiting for their "ready" files
-            # keeps READY=1 and the first job.started from coming before a worker can
-            # begin. A worker recycled later starts while jobs wait in the pool's queue.
+            # Reading `active` launches every worker now, all at once (a spawn returns
+            # in milliseconds; the imports run in the workers). Jobs are claimed only
+            # for ready workers, so no job.started comes before a worker can begin it.
+            # A worker recycled later starts while jobs wait in the pool's queue.
             if not pool.active:
                 raise RuntimeError("the worker pool did not start")
-            _wait_until_ready(ready, self._workers, WORKERS_READY_TIMEOUT_S)
+        except BaseException:
+            starting.stop()
+            raise
         finally:
-            shutil.rmtree(ready, ignore_errors=True)
+            starting.watch()  # removes its folder when done (at once when stopped)
         return pool
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
@@ -245,6 +325,8 @@ class PoolExecutor:
         return future
 
     def stop(self) -> None:
+        if self._starting is not None:
+            self._starting.stop()
         if self._pool is not None:
             _stop_pool(self._pool)
         self._remove_fontconfig()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
 from ..spool.clock import iso, iso_of, new_job_id
-from ..spool.entries import EntryKind
+from ..spool.entries import EntryKind, Incomplete
 from ..spool.events import (
     ClaimLost,
     JobClaimed,
@@ -130,13 +130,7 @@ class Lifecycle:
         if job is None:
             return
         if entry.truncated:
-            err = JobError(
-                ErrorCode.INPUT_INVALID,
-                f"{entry.name} looks truncated: it stopped changing "
-                f"{rt.settings.incomplete_after_s:.0f} s ago but is not complete",
-                hint="Copy the file again, completely.",
-            )
-            self.publish(job, JobStatus.FAILED, err.info(), None)
+            self.publish(job, JobStatus.FAILED, truncated_error(rt, entry).info(), None)
             return
         self.start(job, idle)
 
@@ -379,6 +373,19 @@ class Lifecycle:
             event = JobDiscarded(job_id=job.job_id, attempt=job.attempt.number, reason=reason)
             self.bus.emit(job.rt, event)
         return len(lost)
+
+
+def truncated_error(rt: SpoolRuntime, entry: Entry) -> JobError:
+    """An entry that failed its format check and stayed unchanged for its bound."""
+    problem = entry.problem or Incomplete(entry.name, "does not look complete")
+    return JobError(
+        ErrorCode.INPUT_INVALID,
+        f"{problem.describe(entry.name)}. It has not changed for "
+        f"{rt.tracker.fail_after_s(entry):.0f} s, so it is taken as truncated or broken, "
+        "not as still being written",
+        hint=f"Copy {problem.member} again, completely (write it into tmp/, then rename "
+        "it into inbox/), or replace it with a file that is not damaged.",
+    )
 
 
 def job_spec(job: RunningJob, plan: JobPlan, workers: int, idle: int = 0) -> JobSpec:

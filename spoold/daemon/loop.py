@@ -70,7 +70,7 @@ class Daemon:
             open_runtime(root, self.spool_defaults, self.host_id, self.token)
             for root in spool_roots
         ]
-        # Started in run(), after the metrics port and the leases: spawning takes a while.
+        # Started in run(), once running/ is recovered: workers take a while to start.
         self.executor = executor or self._pool_executor()
         # Jobs that wait for others (job.json `after`): any job event looks again soon.
         conditions = Conditions()
@@ -94,16 +94,7 @@ class Daemon:
         self.error_pause_s = 0.5  # after a failed pass: no busy loop on a lasting error
         self.stopping = False
         self.reload_requested = False
-        # What each wake-up does, on the loop thread (wakeups.py says who sends which).
-        self.on_wakeup: dict[WakeupKind, Callable[[Wakeup], None]] = {
-            WakeupKind.DONE: lambda item: self.lifecycle.finish(item.job_id),
-            WakeupKind.STOP: lambda item: self._stop_requested(),
-            WakeupKind.RELOAD: lambda item: self._reload_requested(),
-            WakeupKind.CALL: lambda item: item.call() if item.call is not None else None,
-            WakeupKind.DRAIN_DEADLINE: lambda item: self.lifecycle.drain(),
-            WakeupKind.OVERFLOW: lambda item: self._overflowed(),
-            WakeupKind.FS: lambda item: None,  # the pass that takes it looks at the inboxes
-        }
+        self.on_wakeup = self._wakeup_table()
         self.rescan_requested = True
         self.observer: Observer = PollingObserver()
         self.detect_mode = "poll"
@@ -111,6 +102,19 @@ class Daemon:
         self.metrics: Metrics | None = None
         self.housekeeping = Housekeeping(self.spools, None)
         self._fs_wake_pending = False
+
+    def _wakeup_table(self) -> dict[WakeupKind, Callable[[Wakeup], None]]:
+        """What each wake-up does, on the loop thread (wakeups.py says who sends which)."""
+        return {
+            WakeupKind.DONE: lambda item: self.lifecycle.finish(item.job_id),
+            WakeupKind.STOP: lambda item: self._stop_requested(),
+            WakeupKind.RELOAD: lambda item: self._reload_requested(),
+            WakeupKind.CALL: lambda item: item.call() if item.call is not None else None,
+            WakeupKind.DRAIN_DEADLINE: lambda item: self.lifecycle.drain(),
+            WakeupKind.OVERFLOW: lambda item: self._overflowed(),
+            WakeupKind.FS: lambda item: None,  # the pass that takes it looks at the inboxes
+            WakeupKind.WORKER_READY: lambda item: None,  # the pass claims for the worker
+        }
 
     # ------------------------------------------------------------------ set-up
 
@@ -169,7 +173,12 @@ class Daemon:
             memory_mb=max(rt.settings.memory_limit_mb for rt in self.spools),
             cpu_s=max(rt.settings.cpu_limit_s for rt in self.spools),
         )
-        return PoolExecutor(self.settings.workers, self.settings.max_tasks_per_worker, limits)
+        return PoolExecutor(
+            self.settings.workers,
+            self.settings.max_tasks_per_worker,
+            limits,
+            on_worker_ready=lambda: self.wakeups.put(Wakeup(WakeupKind.WORKER_READY)),
+        )
 
     # ------------------------------------------------------------------ run
 
@@ -190,7 +199,6 @@ class Daemon:
         for rt in self.spools:
             rt.paths.daemons.mkdir(exist_ok=True)
             rt.lease.acquire()
-        self.executor.start()
         self._notify(STATUS="starting: recovering running/")
         for rt in self.spools:
             recover(rt, self.lifecycle, self.host_id, self.token)
@@ -202,6 +210,9 @@ class Daemon:
             lambda: self.wakeups.put(Wakeup(WakeupKind.OVERFLOW)),
         )
         self.observer.start()
+        # Last: the workers' start (seconds of CPU) does not hold up the daemon's own,
+        # and it is not waited for (executor.py).
+        self.executor.start()
         for rt in self.spools:
             started = DaemonStarted(
                 pid=os.getpid(),
@@ -307,6 +318,8 @@ class Daemon:
         else:
             for rt in self.spools:
                 self.admission.accept(rt, rt.tracker.check_pending(now), wall)
+        for rt in self.spools:
+            rt.board.publish()  # a comparison, unless an entry started or stopped waiting
 
     def _timeout(self, now: float) -> float:
         """Seconds the loop may sleep before a timer, a settling entry or a retry is due."""
@@ -390,8 +403,11 @@ class Daemon:
         self._notify(READY="1", STATUS=self.status_line())
 
     def _housekeeping(self) -> None:
-        """Every ~2 s: STATUS= for systemd, then the metrics and their textfiles."""
+        """Every ~2 s: STATUS= for systemd, events held through a full disk, then the
+        metrics and their textfiles."""
         self._notify(STATUS=self.status_line())
+        for rt in self.spools:
+            rt.events.flush()  # nothing to do unless appends failed
         scanned_at: float | None = None
         if self.next_scan != self._scan_mark:
             # A full scan completed since the last pass: _iterate set next_scan to the
@@ -404,7 +420,7 @@ class Daemon:
     def _busy(self) -> int:
         # A job whose worker finished but which is not published yet no longer holds a
         # worker (so never more than workers/workers).
-        return max(0, self.executor.workers - self.admission.free_workers())
+        return min(self.executor.workers, self.admission.busy_workers())
 
     def status_line(self) -> str:
         return status_line(self.spools, self._busy(), self.executor.workers, self.stopping)
@@ -424,6 +440,7 @@ class Daemon:
         self.observer.stop()
         self.executor.stop()
         for rt in self.spools:
+            rt.board.remove()
             rt.lease.release()
             rt.events.close()
         if self.metrics is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..spool.protocol import INPUT_DIR, parse_running_name
 from ..spool.transient import call_with_retry
+from ..spool.waiting import remove_board
 from .lifecycle import Lifecycle
 from .runtime import SpoolRuntime
 
@@ -66,3 +67,4 @@ def _forget_dead_daemons(rt: SpoolRuntime, running: list[str], token: str) -> No
     for other in tokens - holding - {token}:
         if rt.peers.is_gone(other):
             rt.peers.forget(other)
+            remove_board(rt.paths.waiting, other)  # what it waited on, for tools

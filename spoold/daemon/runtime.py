@@ -9,12 +9,13 @@ from ..errors import ErrorInfo
 from ..settings import SpoolSettings
 from ..spool.after import AfterRef
 from ..spool.clock import SpoolClock
-from ..spool.events import EventLog
+from ..spool.eventlog import EventLog
 from ..spool.job import Attempt, CancelMode, JobState, JobStatus
 from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import SpoolPaths
 from ..worker.spec import JobSpec, WorkerResult
 from .executor import Execution
+from .inbox.board import WaitingBoard
 from .inbox.tracker import Entry, InboxTracker
 from .intake import JobPlan
 
@@ -31,6 +32,7 @@ class SpoolRuntime:
     peers: PeerWatcher  # the other daemons' leases, judged on our monotonic clock
     tracker: InboxTracker
     spool_clock: SpoolClock  # the file server's time, for backoff waits across hosts
+    board: WaitingBoard  # the entries the tracker waits on, published for tools
     markers: dict[str, Entry] = field(default_factory=dict)
     waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
     paused: str | None = None

@@ -9,10 +9,13 @@ from typing import Any
 
 from ..settings import DEFAULT_IGNORE, SpoolSettings, load_spool_settings
 from ..spool.clock import SpoolClock
-from ..spool.events import DaemonReloaded, DaemonReloadRefused, EventLog
+from ..spool.eventfiles import writer_name
+from ..spool.eventlog import EventLog
+from ..spool.events import DaemonReloaded, DaemonReloadRefused
 from ..spool.fstype import needs_polling
 from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import open_spool
+from .inbox.board import WaitingBoard
 from .inbox.observers import InotifyObserver, Observer, PollingObserver
 from .inbox.tracker import InboxTracker
 from .listeners import ListenerBus
@@ -32,16 +35,27 @@ def open_runtime(root: Path, defaults: dict[str, Any], host_id: str, token: str)
         (*settings.ignore, *DEFAULT_IGNORE),
         settings.settle_ms / 1000,
         settings.incomplete_after_s,
+        settings.unchanged_fail_s,
+    )
+    spool_clock = SpoolClock(paths.clock_probe)
+    events = EventLog(
+        paths.events,
+        host_id,
+        int(settings.events_max_mb * 2**20),
+        writer=writer_name(host_id, token),  # the file of this instance alone
+        held_max=settings.events_held_max,
+        spool_time=spool_clock.now,
     )
     return SpoolRuntime(
         root=root,
         paths=paths,
         settings=settings,
-        events=EventLog(paths.events, host_id, int(settings.events_max_mb * 2**20)),
+        events=events,
         lease=OwnLease(paths.daemons, host_id, token),
         peers=PeerWatcher(paths.daemons, host_id, settings.lease_ttl_s),
         tracker=tracker,
-        spool_clock=SpoolClock(paths.clock_probe),
+        spool_clock=spool_clock,
+        board=WaitingBoard(tracker, paths.waiting, token, host_id),
     )
 
 
@@ -89,6 +103,8 @@ def reload_spool(
 def apply_settings(rt: SpoolRuntime, new: SpoolSettings, observer: Observer) -> None:
     rt.settings = new
     rt.peers.lease_ttl_s = new.lease_ttl_s
+    rt.events.max_bytes = int(new.events_max_mb * 2**20)
+    rt.events.held_max = new.events_held_max
     for route in new.routes:
         # A route added by the reload is created and watched at once.
         folder = rt.paths.inbox / route
@@ -103,4 +119,5 @@ def apply_settings(rt: SpoolRuntime, new: SpoolSettings, observer: Observer) -> 
         (*new.ignore, *DEFAULT_IGNORE),
         new.settle_ms / 1000,
         new.incomplete_after_s,
+        new.unchanged_fail_s,
     )

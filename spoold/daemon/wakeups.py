@@ -23,6 +23,7 @@ class WakeupKind(StrEnum):
     OVERFLOW = "overflow"  # the inotify queue overflowed: rescan every inbox
     DRAIN_DEADLINE = "drain_deadline"  # drain_s passed since the stop began
     FS = "fs"  # an inotify hint: look at the inboxes
+    WORKER_READY = "worker_ready"  # a starting worker can take jobs (executor thread)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from . import (
     routes_files,
     routes_health,
     routes_jobs,
+    routes_page,
 )
 from .auth import Tokens
 from .errors import SafeJSONResponse, install_handlers
@@ -74,10 +75,13 @@ class Middleware:
             await send(message)
 
         hit = hotpath.match(scope)
+        spool = hotpath.match_submit(scope) if hit is None else None
         try:
             if hit is not None:
                 await hotpath.answer(self.api, scope, receive, sending, hit)
-            else:
+            elif spool is None or not await hotpath.submit(
+                self.api, scope, receive, sending, spool
+            ):
                 await self.app(scope, receive, sending)
         finally:
             took = time.perf_counter() - started
@@ -126,7 +130,7 @@ def create_app(roots: list[Path], tokens_file: Path | None) -> FastAPI:
     app.state.tokens = Tokens(tokens_file)
     app.state.metrics = metrics = Metrics(spools, gateway=True)
     install_handlers(app)
-    for module in (routes_jobs, routes_files, routes_events, routes_health):
+    for module in (routes_jobs, routes_files, routes_events, routes_health, routes_page):
         app.include_router(module.router)
     _add_docs(app)
     app.add_middleware(Middleware, metrics=metrics, api=app)
@@ -158,7 +162,3 @@ def _add_docs(app: FastAPI) -> None:
     async def docs(caller: Who) -> Response:
         page = docs_page.render(app.openapi())
         return HTMLResponse(page, headers={"Content-Security-Policy": docs_page.CSP})
-
-    @app.get("/", include_in_schema=False)
-    async def root(caller: Who) -> SafeJSONResponse:
-        return SafeJSONResponse({"name": "spoold", "version": __version__, "docs": "/docs"})

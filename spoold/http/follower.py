@@ -1,16 +1,20 @@
-"""The events log of one spool, tailed once by the gateway (a thread per spool).
+"""The events log of one spool, tailed once by the gateway.
 
 Every new line goes to the job index (where each job's folder is) and wakes whatever
-waits on the spool: `?wait` answers and Server-Sent Events streams. inotify on
-`.spoold/` says when the log grew; where inotify cannot see remote writes (NFS, SMB,
-FUSE: spool/fstype.py), or as a safety net, the log is looked at every `poll_s`.
+waits on the spool: `?wait` answers and Server-Sent Events streams. The log is a file
+per daemon, read merged by spool/eventfiles.py's `Tail`. inotify on `.spoold/` and
+`.spoold/events/` says when a file grew: its descriptor is read by the server's event
+loop itself, so a job's end wakes its `?wait` with no thread in between (a thread's
+wake-up, the GIL and a hand-over to the loop cost milliseconds on a busy host). Where
+inotify cannot see remote writes (NFS, SMB, FUSE: spool/fstype.py) a thread looks at
+the files every `poll_s`; with inotify the loop looks every `poll_s` as a safety net.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
-import json
 import logging
 import os
 import select
@@ -19,32 +23,52 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..spool.eventfiles import EVENTS_DIR, Tail
 from ..spool.fstype import needs_polling
 
 log = logging.getLogger("spoold.http")
 
 IN_MODIFY, IN_CREATE, IN_MOVED_TO = 0x2, 0x100, 0x80
 IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
+_MASK = IN_MODIFY | IN_CREATE | IN_MOVED_TO
 
 
-def _inotify_fd(folder: Path) -> int | None:
-    """An inotify descriptor watching `folder` for writes and renames, or None."""
+class _Inotify:
+    """An inotify descriptor watching folders for writes and renames."""
+
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = int(self.libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+        if self.fd < 0:
+            raise OSError("inotify_init1 failed")
+        self.watched: set[Path] = set()
+
+    def watch(self, folder: Path) -> bool:
+        if folder in self.watched:
+            return True
+        if self.libc.inotify_add_watch(self.fd, os.fsencode(folder), _MASK) < 0:
+            return False
+        self.watched.add(folder)
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _inotify(folder: Path) -> _Inotify | None:
+    """Watching `folder` (.spoold/), or None where inotify cannot be had."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
-        if fd < 0:
-            return None
-        mask = IN_MODIFY | IN_CREATE | IN_MOVED_TO
-        if libc.inotify_add_watch(fd, os.fsencode(folder), mask) < 0:
-            os.close(fd)
-            return None
-        return fd
+        ino = _Inotify()
     except (OSError, AttributeError):
         return None
+    if not ino.watch(folder):
+        ino.close()
+        return None
+    return ino
 
 
 class Follower:
-    """Reads events.ndjson from where it was when the gateway started, line by line."""
+    """Reads the events log from where it was when the gateway started, line by line."""
 
     def __init__(
         self,
@@ -54,97 +78,85 @@ class Follower:
     ) -> None:
         self.path = events
         self.on_events = on_events
-        self.inotify = None if needs_polling(events.parent) else _inotify_fd(events.parent)
+        self.inotify = None if needs_polling(events.parent) else _inotify(events.parent)
         self.poll_s = poll_s if self.inotify is not None else min(poll_s, 0.05)
         self._lock = threading.Lock()  # one reader at a time: the thread or catch_up()
-        self._ino: int | None = None
-        self._offset = 0
-        self._buf = b""
+        self._tail = Tail(events)  # from the log's end now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        try:
-            st = os.stat(events)
-            self._ino, self._offset = st.st_ino, st.st_size
-        except FileNotFoundError:
-            pass
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Follow on `loop` (inotify), or in a thread of its own (polling, or no loop)."""
+        if self.inotify is not None and loop is not None:
+            self._loop = loop
+            loop.add_reader(self.inotify.fd, self._on_inotify)
+            self._timer = loop.call_later(self.poll_s, self._tick)
+            return
         self._thread = threading.Thread(target=self._run, name="spoold-http-follow", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._loop is not None and self.inotify is not None:
+            self._loop.remove_reader(self.inotify.fd)
+        if self._timer is not None:
+            self._timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.inotify is not None:
-            os.close(self.inotify)
+            self.inotify.close()
             self.inotify = None
+        self._tail.close()
+
+    def _on_inotify(self) -> None:
+        """On the loop: the log's folders changed."""
+        self._drain()
+        self._safely(self.catch_up)
+
+    def _tick(self) -> None:
+        """On the loop, every poll_s: what inotify may have missed."""
+        if self._stop.is_set():
+            return
+        self._safely(self.catch_up)
+        assert self._loop is not None
+        self._timer = self._loop.call_later(self.poll_s, self._tick)
+
+    def _safely(self, read: Callable[[], None]) -> None:
+        try:
+            if self.inotify is not None:
+                # The per-daemon files' folder appears with the first daemon of this version.
+                self.inotify.watch(self.path.parent / EVENTS_DIR)
+            read()
+        except Exception:  # never let following stop: the next pass tries again
+            log.exception("reading %s failed", self.path)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.catch_up()
-            except Exception:  # never let the thread die: the next pass tries again
-                log.exception("reading %s failed", self.path)
+            self._safely(self.catch_up)
             self._idle()
 
     def _idle(self) -> None:
         if self.inotify is None:
             self._stop.wait(self.poll_s)
             return
-        ready, _, _ = select.select([self.inotify], [], [], self.poll_s)
+        ready, _, _ = select.select([self.inotify.fd], [], [], self.poll_s)
         if ready:
-            try:
-                while os.read(self.inotify, 65536):
-                    pass
-            except BlockingIOError:
+            self._drain()
+
+    def _drain(self) -> None:
+        assert self.inotify is not None
+        try:
+            while os.read(self.inotify.fd, 65536):
                 pass
+        except BlockingIOError:
+            pass
 
     def catch_up(self) -> None:
-        """Read whatever the log gained since the last look (also after a rotation)."""
+        """Read whatever the log's files gained since the last look (also after a
+        rotation, and from a daemon that started since)."""
         with self._lock:
-            lines = self._read_new()
+            lines = self._tail.poll()
         if lines:
             self.on_events(lines)
-
-    def _read_new(self) -> list[dict[str, Any]]:
-        try:
-            fh = open(self.path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return []
-        with fh:
-            ino = os.fstat(fh.fileno()).st_ino
-            out: list[dict[str, Any]] = []
-            if ino != self._ino:
-                out = self._rest_of_rotated()
-                self._ino, self._offset, self._buf = ino, 0, b""
-            fh.seek(self._offset)
-            chunk = fh.read()
-        self._offset += len(chunk)
-        return out + self._parse(chunk)
-
-    def _rest_of_rotated(self) -> list[dict[str, Any]]:
-        """The lines the old file got after our last read, before it was rotated."""
-        rotated = self.path.with_name(self.path.name + ".1")
-        try:
-            with open(rotated, "rb") as fh:
-                if os.fstat(fh.fileno()).st_ino != self._ino:
-                    return []
-                fh.seek(self._offset)
-                return self._parse(fh.read())
-        except FileNotFoundError:
-            return []
-
-    def _parse(self, chunk: bytes) -> list[dict[str, Any]]:
-        if not chunk:
-            return []
-        *lines, self._buf = (self._buf + chunk).split(b"\n")
-        out = []
-        for line in lines:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-        return out

@@ -6,19 +6,25 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from ..spool.clock import iso_of
 from ..tools.jobview import Place
-from .errors import ApiError, escape_json_text, escape_text
+from ..tools.lookup import JobLocation
+from .auth import Caller, caller_of
+from .errors import ApiError, SafeJSONResponse, escape_json_text, escape_text
+from .records import job_url
 from .routes_jobs import JobId, Who, served, visible
+from .signing import LINK_TTL_S
 
 router = APIRouter(prefix="/v1/spools/{spool}/jobs/{job_id}", tags=["files"])
 CHUNK = 256 * 1024
@@ -87,22 +93,40 @@ async def _read(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
         fh.close()
 
 
-@router.get("/artifacts/{file}", summary="An artifact's bytes (Range, If-None-Match)")
-async def get_artifact(
-    request: Request,
-    spool: str,
-    job_id: JobId,
-    file: Annotated[str, PathParam(description="the artifact's name, as in the record")],
-    caller: Who,
-) -> Response:
-    sp = served(request, spool)
-    loc = await visible(sp, job_id, caller)
+async def token_or_signature(request: Request, spool: str) -> Caller:
+    """A bearer token, or a signed link's `exp` and `sig` (signing.py) for this path."""
+    query = request.query_params
+    if "sig" not in query and "exp" not in query:
+        return await caller_of(request)
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    path = bytes(raw).decode("latin-1").partition("?")[0]
+    who = served(request, spool).signer.check(
+        request.method, path, query.get("exp"), query.get("sig")
+    )
+    request.state.caller = who
+    return who
+
+
+def _done(loc: JobLocation, job_id: str) -> None:
     if loc.state == Place.FAILED:
         raise ApiError(409, f"job {job_id} {loc.record.status}: it has no artifacts")
     if loc.state != Place.DONE:
         raise ApiError(
             404, f"job {job_id} is {loc.record.status}; its artifacts come when it is done"
         )
+
+
+@router.get("/artifacts/{file}", summary="An artifact's bytes (Range, If-None-Match)")
+async def get_artifact(
+    request: Request,
+    spool: str,
+    job_id: JobId,
+    file: Annotated[str, PathParam(description="the artifact's name, as in the record")],
+    caller: Annotated[Caller, Depends(token_or_signature)],
+) -> Response:
+    sp = served(request, spool)
+    loc = await visible(sp, job_id, caller)
+    _done(loc, job_id)
     art = _artifact(loc.manifest, file)
     if art is None:
         raise ApiError(404, f"job {job_id} has no artifact {file!r}")
@@ -129,6 +153,27 @@ async def get_artifact(
     headers["Content-Length"] = str(last - first + 1)
     body = _read(path, first, last - first + 1)
     return StreamingResponse(body, status_code=206, media_type=media, headers=headers)
+
+
+@router.get(
+    "/download-links",
+    summary="Signed artifact URLs: plain links that work without a token until `expires`",
+)
+async def download_links(request: Request, spool: str, job_id: JobId, caller: Who) -> Response:
+    sp = served(request, spool)
+    loc = await visible(sp, job_id, caller)
+    _done(loc, job_id)
+    base = job_url(sp.name, job_id)
+    expires = int(time.time()) + LINK_TTL_S
+    links = []
+    for art in (loc.manifest or {}).get("artifacts") or []:
+        if not isinstance(art, dict) or not isinstance(art.get("path"), str):
+            continue
+        url = sp.signer.sign(f"{base}/artifacts/{quote(art['path'], safe='')}", expires)
+        links.append({"name": art.get("name"), "path": art["path"], "url": url})
+    return SafeJSONResponse(
+        {"expires": expires, "expires_at": iso_of(float(expires)), "artifacts": links}
+    )
 
 
 @router.get("/manifest", summary="manifest.json of a finished job")

@@ -110,7 +110,9 @@ def spool_figures(sp: ServedSpool) -> dict[str, Any]:
 async def list_spools(request: Request, caller: Who) -> SafeJSONResponse:
     spools: dict[str, ServedSpool] = request.app.state.spools
     figures = [await run_in_threadpool(spool_figures, sp) for sp in spools.values()]
-    return SafeJSONResponse({"spools": figures})
+    tokens = request.app.state.tokens.enabled
+    who = {"name": caller.name, "role": caller.role, "tokens": tokens}
+    return SafeJSONResponse({"spools": figures, "caller": who})
 
 
 @router.get("/metrics", summary="Prometheus metrics of this gateway (any valid token)")

@@ -102,6 +102,19 @@ async def submit_job(
     priority: Annotated[int | None, Query(ge=0, le=100)] = None,
     route: Annotated[str | None, Query(description="a route of the spool")] = None,
 ) -> SafeJSONResponse:
+    return await submitted(request, spool, caller, name, targets, priority, route)
+
+
+async def submitted(
+    request: Request,
+    spool: str,
+    caller: Caller,
+    name: str | None,
+    targets: str | None,
+    priority: int | None,
+    route: str | None,
+) -> SafeJSONResponse:
+    """The answer to a job submitted (this route's, and hotpath.py's for the same POST)."""
     sp = served(request, spool)
     status, loc = await submit_upload(request, sp, caller, name, targets, priority, route)
     url = job_url(sp.name, loc.job_id or "")
@@ -119,13 +132,16 @@ async def get_job(
     sp = served(request, spool)
     loc = await visible(sp, job_id, caller)
     if wait and loc.state not in TERMINAL:
-        loc = await _wait(sp, job_id, loc, min(wait, MAX_WAIT_S))
+        loc = await wait_until_ended(sp, job_id, loc, wait)
     return SafeJSONResponse(full_record(sp, loc))
 
 
-async def _wait(sp: ServedSpool, job_id: str, loc: JobLocation, seconds: float) -> JobLocation:
-    """Until the job is published (the events log says so) or `seconds` pass."""
-    deadline = time.monotonic() + seconds
+async def wait_until_ended(
+    sp: ServedSpool, job_id: str, loc: JobLocation, seconds: float
+) -> JobLocation:
+    """Until the job is published (the events log says so) or `seconds` pass (at most
+    MAX_WAIT_S)."""
+    deadline = time.monotonic() + min(seconds, MAX_WAIT_S)
     while loc.state not in TERMINAL:
         left = deadline - time.monotonic()
         if left <= 0:

@@ -24,6 +24,7 @@ from ..tools.jobview import InboxView
 from ..tools.lookup import JobLocation
 from .follower import Follower
 from .index import JobIndex
+from .signing import Signer
 
 log = logging.getLogger("spoold.http")
 
@@ -38,16 +39,19 @@ class ServedSpool:
         self._settings_sig = self._sig()
         self._view: InboxView | None = None
         self.index = JobIndex(self.paths, inbox_view(self.paths))
+        self.signer = Signer(self.paths)
         self.follower = Follower(self.paths.events, self._on_events)
         self.counts = {s: FolderCount(self.paths.root / s) for s in ("done", "failed")}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._waiters: set[asyncio.Event] = set()
         self._lock = threading.Lock()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._loop_thread = threading.get_ident()  # start() runs on the loop
         self.index.load()
-        self.follower.start()
+        self.follower.start(loop)
 
     def stop(self) -> None:
         self.follower.stop()
@@ -86,10 +90,14 @@ class ServedSpool:
     # ------------------------------------------------------------------ waking
 
     def _on_events(self, events: list[dict[str, Any]]) -> None:
-        """From the follower's thread: learn, then wake the event loop's waiters."""
+        """From the follower (on the loop, or a thread): learn, then wake the waiters."""
         self.index.learn(events)
         loop = self.loop
-        if loop is not None and self._waiters:
+        if loop is None or not self._waiters:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._wake_all()
+        else:
             loop.call_soon_threadsafe(self._wake_all)
 
     def _wake_all(self) -> None:

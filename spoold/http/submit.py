@@ -25,11 +25,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..settings import JobFile, describe_errors
-from ..spool.clock import new_job_id, wall_time
+from ..spool.clock import iso_of, new_job_id, wall_time
 from ..spool.entries import JOB_FILE, EntryKind, looks_complete
 from ..spool.formats import SUFFIX_TYPES
-from ..spool.protocol import fsync_dir
-from ..tools.jobview import Place
+from ..spool.ids import SUBMITTER_RE
+from ..spool.protocol import fsync_dir, job_id_of
+from ..tools.jobview import Place, unclaimed_record
 from ..tools.lookup import JobLocation, location
 from ..tools.staging import TryLater, check_room, enqueue
 from . import idempotency as keys
@@ -164,10 +165,29 @@ async def submit_upload(
         if settings.durable:
             await run_in_threadpool(fsync_dir, sp.paths.inbox / (route or ""))
         sp.index.queued(job_id, inbox_key)
-        loc = location(sp.paths, Place.QUEUED, inbox_key)
+        loc = _queued_now(sp, inbox_key, job)
         return 202, loc or _found(sp, job_id)
     finally:
         upload.discard()
+
+
+def _queued_now(sp: ServedSpool, key: str, job: dict[str, Any]) -> JobLocation | None:
+    """Where the job folder this request renamed to inbox/KEY is, with its record: the
+    record tools/jobview.py `queued_record` reads back from the folder, made from what
+    this request wrote into it (one lstat instead of a dozen calls and job.json read
+    again). A job waiting on others (`after`) or named like a job folder is read back."""
+    leaf = key.rpartition("/")[2]
+    if "after" in job or job_id_of(leaf) is not None:
+        return location(sp.paths, Place.QUEUED, key)
+    path = f"{sp.paths.root}/inbox/{key}"
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None  # claimed already, or removed
+    by = job.get("submitted_by")
+    submitter = by if isinstance(by, str) and SUBMITTER_RE.match(by) else None
+    record = unclaimed_record(key, leaf, job["id"], iso_of(st.st_mtime), submitter)
+    return JobLocation(Place.QUEUED, Path(path), job["id"], record)
 
 
 def _key_has_job(sp: ServedSpool, key: str) -> bool:

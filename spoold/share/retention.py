@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..spool.clock import job_time, parse_iso, wall_time
+from ..spool.eventfiles import expired_files
 from ..spool.ids import forget_job_id
 from ..spool.protocol import MANIFEST, SpoolPaths, job_id_of, rename_noreplace
 from .outputs import unlink_flat_outputs
@@ -38,6 +39,7 @@ class PurgeResult:
     removed_failed: int = 0
     freed_bytes: int = 0
     removed_links: int = 0  # flat out/ entries removed with their jobs
+    removed_event_files: int = 0  # events files of daemons long gone
     leftovers: int = 0  # `.purge-*` folders of an interrupted purge, finished now
     errors: list[str] = field(default_factory=list)
 
@@ -101,6 +103,7 @@ def purge(
         files = [f for _kind, folder in doomed for f in _linked_files(folder)]
         result.removed_links = len(unlink_flat_outputs(paths.out, files))
     _remove_hidden(paths, doomed, result)
+    _purge_event_files(paths, max(keep_done_days, keep_failed_days) * DAY_S, now, result)
     if result.removed_done or result.removed_failed or result.leftovers:
         log.info(
             "purged %d done and %d failed job folders (%d bytes, %d out/ links)",
@@ -110,6 +113,23 @@ def purge(
             result.removed_links,
         )
     return result
+
+
+def _purge_event_files(paths: SpoolPaths, limit_s: float, now: float, result: PurgeResult) -> None:
+    """The events files of daemons that are gone, once their last line is older than
+    the oldest result kept: they would only describe jobs no longer there."""
+    try:
+        live = {name.rpartition(".")[0] for name in os.listdir(paths.daemons)}
+    except OSError:
+        return  # cannot tell which daemons are alive: remove nothing
+    for path in expired_files(paths.events, live, limit_s, now):
+        try:
+            os.unlink(path)
+            result.removed_event_files += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            result.errors.append(f"{path}: {exc.strerror or exc}")
 
 
 def _leftovers(paths: SpoolPaths) -> list[tuple[str, Path]]:

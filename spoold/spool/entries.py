@@ -9,6 +9,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -31,32 +32,62 @@ REFERENCE_DOCX = "reference.docx"  # a job folder's DOCX style template
 CHECKED_SUFFIXES = (".pdf", ".zip", ".docx")
 
 
+@dataclass(frozen=True)
+class Incomplete:
+    """Why an entry fails its format check: which file, and what is wrong with it."""
+
+    member: str  # the file, relative to the job folder; a single file's own name
+    problem: str  # what is wrong, in plain words ("does not end with %%EOF")
+
+    def describe(self, entry: str) -> str:
+        """One sentence naming the file: `report/reference.docx is not ...`."""
+        where = self.member if self.member == entry else f"{entry}/{self.member}"
+        return f"{where} {self.problem}"
+
+
 def looks_complete(path: Path, kind: EntryKind) -> bool:
     """Cheap check that a file is not cut short: a PDF ends with %%EOF, a ZIP has its
     central directory. Other files (and folders without such members) pass."""
+    return incomplete_member(path, kind) is None
+
+
+def incomplete_member(path: Path, kind: EntryKind) -> Incomplete | None:
+    """What fails the format check (`looks_complete`), or None when nothing does."""
+    if kind is not EntryKind.DIR:
+        return _file_problem(path, path.name)
     try:
-        if kind is EntryKind.DIR:
-            for member in _walk_files(path, limit=2000):
-                if member.suffix.lower() in CHECKED_SUFFIXES and not _file_complete(member):
-                    return False
-            return True
-        return _file_complete(path)
-    except OSError:
-        return False
+        for member in _walk_files(path, limit=2000):
+            if member.suffix.lower() in CHECKED_SUFFIXES:
+                found = _file_problem(member, member.relative_to(path).as_posix())
+                if found is not None:
+                    return found
+    except OSError as exc:
+        return Incomplete(path.name, f"cannot be read: {exc.strerror or exc}")
+    return None
 
 
-def _file_complete(path: Path) -> bool:
+def _file_problem(path: Path, member: str) -> Incomplete | None:
     suffix = path.suffix.lower()
     if suffix not in CHECKED_SUFFIXES:
-        return True
-    with open(path, "rb", opener=_nofollow_opener) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        tail_len = min(size, 65536 + 22)
-        fh.seek(size - tail_len)
-        tail = fh.read(tail_len)
+        return None
+    try:
+        with open(path, "rb", opener=_nofollow_opener) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            tail_len = min(size, 65536 + 22)
+            fh.seek(size - tail_len)
+            tail = fh.read(tail_len)
+    except OSError as exc:
+        return Incomplete(member, f"cannot be read: {exc.strerror or exc}")
     if suffix == ".pdf":
-        return b"%%EOF" in tail[-1024:]
-    return b"PK\x05\x06" in tail  # end of central directory record
+        if b"%%EOF" in tail[-1024:]:
+            return None
+        return Incomplete(member, "does not end with %%EOF: the PDF is cut short or damaged")
+    if b"PK\x05\x06" in tail:  # end of central directory record
+        return None
+    what = "DOCX file: its ZIP" if suffix == ".docx" else "ZIP file: its"
+    return Incomplete(
+        member, f"is not a complete {what} central directory (at the end of the file) is missing"
+    )
 
 
 def _nofollow_opener(path: str, flags: int) -> int:

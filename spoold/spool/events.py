@@ -1,23 +1,19 @@
-"""The events log: .spoold/events.ndjson, one JSON object per line, one write(2) each.
+"""The events: what each line of the events log says (docs/protocol.md, "Events").
 
-O_APPEND makes each line land whole even with several daemons writing the same file.
-The file is rotated by size to events.ndjson.1 under an flock, so two daemons never
-rotate at once. `follow()` tails it across rotations for `spoold events --follow`.
+Each event is a typed payload below. Writing the log (one file per daemon instance,
+events held through a full disk, `events.gap`) is spool/eventlog.py; its files, read
+merged in order and followed, spool/eventfiles.py (`read_events` and `follow` are also
+importable from here).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import logging
-import os
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar
 
-from .clock import iso
+# Re-exported: the readers of the log's files, where tools have always imported them.
+from .eventfiles import follow as follow
+from .eventfiles import read_events as read_events
 
 # ------------------------------------------------------------------ typed payloads
 #
@@ -248,6 +244,21 @@ class DaemonFailed(DaemonEvent):
     error: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class EventsGap(Event):
+    """Events a daemon could not write (a full disk, an I/O error) and dropped once it
+    held `events_held_max` of them in memory (spool/eventlog.py). It stands where they
+    would be: its `ts` and `spool_ts` are the first lost event's."""
+
+    NAME = "events.gap"
+    count: int  # events lost
+    job_ids: list[str]  # the jobs they were about, in order
+    job_ids_complete: bool  # false: more jobs than job_ids names (it is capped)
+    first_ts: str  # the first and the last lost event's ts
+    last_ts: str
+    error: str  # why the log could not be written
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     JobDetected,
     JobClaimed,
@@ -273,176 +284,20 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DaemonReloadRefused,
     DaemonLeaseLost,
     DaemonFailed,
+    EventsGap,
 )
 EVENT_NAMES = frozenset(t.NAME for t in EVENT_TYPES)
 
 # Logged at debug level: every job has them, and the terminal log then holds one line
-# per finished job. events.ndjson records them all the same.
+# per finished job. The events log records them all the same.
 QUIET_EVENTS = frozenset({JobDetected.NAME, JobClaimed.NAME, JobStarted.NAME})
 
-log = logging.getLogger("spoold.spool.events")
 
-# json.dumps with options builds a new encoder per call; one shared encoder is cheaper.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def __getattr__(name: str) -> Any:
+    # `from spoold.spool.events import EventLog` still works: the writer moved to
+    # eventlog.py, which imports this module (so it cannot be imported above).
+    if name == "EventLog":
+        from .eventlog import EventLog
 
-
-class EventLog:
-    def __init__(self, path: Path, host: str, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self.path = path
-        self.host = host
-        self.max_bytes = max_bytes
-        self._fd: int | None = None
-        self._ino: int | None = None
-        self._writes = 0
-
-    def _open(self) -> int:
-        if self._fd is not None:
-            # Another daemon may have rotated the file: look every 256 writes, not on
-            # every write (a line or two may land in events.ndjson.1 meanwhile).
-            if self._writes % 256:
-                return self._fd
-            try:
-                if os.stat(self.path).st_ino == self._ino:
-                    return self._fd
-            except FileNotFoundError:
-                pass
-            os.close(self._fd)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        self._fd = os.open(self.path, flags, 0o644)
-        self._ino = os.fstat(self._fd).st_ino
-        return self._fd
-
-    def emit(self, event: Event) -> dict[str, Any]:
-        """Append one event; a failed append is logged, never raised (a full disk)."""
-        record: dict[str, Any] = {
-            "ts": iso(),
-            "event": event.NAME,
-            "job_id": event.job_id,
-            "attempt": event.attempt,
-            "host": self.host,
-        }
-        record.update(event.payload())
-        line = _encode(record) + "\n"
-        level = logging.DEBUG if event.NAME in QUIET_EVENTS else logging.INFO
-        try:
-            fd = self._open()
-            os.write(fd, line.encode())
-            self._writes += 1
-            if self._writes % 256 == 0:
-                self._maybe_rotate(fd)
-        except OSError as exc:
-            # A full disk must not stop the daemon; the log line still goes to stderr.
-            log.warning("could not append to %s: %s", self.path, exc.strerror)
-            level = logging.INFO
-        if log.isEnabledFor(level):
-            log.log(level, "%s", _human(record), extra={"spoold_event": record})
-        return record
-
-    def _maybe_rotate(self, fd: int) -> None:
-        if os.fstat(fd).st_size < self.max_bytes:
-            return
-        lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            # Another daemon may have rotated while we waited.
-            if os.stat(self.path).st_ino == self._ino and os.fstat(fd).st_size >= self.max_bytes:
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        finally:
-            os.close(lock)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _human(record: dict[str, Any]) -> str:
-    parts = [record["event"]]
-    if record.get("job_id"):
-        parts.append(str(record["job_id"]))
-    if record.get("attempt"):
-        parts.append(f"attempt {record['attempt']}")
-    for key in ("name", "code", "message", "reason", "path"):
-        if record.get(key):
-            parts.append(f"{key}={record[key]}")
-    return " ".join(parts)
-
-
-def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """Every event in order, the rotated file first; a torn last line is skipped."""
-    for p in (path.with_name(path.name + ".1"), path):
-        try:
-            fh = p.open("r", encoding="utf-8")
-        except FileNotFoundError:
-            continue
-        with fh:
-            for line in fh:
-                if line.endswith("\n"):
-                    try:
-                        yield json.loads(line)
-                    except ValueError:
-                        continue
-
-
-def follow(
-    path: Path,
-    poll_s: float = 0.2,
-    from_start: bool = False,
-    offset: int | None = None,
-    deadline: float | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Tail the log, reopening it after a rotation.
-
-    Starts at the end of the log, at its start (`from_start`), or at byte `offset` (a
-    size seen earlier; the start if the log has since been rotated). With a `deadline`
-    (time.monotonic()) it returns once that has passed, so a caller that waits for an
-    event needs no thread; while idle it looks again every `poll_s`.
-    """
-    fh = None
-    ino = None
-    buf = b""
-    while deadline is None or time.monotonic() < deadline:
-        if fh is None:
-            fh = _open_at(path, 0 if from_start else offset)
-            if fh is None:
-                _idle(poll_s, deadline)
-                continue
-            ino = os.fstat(fh.fileno()).st_ino
-            from_start = True  # after a rotation, read the new file from its start
-            offset = None
-        chunk = fh.read()
-        if chunk:
-            *lines, buf = (buf + chunk).split(b"\n")
-            for line in lines:
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-            continue
-        try:
-            if os.stat(path).st_ino != ino:
-                fh.close()
-                fh, buf = None, b""
-                continue
-        except FileNotFoundError:
-            pass
-        _idle(poll_s, deadline)
-    if fh is not None:
-        fh.close()
-
-
-def _open_at(path: Path, offset: int | None) -> BinaryIO | None:
-    """The log opened at `offset` (None: its end); None while it does not exist."""
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        return None
-    size = os.fstat(fh.fileno()).st_size
-    fh.seek(size if offset is None else (offset if offset <= size else 0))
-    return fh
-
-
-def _idle(poll_s: float, deadline: float | None) -> None:
-    left = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
-    if left > 0:
-        time.sleep(left)
+        return EventLog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

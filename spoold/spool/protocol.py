@@ -89,12 +89,19 @@ class SpoolPaths:
         return self.state / "daemons"
 
     @property
+    def waiting(self) -> Path:
+        """What each daemon waits on in the inbox (spool/waiting.py)."""
+        return self.state / "waiting"
+
+    @property
     def clock_probe(self) -> Path:
         """Rewritten to read the file server's time (clock.SpoolClock)."""
         return self.state / "clock-probe"
 
     @property
     def events(self) -> Path:
+        """The events log, by its first name: each daemon's file is beside it in
+        events/ (spool/eventfiles.py); older versions wrote this one file."""
         return self.state / "events.ndjson"
 
     @property

@@ -1,8 +1,8 @@
-"""Replay .spoold/events.ndjson and check every job's path through the state machine.
+"""Replay the events log and check every job's path through the state machine.
 
-`check_events(events)` takes the events in append order (several daemons, on one host or
-many, append to the same log, so one job's events may come from different hosts) and
-checks, per job:
+`check_events(events)` takes the events in log order (several daemons, on one host or
+many, write the log, each its own file, merged in time order by spool/eventfiles.py, so
+one job's events may come from different hosts) and checks, per job:
 
 - every event has `ts`, `event`, `job_id`, `attempt` and `host`; a job event (`job.*`)
   names its job, and its attempt is a number >= 1 (null only for `job.detected`);
@@ -36,12 +36,14 @@ What the protocol allows, and the checker therefore accepts:
 Gaps. A line can be missing from a log: a daemon killed between a rename and its line
 (the named crash points after_claim_rename, after_requeue_rename,
 after_publish_rename, after_recovery_requeue), a full disk (an append that fails is
-dropped, the daemon goes on), or a log rotated more than once. When an event can only be
+held in memory and written later; past its bound, dropped and counted by one
+`events.gap` record), or a log rotated more than once. When an event can only be
 explained by a missing line (a job whose first event is `job.recovered` because its
 claiming daemon died right after the claim rename; a release whose claim was not logged;
 a claim whose predecessor's release never appears), the checker records a *gap*. With
 `strict=False` (the default, for real logs) gaps are warnings; with `strict=True` (a
-crash-free run with a disk that did not fill) they are problems. A missing line never
+crash-free run) they are problems, except the gaps of jobs an `events.gap` record
+names: a daemon said it lost those lines, and how many. A missing line never
 excuses a safety violation: two terminal events for one result, a terminal event of a
 fenced-off attempt, a claim after success, an attempt number that does not grow.
 
@@ -59,8 +61,10 @@ from typing import Any
 
 from ..spool import events as evt
 from ..spool.after import wait_event_problem
-from ..spool.events import EVENT_NAMES, read_events
+from ..spool.eventfiles import log_files, read_events
+from ..spool.events import EVENT_NAMES
 from ..spool.job import TRANSITIONS, JobStatus
+from .findings import CheckReport, Gaps
 
 TERMINAL_EVENTS: dict[str, JobStatus] = {
     evt.JobSucceeded.NAME: JobStatus.SUCCEEDED,
@@ -73,28 +77,6 @@ LIFECYCLE_EVENTS = frozenset(
     {*(e.NAME for e in _STEPS), evt.JobRecovered.NAME, *HOLDER_REQUEUE_EVENTS, *TERMINAL_EVENTS}
 )
 REQUIRED_KEYS = ("ts", "event", "job_id", "attempt", "host")
-
-
-@dataclass
-class CheckReport:
-    ok: bool
-    problems: list[str]
-    jobs: int
-    terminal: dict[str, int]
-    warnings: list[str] = field(default_factory=list)
-    events: int = 0
-    open_jobs: int = 0
-
-    def format(self) -> str:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.terminal.items())) or "none"
-        lines = [
-            f"{self.events} events, {self.jobs} jobs ({self.open_jobs} not finished); "
-            f"terminal events: {counts}",
-        ]
-        lines += [f"problem: {p}" for p in self.problems]
-        lines += [f"warning: {w}" for w in self.warnings]
-        lines.append("ok" if self.ok else f"{len(self.problems)} problem(s)")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -135,6 +117,7 @@ class _Checker:
         self.warnings: list[str] = []
         self.terminal: dict[str, int] = {}
         self.count = 0
+        self.gaps = Gaps(strict)
 
     # ------------------------------------------------------------------ reporting
 
@@ -143,8 +126,7 @@ class _Checker:
         self.problems.append(f"{who}, event #{idx}: {what}")
 
     def gap(self, idx: int, job_id: str, what: str) -> None:
-        msg = f"job {job_id}, event #{idx}: gap: {what}"
-        (self.problems if self.strict else self.warnings).append(msg)
+        self.gaps.add(idx, job_id, what)  # judged at the end (gaps.py)
 
     def warn(self, idx: int, job_id: str, what: str) -> None:
         self.warnings.append(f"job {job_id}, event #{idx}: {what}")
@@ -168,14 +150,9 @@ class _Checker:
             self.problem(idx, job_id, f"{name}: ts is not a timestamp string")
         if not isinstance(ev.get("host"), str) or not ev.get("host"):
             self.problem(idx, job_id, f"{name}: host is missing or empty")
-        if name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):  # job.json `after`
-            job = self.jobs.get(job_id) if job_id else None
-            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
-            if (what := wait_event_problem(ev, job is not None, held)) is not None:
-                self.problem(idx, job_id, what)
-            return
         if name not in LIFECYCLE_EVENTS:
-            return  # cancel.*, hook.failed, daemon.*: no state change
+            self.side_event(idx, name, job_id, ev)  # no state change
+            return
         if not job_id:
             self.problem(idx, None, f"{name} without a job_id")
             return
@@ -208,6 +185,19 @@ class _Checker:
             self.discarded(idx, job, attempt)
         else:
             self.finished(idx, job, name, attempt)
+
+    def side_event(self, idx: int, name: str, job_id: str | None, ev: dict[str, Any]) -> None:
+        """Events that change no job's state: a gap's declaration, a job's wait for
+        others (job.json `after`); cancel.*, hook.failed, daemon.* need no check."""
+        if name == evt.EventsGap.NAME:
+            wrong = self.gaps.declare(idx, ev)
+            if wrong is not None:
+                self.problem(idx, None, wrong)
+        elif name in (evt.JobWaiting.NAME, evt.JobReleased.NAME):
+            job = self.jobs.get(job_id) if job_id else None
+            held = job.current if job is not None and job.status is JobStatus.RUNNING else None
+            if (what := wait_event_problem(ev, job is not None, held)) is not None:
+                self.problem(idx, job_id, what)
 
     def detected(self, idx: int, job_id: str) -> None:
         job = self.jobs.get(job_id)
@@ -384,6 +374,9 @@ class _Checker:
                         "event) never came"
                     )
                 self.gap(idx, job.job_id, what)
+        problems, warnings = self.gaps.judge()
+        self.problems += problems
+        self.warnings += warnings
         open_jobs = sum(
             1
             for j in self.jobs.values()
@@ -397,6 +390,7 @@ class _Checker:
             warnings=self.warnings,
             events=self.count,
             open_jobs=open_jobs,
+            lost_events=self.gaps.lost,
         )
 
 
@@ -412,7 +406,8 @@ def check_events(events: Iterable[dict[str, Any]], *, strict: bool = False) -> C
 
 
 def events_path(target: Path) -> Path:
-    """The events log of a spool (or the log file itself)."""
+    """The events log of a spool (its `.spoold/events.ndjson`, which names every
+    writer's file beside it: spool/eventfiles.py), or a log file itself."""
     if target.is_dir():
         return target / ".spoold" / "events.ndjson"
     return target
@@ -420,7 +415,7 @@ def events_path(target: Path) -> Path:
 
 def load_events(target: Path) -> Iterator[dict[str, Any]]:
     path = events_path(target)
-    if not path.exists() and not path.with_name(path.name + ".1").exists():
+    if not log_files(path):
         raise FileNotFoundError(f"no events log at {path}")
     return read_events(path)
 

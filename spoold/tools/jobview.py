@@ -4,7 +4,9 @@
 They are read from the folders alone, never from a daemon's memory, so they are true
 for every daemon sharing the spool:
 
-    inbox/ENTRY            queued, never claimed: the entry's name and mtime
+    inbox/ENTRY            queued, never claimed: the entry's name and mtime; waiting
+                           on its format check when a daemon says so (.spoold/waiting/)
+                           or on its job.json `after` (spool/waits.py)
     inbox/JOBDIR/          queued again (retry, recovery, drain): its state file
     running/JOBDIR.aN.TOK/ running: the folder name (job id, attempt), input/ENTRY, the
                            stage file; the state file only if it ran before; the
@@ -27,7 +29,6 @@ from typing import Any
 
 from ..spool.after import HELD_STAGE, AfterKind, AfterRef, Found, JobPhase, read_after
 from ..spool.clock import iso_of, job_time
-from ..spool.events import JobDetected, JobStarted
 from ..spool.ids import Requested, input_requested, read_requested
 from ..spool.job import JobState, read_state
 from ..spool.protocol import (
@@ -37,8 +38,10 @@ from ..spool.protocol import (
     job_id_of,
     parse_running_name,
 )
+from ..spool.waiting import WaitingEntry, read_boards
 from ..spool.waits import InboxItem, Pending, SpoolIndex, evaluate
 from ..worker.spec import STAGE_FILE
+from .attempts import attempt_events
 
 FINISH = AfterKind.FINISH_TO_FINISH
 
@@ -53,13 +56,6 @@ class Place(StrEnum):
 
 
 STATES = tuple(p.value for p in Place)
-# How far back from the end of the events log a running attempt's start is looked for;
-# a start further back (a very long job on a very busy spool) shows as null.
-EVENTS_LOOKBACK_BYTES = 16 * 1024 * 1024
-_BLOCK = 256 * 1024
-# Cheap filters before a line is parsed: the event names as they appear in the JSON.
-_STARTED = f'"{JobStarted.NAME}"'.encode()
-_DETECTED = f'"{JobDetected.NAME}"'.encode()
 
 
 @dataclass
@@ -141,18 +137,24 @@ def queued_entries(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[str, os
             yield f"{prefix}{e.name}", e
 
 
-def queued_record(paths: SpoolPaths, key: str, index: SpoolIndex | None = None) -> JobRecord | None:
+def queued_record(
+    paths: SpoolPaths,
+    key: str,
+    index: SpoolIndex | None = None,
+    waits: dict[str, WaitingEntry] | None = None,
+) -> JobRecord | None:
     path = paths.inbox / key
-    route, _, name = key.rpartition("/")
+    name = key.rpartition("/")[2]
     job_id = job_id_of(name) if os.path.isdir(path) else None
     state = read_state(path) if job_id else None
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
         job_id = None  # a person's folder that happens to look like a job folder
     asked = read_requested(path) if job_id is None and os.path.isdir(path) else Requested()
     try:
-        mtime = os.lstat(path).st_mtime
+        st = os.lstat(path)
     except OSError:
         return None
+    mtime = st.st_mtime
     if state is not None:
         last = state.last_attempt()
         return JobRecord(
@@ -171,26 +173,60 @@ def queued_record(paths: SpoolPaths, key: str, index: SpoolIndex | None = None) 
             submitted_by=state.submitted_by,
         )
     entry_name = _input_name(path) if job_id else name
-    record = JobRecord(
-        job_id=job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
-        name=entry_name or name,
+    record = unclaimed_record(
+        key,
+        entry_name or name,
+        job_id or asked.job_id,  # a chosen id (job.json `id`) before the claim
+        _id_time(job_id) or iso_of(mtime),
+        asked.submitted_by,
+    )
+    found = (waiting_entries(paths) if waits is None else waits).get(key)
+    if found is not None and found.ino == st.st_ino:
+        record.waiting = found.waiting()  # its format check fails (a daemon says)
+        return record
+    refs = read_after(path) if job_id is None and os.path.isdir(path) else ()
+    if refs:
+        me = Found(record.folder, record.job_id, record.name, "queued", JobPhase.QUEUED, False)
+        record.waiting = waiting_for(index or spool_index(paths), me, refs, path, False)
+    return record
+
+
+def unclaimed_record(
+    key: str, name: str, job_id: str | None, created_at: str, submitted_by: str | None
+) -> JobRecord:
+    """The record of an entry in inbox/ (key below it) that no daemon has claimed yet."""
+    route = key.rpartition("/")[0]
+    return JobRecord(
+        job_id=job_id,
+        name=name,
         state=Place.QUEUED,
         status="queued",
         attempt=0,
         stage=None,
         route=route or None,
         folder=f"inbox/{key}",
-        created_at=_id_time(job_id) or iso_of(mtime),
+        created_at=created_at,
         started_at=None,
         finished_at=None,
         code=None,
-        submitted_by=asked.submitted_by,
+        submitted_by=submitted_by,
     )
-    refs = read_after(path) if job_id is None and os.path.isdir(path) else ()
-    if refs:
-        me = Found(record.folder, record.job_id, record.name, "queued", JobPhase.QUEUED, False)
-        record.waiting = waiting_for(index or spool_index(paths), me, refs, path, False)
-    return record
+
+
+def waiting_entries(paths: SpoolPaths) -> dict[str, WaitingEntry]:
+    """Inbox entries the daemons wait on (a format check fails), by key below inbox/."""
+    return read_boards(paths.waiting, paths.daemons)
+
+
+def waiting_records(paths: SpoolPaths, limit: int) -> list[JobRecord]:
+    """Up to `limit` records of entries waiting on their format check, the first to be
+    failed first (`status`'s waiting_jobs)."""
+    waits = waiting_entries(paths)
+    if not waits:
+        return []
+    keys = sorted(waits, key=lambda k: (waits[k].until or "~", k))[:limit]
+    records = [queued_record(paths, key, None, waits) for key in keys]
+    return [r for r in records if r is not None and r.waiting is not None]
 
 
 def spool_index(paths: SpoolPaths, view: InboxView | None = None) -> SpoolIndex:
@@ -201,17 +237,26 @@ def spool_index(paths: SpoolPaths, view: InboxView | None = None) -> SpoolIndex:
 
 
 def queued_records(paths: SpoolPaths, view: InboxView) -> list[JobRecord]:
-    index = spool_index(paths, view)
-    return [r for k, _ in queued_entries(paths, view) if (r := queued_record(paths, k, index))]
+    index, waits = spool_index(paths, view), waiting_entries(paths)
+    found = (queued_record(paths, key, index, waits) for key, _ in queued_entries(paths, view))
+    return [r for r in found if r is not None]
 
 
 def queue_counts(paths: SpoolPaths, view: InboxView, running: list[JobRecord]) -> dict[str, int]:
     """`status`'s "queued" (jobs in inbox/ that may be claimed now) and "waiting" (those
-    whose job.json `after` does not hold yet, and results held in running/)."""
+    failing their format check, those whose job.json `after` does not hold yet, and
+    results held in running/): a listing and the daemons' waiting files, a job.json read
+    only for folders that have one."""
     index: SpoolIndex | None = None
+    waits = waiting_entries(paths)
     queued = waiting = 0
     for key, entry in queued_entries(paths, view):
         queued += 1
+        found = waits.get(key)
+        # lstat, not the listing's inode: some FUSE mounts number listings apart.
+        if found is not None and found.ino == _inode(entry.path):
+            waiting += 1
+            continue
         if not entry.is_dir(follow_symlinks=False) or job_id_of(entry.name) is not None:
             continue
         refs = read_after(Path(entry.path))
@@ -221,6 +266,13 @@ def queue_counts(paths: SpoolPaths, view: InboxView, running: list[JobRecord]) -
             waiting += not evaluate(index, me, refs).met
     held = sum(1 for r in running if r.waiting is not None)
     return {"queued": queued - waiting, "waiting": waiting + held}
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
 
 
 def _inbox_items(paths: SpoolPaths, view: InboxView) -> Iterator[InboxItem]:
@@ -321,60 +373,6 @@ def _held_waiting(paths: SpoolPaths, rec: JobRecord) -> None:
     if refs:
         me = Found(rec.folder, rec.job_id, rec.name, "running", JobPhase.STARTED, True)
         rec.waiting = waiting_for(spool_index(paths), me, refs, folder / STAGE_FILE, True)
-
-
-@dataclass
-class AttemptEvents:
-    started: dict[tuple[str, int], str]  # (job id, attempt) -> job.started time
-    detected: dict[str, tuple[str, str | None]]  # job id -> job.detected time, route
-
-
-def attempt_events(events_path: Path, wanted: set[tuple[str, int]]) -> AttemptEvents:
-    """Start times of attempts (`job.started`) and, for first attempts, their jobs'
-    `job.detected` (time, route): the state file that would hold them is written only
-    when a job goes back to the inbox.
-
-    The log is read backwards from its end (the attempts asked for are running, so
-    their events are recent), at most EVENTS_LOOKBACK_BYTES of it.
-    """
-    seen = AttemptEvents({}, {})
-    first_attempts = {job_id for job_id, n in wanted if n == 1}
-    for line in _lines_backwards(events_path, EVENTS_LOOKBACK_BYTES):
-        if _STARTED not in line and _DETECTED not in line:
-            continue
-        try:
-            ev = json.loads(line)
-            job_id, key = str(ev["job_id"]), (str(ev["job_id"]), int(ev.get("attempt") or 0))
-        except (ValueError, KeyError, TypeError):
-            continue
-        if ev.get("event") == JobDetected.NAME and job_id in first_attempts:
-            seen.detected.setdefault(job_id, (str(ev.get("ts")), ev.get("route")))
-        elif ev.get("event") == JobStarted.NAME and key in wanted:
-            seen.started.setdefault(key, str(ev.get("ts")))
-        if len(seen.started) == len(wanted) and first_attempts <= seen.detected.keys():
-            break
-    return seen
-
-
-def _lines_backwards(path: Path, limit: int) -> Iterator[bytes]:
-    """Complete lines of a file, last first, from at most its last `limit` bytes."""
-    try:
-        fh = path.open("rb")
-    except OSError:
-        return
-    with fh:
-        end = fh.seek(0, os.SEEK_END)
-        pos, tail = end, b""
-        while pos > 0 and end - pos < limit:
-            size = min(_BLOCK, pos)
-            pos -= size
-            fh.seek(pos)
-            chunk = fh.read(size) + tail
-            lines = chunk.split(b"\n")
-            tail = lines.pop(0)  # may be cut: completed by the next block read
-            yield from reversed([ln for ln in lines if ln])
-        if pos == 0 and tail:
-            yield tail
 
 
 # ------------------------------------------------------------------ finished

@@ -1,4 +1,5 @@
-"""Retiring a worker that ran out of memory, before it takes another job.
+"""A pool worker's start (`init_pool_worker`: start slots, the ready file), and retiring
+a worker that ran out of memory, before it takes another job.
 
 A conversion stopped by the address-space limit (RLIMIT_AS: MemoryError) can leave the
 worker's C libraries half-initialised; the next job on that worker then died with
@@ -13,14 +14,17 @@ worker process only): the one point between sending a result and taking the next
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import ErrorCode
-from .run import init_worker, run_job
-from .spec import JobSpec, PrivateFontconfig, WorkerLimits, WorkerResult
+from .spec import START_SLOTS, JobSpec, PrivateFontconfig, WorkerLimits, WorkerResult
 
 _retire = False  # set in a worker whose last job hit a resource limit
 
@@ -30,10 +34,15 @@ def init_pool_worker(
 ) -> None:
     """pebble initializer: the worker's fonts and limits, then the retire hook.
 
-    Last, a file named after the worker's pid in `ready_dir`: the pool waits for one per
-    worker before the daemon says it is ready (a spawned worker takes about 1 s).
+    The imports (about 1 s of CPU) run while the worker holds one of the pool's start
+    slots (`start_slot`). Last, a file named after the worker's pid in `ready_dir`: the
+    pool counts them, and the daemon gives a worker jobs once its file is there.
     """
-    init_worker(limits, fontconfig)
+    with start_slot(ready_dir):
+        # Imported here, in the slot: the converters' modules are most of a start.
+        from .run import init_worker
+
+        init_worker(limits, fontconfig)
     import pebble.pool.process as pebble_process
 
     fetch_task = pebble_process.fetch_task
@@ -51,9 +60,53 @@ def init_pool_worker(
             pass  # the pool stopped waiting (its folder is gone): nothing to tell
 
 
+START_SLOT_WAIT_S = 60.0  # then start anyway: a stuck slot must not stop the pool
+
+
+@contextmanager
+def start_slot(ready_dir: str | None) -> Iterator[None]:
+    """Hold one of the pool's start slots (an flock on a file in READY_DIR/slots/) while
+    the worker starts: at most as many workers import at once as there are slots (CPUs),
+    so the first ones are ready soonest. The kernel frees a dead worker's slot."""
+    folder = Path(ready_dir or ".") / START_SLOTS
+    try:
+        slots = sorted(os.listdir(folder)) if ready_dir is not None else []
+    except OSError:
+        slots = []  # the pool stopped waiting (its folder is gone)
+    held: int | None = None
+    deadline = time.monotonic() + START_SLOT_WAIT_S
+    while slots and held is None and time.monotonic() < deadline:
+        for name in slots:
+            held = _lock_slot(folder / name)
+            if held is not None:
+                break
+        else:
+            time.sleep(0.02)  # a starting worker's polls, not the job path
+    try:
+        yield
+    finally:
+        if held is not None:
+            os.close(held)  # releases the flock
+
+
+def _lock_slot(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def run_job_then_maybe_retire(spec: JobSpec) -> WorkerResult:
     """run_job; a job stopped by a resource limit retires its worker afterwards."""
     global _retire
+    from .run import run_job  # loaded by init_pool_worker already: a dict look-up
+
     try:
         result = run_job(spec)
     except MemoryError:

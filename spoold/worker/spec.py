@@ -128,5 +128,8 @@ class WorkerEntry:
 
 # (limits, PrivateFontconfig | None, ready folder | None) -> None
 INIT_WORKER = WorkerEntry("spoold.worker.retire", "init_pool_worker")
+# In the folder the pool gives its starting workers: one file per CPU, flock'ed by a
+# worker while it starts, so that no more start at once than there are CPUs.
+START_SLOTS = "slots"
 RUN_JOB = WorkerEntry("spoold.worker.retire", "run_job_then_maybe_retire")  # JobSpec
 RUN_PART = WorkerEntry("spoold.worker.run", "run_part")  # (PartTask, WorkerLimits)

@@ -34,20 +34,21 @@ def _insert(parent: Any, tag: str, after: frozenset[str]) -> None:
         parent.append(el)
 
 
+def _properties(el: Any, tag: str) -> Any:
+    """The element's properties child (w:pPr, w:rPr), made first child when missing."""
+    props = el.find(q(tag))
+    if props is None:
+        props = el.makeelement(q(tag), {})
+        el.insert(0, props)
+    return props
+
+
 def _ppr(p: Any) -> Any:
-    ppr = p.find(q("w:pPr"))
-    if ppr is None:
-        ppr = p.makeelement(q("w:pPr"), {})
-        p.insert(0, ppr)
-    return ppr
+    return _properties(p, "w:pPr")
 
 
 def _rpr(r: Any) -> Any:
-    rpr = r.find(q("w:rPr"))
-    if rpr is None:
-        rpr = r.makeelement(q("w:rPr"), {})
-        r.insert(0, rpr)
-    return rpr
+    return _properties(r, "w:rPr")
 
 
 def _text(el: Any) -> str:

@@ -6,9 +6,16 @@ queue overflow, and cheap re-checks of the few entries still being written.
 
 An entry is complete when it was renamed into inbox/ (from tmp/ or from a temporary
 name inside inbox/), or when its (size, mtime, inode) has not changed for the settle
-window and its cheap format check passes. A slow writer is never given up on; an entry
-that stays unchanged for `incomplete_after_s` and still fails its check is reported as
-truncated so a person sees it.
+window and its cheap format check passes. A settled entry that fails the check waits
+(`waiting()`: which member, what is wrong, since when) and is reported as truncated, so
+a person sees it, once it has stayed unchanged for a bound (docs/protocol.md, "When an
+entry is complete"):
+
+- `incomplete_after_s` (1 h) when this daemon saw it change: a writer that paused;
+- `unchanged_fail_s` (2 min) when it never changed since this daemon first saw it: it
+  was there at start-up, or arrived on a polled mount, where no rename is seen.
+
+A writer still writing (size or mtime moving) is never given up on.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from ...spool.clock import wall_time
 from ...spool.entries import (
     CHECKED_SUFFIXES,
     EntryKind,
+    Incomplete,
     classify,
     compile_ignore,
-    looks_complete,
+    incomplete_member,
 )
 from ...spool.transient import call_with_retry, is_transient
 
@@ -79,6 +87,8 @@ class Entry:
     gone: bool = False  # vanished (claimed elsewhere, deleted): the scheduler skips it
     check_at: float = 0.0  # monotonic time of the next settle re-check (while not ready)
     incomplete_sig: tuple[int, ...] | None = None  # sig that last failed the format check
+    problem: Incomplete | None = None  # why that sig failed it
+    seen_changing: bool = False  # its sig changed while this daemon watched
     job_id: str | None = None  # a job folder's chosen id (job.json `id`), read when ready
 
 
@@ -102,6 +112,7 @@ class InboxTracker:
         ignore: Iterable[str],
         settle_s: float,
         incomplete_after_s: float,
+        unchanged_fail_s: float = 120.0,
     ) -> None:
         self.inbox = inbox
         self._inbox = os.fspath(inbox)
@@ -112,7 +123,9 @@ class InboxTracker:
         self._now: list[Entry] = []  # complete at once: promoted on the next look
         self._lock = threading.Lock()
         self._moved_hints: set[str] = set()
-        self.configure(routes, ignore, settle_s, incomplete_after_s)
+        self._waiting: set[str] = set()  # settled entries that fail the format check
+        self.waiting_version = 0  # grows whenever _waiting or one of its entries changes
+        self.configure(routes, ignore, settle_s, incomplete_after_s, unchanged_fail_s)
 
     def configure(
         self,
@@ -120,6 +133,7 @@ class InboxTracker:
         ignore: Iterable[str],
         settle_s: float,
         incomplete_after_s: float,
+        unchanged_fail_s: float = 120.0,
     ) -> None:
         changed = getattr(self, "settle_s", settle_s) != settle_s
         self.routes = set(routes)
@@ -127,6 +141,9 @@ class InboxTracker:
         self._ignore_re = compile_ignore(self.ignore)
         self.settle_s = settle_s
         self.incomplete_after_s = incomplete_after_s
+        self.unchanged_fail_s = unchanged_fail_s
+        changed = changed or bool(self._waiting)  # their bounds may have moved
+        self.waiting_version += 1
         if changed:
             # A new settle window: look at every waiting entry again soon.
             now = time.monotonic()
@@ -189,6 +206,7 @@ class InboxTracker:
         if entry is None or entry.sig[0] != sig[0]:
             if entry is not None:
                 entry.gone = True  # replaced by another entry of the same name
+                self._stop_waiting(entry)
             route, name = self._key_parts(key)
             entry = Entry(key, route, name, kind, st.st_uid, sig, now, wall_time(), next(_seq))
             self.entries[key] = entry
@@ -211,6 +229,8 @@ class InboxTracker:
             entry.sig = sig
             entry.changed_at = now
             entry.moved_in = False  # written to after the rename: settle like any other
+            entry.seen_changing = True
+            self._stop_waiting(entry)  # being written again: settled afresh
         if moved and not entry.ready:
             entry.moved_in = True
             self._now.append(entry)
@@ -221,6 +241,7 @@ class InboxTracker:
         entry = self.entries.pop(key, None)
         if entry is not None:
             entry.gone = True
+            self._stop_waiting(entry)
         self._pending.discard(key)
 
     def scan(self, now: float) -> list[Entry]:
@@ -307,15 +328,32 @@ class InboxTracker:
             self._check_later(entry, min(now + self._recheck_s, entry.changed_at + self.settle_s))
         elif entry.sig != entry.incomplete_sig and self._complete(entry):
             self._make_ready(entry, ready)
-        elif now - entry.changed_at >= self.incomplete_after_s:
+        elif now - entry.changed_at >= self.fail_after_s(entry):
             entry.truncated = True
             self._make_ready(entry, ready)
         else:
             # Settled but cut short: only a change can complete it, so until then a
-            # re-check is a stat, not a read; truncated after incomplete_after_s.
-            entry.incomplete_sig = entry.sig
-            limit = entry.changed_at + self.incomplete_after_s
+            # re-check is a stat, not a read; truncated once unchanged for the bound.
+            if entry.incomplete_sig != entry.sig:
+                entry.incomplete_sig = entry.sig
+                self._waiting.add(entry.key)
+                self.waiting_version += 1
+            limit = entry.changed_at + self.fail_after_s(entry)
             self._check_later(entry, min(now + max(self._recheck_s, 0.25), limit))
+
+    def fail_after_s(self, entry: Entry) -> float:
+        """How long an entry that fails its format check may stay unchanged (above)."""
+        return self.incomplete_after_s if entry.seen_changing else self.unchanged_fail_s
+
+    def waiting(self) -> list[Entry]:
+        """Settled entries that fail their format check (`problem` says why), until
+        they change, are claimed, go or are failed."""
+        return [self.entries[k] for k in self._waiting if k in self.entries]
+
+    def _stop_waiting(self, entry: Entry) -> None:
+        if entry.key in self._waiting and self.entries.get(entry.key) in (entry, None):
+            self._waiting.discard(entry.key)
+            self.waiting_version += 1
 
     def _compact(self) -> None:
         """Drop the stale heap items that rescheduling leaves behind."""
@@ -335,11 +373,13 @@ class InboxTracker:
     def _complete(self, entry: Entry) -> bool:
         if entry.kind is not EntryKind.DIR and not entry.name.lower().endswith(CHECKED_SUFFIXES):
             return True
-        return looks_complete(self.inbox / entry.key, entry.kind)
+        entry.problem = incomplete_member(self.inbox / entry.key, entry.kind)
+        return entry.problem is None
 
     def _make_ready(self, entry: Entry, ready: list[Entry]) -> None:
         entry.ready = True
         self._pending.discard(entry.key)
+        self._stop_waiting(entry)
         ready.append(entry)
 
     def drop(self, key: str) -> None:
