@@ -222,7 +222,10 @@ def test_a_medium_document_is_split_only_while_the_other_workers_are_idle(
     spool = make_spool(targets=["pdf"], on_duplicate="rerun")
     # The machine may be busy with other tests: idle workers count without idle cores.
     env = {"SPOOLD_PARTS_IDLE_SPLIT_ABOVE": "10000", "SPOOLD_PARTS_IGNORE_LOAD": "1"}
-    daemon_factory(spool, env={**PLUGIN_ENV, **env})
+    d = daemon_factory(spool, env={**PLUGIN_ENV, **env})
+    # Only a worker that has started counts as idle: on a busy machine the second one
+    # may still be importing when the first job starts.
+    d.wait_workers()
     drop(spool, "idle.md", release_notes(6))
     wait_for(lambda: published(spool), what="the medium job on an idle daemon")
     split_folder, split = only_manifest(spool, "done")
