@@ -71,14 +71,16 @@ def main() -> None:
                 report(BENCH, f"throughput_{label}_failed_jobs", failed, "jobs")
             report(BENCH, f"cpu_{label}_daemon", daemon_ms, "ms/job")
             report(BENCH, f"cpu_{label}_workers", workers_ms, "ms/job")
+            load = " ".join(f"{v:.2f}" for v in os.getloadavg())
             report(
                 BENCH,
                 f"throughput_{label}",
                 args.jobs / elapsed,
-                "jobs/s",
+                f"jobs/s (load {load})",
                 ">= 1000",
                 jobs=args.jobs,
                 seconds=round(elapsed, 3),
+                load=load,
             )
 
 

@@ -136,6 +136,38 @@ def test_crash_points(make_spool, daemon_factory, point: str) -> None:
     check_invariants(spool, names, finished=True)
 
 
+def test_a_published_job_is_reported_only_once_its_group_is_durable(
+    make_spool, daemon_factory
+) -> None:
+    # Jobs finished in one pass are renamed into done/ one by one, then done/ and
+    # running/ are fsynced once for all of them, and only then reported. Killed in
+    # between: the jobs are in done/ (nothing lost, nothing redone) but were never
+    # reported done, so nobody was told of a result a power cut could still take.
+    spool = make_spool()
+    names = ["a.md", "b.md", "c.md"]
+    for n in names:
+        stage_file(spool, n, f"# {n}\n")
+    d = daemon_factory(spool, env={**PLUGIN_ENV, "SPOOLD_CRASH_AT": "before_group_commit"})
+    wait_for(lambda: d.proc.poll() is not None, timeout=120, what="the crash")
+    assert d.proc.returncode == -signal.SIGKILL, d.log()
+    d.wait()
+    reap(d)
+    check_invariants(spool, names, finished=False)
+    in_done = {json.loads((p / "manifest.json").read_text())["name"] for p in published(spool)}
+    assert in_done, "the crash came before any publish rename"
+    reported = {e.get("name") for e in events(spool) if e["event"] == "job.succeeded"}
+    assert not reported & in_done, "a job was reported before its group was fsynced"
+    d = daemon_factory(spool, env=PLUGIN_ENV)
+    wait_for(lambda: len(published(spool)) == len(names), timeout=120, what="all published")
+    assert d.stop() == 0
+    check_invariants(spool, names, finished=True)
+    for p in published(spool):
+        m = json.loads((p / "manifest.json").read_text())
+        assert m["status"] == "succeeded"
+        if m["name"] in in_done:  # published before the crash: not run again
+            assert len(m["attempts"]) == 1, m["attempts"]
+
+
 def _is_root() -> bool:
     return os.geteuid() == 0
 

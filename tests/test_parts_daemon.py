@@ -21,7 +21,7 @@ from pypdf import PdfReader
 
 from tests.bigdoc import outline_entries, release_notes
 
-from .conftest import cli, events, pid_alive, published, wait_for
+from .conftest import PLUGIN_ENV, cli, events, pid_alive, published, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +206,48 @@ def test_a_recovered_split_job_leaves_its_part_files_behind(make_spool, daemon_f
     assert m["error"]["code"] == "worker_lost", m["error"]
     assert not (folder / ".spoold-parts").exists(), "part files published with the job"
     assert not (folder / ".spoold-parts-kept").exists(), "nor the parts kept for a resume"
+
+
+def pdf_words(path: Path) -> list[str]:
+    args = ["pdftotext", str(path), "-"]
+    text = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    # The page numbers ("n / N") are the stamp's: they move with the page breaks.
+    return re.sub(r"\b\d+ ?/ ?\d+\b", " ", text).split()
+
+
+def test_a_medium_document_is_split_only_while_the_other_workers_are_idle(
+    make_spool, daemon_factory, tmp_path: Path
+) -> None:
+    # The big-document threshold stays at its default: only the idle rule can split.
+    spool = make_spool(targets=["pdf"], on_duplicate="rerun")
+    # The machine may be busy with other tests: idle workers count without idle cores.
+    env = {"SPOOLD_PARTS_IDLE_SPLIT_ABOVE": "10000", "SPOOLD_PARTS_IGNORE_LOAD": "1"}
+    d = daemon_factory(spool, env={**PLUGIN_ENV, **env})
+    # Only a worker that has started counts as idle: on a busy machine the second one
+    # may still be importing when the first job starts.
+    d.wait_workers()
+    drop(spool, "idle.md", release_notes(6))
+    wait_for(lambda: published(spool), what="the medium job on an idle daemon")
+    split_folder, split = only_manifest(spool, "done")
+    assert split["parts"]["count"] == 2, "one part per worker"
+    # The other worker busy: the same document is laid out whole.
+    gate = tmp_path / "open"
+    drop(spool, "hold.gate", str(gate))
+    wait_for(lambda: list(spool.glob("running/hold.*")), what="the gate job running")
+    drop(spool, "busy.md", release_notes(6))
+    wait_for(lambda: len(published(spool)) == 2, what="the medium job next to a busy worker")
+    gate.touch()
+    wait_for(lambda: len(published(spool)) == 3, what="the gate job")
+    whole_folder = next(p for p in published(spool) if p.name.startswith("busy.2"))
+    whole = json.loads((whole_folder / "manifest.json").read_text())
+    assert whole.get("parts") is None
+    # The split one reads as the whole one: words, outline, links.
+    split_pdf, whole_pdf = split_folder / "idle.pdf", whole_folder / "busy.pdf"
+    assert pdf_words(split_pdf) == pdf_words(whole_pdf)
+    assert outline_entries(PdfReader(split_pdf)) == outline_entries(PdfReader(whole_pdf))
+    links = [
+        sum(len(p.get("/Annots", [])) for p in PdfReader(f).pages) for f in (split_pdf, whole_pdf)
+    ]
+    assert links[0] == links[1]
+    pages = [m["artifacts"][0]["pages"] for m in (split, whole)]
+    assert pages[1] <= pages[0] <= pages[1] + 1, "at most one short page at the cut"

@@ -18,7 +18,7 @@ from .cancel import CancelMarkers
 from .inbox.tracker import Entry
 from .jobfolder import state_of
 from .lifecycle import Lifecycle
-from .parts import lend_workers
+from .parts import idle_workers, lend_workers
 from .runtime import SpoolRuntime
 from .scheduler import Candidate, Scheduler
 from .waiting import WaitingRoom
@@ -121,8 +121,9 @@ class Admission:
             spool = by_name.get(cand.spool)
             if spool is None:
                 continue
+            idle = idle_workers(self.free_workers(), self.scheduler.has_ready(paused))
             try:
-                self.lifecycle.run(spool, cand.entry, cand.priority)
+                self.lifecycle.run(spool, cand.entry, cand.priority, idle)
             except OSError as exc:
                 # Not a lost race (those end in claim.lost): a full disk making the folder.
                 log.warning("claim of %s failed: %s", cand.entry.key, exc)

@@ -17,6 +17,7 @@ POINTS = (
     "before_manifest_write",
     "after_manifest_write",
     "after_publish_rename",
+    "before_group_commit",
     "before_requeue_rename",
     "after_requeue_rename",
     "before_recovery_requeue",

@@ -14,8 +14,10 @@ Rename races end in defined outcomes:
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ErrorCode, ErrorInfo, JobError
@@ -44,6 +46,7 @@ from .listeners import ListenerBus, Published
 from .outcomes import backoff_s
 from .parts import discard_parts
 from .publisher import (
+    GroupCommit,
     PublishRace,
     PublishSpec,
     build_manifest,
@@ -72,6 +75,21 @@ class Finishing:
         self.running = running  # the lifecycle's table: a finished job leaves it here
         self.bus = bus
         self.on_requeued = on_requeued  # a job went back to inbox/: the loop rescans it
+        self.group: GroupCommit | None = None  # inside group_commit()
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """The jobs published inside share their folders' fsyncs; they are reported
+        (events, hooks) when it ends, once those are durable."""
+        if self.group is not None:
+            yield
+            return
+        self.group = group = GroupCommit()
+        try:
+            yield
+        finally:
+            self.group = None
+            group.commit()
 
     def transition(self, job: RunningJob, new: JobStatus) -> None:
         """Move the job in the state machine; an invalid move is a bug, refused."""
@@ -170,7 +188,7 @@ class Finishing:
             result,
             job.attempt.finished_at,
         )
-        spec = _publish_spec(job, status)
+        spec = _publish_spec(job, status, self.group)
         discard_kept(job.folder)  # a big PDF's parts kept for a later attempt (none comes)
         try:
             dest = write_outcome(spec, manifest)
@@ -185,8 +203,26 @@ class Finishing:
             self.bus.emit(rt, JobDiscarded(job_id=job.job_id, attempt=number, reason=dest.value))
             return
         job.status = status
-        self._record_result(rt, job, status, result)
-        self._announce(job, err, dest, manifest, modes_before_rename(spec))
+        report = functools.partial(
+            self._report, job, status, result, err, dest, manifest, modes_before_rename(spec)
+        )
+        if self.group is not None:
+            self.group.reports.append(report)  # once the group's fsyncs are done
+        else:
+            report()
+
+    def _report(
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        result: WorkerResult | None,
+        err: ErrorInfo | None,
+        dest: Path,
+        manifest: Manifest,
+        modes_applied: bool,
+    ) -> None:
+        self._record_result(job.rt, job, status, result)
+        self._announce(job, err, dest, manifest, modes_applied)
 
     def _announce(
         self,
@@ -316,7 +352,7 @@ def _wall_s(job: RunningJob) -> float:
     )
 
 
-def _publish_spec(job: RunningJob, status: JobStatus) -> PublishSpec:
+def _publish_spec(job: RunningJob, status: JobStatus, group: GroupCommit | None) -> PublishSpec:
     rt = job.rt
     return PublishSpec(
         job.folder,
@@ -326,4 +362,5 @@ def _publish_spec(job: RunningJob, status: JobStatus) -> PublishSpec:
         job.cancel_mode is not None,
         rt.settings.output_mode,
         rt.settings.output_group,
+        group,
     )

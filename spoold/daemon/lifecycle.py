@@ -121,15 +121,18 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ claim
 
-    def run(self, rt: SpoolRuntime, entry: Entry, priority: int) -> None:
-        """Claim a ready entry and start it (or fail it at once when it is truncated)."""
+    def run(self, rt: SpoolRuntime, entry: Entry, priority: int, idle: int = 0) -> None:
+        """Claim a ready entry and start it (or fail it at once when it is truncated).
+
+        `idle`: the other workers that nothing queued waits for (a medium PDF may use them).
+        """
         job = self.claim(rt, entry, priority)
         if job is None:
             return
         if entry.truncated:
             self.publish(job, JobStatus.FAILED, truncated_error(rt, entry).info(), None)
             return
-        self.start(job)
+        self.start(job, idle)
 
     def reject_queued(self, rt: SpoolRuntime, entry: Entry, priority: int, err: ErrorInfo) -> None:
         """Claim a queued entry only to publish it as failed: it can never run."""
@@ -238,7 +241,7 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ start
 
-    def start(self, job: RunningJob) -> None:
+    def start(self, job: RunningJob, idle: int = 0) -> None:
         rt = job.rt
         entry_path = job.folder / INPUT_DIR / job.state.name
         try:
@@ -260,7 +263,7 @@ class Lifecycle:
             self.publish(job, JobStatus.FAILED, refused.info(), None)
             return
         job.plan = plan
-        job.spec = spec = job_spec(job, plan, self.executor.workers)
+        job.spec = spec = job_spec(job, plan, self.executor.workers, idle)
         job.attempt.started_at = iso()
         job_id = job.job_id
         try:
@@ -385,8 +388,9 @@ def truncated_error(rt: SpoolRuntime, entry: Entry) -> JobError:
     )
 
 
-def job_spec(job: RunningJob, plan: JobPlan, workers: int) -> JobSpec:
-    """What the worker gets for this attempt (`workers`: the pool's size, for parts)."""
+def job_spec(job: RunningJob, plan: JobPlan, workers: int, idle: int = 0) -> JobSpec:
+    """What the worker gets for this attempt (`workers`: the pool's size, `idle`: how
+    many of the others are idle, for parts)."""
     rt = job.rt
     options = dict(plan.options)
     if plan.reference is not None:
@@ -407,5 +411,5 @@ def job_spec(job: RunningJob, plan: JobPlan, workers: int) -> JobSpec:
         done_dir=str(rt.paths.done),
         on_duplicate=str(plan.options.get("on_duplicate", "reuse")),
         idempotency_key=plan.idempotency_key,
-        parts=parts_spec(workers),
+        parts=parts_spec(workers, idle),
     )

@@ -117,7 +117,6 @@ class Daemon:
         }
 
     # ------------------------------------------------------------------ set-up
-
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: object) -> None:
             self.stop_signalled = True  # a plain store: safe in a signal handler
@@ -273,8 +272,10 @@ class Daemon:
             # the worker its next job first, so it does not wait for the publish.
             # (Before the wake-ups are taken: if this raises, they are still queued.)
             self.admission.claim_ready(self.spools, wall)
-        for item in self.wakeups.pop_all():
-            self._handle_wakeup(item)
+        # Jobs finished since the last pass: published as one group, then reported.
+        with self.lifecycle.finishing.group_commit():
+            for item in self.wakeups.pop_all():
+                self._handle_wakeup(item)
         if self.stopping and not self.lifecycle.running:
             return True
         if self.reload_requested:

@@ -18,6 +18,7 @@ Only the loop thread calls into a PartsRun; executor callbacks only wake the loo
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections import deque
@@ -37,11 +38,30 @@ if TYPE_CHECKING:
     from .runtime import RunningJob
 
 PART_RETRIES = 1  # a part whose worker died is laid out again this many times
+IGNORE_LOAD_ENV = "SPOOLD_PARTS_IGNORE_LOAD"  # tests: idle workers count without idle cores
 
 
-def parts_spec(workers: int) -> PartsSpec:
-    """When this daemon splits PDFs: the policy's defaults unless the environment says."""
-    return PartsSpec(PartsPolicy.from_env(workers))
+def parts_spec(workers: int, idle: int = 0) -> PartsSpec:
+    """When this daemon splits PDFs: the policy's defaults unless the environment says;
+    `idle`: the other workers idle as the job starts (a medium document is split too)."""
+    return PartsSpec(PartsPolicy.from_env(workers, idle))
+
+
+def idle_workers(free: int, queued: bool) -> int:
+    """Workers a medium document may borrow when it starts: the other free ones, when
+    no queued job is ready for them and the machine's cores are idle too (the 1-minute
+    load average below the core count by as many): on a machine busy with other
+    work the parts wait for cores and the split only adds its own work
+    (docs/performance.md "Medium documents")."""
+    if queued or free <= 1:
+        return 0
+    if os.environ.get(IGNORE_LOAD_ENV):
+        return free - 1
+    try:
+        spare = (os.cpu_count() or 1) - os.getloadavg()[0]
+    except OSError:
+        return 0
+    return max(0, min(free - 1, int(spare)))
 
 
 def discard_parts(folder: Path) -> None:

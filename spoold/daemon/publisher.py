@@ -4,8 +4,10 @@ folder renamed into done/ or failed/ by the protocol (manifest first, then the r
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -17,17 +19,20 @@ from ..spool.dedup import sha256_file
 from ..spool.formats import media_type_of
 from ..spool.job import JobState, JobStatus
 from ..spool.manifest import InputInfo, Manifest
-from ..spool.protocol import MANIFEST, atomic_write, publish, unlink_quiet
+from ..spool.protocol import MANIFEST, atomic_write, fsync_dir, publish, unlink_quiet
 from ..worker.spec import CANCEL_FLAG, WorkerResult
 from .crashpoints import crash_point
 from .jobfolder import ATTEMPT_HINT, save_state
+
+log = logging.getLogger("spoold")
 
 
 def input_info(main: Path, digest: str | None) -> InputInfo | None:
     """The main document as the manifest describes it (None when it cannot be read)."""
     try:
         st = os.lstat(main)
-        if not os.path.isfile(main) or os.path.islink(main):
+        # One lstat: a regular file that is not a link (isfile and not islink, alike).
+        if not stat.S_ISREG(st.st_mode):
             return InputInfo(
                 name=main.name, media_type="application/octet-stream", size=0, sha256=""
             )
@@ -79,6 +84,38 @@ class PublishRace(StrEnum):
     ALREADY_PUBLISHED = "already published"  # done/ or failed/ holds the job already
 
 
+class GroupCommit:
+    """The jobs published in one pass of the loop share the fsyncs of done/, failed/
+    and running/ (docs/performance.md "Durability of a published job").
+
+    Each job's manifest and folder are durable before its publish rename, as alone;
+    the renamed-into and renamed-from folders are fsynced once for all the jobs, and
+    only then is each job reported (its event, hooks, notifications): a job reported
+    done is in done/ after a power cut.
+    """
+
+    def __init__(self) -> None:
+        self.folders: set[Path] = set()  # to fsync before any report
+        self.reports: list[Callable[[], None]] = []
+
+    def commit(self) -> None:
+        if self.reports:
+            crash_point("before_group_commit")
+        for folder in sorted(self.folders):
+            try:
+                fsync_dir(folder)
+            except OSError as exc:  # an I/O error: the jobs are published all the same
+                log.error("could not fsync %s: %s", folder, exc.strerror)
+        self.folders.clear()
+        reports, self.reports = self.reports, []
+        for report in reports:
+            try:
+                report()
+            except Exception:
+                # One job's report must not cost the others theirs.
+                log.exception("reporting a published job failed")
+
+
 @dataclass(frozen=True)
 class PublishSpec:
     folder: Path
@@ -88,6 +125,7 @@ class PublishSpec:
     cancel_flag: bool  # a graceful cancel left its flag in the folder
     output_mode: str | None = None
     output_group: str | None = None
+    group: GroupCommit | None = None  # the folders' fsyncs are the group's
 
 
 def modes_before_rename(spec: PublishSpec) -> bool:
@@ -125,7 +163,8 @@ def write_outcome(spec: PublishSpec, manifest: Manifest) -> Path | PublishRace:
         crash_point("after_manifest_write")
         if modes_before_rename(spec):
             apply_output_permissions([folder], spec.output_mode, spec.output_group, recursive=True)
-        dest = publish(folder, spec.dest_dir, state.jobdir, durable=spec.durable)
+        to_sync = spec.group.folders if spec.group is not None else None
+        dest = publish(folder, spec.dest_dir, state.jobdir, durable=spec.durable, to_sync=to_sync)
     except FileNotFoundError:
         return PublishRace.CLAIM_LOST
     except FileExistsError:

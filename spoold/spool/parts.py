@@ -19,6 +19,7 @@ SPLIT_SOURCES = ("md", "html")  # the source types whose PDF may be laid out in 
 # Tuning and test seams: the threshold and the part size, in cost units.
 SPLIT_ABOVE_ENV = "SPOOLD_PARTS_SPLIT_ABOVE"
 PART_COST_ENV = "SPOOLD_PARTS_PART_COST"
+IDLE_SPLIT_ABOVE_ENV = "SPOOLD_PARTS_IDLE_SPLIT_ABOVE"
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,37 @@ class PartsPolicy:
     part_cost: int = 600_000  # at most this much per part, about 6 s
     workers: int = 2  # the part count is a multiple of this, so workers finish together
     max_parts: int = 200
+    # A medium document is split too when other workers are idle as its job starts
+    # (and no queued job waits for them): one part per idle worker and its own. The
+    # threshold is where two parts, the stamp and the merge beat one layout on this
+    # machine (docs/performance.md "Medium documents").
+    idle_split_above: int = 60_000  # about 5 pages
+    idle_workers: int = 0  # the other workers idle when the job started (daemon only)
 
     @classmethod
-    def from_env(cls, workers: int) -> PartsPolicy:
-        """The defaults unless SPOOLD_PARTS_SPLIT_ABOVE / _PART_COST say otherwise."""
+    def from_env(cls, workers: int, idle_workers: int = 0) -> PartsPolicy:
+        """The defaults unless SPOOLD_PARTS_SPLIT_ABOVE / _PART_COST / _IDLE_SPLIT_ABOVE
+        say otherwise."""
         return cls(
             split_above=int(os.environ.get(SPLIT_ABOVE_ENV) or cls.split_above),
             part_cost=int(os.environ.get(PART_COST_ENV) or cls.part_cost),
             workers=max(1, workers),
+            idle_split_above=int(os.environ.get(IDLE_SPLIT_ABOVE_ENV) or cls.idle_split_above),
+            idle_workers=max(0, min(idle_workers, workers - 1)),
         )
+
+    def threshold(self) -> int:
+        """The cost above which the document is split, given the idle workers."""
+        if self.idle_workers <= 0:
+            return self.split_above
+        return min(self.split_above, self.idle_split_above)
+
+    def part_count(self, cost: int) -> int:
+        """How many parts a document of `cost` (above the threshold) is cut into."""
+        if cost <= self.split_above:  # a medium document, split for the idle workers
+            return min(self.workers, self.idle_workers + 1)
+        count = -(-cost // self.part_cost)
+        return min(self.max_parts, -(-count // self.workers) * self.workers)
 
 
 @dataclass(frozen=True)

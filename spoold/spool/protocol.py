@@ -379,18 +379,29 @@ def requeue(paths: SpoolPaths, folder: Path, jobdir: str) -> Path | None:
     return dest
 
 
-def publish(folder: Path, dest_dir: Path, jobdir: str, *, durable: bool = True) -> Path | None:
+def publish(
+    folder: Path,
+    dest_dir: Path,
+    jobdir: str,
+    *,
+    durable: bool = True,
+    to_sync: set[Path] | None = None,
+) -> Path | None:
     """Move a finished job folder (manifest already written) into done/ or failed/.
 
     Returns None when `folder` is no longer there: the attempt lost its claim, and its
-    result must be dropped (fencing).
+    result must be dropped (fencing). With `to_sync` (group commit) the two parent
+    folders are added to it instead of fsynced now: the caller fsyncs them before it
+    reports the job.
     """
     dest = dest_dir / jobdir
     try:
         rename_noreplace(folder, dest)
     except FileNotFoundError:
         return None
-    if durable:
+    if durable and to_sync is not None:
+        to_sync.update((dest_dir, folder.parent))
+    elif durable:
         fsync_dir(dest_dir)
         fsync_dir(folder.parent)
     return dest

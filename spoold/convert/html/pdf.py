@@ -13,7 +13,7 @@ from ..scripts import font_warnings
 from .document import PdfDocument, prepare_pdf_document, serialize_html
 from .parse import LAYOUT_RECURSION_LIMIT, recursion_limit
 from .themes import check_theme, theme_css
-from .weasy import layout_warnings, sandbox_fetcher, weasy_css
+from .weasy import font_config, layout_warnings, sandbox_fetcher, weasy_css
 
 
 def page_size_css(page_size: str) -> str:
@@ -60,7 +60,6 @@ def _lay_out(
     doc: PdfDocument, ctx: ConversionContext, base: Path, stylesheets: list[Any], output: Path
 ) -> int:
     import weasyprint
-    from weasyprint.text.fonts import FontConfiguration
 
     html = weasyprint.HTML(
         string=serialize_html(doc.root).decode("utf-8"),
@@ -68,12 +67,12 @@ def _lay_out(
         url_fetcher=sandbox_fetcher(ctx, base),
         media_type="print",
     )
-    # A fresh font configuration per job: @font-face from one job must not leak into
-    # the next job's layout (and make its output depend on history). Presentational
-    # hints: `<img width>`, `<p align=center>` as people write them in Markdown READMEs;
-    # author CSS still wins over them.
+    # The worker's warm font configuration: a new one after a job that added
+    # @font-face fonts, which must not leak into the next job's layout (weasy.py).
+    # Presentational hints: `<img width>`, `<p align=center>` as people write them in
+    # Markdown READMEs; author CSS still wins over them.
     rendered = html.render(
-        font_config=FontConfiguration(),
+        font_config=font_config(),
         stylesheets=stylesheets,
         presentational_hints=True,
     )

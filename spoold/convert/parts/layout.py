@@ -28,7 +28,6 @@ from typing import Any
 
 import weasyprint
 from weasyprint.matrix import Matrix
-from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from ...errors import ErrorCode, JobError
@@ -36,6 +35,7 @@ from ...spool.pages import margins_css
 from ...spool.parts import Anchor, Bookmark, PageOptions, PartResult, PartTask
 from .. import html as html_conv
 from ..fetcher import FetchRefused, decode_data_url
+from ..html.weasy import font_config
 from .prepare import serialize
 from .split import dest_name
 from .stamp import STAMP_PAGE_CLASS, counter_css, number_css, stamp_chunk
@@ -231,10 +231,11 @@ def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
             url_fetcher=DataOnlyFetcher(),
             media_type="print",
         )
-        # A fresh font configuration, as in the unsplit route: no state between tasks.
-        # Presentational hints (`<img width>`, `<td bgcolor>`), as the unsplit route.
+        # The worker's warm font configuration, replaced after a part that added
+        # @font-face fonts, as in the unsplit route. Presentational hints (`<img width>`,
+        # `<td bgcolor>`), as the unsplit route.
         rendered = doc.render(
-            font_config=FontConfiguration(), stylesheets=sheets, presentational_hints=True
+            font_config=font_config(), stylesheets=sheets, presentational_hints=True
         )
         navigation = take_navigation(rendered.pages)
         rendered.write_pdf(target=task.output_path)

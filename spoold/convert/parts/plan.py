@@ -129,15 +129,14 @@ def plan_parts(root: Any, policy: PartsPolicy) -> Plan:
     themes = {html_conv.theme_css(name) for name in html_conv.THEMES}
     units = list(_units(body, (), policy))
     plan = Plan(cost=sum(u.cost for u in units))
-    if plan.cost <= policy.split_above:
-        plan.reason = f"estimated cost {plan.cost} is under {policy.split_above}"
+    if plan.cost <= policy.threshold():
+        plan.reason = f"estimated cost {plan.cost} is under {policy.threshold()}"
         return plan
     blockers = css_blockers(root, themes)
     if blockers:
         plan.reason = "its CSS uses " + ", ".join(blockers)
         return plan
-    count = -(-plan.cost // policy.part_cost)
-    count = min(policy.max_parts, -(-count // policy.workers) * policy.workers)
+    count = policy.part_count(plan.cost)
     plan.parts = group_units(units, plan.cost // max(count, 2), policy.max_parts)
     if not plan.split:
         plan.reason = "no place to cut"

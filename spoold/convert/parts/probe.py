@@ -15,9 +15,9 @@ from collections import Counter
 from typing import Any
 
 import weasyprint
-from weasyprint.text.fonts import FontConfiguration
 
 from ...spool.parts import PageOptions, PartTask
+from ..html.weasy import font_config
 from .layout import DataOnlyFetcher, stylesheets
 from .plan import TableRows, body_rows
 from .prepare import serialize
@@ -43,7 +43,7 @@ def probe_table(root: Any, table: Any, page: PageOptions, base_url: str) -> tupl
         string=text, base_url=base_url or None, url_fetcher=DataOnlyFetcher(), media_type="print"
     )
     rendered = doc.render(
-        font_config=FontConfiguration(), stylesheets=stylesheets(task), presentational_hints=True
+        font_config=font_config(), stylesheets=stylesheets(task), presentational_hints=True
     )
     per_page = [_body_rows_on(p) for p in rendered.pages]
     steady = Counter(per_page[1:-1])  # the last page holds what is left

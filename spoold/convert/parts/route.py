@@ -37,7 +37,7 @@ def may_split(text: str | bytes, policy: PartsPolicy) -> bool:
     """False when the plan's cost cannot reach the threshold: every element has a '<'."""
     lt = text.count(b"<") if isinstance(text, bytes) else text.count("<")
     # The running title adds one element; resources/*.css is not text.
-    return len(text) + ELEMENT_COST * (lt + 2) > policy.split_above
+    return len(text) + ELEMENT_COST * (lt + 2) > policy.threshold()
 
 
 def split_source(
