@@ -49,19 +49,30 @@ def parts_spec(workers: int, idle: int = 0) -> PartsSpec:
 
 def idle_workers(free: int, queued: bool) -> int:
     """Workers a medium document may borrow when it starts: the other free ones, when
-    no queued job is ready for them and the machine's cores are idle too (the 1-minute
-    load average below the core count by as many): on a machine busy with other
-    work the parts wait for cores and the split only adds its own work
-    (docs/performance.md "Medium documents")."""
+    no queued job is ready for them and the machine has idle cores for them besides the
+    job's own (docs/performance.md "Medium documents"): on a machine busy with other
+    work the parts wait for cores and the split only adds its own work."""
     if queued or free <= 1:
         return 0
     if os.environ.get(IGNORE_LOAD_ENV):
         return free - 1
-    try:
-        spare = (os.cpu_count() or 1) - os.getloadavg()[0]
-    except OSError:
-        return 0
+    spare = (os.cpu_count() or 1) - 1 - busy_cores()
     return max(0, min(free - 1, int(spare)))
+
+
+def busy_cores() -> float:
+    """Cores other processes use now: the runnable tasks of /proc/loadavg besides the
+    reader. Not the load average: that lags a minute and counts this daemon's own jobs
+    just finished, so after any burst medium documents would stay whole."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+        return max(0, running - 1)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return float(os.cpu_count() or 1)  # unknown: lend nothing
 
 
 def discard_parts(folder: Path) -> None:
