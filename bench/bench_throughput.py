@@ -1,7 +1,8 @@
 """Tiny Markdown -> HTML jobs per second through a real daemon (2 workers).
 
 2,000 unique tiny files are staged in tmp/, then renamed into inbox/ as fast as
-possible; the clock runs from the first rename until the last job's final event.
+possible, once the daemon and all its workers have started; the clock runs from the
+first rename until the last job's final event.
 Run durable (fsync, the default) and with `durable = false`, on the default temp
 filesystem; then both again on /dev/shm (tmpfs), which takes the disk out and leaves
 the daemon's own CPU cost. Each run also reports CPU milliseconds per job of the

@@ -155,6 +155,7 @@ class Daemon:
         self.log_path = spool.parent / f"daemon-{spool.name}.log"
         cmd = [sys.executable, "-m", "spoold", "run", str(spool), "--workers", str(workers)]
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()  # this daemon's lines (the file is appended to)
         self.proc = subprocess.Popen(
             [*cmd, *args],
             stdout=self._log,
@@ -168,15 +169,35 @@ class Daemon:
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, workers: bool = True) -> None:
+        """Until daemon.started and, with `workers`, until every worker has imported the
+        converters. daemon.started comes before that (workers start in parallel since
+        68bc5e5): a bench that starts its clock and CPU counters at daemon.started
+        charges the workers' start (about 1 s of CPU each) to its jobs."""
         events = self.spool / ".spoold" / "events.ndjson"
 
         def started() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited early:\n{self.log_path.read_text()[-2000:]}")
+            self._check_alive()
             return any(e.get("event") == "daemon.started" for e in read_events(events))
 
         wait_for(started, timeout, "daemon start")
+        if workers:
+            self.wait_workers()
+
+    def wait_workers(self, timeout: float = 120) -> None:
+        """Until the daemon logs that all its workers are ready (daemon/executor.py)."""
+
+        def ready() -> bool:
+            self._check_alive()
+            with self.log_path.open("rb") as fh:
+                fh.seek(self._log_start)
+                return b"workers ready" in fh.read()
+
+        wait_for(ready, timeout, "workers ready", poll_s=0.02)
+
+    def _check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited early:\n{self.log_path.read_text()[-2000:]}")
 
     def stop(self, timeout: float = 60) -> None:
         """SIGTERM (drain), wait; kill the whole session if it does not stop in time."""

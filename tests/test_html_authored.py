@@ -169,6 +169,26 @@ def test_declared_language_wins_and_rtl_language_sets_direction(tmp_path: Path) 
     assert lxml.html.fromstring(out.read_bytes()).get("dir") == "rtl"
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("<p>שלום עולם, זה טקסט</p>", ("he", "rtl")),
+        # Written as character references: the text, not the source bytes, decides.
+        ("<p>&#x5e9;&#x5dc;&#x5d5;&#x5dd; &#x5e2;&#x5d5;&#x5dc;&#x5dd;</p>", ("he", "rtl")),
+        ("<p>環境ごとの API への移行</p>", ("ja", None)),
+        ("<p>Plain English text</p>", (None, None)),
+        # Other scripts in code only: the prose is Latin, so nothing is implied.
+        ("<p>Run it:</p><pre>print('שלום עולם')</pre>", (None, None)),
+    ],
+)
+def test_html_output_gets_language_and_direction_from_its_prose(
+    tmp_path: Path, body: str, expected: tuple[str | None, str | None]
+) -> None:
+    out, _, _ = convert(tmp_path, f"<html><body>{body}</body></html>", "html")
+    root = lxml.html.fromstring(out.read_bytes())
+    assert (root.get("lang"), root.get("dir")) == expected
+
+
 def test_right_to_left_docx(tmp_path: Path) -> None:
     html = "<html><body><h1>سلام دنیا</h1><p>این یک متن فارسی است.</p><pre>code()</pre><table><tr><td>یک</td></tr></table></body></html>"
     docx, _, _ = convert(tmp_path, html, "docx")
