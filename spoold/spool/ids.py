@@ -16,22 +16,19 @@ gone (purged, or left by a claim that lost its race) is taken over.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .entries import JOB_FILE
+from .jobjson import read_job_json
 from .protocol import INPUT_DIR, SpoolPaths, atomic_write
 
 JOB_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{10}$")
 # Token names and `submitted_by`: plain words, safe in a file name, a header, a log line.
 SUBMITTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 IDS_DIR = "ids"
-# job.json is read before the claim; a bigger one is not looked into (intake refuses it).
-_JOB_FILE_CAP = 1024 * 1024
 
 
 def is_job_id(text: str) -> bool:
@@ -49,29 +46,23 @@ class Requested:
 def read_requested(folder: Path) -> Requested:
     """job.json's `id` and `submitted_by` of a job folder, if present and well formed.
 
-    Read with lstat only and a size cap; anything unreadable is "not asked" here: the
-    daemon's intake reads job.json again at start and fails the job naming the problem.
+    Read with lstat first and a size cap (spool/jobjson.py); anything unreadable is "not
+    asked" here: the daemon's intake reads job.json again and fails the job naming the
+    problem.
     """
-    path = folder / JOB_FILE
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _JOB_FILE_CAP:
-            return Requested()
-        with open(path, "rb", opener=_nofollow) as fh:
-            data = json.loads(fh.read(_JOB_FILE_CAP + 1))
-    except (OSError, ValueError):
-        return Requested()
-    if not isinstance(data, dict):
+    known = read_job_json(folder)
+    return requested_of(known.data if known else None)
+
+
+def requested_of(data: dict[str, Any] | None) -> Requested:
+    """What a job.json, already read, asks for (`read_requested`)."""
+    if not data:
         return Requested()
     job_id, by = data.get("id"), data.get("submitted_by")
     return Requested(
         job_id=job_id if isinstance(job_id, str) and is_job_id(job_id) else None,
         submitted_by=by if isinstance(by, str) and SUBMITTER_RE.match(by) else None,
     )
-
-
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def registry_path(paths: SpoolPaths, job_id: str) -> Path:

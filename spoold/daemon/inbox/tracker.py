@@ -40,6 +40,7 @@ from ...spool.entries import (
     compile_ignore,
     incomplete_member,
 )
+from ...spool.jobjson import JobJson
 from ...spool.transient import call_with_retry, is_transient
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Entry:
     problem: Incomplete | None = None  # why that sig failed it
     seen_changing: bool = False  # its sig changed while this daemon watched
     job_id: str | None = None  # a job folder's chosen id (job.json `id`), read when ready
+    job_json: JobJson | None = None  # a job folder's job.json, read once when ready
 
 
 _seq = itertools.count()
