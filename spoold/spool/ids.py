@@ -93,26 +93,40 @@ def reserve_job_id(paths: SpoolPaths, job_id: str, jobdir: str) -> str | None:
     of the job that already holds it. OSError (a full disk) is raised: the claim waits.
     """
     reg = registry_path(paths, job_id)
-    reg.parent.mkdir(exist_ok=True)
     try:
-        fd = os.open(reg, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    except FileExistsError:
-        try:
-            holder = reg.read_text().strip()
-        except OSError:
-            holder = ""
-        if holder and holder != jobdir:
-            where = live_folder(paths, holder)
-            if where is not None:
-                return where
-            atomic_write(reg, jobdir.encode() + b"\n", durable=False)  # a stale registration
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(jobdir.encode() + b"\n")
+        _create(reg, jobdir)
         return None  # a new registration: no job had this id
+    except FileExistsError:
+        pass
+    try:
+        holder = reg.read_text().strip()
+    except OSError:
+        holder = ""
+    if holder and holder != jobdir:
+        where = live_folder(paths, holder)
+        if where is not None:
+            return where
+        atomic_write(reg, jobdir.encode() + b"\n", durable=False)  # a stale registration
     # Registered for this very folder name before: a claim that lost its race or crashed
     # (ours), or a copy of a job dropped again (its folder lives: not ours).
     return live_folder(paths, jobdir)
+
+
+def _create(reg: Path, jobdir: str) -> None:
+    """Create the registration, O_EXCL (FileExistsError: it is there): open, write, close,
+    and the folder only when it is missing (the first chosen id of a spool)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(reg, flags, 0o644)
+    except FileNotFoundError:
+        reg.parent.mkdir(exist_ok=True)
+        fd = os.open(reg, flags, 0o644)
+    try:
+        view = memoryview(jobdir.encode() + b"\n")
+        while view:  # a short write (the disk filled) goes on, and raises ENOSPC
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def registered_folder(paths: SpoolPaths, job_id: str) -> str | None:
