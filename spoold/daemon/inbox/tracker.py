@@ -197,7 +197,9 @@ class InboxTracker:
             path = os.path.join(self._inbox, key)
             kind = classify(path, st)
             sig = (st.st_ino,)
-            if kind is EntryKind.DIR:
+            # A folder renamed in is complete at once: its members are walked (a listing
+            # and an lstat each) only for a folder that must settle.
+            if kind is EntryKind.DIR and not moved:
                 try:
                     sig = signature(Path(path), st)
                 except OSError:
@@ -227,7 +229,7 @@ class InboxTracker:
                 # With no settle window the entry is looked at in this very pass.
                 self._check_later(entry, now + self._recheck_s if self.settle_s > 0 else now)
             return entry
-        if entry.sig != sig:
+        if entry.sig != sig and not (moved and kind is EntryKind.DIR):
             entry.sig = sig
             entry.changed_at = now
             entry.moved_in = False  # written to after the rename: settle like any other
@@ -248,6 +250,9 @@ class InboxTracker:
 
     def scan(self, now: float) -> list[Entry]:
         """Full scan: the truth. Returns entries that became ready."""
+        # Renames already hinted first: such an entry is complete at once, not walked
+        # and left to settle because the scan came before the pass that takes hints.
+        self._take_hints(now)
         seen: set[str] = set()
         dirs: list[tuple[str, str]] = [(self._inbox, "")]
         dirs += [(os.path.join(self._inbox, r), r + "/") for r in sorted(self.routes)]
@@ -287,6 +292,10 @@ class InboxTracker:
 
     def check_pending(self, now: float) -> list[Entry]:
         """Look at the entries that are due, plus inotify move hints."""
+        self._take_hints(now)
+        return self._promote(now)
+
+    def _take_hints(self, now: float) -> None:
         if self._moved_hints:
             with self._lock:
                 moved, self._moved_hints = self._moved_hints, set()
@@ -295,7 +304,6 @@ class InboxTracker:
                 if (route is not None and route not in self.routes) or self._ignored(name):
                     continue
                 self._observe(key, now, moved=True)
-        return self._promote(now)
 
     def _promote(self, now: float) -> list[Entry]:
         # Only entries that are due are looked at: cost grows with what is arriving,
