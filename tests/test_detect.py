@@ -3,6 +3,7 @@ paused spools. Times are passed in, so nothing here sleeps."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from pathlib import Path
@@ -93,6 +94,29 @@ def test_a_renamed_in_folder_is_not_walked_a_settling_one_is(
     (tmp_path / "copied.md" / "more.md").write_text("still being copied")
     assert t.check_pending(1.5) == [], "a member added: the window starts again"
     assert keys(t.check_pending(2.6)) == ["copied.md"]
+
+
+def test_a_transient_error_looking_at_an_entry_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ESTALE and the like on a network mount: the entry is looked at again, not lost
+    and not an error of the loop."""
+    real = os.lstat
+    failures = {str(tmp_path / "m.md"): [errno.ESTALE, errno.EIO]}
+
+    def flaky(path: str | os.PathLike[str], *args: object, **kw: object) -> os.stat_result:
+        codes = failures.get(os.fspath(path))
+        if codes:
+            code = codes.pop(0)
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real(path, *args, **kw)  # type: ignore[arg-type]
+
+    t = tracker(tmp_path, settle_s=600.0)
+    (tmp_path / "m.md").write_text("x")
+    t.hint_moved("m.md")
+    monkeypatch.setattr(os, "lstat", flaky)
+    assert keys(t.check_pending(1.0)) == ["m.md"]
+    assert failures[str(tmp_path / "m.md")] == []
 
 
 def test_waiting_entries_are_not_stated_before_they_are_due(

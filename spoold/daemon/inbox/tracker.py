@@ -66,6 +66,17 @@ def signature(path: Path, st: os.stat_result) -> tuple[int, ...]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _lstat(path: str) -> os.stat_result:
+    """os.lstat, with bounded retries of transient errors: tenacity's bookkeeping (some
+    30 µs, ten lstats) only once a first call has failed (spool/transient.py)."""
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        if not is_transient(exc):
+            raise
+    return call_with_retry(os.lstat, path)
+
+
 # ------------------------------------------------------------------ entries
 
 
@@ -184,7 +195,7 @@ class InboxTracker:
     ) -> Entry | None:
         if st is None:
             try:
-                st = call_with_retry(os.lstat, os.path.join(self._inbox, key))
+                st = _lstat(os.path.join(self._inbox, key))
             except FileNotFoundError:
                 self._forget(key)
                 return None
