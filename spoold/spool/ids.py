@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .jobjson import read_job_json
-from .protocol import INPUT_DIR, SpoolPaths, atomic_write
+from .protocol import INPUT_DIR, STATE_DIR, SpoolPaths, atomic_write
 
 JOB_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{10}$")
 # Token names and `submitted_by`: plain words, safe in a file name, a header, a log line.
@@ -92,34 +92,35 @@ def reserve_job_id(paths: SpoolPaths, job_id: str, jobdir: str) -> str | None:
     Returns None when the id is now this job's, or the folder (relative to the spool)
     of the job that already holds it. OSError (a full disk) is raised: the claim waits.
     """
-    reg = registry_path(paths, job_id)
+    reg = os.path.join(paths.root, STATE_DIR, IDS_DIR, job_id)  # registry_path, as a str
     try:
         _create(reg, jobdir)
         return None  # a new registration: no job had this id
     except FileExistsError:
         pass
     try:
-        holder = reg.read_text().strip()
-    except OSError:
+        with open(reg, encoding="utf-8") as fh:
+            holder = fh.read().strip()
+    except (OSError, ValueError):
         holder = ""
     if holder and holder != jobdir:
         where = live_folder(paths, holder)
         if where is not None:
             return where
-        atomic_write(reg, jobdir.encode() + b"\n", durable=False)  # a stale registration
+        atomic_write(Path(reg), jobdir.encode() + b"\n", durable=False)  # a stale one
     # Registered for this very folder name before: a claim that lost its race or crashed
     # (ours), or a copy of a job dropped again (its folder lives: not ours).
     return live_folder(paths, jobdir)
 
 
-def _create(reg: Path, jobdir: str) -> None:
+def _create(reg: str, jobdir: str) -> None:
     """Create the registration, O_EXCL (FileExistsError: it is there): open, write, close,
     and the folder only when it is missing (the first chosen id of a spool)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         fd = os.open(reg, flags, 0o644)
     except FileNotFoundError:
-        reg.parent.mkdir(exist_ok=True)
+        Path(reg).parent.mkdir(exist_ok=True)
         fd = os.open(reg, flags, 0o644)
     try:
         view = memoryview(jobdir.encode() + b"\n")
