@@ -12,8 +12,9 @@ bounds the rate at 2000 / (daemon + workers) jobs/s.
 document and a job.json with `main` and a chosen `id`, spoold/http/submit.py), and
 `--entries both` alternates the two kinds `--repeat` times, so the CPU per job of a
 single file and of a job folder come from the same minutes of a shared machine.
-`--profile DIR` runs the daemon under cProfile (bench/cpu_profile.py: the loop thread's
-CPU time) and writes DIR/KIND-FS-N.prof.
+`--rate N` renames N jobs a second instead of all at once (one at a time, as HTTP
+uploads arrive). `--profile DIR` runs the daemon under cProfile (bench/cpu_profile.py:
+the loop thread's CPU time) and writes DIR/KIND-FS-N.prof.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ def stage_folders(spool: Path, items: list[tuple[str, bytes]]) -> list[tuple[Pat
 
 
 def run(
-    jobs: int, durable: bool, base: str | None, folders: bool = False, profile: Path | None = None
+    jobs: int,
+    durable: bool,
+    base: str | None,
+    folders: bool = False,
+    profile: Path | None = None,
+    rate: float = 0.0,
 ) -> tuple[float, int, float, float]:
     """(seconds, failed jobs, daemon CPU ms per job, worker CPU ms per job)."""
     with temp_dir(base=base) as tmp:
@@ -73,7 +79,9 @@ def run(
             tail = EventTail(spool)
             cpu0, pool0 = cpu_s(daemon.pid), pool_cpu_s(daemon.pid)
             t0 = time.monotonic()
-            for staged, final in pairs:
+            for i, (staged, final) in enumerate(pairs):
+                if rate:  # paced: one at a time, as uploads arrive
+                    time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
                 os.rename(staged, final)
             finished = wait_finished(tail, {final.name for _, final in pairs}, timeout=240)
             elapsed = time.monotonic() - t0
@@ -98,6 +106,9 @@ def main() -> None:
         help="single files, job folders as the HTTP gateway writes them, or both alternating",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each kind, alternating")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="rename N jobs a second (default: all at once)"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="cProfile the daemon into DIR")
     args = parser.parse_args()
     bases: list[tuple[str, str | None]] = [] if args.no_disk else [("disk", None)]
@@ -117,9 +128,11 @@ def main() -> None:
             label = f"{fs}_{'durable' if durable else 'not_durable'}"
             if kind == "folders":
                 label += "_folders"
+            if args.rate:
+                label += f"_paced{args.rate:g}"
             prof = args.profile / f"{kind}-{fs}-{n}.prof" if args.profile else None
             elapsed, failed, daemon_ms, workers_ms = run(
-                args.jobs, durable, base, kind == "folders", prof
+                args.jobs, durable, base, kind == "folders", prof, args.rate
             )
             if failed:
                 report(BENCH, f"throughput_{label}_failed_jobs", failed, "jobs")
