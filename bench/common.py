@@ -150,10 +150,13 @@ class Daemon:
         workers: int = 2,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        python_args: tuple[str, ...] = (),
     ) -> None:
         self.spool = spool
         self.log_path = spool.parent / f"daemon-{spool.name}.log"
-        cmd = [sys.executable, "-m", "spoold", "run", str(spool), "--workers", str(workers)]
+        # python_args: e.g. ("-m", "cProfile", "-o", FILE) to profile the daemon.
+        cmd = [sys.executable, *python_args, "-m", "spoold", "run", str(spool)]
+        cmd += ["--workers", str(workers)]
         self._log = self.log_path.open("ab")
         self._log_start = self._log.tell()  # this daemon's lines (the file is appended to)
         self.proc = subprocess.Popen(

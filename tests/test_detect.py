@@ -3,6 +3,7 @@ paused spools. Times are passed in, so nothing here sleeps."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from pathlib import Path
@@ -55,6 +56,67 @@ def test_renamed_in_entry_is_ready_at_once(tmp_path: Path) -> None:
     assert t.scan(2.0) == []
     t.hint_moved("n.md")
     assert keys(t.check_pending(2.1)) == ["n.md"]
+
+
+def test_a_hinted_rename_is_ready_in_a_scan_that_comes_first(tmp_path: Path) -> None:
+    """The loop's periodic scan may run before the pass that takes inotify's hints: a
+    renamed-in entry is still complete at once, not left to settle."""
+    t = tracker(tmp_path, settle_s=600.0)
+    (tmp_path / "folder.md").mkdir()
+    (tmp_path / "folder.md" / "folder.md").write_text("# x\n")
+    (tmp_path / "file.md").write_text("x")
+    t.hint_moved("folder.md")
+    t.hint_moved("file.md")
+    assert keys(t.scan(1.0)) == ["file.md", "folder.md"]
+
+
+def test_a_renamed_in_folder_is_not_walked_a_settling_one_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spoold.daemon.inbox.tracker as tracker_module
+
+    walked: list[str] = []
+    real = tracker_module.signature
+
+    def counting(path: Path, st: os.stat_result) -> tuple[int, ...]:
+        walked.append(path.name)
+        return real(path, st)
+
+    monkeypatch.setattr(tracker_module, "signature", counting)
+    t = tracker(tmp_path, settle_s=1.0)
+    for name in ("moved.md", "copied.md"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / name).write_text("# x\n")
+    t.hint_moved("moved.md")
+    assert keys(t.check_pending(1.0)) == ["moved.md"]
+    assert walked == []
+    assert t.scan(1.0) == [] and walked == ["copied.md"]
+    (tmp_path / "copied.md" / "more.md").write_text("still being copied")
+    assert t.check_pending(1.5) == [], "a member added: the window starts again"
+    assert keys(t.check_pending(2.6)) == ["copied.md"]
+
+
+def test_a_transient_error_looking_at_an_entry_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ESTALE and the like on a network mount: the entry is looked at again, not lost
+    and not an error of the loop."""
+    real = os.lstat
+    failures = {str(tmp_path / "m.md"): [errno.ESTALE, errno.EIO]}
+
+    def flaky(path: str | os.PathLike[str], *args: object, **kw: object) -> os.stat_result:
+        codes = failures.get(os.fspath(path))
+        if codes:
+            code = codes.pop(0)
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real(path, *args, **kw)  # type: ignore[arg-type]
+
+    t = tracker(tmp_path, settle_s=600.0)
+    (tmp_path / "m.md").write_text("x")
+    t.hint_moved("m.md")
+    monkeypatch.setattr(os, "lstat", flaky)
+    assert keys(t.check_pending(1.0)) == ["m.md"]
+    assert failures[str(tmp_path / "m.md")] == []
 
 
 def test_waiting_entries_are_not_stated_before_they_are_due(

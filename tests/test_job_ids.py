@@ -12,7 +12,7 @@ from typing import Any
 
 from spoold.spool.clock import new_job_id
 
-from .conftest import DaemonProc, cli, events, validate_manifest, wait_for
+from .conftest import PLUGIN_ENV, DaemonProc, cli, events, stage_file, validate_manifest, wait_for
 
 
 def drop_folder(spool: Path, name: str, job: dict[str, Any], text: str = "# Hi\n") -> Path:
@@ -123,3 +123,36 @@ def test_a_used_id_fails_the_second_job_and_retry_keeps_ids(
     wait_for(lambda: terminal_ids(spool).count(second["job_id"]) == 2, what="retried")
     again = finished(spool, second["job_id"])
     assert again["error"]["code"] == "input_invalid" and len(again["attempts"]) == 2
+
+
+def test_a_job_json_replaced_while_the_job_waits_is_read_again_at_the_claim(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc], tmp_path: Path
+) -> None:
+    """The daemon reads job.json once, when the folder arrives, and keeps what it read;
+    a job.json replaced before the claim (same size, another file) is what counts: its
+    id names the job, its options are the job's (docs/protocol.md "Job ids")."""
+    spool = make_spool()
+    gate = tmp_path / "gate"
+    daemon_factory(spool, env=PLUGIN_ENV, args=("--workers", "1"))
+    stage_file(spool, "first.gate", str(gate))
+    old_id, new_id = new_job_id(), new_job_id()
+    assert len(old_id) == len(new_id)
+    folder = drop_folder(
+        spool, "later.md", {"id": old_id, "after": ["first.gate"], "metadata": {"v": "1"}}
+    )
+    # job.waiting says the daemon has read the folder's job.json (its `after`).
+    wait_for(
+        lambda: any(e["event"] == "job.waiting" and e["name"] == "later.md" for e in events(spool)),
+        what="later.md waits for first.gate",
+    )
+    before = (folder / "job.json").stat()
+    replaced = {"main": "later.md", "id": new_id, "after": ["first.gate"], "metadata": {"v": "2"}}
+    (folder / ".job.json.new").write_text(json.dumps(replaced))
+    os.rename(folder / ".job.json.new", folder / "job.json")
+    assert (folder / "job.json").stat().st_size == before.st_size
+    gate.touch()
+    manifest = finished(spool, new_id)
+    assert manifest["status"] == "succeeded", manifest.get("error")
+    assert manifest["options"]["metadata"] == {"v": "2"}
+    assert old_id not in {e.get("job_id") for e in events(spool)}
+    assert not (spool / ".spoold" / "ids" / old_id).exists()

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..spool.after import AfterRef, after_of, read_job_json
+from ..spool.after import AfterRef, after_of
 from ..spool.clock import parse_iso
 from ..spool.entries import EntryKind
 from ..spool.events import DaemonPaused
-from ..spool.ids import is_job_id
+from ..spool.ids import requested_of
 from ..spool.job import JobState
+from ..spool.jobjson import read_job_json
 from ..spool.protocol import STATE_FILE, free_disk_mb
 from .cancel import CancelMarkers
 from .inbox.tracker import Entry
@@ -51,13 +52,13 @@ class Admission:
             if entry.kind is EntryKind.CANCEL:
                 rt.markers[entry.key] = entry
                 continue
-            # One read of job.json: its chosen id, its priority, whether it waits for others.
-            data = (
-                read_job_json(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
-            )
-            if data is not None:
-                chosen = data.get("id")
-                entry.job_id = chosen if isinstance(chosen, str) and is_job_id(chosen) else None
+            # The one read of job.json (spool/jobjson.py): its chosen id, its priority,
+            # whether it waits for others; the claim and the intake use it too.
+            data = None
+            if entry.kind is EntryKind.DIR:
+                entry.job_json = read_job_json(rt.paths.inbox / entry.key)
+                data = entry.job_json.data if entry.job_json else None
+                entry.job_id = requested_of(data).job_id
             if rt.waiting_markers and self.markers.match_waiting(rt, entry):
                 continue
             priority = priorities.get(entry.route)

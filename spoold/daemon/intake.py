@@ -21,8 +21,7 @@ from ..settings import JobDefaults, JobFile, describe_errors
 from ..spool.after import AfterRef
 from ..spool.entries import JOB_FILE, REFERENCE_DOCX
 from ..spool.formats import SUFFIX_TYPES
-
-_JOB_FILE_CAP = 1024 * 1024
+from ..spool.jobjson import JOB_FILE_CAP, JobJson
 
 
 @dataclass
@@ -64,9 +63,16 @@ def reject_special(path: Path, label: str) -> os.stat_result:
     return st
 
 
-def _read_job_file(path: Path) -> JobFile:
+def _job_file(folder: Path, known: JobJson | None) -> JobFile | None:
+    """The claimed folder's job.json (None: it has none): as read before the claim when
+    the file is still that one (an lstat; spool/jobjson.py), else read now."""
+    if known is not None and known.is_current(folder):
+        return None if known.data is None else _validated(known.data)
+    path = folder / JOB_FILE
+    if not os.path.lexists(path):
+        return None
     st = reject_special(path, JOB_FILE)
-    if st.st_size > _JOB_FILE_CAP:
+    if st.st_size > JOB_FILE_CAP:
         raise JobError(ErrorCode.INPUT_INVALID, f"{JOB_FILE} is larger than 1 MiB")
     try:
         data = json.loads(path.read_bytes())
@@ -74,6 +80,10 @@ def _read_job_file(path: Path) -> JobFile:
         raise JobError(ErrorCode.INPUT_INVALID, f"{JOB_FILE} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise JobError(ErrorCode.INPUT_INVALID, f"{JOB_FILE} must hold a JSON object")
+    return _validated(data)
+
+
+def _validated(data: dict[str, Any]) -> JobFile:
     try:
         return JobFile(**data)
     except ValidationError as exc:
@@ -99,14 +109,17 @@ def plan_job(
     defaults: JobDefaults,
     max_input_bytes: int,
     allow_fetch: list[str] | None = None,
+    job_json: JobJson | None = None,
 ) -> JobPlan:
-    """Inspect a claimed entry (a file, or a job folder) and decide what to do."""
+    """Inspect a claimed entry (a file, or a job folder) and decide what to do.
+
+    `job_json`: the folder's job.json as read before the claim, used if unchanged."""
     st = reject_special(entry_path, entry_path.name)
     job_file: JobFile | None = None
     reference: Path | None = None
     if stat.S_ISDIR(st.st_mode):
         job_root = entry_path
-        job_file, main, main_st = _folder_main(entry_path)
+        job_file, main, main_st = _folder_main(entry_path, job_json)
         if os.path.lexists(entry_path / REFERENCE_DOCX):
             reject_special(entry_path / REFERENCE_DOCX, REFERENCE_DOCX)
             reference = entry_path / REFERENCE_DOCX
@@ -141,9 +154,11 @@ def plan_job(
     )
 
 
-def _folder_main(folder: Path) -> tuple[JobFile | None, Path, os.stat_result]:
+def _folder_main(
+    folder: Path, known: JobJson | None
+) -> tuple[JobFile | None, Path, os.stat_result]:
     """A job folder's job.json (if any), its main document and that document's lstat."""
-    job_file = _read_job_file(folder / JOB_FILE) if os.path.lexists(folder / JOB_FILE) else None
+    job_file = _job_file(folder, known)
     if job_file is not None and job_file.main is not None:
         main_name = job_file.main
         if "/" in main_name or main_name.startswith(".") or main_name in ("", ".."):
@@ -166,9 +181,12 @@ def _folder_main(folder: Path) -> tuple[JobFile | None, Path, os.stat_result]:
             )
         main_name = found[0]
     main = folder / main_name
-    if not os.path.lexists(main):
-        raise JobError(ErrorCode.INPUT_INVALID, f"{JOB_FILE}: key 'main': {main_name!r} is missing")
-    main_st = reject_special(main, main_name)
+    try:
+        main_st = reject_special(main, main_name)
+    except (FileNotFoundError, ValueError):  # ValueError: a NUL in the name
+        raise JobError(
+            ErrorCode.INPUT_INVALID, f"{JOB_FILE}: key 'main': {main_name!r} is missing"
+        ) from None
     if stat.S_ISDIR(main_st.st_mode):
         raise JobError(ErrorCode.INPUT_INVALID, f"the main document {main_name!r} is a folder")
     return job_file, main, main_st

@@ -34,11 +34,12 @@ from ..spool.events import (
 from ..spool.ids import (
     Requested,
     live_folder,
-    read_requested,
     registered_folder,
+    requested_of,
     reserve_job_id,
 )
 from ..spool.job import Attempt, AttemptOutcome, CancelMode, JobState, JobStatus, read_state
+from ..spool.jobjson import read_job_json
 from ..spool.protocol import INPUT_DIR, claim_entry, claim_requeued, job_dir_name
 from ..worker.spec import CANCEL_FLAG, JobSpec, WorkerLimits, WorkerResult
 from .crashpoints import crash_point
@@ -168,6 +169,7 @@ class Lifecycle:
         state.attempts.append(attempt)
         state.next_attempt_at = None
         job = RunningJob(rt, state, folder, attempt, JobStatus.QUEUED)
+        job.job_json = entry.job_json  # the intake checks it is still the claimed folder's
         self.transition(job, JobStatus.RUNNING)  # in running/ now, whatever comes next
         self.running[state.job_id] = job
         # No state write here: the running folder's name already records the job id,
@@ -193,7 +195,14 @@ class Lifecycle:
     def _claim_new(
         self, rt: SpoolRuntime, entry: Entry, priority: int
     ) -> tuple[JobState, Path] | str:
-        asked = read_requested(rt.paths.inbox / entry.key) if entry.kind is EntryKind.DIR else None
+        asked = None
+        if entry.kind is EntryKind.DIR:
+            # The id is decided now: from job.json as read at admission if the file is
+            # still that one (an lstat), else as it is now (spool/jobjson.py).
+            known = entry.job_json
+            if known is None or not known.is_current(rt.paths.inbox / entry.key):
+                known = entry.job_json = read_job_json(rt.paths.inbox / entry.key)
+            asked = requested_of(known.data if known else None)
         job_id, jobdir = self._job_id(rt, entry, asked)
         folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
         if folder is None:
@@ -244,12 +253,14 @@ class Lifecycle:
     def start(self, job: RunningJob, idle: int = 0) -> None:
         rt = job.rt
         entry_path = job.folder / INPUT_DIR / job.state.name
+        known, job.job_json = job.job_json, None  # once: a later attempt reads afresh
         try:
             plan = plan_job(
                 entry_path,
                 rt.settings.for_route(job.state.route),
                 int(rt.settings.max_input_mb * 1024 * 1024),
                 rt.settings.allow_fetch,
+                known,
             )
         except JobError as exc:
             self.publish(job, JobStatus.FAILED, exc.info(), None)

@@ -11,6 +11,7 @@ from ..spool.after import AfterRef
 from ..spool.clock import SpoolClock
 from ..spool.eventlog import EventLog
 from ..spool.job import Attempt, CancelMode, JobState, JobStatus
+from ..spool.jobjson import JobJson
 from ..spool.leases import OwnLease, PeerWatcher
 from ..spool.protocol import SpoolPaths
 from ..worker.spec import JobSpec, WorkerResult
@@ -64,6 +65,7 @@ class RunningJob:
     folder: Path
     attempt: Attempt
     status: JobStatus  # where the job is in the state machine (queued until it runs)
+    job_json: JobJson | None = None  # job.json as read before the claim, until planned
     plan: JobPlan | None = None
     spec: JobSpec | None = None
     execution: Execution | None = None

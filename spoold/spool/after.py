@@ -6,17 +6,14 @@ dropped with, with a kind and what a failed or cancelled dependency does:
     "report.md"                                      finish_to_start, on_failure fail
     {"job": "report.md", "kind": "start_to_start", "on_failure": "run"}
 
-This module is the model (`AfterRef`), the cheap read of a job folder's references
-(`read_after`, used before a claim) and what one reference's condition says about the
-jobs it resolved to (`verdict`). Finding those jobs in the folders, and cycles, is
+This module is the model (`AfterRef`), a job folder's references (`after_of` its job.json
+as read before a claim, spool/jobjson.py) and what one reference's condition says about
+the jobs it resolved to (`verdict`). Finding those jobs in the folders, and cycles, is
 spool/waits.py. docs/protocol.md "Dependencies" is the contract.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -24,12 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .entries import JOB_FILE
 from .events import JobWaiting
+from .jobjson import read_job_json
 
 HELD_STAGE = "waiting"  # a running job's stage while its result is held (finish_to_finish)
 MAX_AFTER = 100  # references per job: a longer list is a mistake, not a plan
-_JOB_FILE_CAP = 1024 * 1024
 
 
 class AfterKind(StrEnum):
@@ -73,22 +69,6 @@ def parse_after(value: Any) -> tuple[AfterRef, ...]:
     return tuple(AfterRef.model_validate(v) for v in value)
 
 
-def read_job_json(folder: Path) -> dict[str, Any] | None:
-    """A job folder's job.json as a dict; None when absent, special, too big or not JSON.
-
-    For looking before a claim (priority, after): the claim's intake reads it again and
-    reports every problem with input_invalid.
-    """
-    try:
-        st = os.lstat(folder / JOB_FILE)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _JOB_FILE_CAP:
-            return None
-        data = json.loads((folder / JOB_FILE).read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def after_of(data: dict[str, Any] | None) -> tuple[AfterRef, ...]:
     """The references of a job.json (empty when it has none, or they are not valid: the
     job is then claimed at once and its intake fails it, naming the key)."""
@@ -101,7 +81,8 @@ def after_of(data: dict[str, Any] | None) -> tuple[AfterRef, ...]:
 
 
 def read_after(folder: Path) -> tuple[AfterRef, ...]:
-    return after_of(read_job_json(folder))
+    known = read_job_json(folder)
+    return after_of(known.data if known else None)
 
 
 # ------------------------------------------------------------------ conditions

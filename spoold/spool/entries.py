@@ -115,15 +115,18 @@ def is_ignored(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def is_requeued_folder(path: Path) -> bool:
+def is_requeued_folder(path: str | Path) -> bool:
     """A job folder spoold put back (retry, recovery, drain), not a person's job folder.
 
     Its state file says so; when a full disk kept that from being written, its name
-    (STEM.JOBID) and its input/ folder still do.
+    (STEM.JOBID) and its input/ folder still do. (Strings, not Paths: the tracker asks
+    this of every folder that arrives.)
     """
-    if os.path.lexists(path / STATE_FILE):
+    path = os.fspath(path)
+    if os.path.lexists(os.path.join(path, STATE_FILE)):
         return True
-    return job_id_of(path.name) is not None and os.path.isdir(path / INPUT_DIR)
+    name = os.path.basename(path)
+    return job_id_of(name) is not None and os.path.isdir(os.path.join(path, INPUT_DIR))
 
 
 def classify(path: str | Path, st: os.stat_result) -> EntryKind:
@@ -131,5 +134,5 @@ def classify(path: str | Path, st: os.stat_result) -> EntryKind:
     if stat.S_ISREG(mode):
         return EntryKind.CANCEL if os.fspath(path).endswith(".cancel") else EntryKind.FILE
     if stat.S_ISDIR(mode):
-        return EntryKind.REQUEUED if is_requeued_folder(Path(path)) else EntryKind.DIR
+        return EntryKind.REQUEUED if is_requeued_folder(path) else EntryKind.DIR
     return EntryKind.SPECIAL

@@ -16,22 +16,19 @@ gone (purged, or left by a claim that lost its race) is taken over.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .entries import JOB_FILE
-from .protocol import INPUT_DIR, SpoolPaths, atomic_write
+from .jobjson import read_job_json
+from .protocol import INPUT_DIR, STATE_DIR, SpoolPaths, atomic_write
 
 JOB_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{10}$")
 # Token names and `submitted_by`: plain words, safe in a file name, a header, a log line.
 SUBMITTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 IDS_DIR = "ids"
-# job.json is read before the claim; a bigger one is not looked into (intake refuses it).
-_JOB_FILE_CAP = 1024 * 1024
 
 
 def is_job_id(text: str) -> bool:
@@ -49,29 +46,23 @@ class Requested:
 def read_requested(folder: Path) -> Requested:
     """job.json's `id` and `submitted_by` of a job folder, if present and well formed.
 
-    Read with lstat only and a size cap; anything unreadable is "not asked" here: the
-    daemon's intake reads job.json again at start and fails the job naming the problem.
+    Read with lstat first and a size cap (spool/jobjson.py); anything unreadable is "not
+    asked" here: the daemon's intake reads job.json again and fails the job naming the
+    problem.
     """
-    path = folder / JOB_FILE
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _JOB_FILE_CAP:
-            return Requested()
-        with open(path, "rb", opener=_nofollow) as fh:
-            data = json.loads(fh.read(_JOB_FILE_CAP + 1))
-    except (OSError, ValueError):
-        return Requested()
-    if not isinstance(data, dict):
+    known = read_job_json(folder)
+    return requested_of(known.data if known else None)
+
+
+def requested_of(data: dict[str, Any] | None) -> Requested:
+    """What a job.json, already read, asks for (`read_requested`)."""
+    if not data:
         return Requested()
     job_id, by = data.get("id"), data.get("submitted_by")
     return Requested(
         job_id=job_id if isinstance(job_id, str) and is_job_id(job_id) else None,
         submitted_by=by if isinstance(by, str) and SUBMITTER_RE.match(by) else None,
     )
-
-
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def registry_path(paths: SpoolPaths, job_id: str) -> Path:
@@ -101,27 +92,42 @@ def reserve_job_id(paths: SpoolPaths, job_id: str, jobdir: str) -> str | None:
     Returns None when the id is now this job's, or the folder (relative to the spool)
     of the job that already holds it. OSError (a full disk) is raised: the claim waits.
     """
-    reg = registry_path(paths, job_id)
-    reg.parent.mkdir(exist_ok=True)
+    reg = os.path.join(paths.root, STATE_DIR, IDS_DIR, job_id)  # registry_path, as a str
     try:
-        fd = os.open(reg, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    except FileExistsError:
-        try:
-            holder = reg.read_text().strip()
-        except OSError:
-            holder = ""
-        if holder and holder != jobdir:
-            where = live_folder(paths, holder)
-            if where is not None:
-                return where
-            atomic_write(reg, jobdir.encode() + b"\n", durable=False)  # a stale registration
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(jobdir.encode() + b"\n")
+        _create(reg, jobdir)
         return None  # a new registration: no job had this id
+    except FileExistsError:
+        pass
+    try:
+        with open(reg, encoding="utf-8") as fh:
+            holder = fh.read().strip()
+    except (OSError, ValueError):
+        holder = ""
+    if holder and holder != jobdir:
+        where = live_folder(paths, holder)
+        if where is not None:
+            return where
+        atomic_write(Path(reg), jobdir.encode() + b"\n", durable=False)  # a stale one
     # Registered for this very folder name before: a claim that lost its race or crashed
     # (ours), or a copy of a job dropped again (its folder lives: not ours).
     return live_folder(paths, jobdir)
+
+
+def _create(reg: str, jobdir: str) -> None:
+    """Create the registration, O_EXCL (FileExistsError: it is there): open, write, close,
+    and the folder only when it is missing (the first chosen id of a spool)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(reg, flags, 0o644)
+    except FileNotFoundError:
+        Path(reg).parent.mkdir(exist_ok=True)
+        fd = os.open(reg, flags, 0o644)
+    try:
+        view = memoryview(jobdir.encode() + b"\n")
+        while view:  # a short write (the disk filled) goes on, and raises ENOSPC
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def registered_folder(paths: SpoolPaths, job_id: str) -> str | None:

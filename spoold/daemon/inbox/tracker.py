@@ -40,6 +40,7 @@ from ...spool.entries import (
     compile_ignore,
     incomplete_member,
 )
+from ...spool.jobjson import JobJson
 from ...spool.transient import call_with_retry, is_transient
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,17 @@ def signature(path: Path, st: os.stat_result) -> tuple[int, ...]:
                 break
         return (st.st_ino, count, total, newest)
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _lstat(path: str) -> os.stat_result:
+    """os.lstat, with bounded retries of transient errors: tenacity's bookkeeping (some
+    30 µs, ten lstats) only once a first call has failed (spool/transient.py)."""
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        if not is_transient(exc):
+            raise
+    return call_with_retry(os.lstat, path)
 
 
 # ------------------------------------------------------------------ entries
@@ -90,6 +102,7 @@ class Entry:
     problem: Incomplete | None = None  # why that sig failed it
     seen_changing: bool = False  # its sig changed while this daemon watched
     job_id: str | None = None  # a job folder's chosen id (job.json `id`), read when ready
+    job_json: JobJson | None = None  # a job folder's job.json, read once when ready
 
 
 _seq = itertools.count()
@@ -182,7 +195,7 @@ class InboxTracker:
     ) -> Entry | None:
         if st is None:
             try:
-                st = call_with_retry(os.lstat, os.path.join(self._inbox, key))
+                st = _lstat(os.path.join(self._inbox, key))
             except FileNotFoundError:
                 self._forget(key)
                 return None
@@ -195,7 +208,9 @@ class InboxTracker:
             path = os.path.join(self._inbox, key)
             kind = classify(path, st)
             sig = (st.st_ino,)
-            if kind is EntryKind.DIR:
+            # A folder renamed in is complete at once: its members are walked (a listing
+            # and an lstat each) only for a folder that must settle.
+            if kind is EntryKind.DIR and not moved:
                 try:
                     sig = signature(Path(path), st)
                 except OSError:
@@ -225,7 +240,7 @@ class InboxTracker:
                 # With no settle window the entry is looked at in this very pass.
                 self._check_later(entry, now + self._recheck_s if self.settle_s > 0 else now)
             return entry
-        if entry.sig != sig:
+        if entry.sig != sig and not (moved and kind is EntryKind.DIR):
             entry.sig = sig
             entry.changed_at = now
             entry.moved_in = False  # written to after the rename: settle like any other
@@ -246,6 +261,9 @@ class InboxTracker:
 
     def scan(self, now: float) -> list[Entry]:
         """Full scan: the truth. Returns entries that became ready."""
+        # Renames already hinted first: such an entry is complete at once, not walked
+        # and left to settle because the scan came before the pass that takes hints.
+        self._take_hints(now)
         seen: set[str] = set()
         dirs: list[tuple[str, str]] = [(self._inbox, "")]
         dirs += [(os.path.join(self._inbox, r), r + "/") for r in sorted(self.routes)]
@@ -285,6 +303,10 @@ class InboxTracker:
 
     def check_pending(self, now: float) -> list[Entry]:
         """Look at the entries that are due, plus inotify move hints."""
+        self._take_hints(now)
+        return self._promote(now)
+
+    def _take_hints(self, now: float) -> None:
         if self._moved_hints:
             with self._lock:
                 moved, self._moved_hints = self._moved_hints, set()
@@ -293,7 +315,6 @@ class InboxTracker:
                 if (route is not None and route not in self.routes) or self._ignored(name):
                     continue
                 self._observe(key, now, moved=True)
-        return self._promote(now)
 
     def _promote(self, now: float) -> list[Entry]:
         # Only entries that are due are looked at: cost grows with what is arriving,
