@@ -46,7 +46,7 @@ def test_lazy_template_gives_the_bytes_of_a_fresh_open(
 def test_styles_are_parsed_only_when_a_document_changes_them(tmp_path: Path) -> None:
     from docx.opc.constants import RELATIONSHIP_TYPE as RT
 
-    from spoold.convert.docx.styles import TemplateStylesPart, style_ids
+    from spoold.convert.docx.template_styles import TemplateStylesPart, style_ids
 
     doc = template.open_default_template()
     part = doc.part.part_related_by(RT.STYLES)
@@ -60,3 +60,47 @@ def test_styles_are_parsed_only_when_a_document_changes_them(tmp_path: Path) -> 
     assert (
         b"Added Here" not in template.open_default_template().part.part_related_by(RT.STYLES).blob
     )  # the next document starts from the template again
+
+
+def test_styles_added_to_the_unparsed_template_are_the_ones_define_style_adds() -> None:
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+
+    from spoold.convert.docx.styles import P, StyleLook, StyleSpec, define_style
+    from spoold.convert.docx.template_styles import add_style
+
+    toc3 = StyleSpec("toc 3", P, StyleLook(left_indent=480, space_after=2))
+    toc1 = StyleSpec("toc 1", P, StyleLook(left_indent=0, space_after=2))
+    heading = StyleSpec("Heading 1", P, StyleLook(left_indent=999))  # the template has it
+    doc = template.open_default_template()
+    part = doc.part.part_related_by(RT.STYLES)
+    ids = [add_style(doc, spec) for spec in (toc3, toc1, toc3, heading)]
+    assert not part.parsed
+    fresh = docx.Document(io.BytesIO(template.default_template()))
+    for spec in (toc3, toc1, heading):
+        define_style(fresh, spec, tune=False)
+    expected = fresh.part.part_related_by(RT.STYLES).blob
+    assert part.blob == expected
+    assert ids == ["toc3", "toc1", "toc3", fresh.styles["Heading 1"].style_id]
+    assert doc.styles["toc 3"].style_id == "toc3"  # parses what was appended
+    assert part.parsed
+    assert part.blob == expected
+
+
+def test_a_style_based_on_an_added_one_is_defined_on_the_parsed_part() -> None:
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+
+    from spoold.convert.docx.styles import P, StyleLook, StyleSpec, define_style
+    from spoold.convert.docx.template_styles import add_style
+
+    toc1 = StyleSpec("toc 1", P, StyleLook(left_indent=0, space_after=2))
+    child = StyleSpec("Child Entry", P, StyleLook(bold=True), base="toc 1")
+    doc = template.open_default_template()
+    add_style(doc, toc1)
+    add_style(doc, child)
+    fresh = docx.Document(io.BytesIO(template.default_template()))
+    for spec in (toc1, child):
+        define_style(fresh, spec, tune=False)
+    assert fresh.styles["Child Entry"].base_style.name == "toc 1"
+    part = doc.part.part_related_by(RT.STYLES)
+    assert part.parsed
+    assert part.blob == fresh.part.part_related_by(RT.STYLES).blob

@@ -7,7 +7,7 @@ footnotes, and the head's metadata as document properties. python-docx has no AP
 footnotes, numbering or hyperlinks, so those are built as WordprocessingML here.
 
 Modules: styles (the style table), template (default template, reference.docx, page
-setup), properties (core.xml), paragraphs (runs and w:p), numbering, footnotes, grid
+setup), template_styles (the template's styles.xml, parsed only if needed), properties (core.xml), paragraphs (runs and w:p), numbering, footnotes, grid
 (pure table layout) and tables, images, links, anchors (ids as bookmarks), tags and
 walker/inline (the HTML walk), package (the reproducible zip), check (reading anchors
 back from a DOCX).

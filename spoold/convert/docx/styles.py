@@ -7,19 +7,15 @@ reference.docx made for Word or pandoc styles our output too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.opc.oxml import serialize_part_xml
-from docx.oxml import OxmlElement, parse_xml
+from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
-from docx.parts.styles import StylesPart
 from docx.shared import Pt, RGBColor, Twips
 from docx.styles import BabelFish
 from docx.styles.style import StyleFactory
-from docx.styles.styles import Styles
 
 from .xml import ppr_after, q
 
@@ -257,17 +253,10 @@ def _add_table_borders(style: Any) -> None:
     tbl_pr.append(mar)
 
 
-def style_ids(doc: Any) -> dict[str, str]:
-    """Style id per name in STYLES, for the styles of the kind this writer expects."""
-    part = doc.part.part_related_by(RT.STYLES)
-    if isinstance(part, TemplateStylesPart) and not part.parsed:
-        return dict(part.template.ids)  # the default template's, without parsing it
-    return styles_ids(doc.styles)
-
-
 def styles_ids(styles: Any) -> dict[str, str]:
-    """style_ids of a python-docx Styles: one pass over styles.xml instead of
-    python-docx's xpath query per name."""
+    """Style id per name in STYLES (of python-docx Styles), for the styles of the kind
+    this writer expects: one pass over styles.xml instead of python-docx's xpath query
+    per name."""
     by_name: dict[str, Any] = {}
     for el in styles.element.iterchildren(q("w:style")):
         for name_el in el.iterchildren(q("w:name")):
@@ -283,54 +272,3 @@ def styles_ids(styles: Any) -> dict[str, str]:
             continue  # a reference.docx with a same-named style of another kind
         out[spec.name] = style.style_id
     return out
-
-
-@dataclass(frozen=True)
-class TemplateStyles:
-    """styles.xml of spoold's default template, known once per process: its bytes as
-    python-docx serialises the parsed part, and style_ids of it."""
-
-    blob: bytes
-    ids: dict[str, str]
-
-    @classmethod
-    def of(cls, blob: bytes) -> TemplateStyles:
-        element = parse_xml(blob)
-        # The bytes a job's parsed, unchanged part would serialise to (XmlPart.blob).
-        return cls(serialize_part_xml(element), styles_ids(Styles(element)))
-
-
-class TemplateStylesPart(StylesPart):
-    """The default template's styles.xml (350 KB), parsed only when a job reads or
-    changes a style (a contents list adds "toc N"): most jobs use the styles by id
-    only, and parsing and serialising the part cost about 12 ms per job.
-
-    Until parsed, its blob is the template's, byte for byte what the parsed part would
-    give (TemplateStyles.of serialises it as python-docx does).
-    """
-
-    def __init__(self, partname: Any, content_type: str, package: Any, template: TemplateStyles):
-        self.template = template
-        self._parsed: Any = None
-        super().__init__(partname, content_type, cast(Any, None), package)
-
-    @property
-    def parsed(self) -> bool:
-        return self._parsed is not None
-
-    # python-docx's XmlPart reads and sets `_element`; the parse waits for the first read.
-    @property  # type: ignore[override]
-    def _element(self) -> Any:
-        if self._parsed is None:
-            self._parsed = parse_xml(self.template.blob)
-        return self._parsed
-
-    @_element.setter
-    def _element(self, element: Any) -> None:
-        self._parsed = element
-
-    @property
-    def blob(self) -> bytes:
-        if self._parsed is None:
-            return self.template.blob
-        return bytes(super().blob)

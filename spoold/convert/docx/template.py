@@ -26,7 +26,8 @@ from ...errors import ErrorCode, JobError
 from ...spool.pages import THEME_MARGINS, margins_mm, parse_page_size
 from ..base import ConversionContext, ConvertOptions
 from ..html.authored import PageSetup
-from .styles import STYLES, TemplateStyles, TemplateStylesPart, define_style
+from .styles import STYLES, define_style
+from .template_styles import TemplateStyles, TemplateStylesPart
 
 # A reference.docx is a zip: refuse bombs before python-docx inflates every part.
 MAX_REFERENCE_MEMBERS = 2000

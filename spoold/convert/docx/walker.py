@@ -24,9 +24,10 @@ from .inline import SVG_SKIPPED, Inline
 from .links import ExternalLinks
 from .numbering import INDENT_TWIPS, LEVELS, OL_FORMATS, Numbering
 from .paragraphs import PLAIN, Block, Para, Paragraphs, Pending, Sink
-from .styles import ALERT_TYPES, style_ids
+from .styles import ALERT_TYPES
 from .tables import Tables
 from .tags import BLOCKS, HEADINGS, SKIP
+from .template_styles import style_ids
 from .toc import ask_to_update_fields, is_toc, toc_style, write_toc
 from .xml import alignment, classes, tag_of
 
