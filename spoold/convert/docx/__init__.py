@@ -19,7 +19,9 @@ give the same bytes.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,27 @@ __all__ = ["HtmlToDocx", "MarkdownToDocx", "PdfToDocx", "write_docx"]
 # The walk recurses about two frames per HTML level; parse_html caps nesting at 256
 # levels, so this limit always suffices (restored afterwards).
 WALK_RECURSION_LIMIT = 4000
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Run the block with Python's cyclic garbage collector paused (and restored after).
+
+    Markdown parsing and the walk allocate hundreds of thousands of containers that
+    live until the document is written (tokens, proxies of the HTML and DOCX trees), so
+    the collections during a conversion walk them again and find next to nothing: a
+    few hundred objects of cyclic garbage per document (python-docx's package graph,
+    collected after the job). Measured on the corpus: 2-5 % of the conversion's CPU,
+    more in a worker whose heap holds earlier jobs' caches (a full collection walks
+    them all). The setting is per process; a worker converts one document at a time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _ids(body: Any | None, notes: Iterable[Any]) -> Iterator[str]:
@@ -102,7 +125,8 @@ class HtmlToDocx:
     target = "docx"
 
     def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
-        write_docx(source.read_bytes(), output, ctx, source.parent)
+        with no_cycle_collection():
+            write_docx(source.read_bytes(), output, ctx, source.parent)
         return ConversionResult()
 
 
@@ -114,8 +138,9 @@ class MarkdownToDocx:
         from ..markdown import markdown_to_html, read_text
 
         ctx.stage("parsing")
-        html = markdown_to_html(read_text(source), source.stem, warn=ctx.warn)
-        write_docx(html, output, ctx, source.parent)
+        with no_cycle_collection():
+            html = markdown_to_html(read_text(source), source.stem, warn=ctx.warn)
+            write_docx(html, output, ctx, source.parent)
         return ConversionResult()
 
 
@@ -127,7 +152,8 @@ class PdfToDocx:
         from ..pdf import pdf_to_html
 
         html = pdf_to_html(source, ctx)
-        write_docx(html, output, ctx, ctx.job_root)
+        with no_cycle_collection():
+            write_docx(html, output, ctx, ctx.job_root)
         return ConversionResult()
 
 
