@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lxml.etree import XPath
+
 from ...errors import ErrorCode, JobError
 from ..base import ConversionContext, ConversionResult, register
 from .anchors import map_ids
@@ -63,15 +65,17 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+# The id attributes of an element and its descendants, in document order (in C: a walk
+# in Python makes a proxy per element).
+_ID_VALUES = XPath("descendant-or-self::*/@id", smart_strings=False)
+
+
 def _ids(body: Any | None, notes: Iterable[Any]) -> Iterator[str]:
     """Every id in the body, then in the footnotes, in document order."""
     for tree in [body, *notes]:
         if tree is None:
             continue
-        for el in tree.iter():
-            anchor_id = el.get("id") if isinstance(el.tag, str) else None
-            if anchor_id:
-                yield anchor_id
+        yield from (anchor_id for anchor_id in _ID_VALUES(tree) if anchor_id)
 
 
 def write_docx(html: str | bytes, output: Path, ctx: ConversionContext, base: Path) -> None:

@@ -52,7 +52,7 @@ def _rpr(r: Any) -> Any:
 
 
 def _text(el: Any) -> str:
-    return "".join(t.text or "" for t in el.iter(q("w:t")))
+    return "".join(el.itertext(q("w:t"), with_tail=False))
 
 
 def mark_rtl(body: Any, document_rtl: bool, code_style: str | None) -> None:
