@@ -66,14 +66,14 @@ def test_styles_added_to_the_unparsed_template_are_the_ones_define_style_adds() 
     from docx.opc.constants import RELATIONSHIP_TYPE as RT
 
     from spoold.convert.docx.styles import P, StyleLook, StyleSpec, define_style
-    from spoold.convert.docx.template_styles import add_style
+    from spoold.convert.docx.template_styles import ensure_style
 
     toc3 = StyleSpec("toc 3", P, StyleLook(left_indent=480, space_after=2))
     toc1 = StyleSpec("toc 1", P, StyleLook(left_indent=0, space_after=2))
     heading = StyleSpec("Heading 1", P, StyleLook(left_indent=999))  # the template has it
     doc = template.open_default_template()
     part = doc.part.part_related_by(RT.STYLES)
-    ids = [add_style(doc, spec) for spec in (toc3, toc1, toc3, heading)]
+    ids = [ensure_style(doc, spec) for spec in (toc3, toc1, toc3, heading)]
     assert not part.parsed
     fresh = docx.Document(io.BytesIO(template.default_template()))
     for spec in (toc3, toc1, heading):
@@ -90,13 +90,13 @@ def test_a_style_based_on_an_added_one_is_defined_on_the_parsed_part() -> None:
     from docx.opc.constants import RELATIONSHIP_TYPE as RT
 
     from spoold.convert.docx.styles import P, StyleLook, StyleSpec, define_style
-    from spoold.convert.docx.template_styles import add_style
+    from spoold.convert.docx.template_styles import ensure_style
 
     toc1 = StyleSpec("toc 1", P, StyleLook(left_indent=0, space_after=2))
     child = StyleSpec("Child Entry", P, StyleLook(bold=True), base="toc 1")
     doc = template.open_default_template()
-    add_style(doc, toc1)
-    add_style(doc, child)
+    ensure_style(doc, toc1)
+    ensure_style(doc, child)
     fresh = docx.Document(io.BytesIO(template.default_template()))
     for spec in (toc1, child):
         define_style(fresh, spec, tune=False)

@@ -3,10 +3,11 @@
 The template's styles.xml is 350 KB; parsing and serialising it cost about 12 ms per
 document, while almost every document only needs the ids of the styles (known once per
 process) and at most appends a few styles ("toc N" for a contents list). Until a job
-reads or changes a style element, the part hands out bytes: the template's, as python-
-docx would serialise the parsed part, plus those of the styles appended, each made once
-per process by appending it to a parsed copy. `style_ids` and `add_style` are how the
-writer asks, whichever part a document has (a reference.docx's is parsed as usual).
+reads or changes a style element, the part hands out bytes: the template's, as
+python-docx would serialise the parsed part, plus those of the styles appended, each
+made once per process by appending it to a parsed copy. `style_ids` and `ensure_style`
+are how the writer asks, whichever part a document has (a reference.docx's is parsed
+as usual).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class TemplateStyles:
         None if it does more than append.
 
         A style the template lacks goes at the end of the part and depends on the
-        template's styles alone (add_style keeps styles based on an appended one out),
+        template's styles alone (ensure_style keeps styles based on an appended one out),
         so its bytes are the same whichever other styles were appended before it.
         """
         if spec not in self.appended:
@@ -75,7 +76,7 @@ class TemplateStyles:
 class TemplateStylesPart(StylesPart):
     """The default template's styles.xml, parsed on the first read of its element.
 
-    Until then its blob is the template's plus the styles appended with `add_style`
+    Until then its blob is the template's plus the styles appended with `ensure_style`
     (in the order they were added), byte for byte what the parsed part would give.
     """
 
@@ -126,7 +127,7 @@ def style_ids(doc: Any) -> dict[str, str]:
     return styles_ids(doc.styles)
 
 
-def add_style(doc: Any, spec: StyleSpec) -> str:
+def ensure_style(doc: Any, spec: StyleSpec) -> str:
     """Define `spec` in the document unless it has a style of that name (as
     define_style with tune=False); return the style's id."""
     part = _unparsed(doc)

@@ -18,7 +18,7 @@ from lxml.etree import SubElement
 
 from .paragraphs import Block, Para, Sink
 from .styles import P, StyleLook, StyleSpec
-from .template_styles import add_style
+from .template_styles import ensure_style
 from .xml import XML_SPACE, q, tag_of
 
 TOC_INSTRUCTION = ' TOC \\o "1-6" \\h \\z \\u '
@@ -87,7 +87,7 @@ def toc_style(doc: Any, styles: dict[str, str], depth: int) -> str:
     name = f"toc {min(depth, 8) + 1}"
     if name not in styles:
         spec = StyleSpec(name, P, StyleLook(left_indent=240 * min(depth, 8), space_after=2))
-        styles[name] = add_style(doc, spec)
+        styles[name] = ensure_style(doc, spec)
     return name
 
 
