@@ -501,7 +501,7 @@ def test_fixed_zip_equals_a_plain_deflate_of_python_docx_save(job: Path) -> None
             doc = template.load_reference(ConversionContext(job_root=job), reference)
         else:
             doc = docx.Document(io.BytesIO(template.default_template()))
-        doc.add_paragraph("x" * 50_000)  # a member over the cache threshold, deflated afresh
+        doc.add_paragraph("x" * 50_000)  # document.xml: deflated afresh for every document
         saved = io.BytesIO()
         doc.save(saved)
         plain = io.BytesIO()

@@ -125,16 +125,19 @@ def _class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
 
 # One character class per script: counting letters is a regex scan per script (C speed).
 _SCRIPT_CLASSES = tuple((script, _class(script.ranges)) for script in SCRIPTS)
+_LATIN = _SCRIPT_CLASSES[0][1]
+# Only Latin has letters below U+0080: the other scripts are counted in the rest.
+_BEYOND_ASCII = re.compile("[^\x00-\x7f]+")
 
 
 def detect_language(text: str) -> tuple[str | None, str | None]:
     """(lang, dir) for a text whose document declares neither; (None, None) if unsure."""
     if _NOT_LATIN.search(text) is None:
         return None, None  # Latin only (most documents): nothing to tell
-    counts: Counter[str] = Counter()
+    counts = _script_counts(text)
+    if counts is None:
+        return None, None
     scripts = {s.name: s for s in SCRIPTS}
-    for script, pattern in _SCRIPT_CLASSES:
-        counts[script.name] = len(text) - len(pattern.sub("", text))
     letters = sum(counts.values())
     if not letters:
         return None, None
@@ -153,6 +156,22 @@ def detect_language(text: str) -> tuple[str | None, str | None]:
     if name == "Arabic":
         lang = "ur" if _URDU.search(text) else "fa" if _PERSIAN.search(text) else "ar"
     return lang, "rtl" if script.rtl else None
+
+
+def _script_counts(text: str) -> Counter[str] | None:
+    """Letters per script (in SCRIPTS order); None when Latin letters are at least as
+    many as all others', where no script can win (detect_language's tests both need
+    more than the Latin count): a mostly Latin text is not counted through."""
+    beyond_ascii = "".join(_BEYOND_ASCII.findall(text))
+    counts: Counter[str] = Counter()
+    for script, pattern in _SCRIPT_CLASSES:
+        scanned = beyond_ascii if script is not SCRIPTS[0] else ""  # Latin: below
+        counts[script.name] = len(scanned) - len(pattern.sub("", scanned))
+    others = sum(counts.values())
+    if others == 0 or any(i >= others for i, _ in enumerate(_LATIN.finditer(text), 1)):
+        return None
+    counts[SCRIPTS[0].name] = len(text) - len(_LATIN.sub("", text))
+    return counts
 
 
 def first_strong_rtl(text: str) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml.etree import SubElement
+from docx.oxml.ns import nsmap
+from lxml.etree import SubElement, XPath
 
 from ..scripts import first_strong_rtl, has_rtl
 from .xml import ppr_after, q
@@ -55,9 +56,13 @@ def _text(el: Any) -> str:
     return "".join(t.text or "" for t in el.iter(q("w:t")))
 
 
+# All text of a body, in C (a walk in Python makes a proxy per w:t).
+_ALL_TEXT = XPath("descendant::w:t/text()", namespaces={"w": nsmap["w"]}, smart_strings=False)
+
+
 def mark_rtl(body: Any, document_rtl: bool, code_style: str | None) -> None:
     """Mark the right-to-left paragraphs, runs, tables and section of `body`."""
-    if not document_rtl and not has_rtl(_text(body)):
+    if not document_rtl and not has_rtl("".join(_ALL_TEXT(body))):
         return
     for p in body.iter(q("w:p")):
         style = p.find(f"{q('w:pPr')}/{q('w:pStyle')}")

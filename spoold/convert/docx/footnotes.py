@@ -28,14 +28,17 @@ _SEPARATOR = (
 )
 
 
+# The elements a footnotes section can be (the HTML parser gives lower-case tags).
+_SECTION_TAGS = ("section", "div", "aside", "ol")
+
+
 def collect_footnotes(root: Any) -> dict[str, Any]:
     """Take the footnotes sections out of the tree; return their items by id."""
     items: dict[str, Any] = {}
     sections = [
         el
-        for el in root.iter()
-        if tag_of(el) in ("section", "div", "aside", "ol")
-        and ("footnotes" in classes(el) or el.get("role") == "doc-endnotes")
+        for el in root.iter(*_SECTION_TAGS)
+        if "footnotes" in classes(el) or el.get("role") == "doc-endnotes"
     ]
     for sec in sections:
         if sec.getparent() is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from dataclasses import replace
 from typing import Any
@@ -31,6 +32,14 @@ _FORMAT_GROUPS: tuple[tuple[tuple[str, ...], dict[str, bool]], ...] = (
     (("mark",), {"mark": True}),
 )
 _FORMATS = {tag: change for tags, change in _FORMAT_GROUPS for tag in tags}
+_CHANGES = {**_FORMATS, "sup": {"sup": True, "sub": False}, "a": {"link": True}}
+
+
+@functools.cache
+def _formatted(fmt: Fmt, tag: str) -> Fmt:
+    """`fmt` inside a `tag` element (_CHANGES): one Fmt per pair, made once, as
+    dataclasses.replace costs more than writing the run it formats."""
+    return replace(fmt, **_CHANGES[tag])
 
 
 def css_fmt(el: Any, fmt: Fmt) -> Fmt:
@@ -77,15 +86,14 @@ class Inline:
         """Write one inline element (not its tail) into para."""
         if el.get("id") is not None and tag not in SKIP:
             self.anchors.mark_element(el, para.target)
-        change = _FORMATS.get(tag)
-        if change is not None:
-            fmt = replace(fmt, **change)
+        if tag in _FORMATS:
+            fmt = _formatted(fmt, tag)
         elif tag == "sup":
             note = None if blk.in_footnote else self.footnotes.target_of(el)
             if note is not None:
                 self.footnotes.add(note, para, fmt)
                 return
-            fmt = replace(fmt, sup=True, sub=False)
+            fmt = _formatted(fmt, "sup")
         elif tag in ("span", "font"):
             fmt = css_fmt(el, fmt)
         elif tag in SKIP:
@@ -136,7 +144,7 @@ class Inline:
     def _fill_link(self, link: Any, el: Any, para: Para, fmt: Fmt, blk: Block) -> None:
         para.target = link
         try:
-            self.children(el, para, replace(fmt, link=True), blk)
+            self.children(el, para, _formatted(fmt, "a"), blk)
         finally:
             para.target = para.p
         if len(link) == 0:

@@ -45,7 +45,7 @@ class Block:
     """How paragraphs created in this part of the tree look."""
 
     style: str = "Normal"
-    fmt: Fmt = Fmt()
+    fmt: Fmt = PLAIN
     align: str | None = None
     indent: int | None = None  # left indent in twips, overriding the style's
     quote_depth: int = 0
@@ -112,15 +112,19 @@ class Para:
 
     def run(self, fmt: Fmt) -> Any:
         r = SubElement(self.target, q("w:r"))
-        if fmt != PLAIN:
+        if fmt is not PLAIN and fmt != PLAIN:
             run_props(r, fmt, self.styles)
         return r
 
     def text(self, text: str, fmt: Fmt) -> None:
         if not text:
             return
+        # Printable text has none of \t\n\r\f\v and nothing xml_safe removes: without
+        # two spaces in a row, both substitutions would give it back unchanged.
+        clean = text.isprintable() and "  " not in text
         if not self.pre:
-            text = WS.sub(" ", text)
+            if not clean:
+                text = WS.sub(" ", text)
             if self.at_space:
                 text = text.lstrip(" ")
             if not text:
@@ -131,7 +135,7 @@ class Para:
             self.last_t = append_pre_text(r, xml_safe(text))
             return
         t = SubElement(r, q("w:t"))
-        t.text = xml_safe(text)
+        t.text = text if clean else xml_safe(text)
         if text[0] == " " or text[-1] == " ":
             t.set(XML_SPACE, "preserve")
         self.last_t = t

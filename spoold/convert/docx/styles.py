@@ -253,12 +253,10 @@ def _add_table_borders(style: Any) -> None:
     tbl_pr.append(mar)
 
 
-def style_ids(doc: Any) -> dict[str, str]:
-    """Style id per name in STYLES, for the styles of the kind this writer expects.
-
-    One pass over styles.xml instead of python-docx's xpath query per name.
-    """
-    styles = doc.styles
+def styles_ids(styles: Any) -> dict[str, str]:
+    """Style id per name in STYLES (of python-docx Styles), for the styles of the kind
+    this writer expects: one pass over styles.xml instead of python-docx's xpath query
+    per name."""
     by_name: dict[str, Any] = {}
     for el in styles.element.iterchildren(q("w:style")):
         for name_el in el.iterchildren(q("w:name")):

@@ -11,9 +11,14 @@ from typing import Any
 
 import docx
 from docx.enum.section import WD_ORIENT
+from docx.opc.constants import CONTENT_TYPE as CT
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.package import Unmarshaller
+from docx.opc.part import PartFactory
+from docx.opc.pkgreader import PackageReader
 from docx.oxml import parse_xml
 from docx.oxml.ns import qn
+from docx.package import Package
 from docx.parts.story import StoryPart
 from docx.shared import Length, Twips
 
@@ -22,6 +27,7 @@ from ...spool.pages import THEME_MARGINS, margins_mm, parse_page_size
 from ..base import ConversionContext, ConvertOptions
 from ..html.authored import PageSetup
 from .styles import STYLES, define_style
+from .template_styles import TemplateStyles, TemplateStylesPart
 
 # A reference.docx is a zip: refuse bombs before python-docx inflates every part.
 MAX_REFERENCE_MEMBERS = 2000
@@ -48,7 +54,7 @@ def start_document(ctx: ConversionContext) -> Any:
     if ref is not None:
         doc = load_reference(ctx, Path(ref))
     else:
-        doc = docx.Document(io.BytesIO(default_template()))
+        doc = open_default_template()
         set_page_size(doc, ctx.options.page_size)
     set_margins(doc, ctx.options, "reference.docx" if ref is not None else ctx.options.page_size)
     return doc
@@ -70,8 +76,8 @@ def default_template() -> bytes:
             del pkg_rels[rid]
     buf = io.BytesIO()
     doc.save(buf)
-    # Stored, not deflated: every job opens this, and inflating ~1 MB of styles costs more
-    # than reading it. The parts are the same either way.
+    # Stored, not deflated: inflating ~1 MB of styles costs more than reading it (once per
+    # process now: open_default_template). The parts are the same either way.
     out = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src,
@@ -80,6 +86,32 @@ def default_template() -> bytes:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info))
     return out.getvalue()
+
+
+@functools.cache
+def _template_package() -> tuple[Any, TemplateStyles]:
+    """The default template read once per process: its parts' bytes and relationships
+    (python-docx's PackageReader, which nothing changes), and its styles.xml."""
+    reader_type: Any = PackageReader  # untyped in python-docx
+    reader = reader_type.from_file(io.BytesIO(default_template()))
+    styles = next(blob for _, ct, _, blob in reader.iter_sparts() if ct == CT.WML_STYLES)
+    return reader, TemplateStyles.of(styles)
+
+
+def open_default_template() -> Any:
+    """A fresh Document of the default template: what `docx.Document(template)` gives,
+    without reading the zip again and with styles.xml parsed only when a job uses it."""
+    reader, styles = _template_package()
+
+    def new_part(partname: Any, content_type: str, reltype: str, blob: bytes, package: Any) -> Any:
+        if content_type == CT.WML_STYLES:
+            return TemplateStylesPart(partname, content_type, package, styles)
+        return PartFactory(partname, content_type, reltype, blob, package)
+
+    package = Package()
+    unmarshaller: Any = Unmarshaller  # what Package.open does, with the cached reader
+    unmarshaller.unmarshal(reader, package, new_part)
+    return package.main_document_part.document
 
 
 def set_page_size(doc: Any, page_size: str) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 from lxml.etree import SubElement
 
 from .paragraphs import Block, Para, Sink
-from .styles import P, StyleLook, StyleSpec, define_style
+from .styles import P, StyleLook, StyleSpec
+from .template_styles import ensure_style
 from .xml import XML_SPACE, q, tag_of
 
 TOC_INSTRUCTION = ' TOC \\o "1-6" \\h \\z \\u '
@@ -86,8 +87,7 @@ def toc_style(doc: Any, styles: dict[str, str], depth: int) -> str:
     name = f"toc {min(depth, 8) + 1}"
     if name not in styles:
         spec = StyleSpec(name, P, StyleLook(left_indent=240 * min(depth, 8), space_after=2))
-        define_style(doc, spec, tune=False)
-        styles[name] = doc.styles[name].style_id
+        styles[name] = ensure_style(doc, spec)
     return name
 
 

@@ -23,10 +23,11 @@ from .images import Images
 from .inline import SVG_SKIPPED, Inline
 from .links import ExternalLinks
 from .numbering import INDENT_TWIPS, LEVELS, OL_FORMATS, Numbering
-from .paragraphs import Block, Fmt, Para, Paragraphs, Pending, Sink
-from .styles import ALERT_TYPES, style_ids
+from .paragraphs import PLAIN, Block, Para, Paragraphs, Pending, Sink
+from .styles import ALERT_TYPES
 from .tables import Tables
 from .tags import BLOCKS, HEADINGS, SKIP
+from .template_styles import style_ids
 from .toc import ask_to_update_fields, is_toc, toc_style, write_toc
 from .xml import alignment, classes, tag_of
 
@@ -188,8 +189,8 @@ class Writer:
             self.paragraphs.separator(sink)  # the code block's id, where readers see it
         else:
             self._keep_apart(sink, kind)
-        para = self.new_para(sink, replace(blk, fmt=Fmt()), "Source Code")
-        para.text(text, Fmt())
+        para = self.new_para(sink, replace(blk, fmt=PLAIN), "Source Code")
+        para.text(text, PLAIN)
         sink.last_kind = kind
 
     def blockquote(self, el: Any, blk: Block, sink: Sink, style: str = "Quote") -> None:
