@@ -35,7 +35,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,9 @@ from common import (
     Daemon,
     EventTail,
     corpus,
-    cpu_s,
-    job_cpu_s,
     make_spool,
     report,
+    run_batch,
     temp_dir,
     wait_finished,
     warm_workers,
@@ -138,20 +136,8 @@ def stage(spool: Path, name: str, path: Path) -> tuple[Path, Path]:
 
 def run_spoold(daemon: Daemon, tail: EventTail, jobs: list[tuple[str, Path]], tag: str) -> Any:
     """(wall, daemon + worker CPU seconds, failed) for one batch through a warm daemon."""
-    spool = daemon.spool
-    pairs = [stage(spool, f"{tag}-{name}", path) for name, path in jobs]
-    cpu0 = cpu_s(daemon.pid)
-    t0 = time.monotonic()
-    for staged, final in pairs:
-        os.rename(staged, final)
-    finished = wait_finished(tail, {f.name for _, f in pairs}, timeout=600)
-    wall = time.monotonic() - t0
-    daemon_cpu = cpu_s(daemon.pid) - cpu0
-    failed = [ev for ev in finished.values() if ev["event"] != "job.succeeded"]
-    for ev in failed:
-        print(f"  failed: {ev['name']}: {ev.get('message')}", file=sys.stderr)
-    workers = sum(job_cpu_s(spool, ev) for ev in finished.values())
-    return wall, daemon_cpu + workers, len(failed)
+    pairs = [stage(daemon.spool, f"{tag}-{name}", path) for name, path in jobs]
+    return run_batch(daemon.pid, daemon.spool, tail, pairs, timeout=600)
 
 
 def bench_corpus(tmp: Path, rounds: int) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +20,11 @@ from pathlib import Path
 from common import (
     Daemon,
     corpus,
-    cpu_s,
-    job_cpu_s,
     make_spool,
     report,
+    run_batch,
     stage_files,
     temp_dir,
-    wait_finished,
     warm_workers,
 )
 
@@ -90,18 +86,7 @@ def run_spoold(docs: list[tuple[str, str]], tmp: Path) -> tuple[float, float, in
         daemon.wait_ready()
         tail = warm_workers(spool, docs[0][1])
         pairs = stage_files(spool, [(name, text.encode()) for name, text in docs])
-        daemon_cpu0 = cpu_s(daemon.pid)
-        t0 = time.monotonic()
-        for staged, final in pairs:
-            os.rename(staged, final)
-        finished = wait_finished(tail, {f.name for _, f in pairs}, timeout=240)
-        elapsed = time.monotonic() - t0
-        daemon_cpu = cpu_s(daemon.pid) - daemon_cpu0
-    failed = [ev for ev in finished.values() if ev["event"] != "job.succeeded"]
-    for ev in failed:
-        print(f"  failed: {ev['name']}: {ev.get('message')}", file=sys.stderr)
-    workers_cpu = sum(job_cpu_s(spool, ev) for ev in finished.values())
-    return elapsed, daemon_cpu + workers_cpu, len(failed)
+        return run_batch(daemon.pid, spool, tail, pairs, timeout=240)
 
 
 def main() -> None:

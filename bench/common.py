@@ -383,6 +383,25 @@ def wait_finished(
     return out
 
 
+def run_batch(
+    daemon_pid: int, spool: Path, tail: EventTail, pairs: list[tuple[Path, Path]], timeout: float
+) -> tuple[float, float, int]:
+    """Rename the staged `pairs` into inbox/ at once and wait for their final events:
+    (wall seconds, daemon + worker CPU seconds, failed jobs)."""
+    cpu0 = cpu_s(daemon_pid)
+    t0 = time.monotonic()
+    for staged, final in pairs:
+        os.rename(staged, final)
+    finished = wait_finished(tail, {f.name for _, f in pairs}, timeout=timeout)
+    wall = time.monotonic() - t0
+    daemon_cpu = cpu_s(daemon_pid) - cpu0
+    failed = [ev for ev in finished.values() if ev["event"] != "job.succeeded"]
+    for ev in failed:
+        print(f"  failed: {ev['name']}: {ev.get('message')}", file=sys.stderr)
+    workers = sum(job_cpu_s(spool, ev) for ev in finished.values())
+    return wall, daemon_cpu + workers, len(failed)
+
+
 # ------------------------------------------------------------------ corpus
 
 _WORDS = [
