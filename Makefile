@@ -55,13 +55,16 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-# In parallel: most of the time is spent waiting on daemons, workers and mounts.
-PYTEST_WORKERS ?= 4
+# In parallel: most of the time is spent waiting on daemons and their workers starting
+# (a CI run used about a third of the 2 cores), so more processes than cores. The slow
+# tests lay big documents out and use the cores: fewer at once.
+PYTEST_WORKERS ?= 6
+SLOW_WORKERS ?= 4
 pytest: $(STAMP)
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(SLOW_WORKERS) -m slow $(PYTEST_ARGS)
 
 # The wheel, installed from the lock into a fresh venv, converts a document.
 wheel-check: $(STAMP)

@@ -341,6 +341,10 @@ SLOW_TESTS = frozenset(
         "test_html_without_own_styles_is_byte_identical_to_base",
         "test_flood_of_files_misses_nothing",
         "test_crash_points",
+        # A minute or more each on a busy machine (durations of a CI run).
+        "test_real_daemon_log_is_clean",
+        "test_back_pressure_300_posts_against_max_queued_50",
+        "test_sd_notify_lifecycle",
     }
 )
 
