@@ -151,6 +151,31 @@ def test_a_missing_reference_and_a_cycle(spool: Spool) -> None:
     assert [r.job for r in ev.missing] == ["nothing.md"]
 
 
+def test_a_cycle_member_failed_by_another_daemon_still_names_the_cycle(spool: Spool) -> None:
+    # Another daemon found the cycle x -> z -> y -> x first and failed x: y and z are in
+    # the same cycle (input_invalid), w only waits on it (dependency_failed).
+    x = spool.paths.root / "failed" / job_dir_name("x", A_ID)
+    (x / "input" / "x").mkdir(parents=True)
+    (x / "input" / "x" / "job.json").write_text(json.dumps({"after": ["z"]}))
+    manifest = {"job_id": A_ID, "name": "x", "status": "failed", "attempts": [{"number": 1}]}
+    (x / "manifest.json").write_text(json.dumps(manifest))
+    y = spool.waiting("y", ["x"])
+    spool.waiting("z", ["y"])
+    w = spool.waiting("w", ["x"])
+    index = spool.index()
+    ev = evaluate(index, y, parse_after(["x"]))
+    assert ev.cycle == ["y", f"x ({A_ID})", "z", "y"] and not ev.failed, ev
+    ev = evaluate(index, w, parse_after(["x"]))
+    assert ev.cycle is None and [f.state for _, f in ev.failed] == ["failed"]
+    spool.finished("v", B_ID, "failed", "2026-12-06T10:00:01Z")  # it had started
+    v = spool.paths.root / "failed" / job_dir_name("v", B_ID) / "input" / "v"
+    v.mkdir(parents=True)
+    (v / "job.json").write_text(json.dumps({"after": ["u"]}))
+    u = spool.waiting("u", ["v"])
+    ev = evaluate(spool.index(), u, parse_after(["v"]))
+    assert ev.cycle is None and ev.failed, "a job that ran and failed is no cycle member"
+
+
 def test_a_finish_to_finish_cycle(spool: Spool) -> None:
     # a waits for b to finish; b may not finish before a: neither ever can.
     a = spool.waiting("a", ["b"])

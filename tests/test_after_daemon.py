@@ -44,7 +44,9 @@ def first(spool: Path, event: str, name: str) -> dict[str, Any]:
 
 
 def manifest_of(spool: Path, name: str) -> dict[str, Any]:
-    path = spool / ended(spool)[name]["path"] / "manifest.json"
+    # The job.failed record follows the publish: wait for it, not only for the folder.
+    event = wait_for(lambda: ended(spool).get(name), what=f"{name} ended")
+    path = spool / event["path"] / "manifest.json"
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 

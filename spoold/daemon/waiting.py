@@ -151,8 +151,8 @@ class WaitingRoom(Listener):
         """Evaluate this spool's waiting jobs: those released, those to fail."""
         released: list[Candidate] = []
         rejected: list[Rejected] = []
-        # Every waiting job of a cycle found this round fails with it at once: a daemon
-        # looking later would see a member failed, not the cycle.
+        # Every waiting job of a cycle found this round fails with it at once (a daemon
+        # looking later finds the cycle through the members failed before they started).
         cycles: dict[str, Evaluation] = {}
         for key, job in list(self.jobs.items()):
             if key[0] != rt.name:

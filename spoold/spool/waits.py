@@ -162,6 +162,10 @@ class SpoolIndex:
         entry = self._paths.get(found.folder)
         if entry is None and found.job_id is None and found.folder.startswith("inbox/"):
             entry = self.paths.inbox / found.folder[len("inbox/") :]  # `me`, dropped
+        elif entry is None and found.phase is JobPhase.FAILED:
+            folder = self.paths.root / found.folder  # failed before it started
+            name = _input_name(folder)
+            entry = folder / INPUT_DIR / name if name else None
         if entry is None:
             return ()
         try:
@@ -327,26 +331,39 @@ def evaluate(
                 ev.failed.append((ref, f))
             elif v is Verdict.WAIT:
                 ev.pending.append(Pending(ref, f))
-    if ev.pending and not ev.failed:
-        cycle = find_cycle(index, me, finishing)
+    # A dependency that failed before it started may have failed as a member of a cycle
+    # through `me` (another daemon found it first): `me` is then in it too, not a job
+    # whose dependency failed.
+    through_failed = any(not f.started for _, f in ev.failed)
+    if (ev.pending and not ev.failed) or through_failed:
+        cycle = find_cycle(index, me, finishing, through_failed=through_failed)
         if cycle is not None:
             ev.cycle, ev.cycle_jobs = cycle
+            ev.failed = []
     return ev
 
 
 _Node = tuple[str, bool]  # (job folder, its finish rather than its start)
 
 
-def find_cycle(index: SpoolIndex, me: Found, finishing: bool) -> tuple[list[str], list[str]] | None:
+def find_cycle(
+    index: SpoolIndex, me: Found, finishing: bool, *, through_failed: bool = False
+) -> tuple[list[str], list[str]] | None:
     """(names, job folders) around a cycle of unmet conditions through `me`, or None.
 
     A job's start waits for its finish_to_start references' finish and its
     start_to_start references' start; its finish waits for its own start and its
     finish_to_finish references' finish. A cycle among these can never resolve.
+    `through_failed`: a job that failed before it started counts as still waiting (the
+    cycle it was failed for is still one), so every member is told the same.
     """
     jobs: dict[str, Found] = {me.folder: me}
     start: _Node = (me.folder, finishing)
-    stack: list[list[_Node]] = [_edges(index, me, finishing, jobs)]
+
+    def out_of(job: Found, finish: bool) -> list[_Node]:
+        return _edges(index, job, finish, jobs, through_failed)
+
+    stack: list[list[_Node]] = [out_of(me, finishing)]
     path: list[_Node] = [start]
     seen = {start}
     while stack and len(seen) < MAX_CYCLE_SEARCH:
@@ -362,21 +379,27 @@ def find_cycle(index: SpoolIndex, me: Found, finishing: bool) -> tuple[list[str]
             continue
         seen.add(nxt)
         path.append(nxt)
-        stack.append(_edges(index, jobs[nxt[0]], nxt[1], jobs))
+        stack.append(out_of(jobs[nxt[0]], nxt[1]))
     return None
 
 
-def _edges(index: SpoolIndex, job: Found, finish: bool, jobs: dict[str, Found]) -> list[_Node]:
-    if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+def _edges(
+    index: SpoolIndex, job: Found, finish: bool, jobs: dict[str, Found], through_failed: bool
+) -> list[_Node]:
+    def waits(found: Found) -> bool:  # still waiting to start, for this search
+        return found.phase is JobPhase.QUEUED or (
+            through_failed and found.phase is JobPhase.FAILED and not found.started
+        )
+
+    if not waits(job) and (job.phase is not JobPhase.STARTED or not finish):
         return []
-    if not finish and job.phase is JobPhase.STARTED:
-        return []
-    out: list[_Node] = [(job.folder, False)] if finish and job.phase is JobPhase.QUEUED else []
+    out: list[_Node] = [(job.folder, False)] if finish and waits(job) else []
     for ref in index.after_of(job):
         if (ref.kind is AfterKind.FINISH_TO_FINISH) != finish:
             continue
         for other in index.find(ref.job, exclude=job.folder):
-            if verdict(ref, other, finishing=finish) is Verdict.WAIT:
+            v = verdict(ref, other, finishing=finish)
+            if v is Verdict.WAIT or (v is Verdict.FAILED and waits(other)):
                 jobs.setdefault(other.folder, other)
                 out.append((other.folder, ref.kind is not AfterKind.START_TO_START))
     return out
