@@ -16,6 +16,7 @@ from ..spool.job import JobState
 from ..spool.jobjson import read_job_json
 from ..spool.protocol import STATE_FILE, free_disk_mb
 from .cancel import CancelMarkers
+from .cores import SAMPLER
 from .inbox.tracker import Entry
 from .jobfolder import state_of
 from .lifecycle import Lifecycle
@@ -35,6 +36,8 @@ class Admission:
         self.markers = markers
         self.scheduler = Scheduler()
         self.waiting = waiting or WaitingRoom(lifecycle.conditions)
+        if lifecycle.executor.workers > 1:
+            SAMPLER.start()  # idle cores, measured before the first medium document
 
     def busy_workers(self) -> int:
         return sum(job.workers_held() for job in self.lifecycle.running.values())

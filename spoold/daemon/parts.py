@@ -32,6 +32,7 @@ from ..spool.checkpoints import keep_part
 from ..spool.parts import PARTS_DIR, PartResult, PartsPolicy, PartTask, StampPlan
 from ..spool.records import PartsInfo, Usage
 from ..worker.spec import CANCEL_FLAG, JobSpec, PartsSpec, WorkerResult
+from .cores import busy_cores
 from .executor import Cancelled, Completed, Execution, Executor, Outcome, TimedOut, WorkerDied
 
 if TYPE_CHECKING:
@@ -57,22 +58,8 @@ def idle_workers(free: int, queued: bool) -> int:
     if os.environ.get(IGNORE_LOAD_ENV):
         return free - 1
     spare = (os.cpu_count() or 1) - 1 - busy_cores()
-    return max(0, min(free - 1, int(spare)))
-
-
-def busy_cores() -> float:
-    """Cores other processes use now: the runnable tasks of /proc/loadavg besides the
-    reader. Not the load average: that lags a minute and counts this daemon's own jobs
-    just finished, so after any burst medium documents would stay whole."""
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            running = int(f.read().split()[3].split(b"/")[0])
-        return max(0, running - 1)
-    except (OSError, ValueError, IndexError):
-        try:
-            return os.getloadavg()[0]
-        except OSError:
-            return float(os.cpu_count() or 1)  # unknown: lend nothing
+    # Half a core used by others on average still leaves one for a part.
+    return max(0, min(free - 1, int(spare + 0.5)))
 
 
 def discard_parts(folder: Path) -> None:
