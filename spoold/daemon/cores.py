@@ -60,8 +60,8 @@ def child_pids(parent: int) -> list[int]:
 class CoreSampler:
     def __init__(self) -> None:
         self.samples: deque[tuple[float, float, float]] = deque()  # (t, machine, own)
-        self._children: list[int] = []
-        self._children_at = 0.0
+        self.children: list[int] = []
+        self.children_at = 0.0
         self._started = False
         self._lock = threading.Lock()
 
@@ -85,10 +85,10 @@ class CoreSampler:
 
     def read(self) -> tuple[float, float, float]:
         now = time.monotonic()
-        if now - self._children_at >= WINDOW_S:
-            self._children, self._children_at = child_pids(os.getpid()), now
+        if now - self.children_at >= WINDOW_S:
+            self.children, self.children_at = child_pids(os.getpid()), now
         own = process_cpu_s("self")
-        for pid in self._children:
+        for pid in self.children:
             try:
                 own += process_cpu_s(pid)
             except (OSError, ValueError, IndexError):
