@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from spoold.daemon.cores import proc_stats
 from spoold.settings import spool_toml
 from spoold.spool.eventfiles import read_events
 from spoold.spool.protocol import init_spool
@@ -48,18 +49,7 @@ PLUGIN_ENV = {
 
 def session_pids(sid: int) -> list[int]:
     """Every process in session `sid` (the daemon, its forkserver and workers)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid:  # field 6 of stat: session id
-            pids.append(int(entry))
-    return pids
+    return [pid for pid, fields in proc_stats() if int(fields[3]) == sid]
 
 
 def pid_alive(pid: int) -> bool:

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from spoold.settings import spool_toml
 from spoold.spool.protocol import init_spool
 
-from .conftest import wait_for
+from .conftest import session_pids, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_ENV = {
@@ -142,20 +142,6 @@ def skew_env(skew_s: float) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ hosts
-
-
-def session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
-            pids.append(int(entry))
-    return pids
 
 
 class Host:

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 EVERY_S = 0.2  # one reading this often
 WINDOW_S = 2.0  # the cores used over this long
@@ -42,20 +43,22 @@ def process_cpu_s(pid: int | str) -> float:
     return sum(int(x) for x in fields[11:15]) * TICK_S  # utime stime cutime cstime
 
 
-def child_pids(parent: int) -> list[int]:
-    """The processes whose parent is `parent` (one pass over /proc)."""
-    found = []
+def proc_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """Every process: its pid and the fields of /proc/PID/stat after its name (ppid is
+    [1], the session [3]). One pass over /proc; a process gone meanwhile is left out."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+                yield int(name), f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        if ppid == parent:
-            found.append(int(name))
-    return found
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is `parent`."""
+    return [pid for pid, fields in proc_stats() if int(fields[1]) == parent]
 
 
 class CoreSampler:
