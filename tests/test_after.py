@@ -176,6 +176,22 @@ def test_a_cycle_member_failed_by_another_daemon_still_names_the_cycle(spool: Sp
     assert ev.cycle is None and ev.failed, "a job that ran and failed is no cycle member"
 
 
+def test_a_failed_jobs_symlinked_input_is_never_followed(spool: Spool, tmp_path: Path) -> None:
+    # A symlink dropped as a job is failed without being opened; the cycle search must
+    # not read a job.json through it either (nothing outside the job folder is read).
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "job.json").write_text(json.dumps({"after": ["y"]}))
+    x = spool.paths.root / "failed" / job_dir_name("x", A_ID)
+    (x / "input").mkdir(parents=True)
+    (x / "input" / "x").symlink_to(outside)
+    manifest = {"job_id": A_ID, "name": "x", "status": "failed", "attempts": [{"number": 1}]}
+    (x / "manifest.json").write_text(json.dumps(manifest))
+    y = spool.waiting("y", ["x"])
+    ev = evaluate(spool.index(), y, parse_after(["x"]))
+    assert ev.cycle is None and [f.state for _, f in ev.failed] == ["failed"]
+
+
 def test_a_finish_to_finish_cycle(spool: Spool) -> None:
     # a waits for b to finish; b may not finish before a: neither ever can.
     a = spool.waiting("a", ["b"])

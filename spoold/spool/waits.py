@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,13 @@ def _input_name(folder: Path) -> str | None:
     except OSError:
         return None
     return names[0] if len(names) == 1 else None
+
+
+def _real_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class SpoolIndex:
@@ -166,6 +174,8 @@ class SpoolIndex:
             folder = self.paths.root / found.folder  # failed before it started
             name = _input_name(folder)
             entry = folder / INPUT_DIR / name if name else None
+            if entry is not None and not _real_folder(entry):
+                entry = None  # a file has no job.json; a symlink is never followed
         if entry is None:
             return ()
         try:
