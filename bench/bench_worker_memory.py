@@ -1,8 +1,10 @@
 """Worker memory over many jobs: 2,000 tiny md->html jobs, then 500 md->pdf jobs.
 
-A daemon with 2 workers and SPOOLD_MAX_TASKS_PER_WORKER=200, so each worker is
-recycled about every 200 jobs; the RSS of the workers (common.worker_pids) is
-sampled every 0.5 s. Recycling should keep it flat from start to end.
+A daemon with 2 workers and the default recycling (a worker is replaced after a job
+that leaves it over `max_worker_rss_mb`, 512, or after `max_tasks_per_worker`, 10,000,
+jobs); `--max-tasks N` and `--max-rss-mb N` set them. The RSS of the workers
+(common.worker_pids) is sampled every 0.5 s; it should stay flat from start to end, and
+the processes seen say how often a worker was replaced.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from common import (
 )
 
 BENCH = "worker_memory"
-MAX_TASKS = 200
+ENV: dict[str, str] = {}  # the daemon's recycling settings, from the flags
 
 
 class Sampler(threading.Thread):
@@ -51,8 +53,7 @@ class Sampler(threading.Thread):
 def phase(label: str, target: str, items: list[tuple[str, bytes]]) -> None:
     with temp_dir() as tmp:
         spool = make_spool(tmp, targets=[target])
-        env = {"SPOOLD_MAX_TASKS_PER_WORKER": str(MAX_TASKS)}
-        with Daemon(spool, workers=2, env=env) as daemon:
+        with Daemon(spool, workers=2, env=ENV) as daemon:
             daemon.wait_ready()
             pairs = stage_files(spool, items)
             sampler = Sampler(daemon.pid)
@@ -83,7 +84,7 @@ def phase(label: str, target: str, items: list[tuple[str, bytes]]) -> None:
             total_mb=round(sum(sample.values()), 1),
         )
     report(BENCH, f"{label}_worker_rss_peak", max(max(s.values()) for s in samples), "MB")
-    report(BENCH, f"{label}_worker_processes_seen", len(seen), "pids", jobs=n, max_tasks=MAX_TASKS)
+    report(BENCH, f"{label}_worker_processes_seen", len(seen), "pids", jobs=n, **ENV)
     report(BENCH, f"{label}_daemon_rss_end", daemon_rss, "MB")
     if failed:
         report(BENCH, f"{label}_failed_jobs", failed, "jobs")
@@ -93,7 +94,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--html-jobs", type=int, default=2000)
     parser.add_argument("--pdf-jobs", type=int, default=500)
+    parser.add_argument("--max-tasks", type=int, default=None, help="max_tasks_per_worker")
+    parser.add_argument("--max-rss-mb", type=int, default=None, help="max_worker_rss_mb")
     args = parser.parse_args()
+    if args.max_tasks is not None:
+        ENV["SPOOLD_MAX_TASKS_PER_WORKER"] = str(args.max_tasks)
+    if args.max_rss_mb is not None:
+        ENV["SPOOLD_MAX_WORKER_RSS_MB"] = str(args.max_rss_mb)
     phase("html", "html", [(f"m{i:05d}.md", tiny_markdown(i)) for i in range(args.html_jobs)])
 
     from spoold.convert import get_converter, load_converters
@@ -103,7 +110,7 @@ def main() -> None:
         print("skipped pdf phase: md->pdf not available")
         return
     # The corpus' 1-3 page documents in turn, each made unique (no duplicate reuse);
-    # 500 jobs so that each worker passes max_tasks at least once.
+    # 500 jobs: with --max-tasks 200 each worker passes it at least once.
     docs = [text for _, text in corpus()[:3]]
     items = [
         (f"p{i:04d}.md", f"{docs[i % 3]}\n\nCopy {i}.\n".encode()) for i in range(args.pdf_jobs)

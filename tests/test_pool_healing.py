@@ -49,6 +49,32 @@ def test_a_worker_that_ran_out_of_memory_is_replaced_before_its_next_job(
     assert worker_pid(spool, "second") != before  # a fresh worker, not the exhausted one
 
 
+def two_jobs_worker_pids(make_spool: Any, daemon_factory: Any, env: dict[str, str]) -> set[int]:
+    """The pids of the workers that ran two jobs, one after the other, on 1 worker."""
+    spool = make_spool()
+    daemon_factory(spool, args=("--workers", "1"), env={**PLUGIN_ENV, **env})
+    stage_file(spool, "first.pid", "first")
+    wait_for(lambda: published(spool), what="first job done")
+    stage_file(spool, "second.pid", "second")
+    wait_for(lambda: len(published(spool)) == 2, what="second job done")
+    return {worker_pid(spool, "first"), worker_pid(spool, "second")}
+
+
+def test_a_worker_over_max_worker_rss_mb_is_replaced_after_its_job(
+    make_spool: Any, daemon_factory: Any
+) -> None:
+    # Every worker holds more than 1 MB: each job leaves for a fresh worker.
+    pids = two_jobs_worker_pids(make_spool, daemon_factory, {"SPOOLD_MAX_WORKER_RSS_MB": "1"})
+    assert len(pids) == 2
+
+
+def test_a_worker_under_max_worker_rss_mb_keeps_taking_jobs(
+    make_spool: Any, daemon_factory: Any
+) -> None:
+    # The default (512 MB) and max_tasks_per_worker (10,000): no replacement per job.
+    assert len(two_jobs_worker_pids(make_spool, daemon_factory, {})) == 1
+
+
 def test_a_pool_whose_manager_died_is_rebuilt_and_its_job_retried(
     make_spool: Any, daemon_factory: Any
 ) -> None:

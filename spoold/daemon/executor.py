@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..spool.parts import PartResult, PartTask
 from ..worker.spec import (
@@ -45,6 +45,9 @@ from ..worker.spec import (
     WorkerResult,
 )
 from .fontconfig import make_private_fontconfig, remove_private_fontconfig
+
+if TYPE_CHECKING:
+    from ..settings import DaemonSettings, SpoolSettings
 
 log = logging.getLogger("spoold")
 
@@ -231,6 +234,19 @@ class PoolExecutor:
         self._fontconfig: PrivateFontconfig | None = None
         self._pool: Any = None
         self._starting: WorkerStart | None = None
+
+    @classmethod
+    def for_daemon(
+        cls, settings: DaemonSettings, spools: list[SpoolSettings], on_ready: Callable[[], None]
+    ) -> PoolExecutor:
+        """The daemon's pool. Workers serve every spool: the hard memory limit is the
+        largest; each job lowers its soft limit to its own spool's (worker/run.py)."""
+        limits = WorkerLimits(
+            memory_mb=max(sp.memory_limit_mb for sp in spools),
+            cpu_s=max(sp.cpu_limit_s for sp in spools),
+            recycle_rss_mb=settings.max_worker_rss_mb,
+        )
+        return cls(settings.workers, settings.max_tasks_per_worker, limits, on_ready)
 
     @property
     def workers(self) -> int:

@@ -27,7 +27,6 @@ from ..spool.clock import wall_time
 from ..spool.events import DaemonFailed, DaemonStarted, DaemonStopping
 from ..spool.formats import load_plugins
 from ..spool.protocol import new_token
-from ..worker.spec import WorkerLimits
 from .admission import Admission
 from .cancel import CancelMarkers
 from .crashpoints import crash_point
@@ -71,7 +70,9 @@ class Daemon:
             for root in spool_roots
         ]
         # Started in run(), once running/ is recovered: workers take a while to start.
-        self.executor = executor or self._pool_executor()
+        self.executor = executor or PoolExecutor.for_daemon(
+            settings, [rt.settings for rt in self.spools], self._worker_ready
+        )
         # Jobs that wait for others (job.json `after`): any job event looks again soon.
         conditions = Conditions()
         waiting = WaitingRoom(conditions)
@@ -165,19 +166,8 @@ class Daemon:
         self.housekeeping.metrics = self.metrics
         self.bus.add(MetricsListener(self.metrics), first=True)  # before out/ and hooks
 
-    def _pool_executor(self) -> PoolExecutor:
-        # Workers serve every spool: the hard memory limit is the largest; each job
-        # lowers its soft limit to its own spool's (worker/run.py run_job).
-        limits = WorkerLimits(
-            memory_mb=max(rt.settings.memory_limit_mb for rt in self.spools),
-            cpu_s=max(rt.settings.cpu_limit_s for rt in self.spools),
-        )
-        return PoolExecutor(
-            self.settings.workers,
-            self.settings.max_tasks_per_worker,
-            limits,
-            on_worker_ready=lambda: self.wakeups.put(Wakeup(WakeupKind.WORKER_READY)),
-        )
+    def _worker_ready(self) -> None:  # from the pool's counting thread
+        self.wakeups.put(Wakeup(WakeupKind.WORKER_READY))
 
     # ------------------------------------------------------------------ run
 

@@ -1,11 +1,14 @@
 """A pool worker's start (`init_pool_worker`: start slots, the ready file), and retiring
-a worker that ran out of memory, before it takes another job.
+a worker that ran out of memory or holds too much of it, before it takes another job.
 
 A conversion stopped by the address-space limit (RLIMIT_AS: MemoryError) can leave the
 worker's C libraries half-initialised; the next job on that worker then died with
 SIGSEGV. So a worker whose job hit a resource limit exits once its result is sent,
-before fetching another task. It exits with status 0, as a worker does after
-max_tasks, so pebble replaces it quietly and no job is charged for it.
+before fetching another task. So does a worker left holding more than
+`WorkerLimits.recycle_rss_mb` resident after a job (a big layout's heap that glibc does
+not give back, or a slow leak): memory stays flat without replacing workers every few
+hundred tiny jobs, each replacement about 1 s of CPU. It exits with status 0, as a
+worker does after max_tasks, so pebble replaces it quietly and no job is charged for it.
 
 This runs inside the workers (pebble's initializer and task function). The exit is
 hooked into pebble's own task fetch (`pebble.pool.process.fetch_task`, patched in the
@@ -27,6 +30,8 @@ from ..errors import ErrorCode
 from .spec import START_SLOTS, JobSpec, PrivateFontconfig, WorkerLimits, WorkerResult
 
 _retire = False  # set in a worker whose last job hit a resource limit
+_recycle_rss_mb = float("inf")  # WorkerLimits.recycle_rss_mb, set by init_pool_worker
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def init_pool_worker(
@@ -38,11 +43,13 @@ def init_pool_worker(
     slots (`start_slot`). Last, a file named after the worker's pid in `ready_dir`: the
     pool counts them, and the daemon gives a worker jobs once its file is there.
     """
+    global _recycle_rss_mb
     with start_slot(ready_dir):
         # Imported here, in the slot: the converters' modules are most of a start.
         from .run import init_worker
 
         init_worker(limits, fontconfig)
+    _recycle_rss_mb = limits.recycle_rss_mb
     import pebble.pool.process as pebble_process
 
     fetch_task = pebble_process.fetch_task
@@ -112,6 +119,16 @@ def run_job_then_maybe_retire(spec: JobSpec) -> WorkerResult:
     except MemoryError:
         _retire = True
         raise
-    if result.error is not None and result.error.code is ErrorCode.RESOURCE_LIMIT:
+    hit_limit = result.error is not None and result.error.code is ErrorCode.RESOURCE_LIMIT
+    if hit_limit or resident_mb() > _recycle_rss_mb:
         _retire = True
     return result
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (ru_maxrss is the peak, which never falls)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:  # one small read: cheap per job
+            return int(statm.read().split()[1]) * _PAGE_MB
+    except (OSError, ValueError, IndexError):
+        return 0.0  # no /proc: the max_tasks backstop still recycles

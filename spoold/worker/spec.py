@@ -31,6 +31,8 @@ class WorkerLimits:
     memory_mb: int = 2048
     cpu_s: float = 600
     max_output_mb: float = 1024
+    # Resident memory after a job above which the worker is replaced (worker/retire.py).
+    recycle_rss_mb: float = 512
 
 
 @dataclass(frozen=True)
