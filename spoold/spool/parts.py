@@ -96,7 +96,9 @@ class PartTask:
 
 
 STAMP_PAGES_PER_TASK = 200  # a stamp chunk's pages at most (about 0.7 s of layout)
-STAMP_MIN_PAGES_PER_TASK = 40  # below this a chunk costs more than it saves
+# Below this a chunk costs more than it saves. A 14-page stamp took 0.08-0.14 s in one
+# chunk and 0.05-0.08 s as two side by side (docs/performance.md "Medium documents").
+STAMP_MIN_PAGES_PER_TASK = 6
 
 
 def stamp_ranges(total: int, chunkable: bool, workers: int) -> list[tuple[int, int]]:
