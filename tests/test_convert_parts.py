@@ -369,7 +369,12 @@ def test_the_stamp_is_split_over_the_workers_when_long_enough() -> None:
     assert tasks.stamp_ranges(379, chunkable=True, workers=2) == [(1, 190), (191, 189)]
     assert tasks.stamp_ranges(11, chunkable=True, workers=2) == [(1, 11)]
     assert tasks.stamp_ranges(14, chunkable=True, workers=2) == [(1, 7), (8, 7)]
-    assert tasks.stamp_ranges(60, chunkable=True, workers=4) == [(1, 15), (16, 15), (31, 15), (46, 15)]
+    assert tasks.stamp_ranges(60, chunkable=True, workers=4) == [
+        (1, 15),
+        (16, 15),
+        (31, 15),
+        (46, 15),
+    ]
     assert len(tasks.stamp_ranges(1035, chunkable=True, workers=2)) == 6
     # A total printed in a counter style cannot be faked per chunk: one stamp.
     assert tasks.stamp_ranges(379, chunkable=False, workers=2) == [(1, 379)]
