@@ -19,14 +19,18 @@ def job_folder(tmp_path: Path, name: str) -> Path:
     return folder
 
 
-def test_a_stage_is_written_once_due_and_removed_at_the_end(tmp_path: Path) -> None:
-    folder = job_folder(tmp_path, "long")
+def long_job_shows_its_stage(folder: Path, stage: str) -> None:
+    """A job that runs past the delay: its stage appears, and goes when it ends."""
     job = StageReporter(folder, time.monotonic())
-    job.report("layout")
+    job.report(stage)
     wait_for(lambda: (folder / STAGE_FILE).exists(), what="the stage written")
-    assert (folder / STAGE_FILE).read_text() == "layout"
+    assert (folder / STAGE_FILE).read_text() == stage
     job.close()
     assert not (folder / STAGE_FILE).exists()
+
+
+def test_a_stage_is_written_once_due_and_removed_at_the_end(tmp_path: Path) -> None:
+    long_job_shows_its_stage(job_folder(tmp_path, "long"), "layout")
 
 
 def test_jobs_in_a_row_each_get_their_stage(tmp_path: Path) -> None:
@@ -36,10 +40,5 @@ def test_jobs_in_a_row_each_get_their_stage(tmp_path: Path) -> None:
         tiny = StageReporter(job_folder(tmp_path, f"tiny{i}"), time.monotonic())
         tiny.report("parsing")
         tiny.close()
-    folder = job_folder(tmp_path, "long")
-    job = StageReporter(folder, time.monotonic())
-    job.report("writing")
-    wait_for(lambda: (folder / STAGE_FILE).exists(), what="the long job's stage written")
-    assert (folder / STAGE_FILE).read_text() == "writing"
-    job.close()
+    long_job_shows_its_stage(job_folder(tmp_path, "long"), "writing")
     assert not any((tmp_path / f"tiny{i}" / STAGE_FILE).exists() for i in range(20))
