@@ -107,7 +107,11 @@ class Flaky(_Base):
         counter = source.with_name(".flaky-count")
         seen = int(counter.read_text()) if counter.exists() else 0
         if seen < failures:
-            counter.write_text(str(seen + 1))
+            # Atomic: a chaos test may SIGKILL this worker mid-write, and a truncated
+            # counter must not turn a transient failure into a permanent one.
+            scratch = counter.with_name(f".flaky-count.{os.getpid()}")
+            scratch.write_text(str(seen + 1))
+            scratch.replace(counter)
             raise JobError(ErrorCode.IO_ERROR, f"simulated transient failure {seen + 1}")
         return _write(output, f"succeeded after {seen} failures")
 
