@@ -125,10 +125,18 @@ def test_sweep_removes_dead_gateways_staging_only(tmp_path: Path) -> None:
     submit = paths.tmp / ".submit-1-2"
     for p in (dead, live, elsewhere, submit):
         p.mkdir()
-    assert sweep_staging(paths) == 1
+    # A raw body is staged as one file, named like the folders with the document's suffix.
+    dead_file = paths.tmp / f"{STAGING_PREFIX}{host}.{boot_id()[:8]}.999999999.def.md"
+    live_file = paths.tmp / f"{STAGING_PREFIX}{host}.{boot_id()[:8]}.{os.getpid()}.def.md"
+    for f in (dead_file, live_file):
+        f.write_text("# staged\n")
+    assert sweep_staging(paths) == 2
     assert not dead.exists() and live.exists() and elsewhere.exists() and submit.exists()
+    assert not dead_file.exists() and live_file.exists()
     os.utime(elsewhere, (0, 0))
-    assert sweep_staging(paths) == 1 and not elsewhere.exists() and submit.exists()
+    os.utime(live_file, (0, 0))
+    assert sweep_staging(paths) == 2 and not elsewhere.exists() and submit.exists()
+    assert not live_file.exists() and live.exists()
 
 
 def test_idempotency_records(tmp_path: Path) -> None:

@@ -66,6 +66,52 @@ def test_a_chosen_id_is_the_job_id_everywhere(
     assert shown["state"] == "done" and shown["submitted_by"] == "ci-bot"
 
 
+def drop_named(spool: Path, name: str, job_id: str, text: str = "# Hi\n") -> Path:
+    """A lone document whose file name chooses its id: NAME as STEM.ID.EXT."""
+    stem, ext = os.path.splitext(name)
+    staged = spool / "tmp" / f".{name}.{os.getpid()}"
+    staged.write_text(text)
+    dest = spool / "inbox" / f"{stem}.{job_id}{ext}"
+    os.rename(staged, dest)
+    return dest
+
+
+def test_a_file_named_with_its_id_is_that_job(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    spool = make_spool()
+    job_id, later = new_job_id(), new_job_id()
+    drop_named(spool, "my.notes.md", job_id)
+    drop_named(spool, "later.md", later)
+    # Before any daemon: known by its id and by its name without the id.
+    shown = json.loads(cli("show", str(spool), job_id).stdout)
+    assert (shown["job_id"], shown["state"], shown["name"]) == (job_id, "queued", "my.notes.md")
+    assert json.loads(cli("show", str(spool), "my.notes.md").stdout)["job_id"] == job_id
+    listed = json.loads(cli("list", str(spool), "--state", "queued", "--json").stdout)
+    assert sorted(r["job_id"] for r in listed) == sorted([job_id, later])
+    cli("cancel", str(spool), later)  # ID.cancel names the queued file by its id
+
+    daemon_factory(spool)
+    manifest = finished(spool, job_id)
+    assert manifest["status"] == "succeeded" and manifest["name"] == "my.notes.md"
+    validate_manifest(manifest)
+    folder = spool / "done" / f"my.notes.{job_id}"
+    assert (folder / "input" / "my.notes.md").read_text() == "# Hi\n"
+    detected = {e["job_id"]: e["name"] for e in events(spool) if e["event"] == "job.detected"}
+    assert detected == {job_id: "my.notes.md", later: "later.md"}
+    assert finished(spool, later)["status"] == "cancelled"
+    # The same name and id dropped again: the id is taken, so that job fails, naming it.
+    drop_named(spool, "my.notes.md", job_id, text="# Again\n")
+    wait_for(lambda: len(terminal_ids(spool)) == 3, what="the copy ended")
+    copy = finished(spool, terminal_ids(spool)[-1])
+    assert copy["status"] == "failed" and copy["error"]["code"] == "input_invalid"
+    assert (
+        f"the file name's id: {job_id} is already the id of another job"
+        in (copy["error"]["message"])
+    )
+    assert len(list((spool / "done").glob(f"*.{job_id}"))) == 1
+
+
 def test_cancel_by_chosen_id_before_the_claim(
     make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
 ) -> None:

@@ -170,6 +170,8 @@ class Lifecycle:
         state.next_attempt_at = None
         job = RunningJob(rt, state, folder, attempt, JobStatus.QUEUED)
         job.job_json = entry.job_json  # the intake checks it is still the claimed folder's
+        if entry.kind is EntryKind.FILE:
+            job.named_id = entry.job_id
         self.transition(job, JobStatus.RUNNING)  # in running/ now, whatever comes next
         self.running[state.job_id] = job
         # No state write here: the running folder's name already records the job id,
@@ -203,6 +205,8 @@ class Lifecycle:
             if known is None or not known.is_current(rt.paths.inbox / entry.key):
                 known = entry.job_json = read_job_json(rt.paths.inbox / entry.key)
             asked = requested_of(known.data if known else None)
+        elif entry.job_id is not None:  # a file named report.ID.md (spool/ids.py)
+            asked = Requested(job_id=entry.job_id)
         job_id, jobdir = self._job_id(rt, entry, asked)
         folder = claim_entry(rt.paths, entry.key, entry.name, jobdir, 1, self.token)
         if folder is None:
@@ -236,16 +240,19 @@ class Lifecycle:
 
     @staticmethod
     def _refused_id(rt: SpoolRuntime, job: RunningJob, plan: JobPlan) -> JobError | None:
-        """job.json named an id the claim could not use: it belongs to another job."""
-        if plan.requested_id is None or plan.requested_id == job.job_id:
+        """job.json, or the file's name, chose an id the claim could not use: it belongs
+        to another job."""
+        asked = plan.requested_id or job.named_id
+        if asked is None or asked == job.job_id:
             return None
-        holder = registered_folder(rt.paths, plan.requested_id)
+        holder = registered_folder(rt.paths, asked)
         holder = (live_folder(rt.paths, holder) or holder) if holder else None
         where = f" ({holder})" if holder else ""
+        what = "job.json: key 'id'" if plan.requested_id else "the file name's id"
         return JobError(
             ErrorCode.INPUT_INVALID,
-            f"job.json: key 'id': {plan.requested_id} is already the id of another job{where}",
-            hint="Leave 'id' out, or give every job a new id (new_job_id()).",
+            f"{what}: {asked} is already the id of another job{where}",
+            hint="Leave the id out, or give every job a new id (new_job_id()).",
         )
 
     # ------------------------------------------------------------------ start

@@ -66,6 +66,7 @@ class RunningJob:
     attempt: Attempt
     status: JobStatus  # where the job is in the state machine (queued until it runs)
     job_json: JobJson | None = None  # job.json as read before the claim, until planned
+    named_id: str | None = None  # the id an inbox file's name chose (report.ID.md)
     plan: JobPlan | None = None
     spec: JobSpec | None = None
     execution: Execution | None = None

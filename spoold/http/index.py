@@ -4,7 +4,8 @@ A job folder is named STEM.ID (spool/protocol.py); knowing that name, where the 
 now costs a few stats (tools/lookup.py `locate`). The index learns the names:
 
 - at start, from one listing of done/, failed/, running/ and inbox/ (the job folders
-  waiting there, and the job folders that chose their id, by their job.json);
+  waiting there, the job folders that chose their id, by their job.json, and the
+  files that chose it in their name, report.ID.md);
 - from the events log, as it grows (`job.detected` names the entry, a terminal event
   the published folder), read by the spool's Follower;
 - from this gateway's own uploads (the inbox key of each job it queued);
@@ -23,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from ..spool.ids import is_job_id, read_requested
+from ..spool.ids import is_job_id, read_requested, split_named_id
 from ..spool.protocol import SpoolPaths, job_dir_name, job_id_of, parse_running_name
 from ..tools.jobview import InboxView, queued_entries
 from ..tools.lookup import JobLocation, locate
@@ -89,9 +90,12 @@ class JobIndex:
     def _list_inbox(self) -> None:
         keys: dict[str, str] = {}
         for key, entry in queued_entries(self.paths, self.view):
-            if not entry.is_dir(follow_symlinks=False):
-                continue
             leaf = key.rpartition("/")[2]
+            if not entry.is_dir(follow_symlinks=False):
+                named = split_named_id(leaf)[1]  # report.ID.md (spool/ids.py)
+                if named is not None:
+                    keys[named] = key
+                continue
             job_id = job_id_of(leaf)
             if job_id is not None:  # requeued: inbox/STEM.ID
                 with self._lock:
@@ -152,7 +156,8 @@ class JobIndex:
         if loc is not None and loc.state != "queued" and key is not None:
             with self._lock:
                 self.keys.pop(job_id, None)
-                self.jobdirs[job_id] = job_dir_name(key.rpartition("/")[2], job_id)
+                leaf = split_named_id(key.rpartition("/")[2])[0]
+                self.jobdirs[job_id] = job_dir_name(leaf, job_id)
         return loc
 
     def owner(self, job_id: str, catch_up: Any = None) -> tuple[bool, str | None]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..spool.ids import read_requested
+from ..spool.ids import read_requested, split_named_id
 from ..spool.protocol import SpoolPaths, job_id_of, parse_running_name
 from ..tools.jobview import Place, queued_entries
 from ..tools.lookup import JobLocation, location, show_at
@@ -119,8 +119,9 @@ def _candidates(spool: ServedSpool, states: tuple[str, ...]) -> Iterator[tuple[s
     if "queued" in states:
         for key, entry in queued_entries(paths, spool.view):
             leaf = key.rpartition("/")[2]
-            job_id = job_id_of(leaf) if entry.is_dir(follow_symlinks=False) else None
-            if job_id is None and entry.is_dir(follow_symlinks=False):
+            is_dir = entry.is_dir(follow_symlinks=False)
+            job_id = job_id_of(leaf) if is_dir else split_named_id(leaf)[1]
+            if job_id is None and is_dir:
                 job_id = read_requested(paths.inbox / key).job_id
             if job_id is None:
                 try:

@@ -4,8 +4,10 @@
    byte of the body is read.
 2. The body streams into the request's staging folder (uploads.py); the options are
    checked as job.json would be (422 naming the key).
-3. job.json gets the new job's `id` and the caller's name (`submitted_by`), so the 202
-   answer's id works at once, also when no daemon runs (spool/ids.py).
+3. The new job's `id` is chosen now, so the 202 answer's id works at once, also when
+   no daemon runs (spool/ids.py): a lone document with nothing else to say goes in as
+   one file named `report.ID.md`; otherwise a job folder whose job.json holds the `id`,
+   the options and the caller's name (`submitted_by`).
 4. With an Idempotency-Key, the key is recorded for the job (or the job it named
    already answers: 200, or 409 for other content).
 5. One rename into inbox/, after the queue is checked again (tools/staging.py).
@@ -28,7 +30,7 @@ from ..settings import JobFile, describe_errors
 from ..spool.clock import iso_of, new_job_id, wall_time
 from ..spool.entries import JOB_FILE, EntryKind, looks_complete
 from ..spool.formats import SUFFIX_TYPES
-from ..spool.ids import SUBMITTER_RE
+from ..spool.ids import SUBMITTER_RE, name_with_id, split_named_id
 from ..spool.protocol import fsync_dir, job_id_of
 from ..tools.jobview import Place, unclaimed_record
 from ..tools.lookup import JobLocation, location
@@ -98,16 +100,18 @@ def _write_job_file(upload: Upload, job: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _sync_folder(folder: Path) -> None:
-    """The job folder's files and names on disk: the 202 promises a job that survives a
-    crash (durable = true). In a thread: fsyncs take milliseconds."""
-    for name in os.listdir(folder):
-        fd = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
+def _sync_entry(entry: Path) -> None:
+    """The staged file, or the job folder's files and names, on disk: the 202 promises a
+    job that survives a crash (durable = true). In a thread: fsyncs take milliseconds."""
+    folder = entry.is_dir()
+    for path in [entry / name for name in os.listdir(entry)] if folder else [entry]:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    fsync_dir(folder)
+    if folder:
+        fsync_dir(entry)
 
 
 async def submit_upload(
@@ -135,29 +139,19 @@ async def submit_upload(
             raise try_later(exc) from None
     upload = await receive_upload(request, sp.paths, limits, name, hashed=key is not None)
     try:
-        if not looks_complete(upload.entry, EntryKind.DIR):
-            raise ApiError(
-                422,
-                "an uploaded file looks truncated: a PDF must end with %%EOF, a ZIP or DOCX "
-                "needs its central directory",
-            )
-        source = SUFFIX_TYPES[os.path.splitext(upload.name)[1].lower()]
-        options = parse_options(upload.options_text, targets, priority, source)
-        _check_route(sp, route, options, source)
-        job_id = new_job_id()
-        job: dict[str, Any] = {"main": upload.name, **options, "id": job_id}
-        if caller.name is not None:
-            job["submitted_by"] = caller.name
-        _write_job_file(upload, job)
+        job = _job_of(sp, upload, caller, targets, priority, route)
+        job_id = job["id"]
+        inbox_name = _inbox_name(sp, upload, job)
         if settings.durable:
-            await run_in_threadpool(_sync_folder, upload.entry)
+            await run_in_threadpool(_sync_entry, upload.entry)
         if key is not None:
+            options = {k: v for k, v in job.items() if k not in SET_BY_GATEWAY}
             content = keys.content_hash(upload.name, upload.main_sha256 or "", options)
             earlier = await _claim_key(sp, key, keys.KeyRecord(job_id, content, wall_time()))
             if earlier is not None:
                 return 200, earlier
         try:
-            inbox_key = enqueue(sp.paths, upload.entry, upload.name, route=route, room=room)
+            inbox_key = enqueue(sp.paths, upload.entry, inbox_name, route=route, room=room)
         except TryLater as exc:
             if key is not None:
                 keys.release(sp.paths, key, job_id)
@@ -169,6 +163,43 @@ async def submit_upload(
         return 202, loc or _found(sp, job_id)
     finally:
         upload.discard()
+
+
+def _job_of(
+    sp: ServedSpool,
+    upload: Upload,
+    caller: Caller,
+    targets: str | None,
+    priority: int | None,
+    route: str | None,
+) -> dict[str, Any]:
+    """What the upload asks for, as job.json holds it (with a new `id`); 422 or 415 for a
+    truncated document or bad options."""
+    if not looks_complete(upload.entry, EntryKind.DIR if upload.folder else EntryKind.FILE):
+        raise ApiError(
+            422,
+            "an uploaded file looks truncated: a PDF must end with %%EOF, a ZIP or DOCX "
+            "needs its central directory",
+        )
+    source = SUFFIX_TYPES[os.path.splitext(upload.name)[1].lower()]
+    options = parse_options(upload.options_text, targets, priority, source)
+    _check_route(sp, route, options, source)
+    job: dict[str, Any] = {"main": upload.name, **options, "id": new_job_id()}
+    if caller.name is not None:
+        job["submitted_by"] = caller.name
+    return job
+
+
+def _inbox_name(sp: ServedSpool, upload: Upload, job: dict[str, Any]) -> str:
+    """The name the staged entry takes in inbox/. A lone document with nothing more to
+    say is one file, `report.ID.md` (spool/ids.py): a create and a rename, where a job
+    folder costs a mkdir and a second file. Anything else is a job folder with job.json."""
+    if not upload.folder and set(job) == {"main", "id"}:
+        return name_with_id(upload.name, job["id"])
+    if not upload.folder:
+        upload.as_folder(sp.paths)
+    _write_job_file(upload, job)
+    return upload.name
 
 
 def _queued_now(sp: ServedSpool, key: str, job: dict[str, Any]) -> JobLocation | None:
@@ -186,7 +217,8 @@ def _queued_now(sp: ServedSpool, key: str, job: dict[str, Any]) -> JobLocation |
         return None  # claimed already, or removed
     by = job.get("submitted_by")
     submitter = by if isinstance(by, str) and SUBMITTER_RE.match(by) else None
-    record = unclaimed_record(key, leaf, job["id"], iso_of(st.st_mtime), submitter)
+    name = split_named_id(leaf)[0]  # report.ID.md is the job report.md
+    record = unclaimed_record(key, name, job["id"], iso_of(st.st_mtime), submitter)
     return JobLocation(Place.QUEUED, Path(path), job["id"], record)
 
 

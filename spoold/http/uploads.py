@@ -8,10 +8,12 @@ one rename into inbox/ (tools/staging.py `enqueue`).
 - A body that stalls for BODY_TIMEOUT_S, or arrives slower than MIN_RATE_BPS after
   RATE_GRACE_S, is cut off (408).
 - Each request stages in its own folder `tmp/.spoold-http.HOST.BOOT.PID.RANDOM/`, the
-  job folder itself (renamed whole into inbox/), removed at once when the request ends early (client gone, a limit, a full disk:
-  507); a starting gateway removes the ones a dead gateway of this host left, and any
-  older than an hour (`sweep_staging`). `spoold submit` stages as `tmp/.submit-*`: not
-  touched.
+  job folder itself (renamed whole into inbox/); a raw body (no form) as one file
+  `tmp/.spoold-http.HOST.BOOT.PID.RANDOM.EXT`, which becomes a folder only when the job
+  needs a job.json (submit.py). Either is removed at once when the request ends early
+  (client gone, a limit, a full disk: 507); a starting gateway removes the ones a dead
+  gateway of this host left, and any older than an hour (`sweep_staging`).
+  `spoold submit` stages as `tmp/.submit-*`: not touched.
 - Names become inbox names safely (`safe_name`).
 """
 
@@ -82,11 +84,26 @@ def _host_and_boot() -> tuple[str, str]:
     return host[:40], boot_id()[:8]
 
 
-def staging_dir(paths: SpoolPaths) -> Path:
+def staging_path(paths: SpoolPaths, suffix: str = "") -> Path:
+    """A new name for this request's staging entry in tmp/ (`sweep_staging` knows it)."""
     host, boot = _host_and_boot()
-    folder = paths.tmp / f"{STAGING_PREFIX}{host}.{boot}.{os.getpid()}.{secrets.token_hex(6)}"
+    return paths.tmp / f"{STAGING_PREFIX}{host}.{boot}.{os.getpid()}.{secrets.token_hex(6)}{suffix}"
+
+
+def staging_dir(paths: SpoolPaths) -> Path:
+    folder = staging_path(paths)
     folder.mkdir()
     return folder
+
+
+def remove_staged(path: Path) -> None:
+    """A staging entry, file or folder; gone already is fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:  # a folder (EISDIR; EPERM elsewhere)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def sweep_staging(paths: SpoolPaths, now: float | None = None) -> int:
@@ -110,10 +127,10 @@ def sweep_staging(paths: SpoolPaths, now: float | None = None) -> int:
             old = now - os.lstat(path).st_mtime > STALE_AFTER_S
         except OSError:
             continue
-        mine = len(parts) == 4 and parts[0] == host
+        mine = len(parts) in (4, 5) and parts[0] == host  # 5: a raw body's file, .EXT
         dead = mine and (parts[1] != boot or not _alive(parts[2]))
         if old or dead:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_staged(path)
             removed += 1
     return removed
 
@@ -130,18 +147,28 @@ def _alive(pid_text: str) -> bool:
 
 @dataclass
 class Upload:
-    """A finished upload: the job folder staged in tmp/ and what it holds."""
+    """A finished upload: the job folder (or the lone document) staged in tmp/."""
 
-    entry: Path  # the request's own folder in tmp/: the job folder, renamed as a whole
+    entry: Path  # the request's own entry in tmp/, renamed as a whole into inbox/
     name: str
     main_sha256: str | None
     options_text: bytes | None
     parts: list[str] = field(default_factory=list)
+    folder: bool = True  # False: a raw body staged as one file (no job folder yet)
+
+    def as_folder(self, paths: SpoolPaths) -> None:
+        """Make the staged file a job folder holding it (the job needs a job.json)."""
+        folder = staging_dir(paths)
+        try:
+            os.rename(self.entry, folder / self.name)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.entry, self.folder = folder, True
 
     def discard(self) -> None:
-        """Remove what is left in tmp/: nothing once the job folder went into inbox/."""
-        if os.path.lexists(self.entry):
-            shutil.rmtree(self.entry, ignore_errors=True)
+        """Remove what is left in tmp/: nothing once the job went into inbox/."""
+        remove_staged(self.entry)
 
 
 class _Sink:
@@ -206,39 +233,42 @@ def check_length(request: Request, limits: Limits) -> None:
 async def receive_upload(
     request: Request, paths: SpoolPaths, limits: Limits, name: str | None, hashed: bool
 ) -> Upload:
-    """Stream the body into a new staging folder (the job folder to be); on any error it
-    is removed."""
-    staging = staging_dir(paths)
+    """Stream the body into a new staging entry: a folder (the job folder to be) for a
+    form, one file for a raw body; on any error it is removed."""
+    ctype, _, params = request.headers.get("content-type", "").partition(";")
+    ctype = ctype.strip().lower()
+    form = ctype == "multipart/form-data"
+    entry_name = None if form else safe_name(name, ctype)  # 415 before anything is made
+    staging = (
+        staging_dir(paths) if form else staging_path(paths, os.path.splitext(entry_name or "")[1])
+    )
     try:
-        return await _receive(request, staging, limits, name, hashed)
+        if form:
+            return await _receive_form(request, staging, limits, name, params, hashed)
+        return await _receive_raw(request, staging, limits, entry_name or "", hashed)
     except ClientDisconnect:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_staged(staging)
         raise
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_staged(staging)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ApiError(507, "the spool's disk is full; nothing was queued") from None
         raise
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_staged(staging)
         raise
 
 
-async def _receive(
-    request: Request, staging: Path, limits: Limits, name: str | None, hashed: bool
+async def _receive_raw(
+    request: Request, staged: Path, limits: Limits, entry_name: str, hashed: bool
 ) -> Upload:
-    ctype, _, params = request.headers.get("content-type", "").partition(";")
-    ctype = ctype.strip().lower()
-    if ctype == "multipart/form-data":
-        return await _receive_form(request, staging, limits, name, params, hashed)
-    entry_name = safe_name(name, ctype)
-    sink = _Sink(staging / entry_name, hashed)
+    sink = _Sink(staged, hashed)
     with sink.fh:
         async for chunk in _chunks(request, limits):
             sink.write(chunk)
             _check_input(sink.size, limits)
     digest = sink.hash.hexdigest() if sink.hash else None
-    return Upload(staging, entry_name, digest, None, ["file"])
+    return Upload(staged, entry_name, digest, None, ["file"], folder=False)
 
 
 def _check_input(size: int, limits: Limits) -> None:

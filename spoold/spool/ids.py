@@ -3,9 +3,12 @@ the registry that keeps a chosen id unique (.spoold/ids/).
 
 A daemon gives a job its id when it claims it. A tool that must name the job at once
 (the HTTP gateway answers 202 with it) writes an `id` into the job folder's job.json
-instead: made by `new_job_id()`, the same form as a daemon's. The claiming daemon uses
-it when it is well formed and unused; otherwise the job gets an id of its own and fails
-at start with `input_invalid`, naming the key (docs/protocol.md, "Job ids").
+instead, or, for a lone document, puts it in the file's name: `STEM.ID.EXT` is the job
+`STEM.EXT` with id ID (one file to create and rename instead of a folder and two
+files). The id is made by `new_job_id()`, the same form as a daemon's. The claiming
+daemon uses it when it is well formed and unused; otherwise the job gets an id of its
+own and fails at start with `input_invalid`, naming the key or the file name
+(docs/protocol.md, "Job ids").
 
 Unused means: no job folder of the spool has it. The ids a daemon makes carry 40 random
 bits and are unique by construction; a chosen id is registered at its claim as
@@ -31,8 +34,29 @@ SUBMITTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 IDS_DIR = "ids"
 
 
+# An inbox file that names its id: STEM.ID.EXT (EXT a plain suffix, as SUFFIX_TYPES has).
+_NAMED_RE = re.compile(r"^(?P<stem>.+)\.(?P<id>\d{8}T\d{6}Z-[0-9a-f]{10})(?P<ext>\.[A-Za-z0-9]+)$")
+
+
 def is_job_id(text: str) -> bool:
     return JOB_ID_RE.match(text) is not None
+
+
+def split_named_id(name: str) -> tuple[str, str | None]:
+    """(the job's name, the id it chose) of an inbox *file* named `name`: `report.ID.md`
+    is the job `report.md` with that id; any other name chose none."""
+    m = _NAMED_RE.match(name)
+    if m is None:
+        return name, None
+    return m["stem"] + m["ext"], m["id"]
+
+
+def name_with_id(name: str, job_id: str) -> str:
+    """The inbox file name of the document `name` choosing `job_id` (`split_named_id`)."""
+    stem, dot, ext = name.rpartition(".")
+    if not (dot and stem and ext):
+        raise ValueError(f"{name!r} has no suffix to keep after the id")
+    return f"{stem}.{job_id}.{ext}"
 
 
 @dataclass(frozen=True)
@@ -44,12 +68,16 @@ class Requested:
 
 
 def read_requested(folder: Path) -> Requested:
-    """job.json's `id` and `submitted_by` of a job folder, if present and well formed.
+    """job.json's `id` and `submitted_by` of a job folder, if present and well formed;
+    for an inbox file, the id its name chose (`split_named_id`).
 
     Read with lstat first and a size cap (spool/jobjson.py); anything unreadable is "not
     asked" here: the daemon's intake reads job.json again and fails the job naming the
     problem.
     """
+    named = split_named_id(folder.name)[1]
+    if named is not None and not os.path.isdir(folder):
+        return Requested(job_id=named)
     known = read_job_json(folder)
     return requested_of(known.data if known else None)
 

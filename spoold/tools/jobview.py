@@ -29,7 +29,7 @@ from typing import Any
 
 from ..spool.after import HELD_STAGE, AfterKind, AfterRef, Found, JobPhase, read_after
 from ..spool.clock import iso_of, job_time
-from ..spool.ids import Requested, input_requested, read_requested
+from ..spool.ids import Requested, input_requested, read_requested, split_named_id
 from ..spool.job import JobState, read_state
 from ..spool.protocol import (
     INPUT_DIR,
@@ -145,11 +145,17 @@ def queued_record(
 ) -> JobRecord | None:
     path = paths.inbox / key
     name = key.rpartition("/")[2]
-    job_id = job_id_of(name) if os.path.isdir(path) else None
+    is_dir = os.path.isdir(path)
+    job_id = job_id_of(name) if is_dir else None
     state = read_state(path) if job_id else None
     if job_id is not None and state is None and not os.path.isdir(path / INPUT_DIR):
         job_id = None  # a person's folder that happens to look like a job folder
-    asked = read_requested(path) if job_id is None and os.path.isdir(path) else Requested()
+    asked = Requested()
+    if is_dir and job_id is None:
+        asked = read_requested(path)
+    elif not is_dir:  # report.ID.md: the job report.md, its id chosen (spool/ids.py)
+        name, chosen = split_named_id(name)
+        asked = Requested(job_id=chosen)
     try:
         st = os.lstat(path)
     except OSError:
@@ -278,7 +284,10 @@ def _inode(path: str) -> int | None:
 def _inbox_items(paths: SpoolPaths, view: InboxView) -> Iterator[InboxItem]:
     for key, entry in queued_entries(paths, view):
         leaf = key.rpartition("/")[2]
-        requeued = entry.is_dir(follow_symlinks=False) and job_id_of(leaf) is not None
+        if not entry.is_dir(follow_symlinks=False):
+            yield InboxItem(key, split_named_id(leaf)[0], False)
+            continue
+        requeued = job_id_of(leaf) is not None
         yield InboxItem(key, leaf, requeued and os.path.isdir(os.path.join(entry.path, INPUT_DIR)))
 
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..spool.ids import is_job_id, live_folder, read_requested, registered_folder
+from ..spool.ids import (
+    is_job_id,
+    live_folder,
+    read_requested,
+    registered_folder,
+    split_named_id,
+)
 from ..spool.job import JobState, read_state
 from ..spool.protocol import MANIFEST, SpoolPaths, job_dir_name, job_id_of, parse_running_name
 from .jobview import (
@@ -47,9 +53,15 @@ def folders(paths: SpoolPaths, view: InboxView) -> Iterator[tuple[Place, str, st
         parsed = parse_running_name(name)
         if parsed is not None:
             yield Place.RUNNING, name, parsed.jobdir, parsed.job_id
-    for key, _ in queued_entries(paths, view):
+    for key, entry in queued_entries(paths, view):
         leaf = key.rpartition("/")[2]
-        yield Place.QUEUED, key, leaf, job_id_of(leaf)
+        named, chosen = (
+            (leaf, None) if entry.is_dir(follow_symlinks=False) else split_named_id(leaf)
+        )
+        if chosen is not None:  # report.ID.md: as the job folder it becomes
+            yield Place.QUEUED, key, job_dir_name(named, chosen), chosen
+        else:
+            yield Place.QUEUED, key, leaf, job_id_of(leaf)
     for state in (Place.DONE, Place.FAILED):
         for name in finished_names(paths.root / state):
             yield state, name, name, job_id_of(name)
@@ -113,7 +125,7 @@ def locate(
         if loc is not None:
             return loc
     if key is not None and jobdir is None:
-        jobdir = job_dir_name(key.rpartition("/")[2], job_id)  # claimed since
+        jobdir = job_dir_name(split_named_id(key.rpartition("/")[2])[0], job_id)  # claimed since
     loc = _at(paths, job_id, jobdir) if jobdir else None
     if loc is None:  # no hint, or a stale one: the id's registration, if it chose itself
         registered = registered_folder(paths, job_id)

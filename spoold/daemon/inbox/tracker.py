@@ -40,6 +40,7 @@ from ...spool.entries import (
     compile_ignore,
     incomplete_member,
 )
+from ...spool.ids import split_named_id
 from ...spool.jobjson import JobJson
 from ...spool.transient import call_with_retry, is_transient
 
@@ -101,7 +102,9 @@ class Entry:
     incomplete_sig: tuple[int, ...] | None = None  # sig that last failed the format check
     problem: Incomplete | None = None  # why that sig failed it
     seen_changing: bool = False  # its sig changed while this daemon watched
-    job_id: str | None = None  # a job folder's chosen id (job.json `id`), read when ready
+    # The id the entry chose: a job folder's job.json `id` (read when ready), a file's
+    # from its name (report.ID.md, spool/ids.py `split_named_id`).
+    job_id: str | None = None
     job_json: JobJson | None = None  # a job folder's job.json, read once when ready
 
 
@@ -222,9 +225,7 @@ class InboxTracker:
             if entry is not None:
                 entry.gone = True  # replaced by another entry of the same name
                 self._stop_waiting(entry)
-            route, name = self._key_parts(key)
-            entry = Entry(key, route, name, kind, st.st_uid, sig, now, wall_time(), next(_seq))
-            self.entries[key] = entry
+            entry = self.entries[key] = self._new_entry(key, kind, st.st_uid, sig, now)
             if kind is EntryKind.CANCEL:
                 self._marker_keys.add(key)
             else:
@@ -249,6 +250,17 @@ class InboxTracker:
         if moved and not entry.ready:
             entry.moved_in = True
             self._now.append(entry)
+        return entry
+
+    def _new_entry(
+        self, key: str, kind: EntryKind, uid: int, sig: tuple[int, ...], now: float
+    ) -> Entry:
+        route, name = self._key_parts(key)
+        chosen = None
+        if kind is EntryKind.FILE:  # report.ID.md: the job report.md, id ID (spool/ids.py)
+            name, chosen = split_named_id(name)
+        entry = Entry(key, route, name, kind, uid, sig, now, wall_time(), next(_seq))
+        entry.job_id = chosen
         return entry
 
     def _forget(self, key: str) -> None:
