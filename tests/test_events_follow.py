@@ -111,3 +111,22 @@ def test_a_tail_from_now_reads_a_line_being_written_whole(tmp_path: Path) -> Non
     with writer.open("a") as fh:
         fh.write("}\n")
     assert _names(tail.poll()) == ["cut"]
+
+
+def test_a_tail_finds_a_new_writer_even_when_the_folder_mtime_hides_it(tmp_path: Path) -> None:
+    # A tail lists the events folder again only when its mtime changed: a filesystem
+    # with a coarse clock can add a file within one tick, so it lists every RELIST_S too.
+    from .conftest import wait_for
+
+    log = tmp_path / "events.ndjson"
+    folder = tmp_path / "events"
+    _append(folder / "a.x.ndjson", ("a.1", "2026-01-01T00:00:01Z"))
+    tail = Tail(log)
+    assert tail.poll() == []
+    _append(folder / "a.x.ndjson", ("a.2", "2026-01-01T00:00:02Z"))
+    assert _names(tail.poll()) == ["a.2"]  # a known file: read from the cached listing
+    before = os.stat(folder)
+    _append(folder / "b.y.ndjson", ("b.1", "2026-01-01T00:00:03Z"))
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if in the same tick
+    found = wait_for(tail.poll, timeout=10, what="the new writer's line")
+    assert _names(found) == ["b.1"]

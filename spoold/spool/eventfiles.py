@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 EVENTS_DIR = "events"  # in .spoold/, beside the older shared events.ndjson
 LOG_SUFFIX = ".ndjson"
 ROTATED = ".1"
+RELIST_S = 0.25  # Tail: the longest a new writer's file can go unseen
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -204,8 +205,9 @@ class Tail:
     `poll()` returns the complete lines appended to every file since the last poll,
     merged in order; a file whose writer rotated it is read to its end first, then the
     new file from its start; a file that appears (a daemon that starts) is read from its
-    start. Files are listed again on every poll, so that costs a directory listing and
-    a stat per file.
+    start. A poll costs a stat of the events folder and one per file; the folder is
+    listed again when it changed, and at least every RELIST_S, because a filesystem
+    with coarse timestamps can add a file within the tick of the last change.
     """
 
     def __init__(
@@ -219,6 +221,20 @@ class Tail:
             else (EventsCursor() if from_start else EventsCursor.at_end(log))
         )
         self._files: dict[str, _Open] = {}
+        self._listed: tuple[tuple[Any, ...], float, list[tuple[Path, str]]] | None = None
+
+    def _current(self) -> list[tuple[Path, str]]:
+        """`current_files` with their keys, listed again only when needed (see above)."""
+        try:
+            st = os.stat(self.log.parent / EVENTS_DIR)
+            sig: tuple[Any, ...] = (st.st_ino, st.st_mtime_ns, os.path.exists(self.log))
+        except OSError:
+            sig = (None, None, os.path.exists(self.log))
+        now = time.monotonic()
+        if self._listed is None or self._listed[0] != sig or now - self._listed[1] > RELIST_S:
+            files = [(f, file_key(self.log, f)) for f in current_files(self.log)]
+            self._listed = (sig, now, files)
+        return self._listed[2]
 
     def cursor(self) -> EventsCursor:
         """Where the next poll goes on from."""
@@ -229,8 +245,7 @@ class Tail:
 
     def poll(self) -> list[dict[str, Any]]:
         per_file: list[list[dict[str, Any]]] = []
-        for current in current_files(self.log):
-            key = file_key(self.log, current)
+        for current, key in self._current():
             try:
                 ino = os.stat(current).st_ino
             except FileNotFoundError:
