@@ -75,3 +75,33 @@ def test_a_full_disk_while_staging_is_507_and_leaves_nothing(
             headers={"Content-Type": "text/markdown"},
         )
         assert small.status_code == 202  # the space came back: the next upload goes in
+
+
+def test_a_queue_filled_by_others_since_the_last_count_is_still_refused(
+    make_spool: Callable[..., Path], gateway_factory: Callable[..., Any]
+) -> None:
+    # The check before the body may use this gateway's last count (under a second old);
+    # the check before the rename lists the inbox, so jobs dropped meanwhile count.
+    spool = make_spool(max_queued=3)
+    gw = gateway_factory(spool)
+
+    def post(name: str) -> Any:
+        return c.post(
+            "/v1/spools/spool/jobs",
+            params={"name": name},
+            content=b"# doc\n",
+            headers={"Content-Type": "text/markdown"},
+        )
+
+    with gw.client() as c:
+        assert post("first.md").status_code == 202  # counted: 1 queued
+        for i in range(2):  # another tool fills the queue: no daemon runs
+            staged = spool / "tmp" / f".drop{i}"
+            staged.write_text("# dropped\n")
+            os.rename(staged, spool / "inbox" / f"drop{i}.md")
+        refused = post("late.md")
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "queue_full"
+        inbox = os.listdir(spool / "inbox")
+        assert len(inbox) == 3 and {"drop0.md", "drop1.md"} < set(inbox)
+        assert not [n for n in os.listdir(spool / "tmp") if n.startswith(".spoold-http")]

@@ -134,7 +134,7 @@ async def submit_upload(
     # rename cost less than a hop to a thread; only fsyncs (durable) go to a thread.
     if key is None or not _key_has_job(sp, key):
         try:  # before reading a byte; a key's own job answers even when the queue is full
-            check_room(sp.paths, *room)
+            check_room(sp.paths, *room, hint=True)
         except TryLater as exc:
             raise try_later(exc) from None
     upload = await receive_upload(request, sp.paths, limits, name, hashed=key is not None)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,35 @@ def entries_bound(paths: SpoolPaths, view: InboxView) -> int:
     return total
 
 
-def check_room(paths: SpoolPaths, view: InboxView, max_queued: int, min_free_mb: float) -> None:
+# The queue as this process last counted it, per spool: (jobs, monotonic time).
+_COUNTED: dict[Path, tuple[int, float]] = {}
+HINT_S = 1.0
+
+
+def check_room(
+    paths: SpoolPaths,
+    view: InboxView,
+    max_queued: int,
+    min_free_mb: float,
+    *,
+    hint: bool = False,
+) -> None:
     """TryLater when the queue is full or the disk short.
 
     Jobs are counted one by one (cancel markers, temporaries and ignored names left
     out) only when the bare listings come near `max_queued`: submitting stays cheap
-    with thousands of jobs waiting."""
-    queued = entries_bound(paths, view)
-    if queued >= max_queued:
-        queued = queued_count(paths, view)
+    with thousands of jobs waiting. With `hint` (the gateway's check before it reads
+    a body), a count this process made within HINT_S, plus its renames since, stands
+    in for the listing while it is under `max_queued`: a queue filled meanwhile by
+    others is then found by the exact check just before the rename (`enqueue`)."""
+    last = _COUNTED.get(paths.root) if hint else None
+    if last is not None and last[0] < max_queued and time.monotonic() - last[1] < HINT_S:
+        queued = last[0]
+    else:
+        queued = entries_bound(paths, view)
+        if queued >= max_queued:
+            queued = queued_count(paths, view)
+        _COUNTED[paths.root] = (queued, time.monotonic())
     if queued >= max_queued:
         raise TryLater(f"the inbox holds {queued} entries (max_queued is {max_queued})")
     free = free_disk_mb(paths.root)
@@ -105,6 +126,9 @@ def enqueue(
                 rename_noreplace(staged, dest_folder / final)
             except FileExistsError:
                 continue  # another tool took the name in the same instant
+            counted = _COUNTED.get(paths.root)
+            if counted is not None:  # one more queued since the count
+                _COUNTED[paths.root] = (counted[0] + 1, counted[1])
             return f"{route}/{final}" if route else final
     raise SpooldError(f"no free name like {name} in {dest_folder}")
 
