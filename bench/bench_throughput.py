@@ -11,8 +11,10 @@ bounds the rate at 2000 / (daemon + workers) jobs/s.
 
 `--entries folders` stages job folders instead, as the HTTP gateway writes them (the
 document and a job.json with `main` and a chosen `id`, spoold/http/submit.py), and
-`--entries both` alternates the two kinds `--repeat` times, so the CPU per job of a
-single file and of a job folder come from the same minutes of a shared machine.
+`--entries named` stages single files that carry their id in their name
+(`t00001.ID.md`), as the gateway queues a raw body, and `--entries both` alternates
+plain files and folders (`all`: the three kinds) `--repeat` times, so the CPU per job
+of each kind comes from the same minutes of a shared machine.
 `--rate N` renames N jobs a second instead of all at once (one at a time, as HTTP
 uploads arrive). `--profile DIR` runs the daemon under cProfile (bench/cpu_profile.py:
 the loop thread's CPU time) and writes DIR/KIND-FS-N.prof.
@@ -41,6 +43,7 @@ from common import (
 )
 
 from spoold.spool.clock import new_job_id
+from spoold.spool.ids import name_with_id, split_named_id
 
 BENCH = "throughput"
 
@@ -59,11 +62,22 @@ def stage_folders(spool: Path, items: list[tuple[str, bytes]]) -> list[tuple[Pat
     return pairs
 
 
+def stage_named(spool: Path, items: list[tuple[str, bytes]]) -> list[tuple[Path, Path]]:
+    """Files named STEM.ID.md, as the gateway queues a raw body (spool/ids.py)."""
+    pairs = stage_files(spool, items)
+    return [
+        (staged, final.with_name(name_with_id(final.name, new_job_id()))) for staged, final in pairs
+    ]
+
+
+STAGE = {"files": stage_files, "folders": stage_folders, "named": stage_named}
+
+
 def run(
     jobs: int,
     durable: bool,
     base: str | None,
-    folders: bool = False,
+    kind: str = "files",
     profile: Path | None = None,
     rate: float = 0.0,
 ) -> tuple[float, int, float, float]:
@@ -75,8 +89,7 @@ def run(
         )
         with Daemon(spool, workers=2, python_args=profiler) as daemon:
             daemon.wait_ready()
-            stage = stage_folders if folders else stage_files
-            pairs = stage(spool, [(f"t{i:05d}.md", tiny_markdown(i)) for i in range(jobs)])
+            pairs = STAGE[kind](spool, [(f"t{i:05d}.md", tiny_markdown(i)) for i in range(jobs)])
             tail = EventTail(spool)
             cpu0, pool0 = cpu_s(daemon.pid), pool_cpu_s(daemon.pid)
             t0 = time.monotonic()
@@ -84,7 +97,8 @@ def run(
                 if rate:  # paced: one at a time, as uploads arrive
                     time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
                 os.rename(staged, final)
-            finished = wait_finished(tail, {final.name for _, final in pairs}, timeout=240)
+            names = {split_named_id(final.name)[0] for _, final in pairs}
+            finished = wait_finished(tail, names, timeout=240)
             elapsed = time.monotonic() - t0
             daemon_ms = (cpu_s(daemon.pid) - cpu0) / jobs * 1000
             workers_ms = (pool_cpu_s(daemon.pid) - pool0) / jobs * 1000
@@ -102,9 +116,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--entries",
-        choices=("files", "folders", "both"),
+        choices=("files", "folders", "named", "both", "all"),
         default="files",
-        help="single files, job folders as the HTTP gateway writes them, or both alternating",
+        help="single files, job folders, files named with their id, or alternating",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each kind, alternating")
     parser.add_argument(
@@ -115,7 +129,9 @@ def main() -> None:
     bases: list[tuple[str, str | None]] = [] if args.no_disk else [("disk", None)]
     if not args.no_tmpfs and os.path.isdir("/dev/shm"):
         bases.append(("tmpfs", "/dev/shm"))
-    kinds = ["files", "folders"] if args.entries == "both" else [args.entries]
+    kinds = {"both": ["files", "folders"], "all": ["files", "folders", "named"]}.get(
+        args.entries, [args.entries]
+    )
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.durable]
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -127,13 +143,13 @@ def main() -> None:
             (d, n, k) for d in modes for n in range(args.repeat) for k in kinds
         ]:
             label = f"{fs}_{'durable' if durable else 'not_durable'}"
-            if kind == "folders":
-                label += "_folders"
+            if kind != "files":
+                label += f"_{kind}"
             if args.rate:
                 label += f"_paced{args.rate:g}"
             prof = args.profile / f"{kind}-{fs}-{n}.prof" if args.profile else None
             elapsed, failed, daemon_ms, workers_ms = run(
-                args.jobs, durable, base, kind == "folders", prof, args.rate
+                args.jobs, durable, base, kind, prof, args.rate
             )
             if failed:
                 report(BENCH, f"throughput_{label}_failed_jobs", failed, "jobs")
