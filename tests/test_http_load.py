@@ -3,6 +3,7 @@ its process group in the middle of uploads. Nothing is lost, nothing half-made i
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from spoold.spool.ids import split_named_id
 
 from .conftest import DaemonProc, events, wait_for
 
@@ -97,11 +100,18 @@ def test_kill_the_gateway_during_50_uploads(
 
     def upload(i: int) -> None:
         chunks = 2 if i % 2 else 400  # half finish at once, half are still sending
+        # Half are forms (a job folder), half raw bodies (one file, up{i}.ID.md).
+        raw = i % 4 >= 2
+        body = _slow_body(i, chunks, never)
         headers = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+        if raw:
+            body = itertools.islice(body, 1, chunks + 1)  # the document alone
+            headers = {"Content-Type": "text/markdown"}
         try:
             r = httpx.post(
                 f"{gw.url}/v1/spools/spool/jobs",
-                content=_slow_body(i, chunks, never),
+                params={"name": f"up{i}.md"} if raw else None,
+                content=body,
                 headers=headers,
                 timeout=120,
             )
@@ -125,12 +135,20 @@ def test_kill_the_gateway_during_50_uploads(
     # inbox/ holds every job answered 202, and nothing partial: a job renamed in just
     # before the kill whose answer never reached its client is whole too (the client
     # sends it again, with an Idempotency-Key to be sure of one job).
-    inbox = {p.name: p for p in (spool / "inbox").iterdir()}
-    jobs = {json.loads((p / "job.json").read_text())["id"]: p for p in inbox.values()}
+    jobs: dict[str, tuple[str, Path]] = {}  # job id -> (name sent, the document's bytes)
+    for entry in (spool / "inbox").iterdir():
+        if entry.is_dir():
+            job_id = json.loads((entry / "job.json").read_text())["id"]
+            jobs[job_id] = (entry.name, entry / entry.name)
+        else:
+            name, chosen = split_named_id(entry.name)
+            assert chosen is not None, entry.name
+            jobs[chosen] = (name, entry)
     assert set(answered.values()) <= set(jobs)
-    for folder in jobs.values():
-        i = int(folder.name.removeprefix("up").removesuffix(".md"))
-        body = (folder / folder.name).read_bytes()
+    assert len({i % 4 >= 2 for i in answered}) == 2, "raw bodies and forms were answered"
+    for name, document in jobs.values():
+        i = int(name.removeprefix("up").removesuffix(".md"))
+        body = document.read_bytes()
         assert body == b"".join(list(_slow_body(i, 2 if i % 2 else 400, never))[1:-1])
     leftovers = [p for p in (spool / "tmp").iterdir() if p.name.startswith(".spoold-http")]
     assert leftovers, "the killed gateway left its staging folders"
