@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from spoold.spool.clock import new_job_id
 from spoold.spool.eventfiles import log_files, read_events
 from spoold.spool.fstype import filesystem_of
 
@@ -202,6 +203,35 @@ def test_a_dead_hosts_claims_are_run_again_by_another_host(
         recovered = of(h2.spool, "job.recovered", "host2")
         assert {e["job_id"] for e in recovered} == started_by(h2.spool, "host1")
         assert_each_published_once(h2.spool, names)
+        assert_no_error_loop(h2)
+
+
+def test_files_named_with_their_id_across_hosts(tmp_path: Path, storage: SharedStorage) -> None:
+    """report.ID.md (protocol.md "Job ids") dropped through both mounts, with two hosts
+    claiming: each job keeps the id its name chose; a copy of one, dropped through the
+    other mount, is refused by the id registry on the shared volume."""
+    with cluster(tmp_path, 2, SETTINGS, storage=storage) as (h1, h2):
+        h1.start().wait_ready()
+        h2.start().wait_ready()
+        ids = {f"doc{i}.md": new_job_id() for i in range(8)}
+        for n, (name, job_id) in enumerate(ids.items()):
+            host = h1 if n % 2 else h2
+            submit(host.spool, f"{name[:-3]}.{job_id}.md", f"# {name}\n")
+        wait_until(lambda: all_published(h1.spool, list(ids)), 120, "every job published")
+        assert_each_published_once(h1.spool, list(ids))
+        for name, job_id in ids.items():
+            folder = h2.spool / "done" / f"{name[:-3]}.{job_id}"
+            assert json.loads((folder / "manifest.json").read_text())["name"] == name
+        copy_id = ids["doc0.md"]
+        submit(h2.spool, f"again.{copy_id}.md", "# again\n")
+        wait_until(lambda: all_published(h1.spool, ["again.md"]), 120, "the copy ended")
+        failed = [
+            json.loads((f / "manifest.json").read_text()) for f in (h1.spool / "failed").iterdir()
+        ]
+        assert [(m["name"], m["error"]["code"]) for m in failed] == [("again.md", "input_invalid")]
+        assert failed[0]["job_id"] != copy_id
+        assert f"the file name's id: {copy_id} is already" in failed[0]["error"]["message"]
+        assert_no_error_loop(h1)
         assert_no_error_loop(h2)
 
 

@@ -107,7 +107,8 @@ def remove_staged(path: Path) -> None:
 
 
 def sweep_staging(paths: SpoolPaths, now: float | None = None) -> int:
-    """Remove staging folders of dead gateways of this host, and any over an hour old.
+    """Remove staging entries (folders, raw bodies' files) of dead gateways of this host,
+    and any over an hour old.
 
     Returns how many were removed. Other tools' files in tmp/ are never touched.
     """
