@@ -330,6 +330,31 @@ def test_parts_come_in_multiples_of_the_workers_and_weigh_about_the_same() -> No
     assert max(costs) < 1.3 * min(costs)
 
 
+def chapters_with_a_section(chapter_at: int, section_at: int, blocks: int = 40) -> str:
+    """Paragraphs of equal weight; an <h2> and later an <h3> before the given ones."""
+    body = []
+    for i in range(blocks):
+        body += ["<h2>Chapter</h2>"] if i == chapter_at else []
+        body += ["<h3>Section</h3>"] if i == section_at else []
+        body.append(f"<p>{'word ' * 200}</p>")
+    return "<html><head></head><body>" + "".join(body) + "</body></html>"
+
+
+def test_a_medium_split_cuts_for_balance_a_big_one_for_the_chapter() -> None:
+    # The <h2> is 10 % short of half the document, the <h3> within 1 %.
+    html = chapters_with_a_section(chapter_at=18, section_at=20)
+    medium = PartsPolicy(split_above=1_000_000, idle_split_above=10_000, idle_workers=1)
+    big = PartsPolicy(split_above=30_000, part_cost=25_000)
+    first = {}
+    for label, policy in (("medium", medium), ("big", big)):
+        plan = plan_parts(parse_html(html), policy)
+        assert len(plan.parts) == 2, label
+        first[label] = plan.parts[1][0].elements[0].tag
+    # Two parts on two idle workers: the longer part is the job's wait, so the cut
+    # before the <h3> wins; many parts of a big document still start at chapters.
+    assert first == {"medium": "h3", "big": "h2"}
+
+
 def test_a_table_part_holds_one_slice_of_the_table() -> None:
     plan = plan_parts(parse_html(export_table(2000)), TABLE_PARTS)
     slices = [[u.rows for u in part if u.rows is not None] for part in plan.parts]

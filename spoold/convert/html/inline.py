@@ -205,6 +205,10 @@ class Inliner:
         return "\n".join(s for s in serialized if s)
 
     def style_attr(self, text: str, base: Path) -> str:
+        if "(" not in text and "/*" not in text:
+            # No function, so no url() to rewrite: Markdown's table alignments, most
+            # authors' styles. A parse and serialise costs 0.1 ms per attribute.
+            return text.strip()
         nodes = tinycss2.parse_component_value_list(text, skip_comments=True)
         self._rewrite(nodes, base)
         return str(tinycss2.serialize(nodes)).strip()

@@ -36,6 +36,9 @@ PLAIN_BOUNDARY = 7  # score of a cut before a non-heading block (lower is better
 # A part may be this much smaller or larger than the target to end before a better
 # heading. Wider windows found nicer cuts but left one worker finishing alone.
 WINDOW = 0.15
+# A medium document split for idle workers has one part per worker: the longest part
+# is the job's latency, so a heading within this much of the target wins first.
+MEDIUM_WINDOW = 0.05
 
 # CSS that ties one page's layout to others; a document using any is laid out whole.
 _BLOCKERS = (
@@ -137,7 +140,8 @@ def plan_parts(root: Any, policy: PartsPolicy) -> Plan:
         plan.reason = "its CSS uses " + ", ".join(blockers)
         return plan
     count = policy.part_count(plan.cost)
-    plan.parts = group_units(units, plan.cost // max(count, 2), policy.max_parts)
+    tight = MEDIUM_WINDOW if plan.cost <= policy.split_above else None
+    plan.parts = group_units(units, plan.cost // max(count, 2), policy.max_parts, tight)
     if not plan.split:
         plan.reason = "no place to cut"
     return plan
@@ -262,8 +266,11 @@ def join_table_slices(units: list[Unit]) -> list[Unit]:
     return out
 
 
-def group_units(units: list[Unit], target: int, max_parts: int) -> list[list[Unit]]:
-    """Cut the unit sequence into parts of about `target` cost each."""
+def group_units(
+    units: list[Unit], target: int, max_parts: int, tight: float | None = None
+) -> list[list[Unit]]:
+    """Cut the unit sequence into parts of about `target` cost each; with `tight`, a
+    heading within that fraction of the target is taken before a better one further."""
     cum = [0]
     for u in units:
         cum.append(cum[-1] + u.cost)
@@ -273,22 +280,24 @@ def group_units(units: list[Unit], target: int, max_parts: int) -> list[list[Uni
         if cum[-1] - cum[start] <= target * (1 + WINDOW) or len(parts) + 1 >= max_parts:
             parts.append(units[start:])
             break
-        cut = _best_cut(units, cum, start, target)
+        cut = _best_cut(units, cum, start, target, tight) if tight else len(units)
+        if cut >= len(units) or not units[cut].heading:
+            cut = _best_cut(units, cum, start, target, WINDOW)
         parts.append(units[start:cut])
         start = cut
     return [join_table_slices(part) for part in parts]
 
 
-def _best_cut(units: list[Unit], cum: list[int], start: int, target: int) -> int:
+def _best_cut(units: list[Unit], cum: list[int], start: int, target: int, window: float) -> int:
     """Index of the unit to start the next part with."""
     best: tuple[int, float, int] | None = None
     for j in range(start + 1, len(units)):
         size = cum[j] - cum[start]
-        if size > target * (1 + WINDOW):
+        if size > target * (1 + window):
             break
         if units[j - 1].heading:
             continue  # never leave a heading alone at the foot of a part
-        if size >= target * (1 - WINDOW):
+        if size >= target * (1 - window):
             score = units[j].heading or PLAIN_BOUNDARY
             key = (score, abs(size - target), j)
             best = key if best is None or key < best else best
@@ -296,6 +305,6 @@ def _best_cut(units: list[Unit], cum: list[int], start: int, target: int) -> int
         return best[2]
     # A block bigger than the window: cut right after it.
     for j in range(start + 1, len(units)):
-        if cum[j] - cum[start] >= target * (1 - WINDOW) and not units[j - 1].heading:
+        if cum[j] - cum[start] >= target * (1 - window) and not units[j - 1].heading:
             return j
     return len(units)
