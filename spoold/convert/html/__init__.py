@@ -10,8 +10,9 @@ fetcher that only answers from the same sandbox: it never opens a file or socket
 Modules: charset (which encoding a file is in), parse (bytes to a depth-checked lxml
 tree, the recursion limit), sanitise (what is removed), inline (resources as data:
 URLs), themes (the theme stylesheets), document (the prepared document every route
-uses), weasy (WeasyPrint's fetcher and warnings), pdf (layout) and converters
-(html -> html, html -> pdf).
+uses), weasy (WeasyPrint's fetcher and warnings), handover (the tree handed to
+WeasyPrint without a second parse), pdf (layout) and converters (html -> html,
+html -> pdf).
 """
 
 from __future__ import annotations

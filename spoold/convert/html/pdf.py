@@ -10,7 +10,8 @@ from ...errors import ErrorCode, JobError
 from ...spool.pages import margins_css, parse_page_size
 from ..base import ConversionContext
 from ..scripts import font_warnings
-from .document import PdfDocument, prepare_pdf_document, serialize_html
+from .document import PdfDocument, prepare_pdf_document
+from .handover import weasy_html
 from .parse import LAYOUT_RECURSION_LIMIT, recursion_limit
 from .themes import check_theme, theme_css
 from .weasy import font_config, layout_warnings, sandbox_fetcher, weasy_css
@@ -59,14 +60,8 @@ def _page_css(ctx: ConversionContext) -> str:
 def _lay_out(
     doc: PdfDocument, ctx: ConversionContext, base: Path, stylesheets: list[Any], output: Path
 ) -> int:
-    import weasyprint
-
-    html = weasyprint.HTML(
-        string=serialize_html(doc.root).decode("utf-8"),
-        base_url=base.resolve().as_uri() + "/",
-        url_fetcher=sandbox_fetcher(ctx, base),
-        media_type="print",
-    )
+    # The tree itself when it is what WeasyPrint's parser would build (handover.py).
+    html = weasy_html(doc.root, base.resolve().as_uri() + "/", sandbox_fetcher(ctx, base))
     # The worker's warm font configuration: a new one after a job that added
     # @font-face fonts, which must not leak into the next job's layout (weasy.py).
     # Presentational hints: `<img width>`, `<p align=center>` as people write them in

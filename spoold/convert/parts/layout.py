@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import weasyprint
 from weasyprint.matrix import Matrix
 from weasyprint.urls import URLFetcher, URLFetcherResponse
@@ -35,8 +36,8 @@ from ...spool.pages import margins_css
 from ...spool.parts import Anchor, Bookmark, PageOptions, PartResult, PartTask
 from .. import html as html_conv
 from ..fetcher import FetchRefused, decode_data_url
+from ..html.handover import weasy_html
 from ..html.weasy import font_config
-from .prepare import serialize
 from .split import dest_name
 from .stamp import STAMP_PAGE_CLASS, counter_css, number_css, stamp_chunk
 
@@ -212,25 +213,25 @@ def layout_part(task: PartTask) -> PartResult:
     )
 
 
-def _source(task: PartTask) -> str:
-    """The part's HTML; a stamp chunk's is built from the stamp template here."""
+def _source(task: PartTask) -> tuple[Any, bytes | None]:
+    """The part's tree and file; a stamp chunk's tree is built from the stamp template."""
     data = Path(task.html_path).read_bytes()
+    # Not parse_html: a part is spoold's own file, its images inlined already, and may
+    # be bigger than a source document may be.
+    parser = lxml.html.HTMLParser(huge_tree=True, encoding="utf-8", remove_comments=True)
+    tree = lxml.html.document_fromstring(data, parser=parser)
     if task.kind != "stamp":
-        return data.decode("utf-8")
-    template = html_conv.parse_html(data)
-    chunk = stamp_chunk(template, task.first_page, task.page_count, task.total_pages)
-    return serialize(chunk).decode("utf-8")
+        return tree, data
+    return stamp_chunk(tree, task.first_page, task.page_count, task.total_pages), None
 
 
 def _layout(task: PartTask) -> tuple[int, Navigation, tuple[str, ...]]:
     sheets = stylesheets(task)
     with _layout_guard() as collected:
-        doc = weasyprint.HTML(
-            string=_source(task),
-            base_url=task.base_url or None,
-            url_fetcher=DataOnlyFetcher(),
-            media_type="print",
-        )
+        # lxml reads the part back in C; WeasyPrint gets a copy of that tree when its
+        # own HTML5 parser would build the same from the file (handover.py).
+        tree, data = _source(task)
+        doc = weasy_html(tree, task.base_url or None, DataOnlyFetcher(), data)
         # The worker's warm font configuration, replaced after a part that added
         # @font-face fonts, as in the unsplit route. Presentational hints (`<img width>`,
         # `<td bgcolor>`), as the unsplit route.
