@@ -144,6 +144,7 @@ BUILT = {
     "a body in the body": lambda b: sub(b, "body", "x"),
     "style in the body": lambda b: sub(b, "style", "p { color: red }"),
     "a namespaced element": lambda b: sub(b, "{http://www.w3.org/2000/svg}svg"),
+    "a line break with content": lambda b: sub(sub(b, "div"), "br", "text"),
 }
 # Trees code builds that the parser keeps as they are.
 KEPT = {
@@ -172,7 +173,10 @@ def shape(el: Any) -> str:
 def test_the_parser_rebuilds_those_trees() -> None:
     """The guards are needed: the parser does not keep the shape of these trees, so a
     guard that let one through would be caught above."""
-    for name in sorted(set(BUILT) - {"style in the body", "a namespaced element"}):
+    # Not by shape: a <style> stays where it is (refused all the same), an SVG name is
+    # written with a prefix, a <br>'s text is dropped by the serialiser.
+    kept_shape = {"style in the body", "a namespaced element", "a line break with content"}
+    for name in sorted(set(BUILT) - kept_shape):
         root = built(BUILT[name])
         assert shape(parsed(root)) != shape(root), name
 

@@ -42,6 +42,9 @@ REFUSED = _names(
     "html head body caption colgroup col thead tbody tfoot tr td th listing rb rp rt "
     "rtc title meta link base"
 )
+# Void elements: content given to one by code would be written after it, or turn its
+# end tag into a second element (`</br>` is a <br>).
+VOID = _names("area base br col embed hr img input keygen link meta param source track wbr")
 TABLE_SECTIONS = frozenset({"thead", "tbody", "tfoot"})
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 # HTML's "special" elements but address, div and p: where the search for an open
@@ -128,7 +131,7 @@ def _head(head: Any) -> ET.Element:
     for child in head:
         tag = _tag(child)
         text = _check_text(child.text)
-        if tag not in HEAD_CHILDREN or len(child) or (text and "</" in text):
+        if tag not in HEAD_CHILDREN or len(child) or (text and ("</" in text or tag in VOID)):
             raise _Refused  # moved to <body> by the parser, or cut short by the "</"
         el = ET.SubElement(out, tag, _attrs(child))
         el.text = text
@@ -169,6 +172,8 @@ def _element(el: Any, ctx: _Context, parent: str) -> ET.Element:
         raise _Refused
     if tag == "pre" and (el.text or "").startswith("\n"):
         raise _Refused  # the parser drops a first newline
+    if tag in VOID and (el.text or len(el)):
+        raise _Refused
     out = ET.Element(tag, _attrs(el))
     out.text = _check_text(el.text)
     out.tail = _check_text(el.tail)
