@@ -113,7 +113,7 @@ def _document(root: Any) -> ET.Element:
     head, body = kids
     _check_text(root.text, blank=True)  # dropped before <head>: must be blank
     html = ET.Element("html", _attrs(root))
-    html.append(_head(head))
+    html.append(_copied_head(head))
     copied = _element(body, _Context(), "html")
     copied.tail = None
     html.append(copied)
@@ -124,7 +124,7 @@ def _document(root: Any) -> ET.Element:
     return html
 
 
-def _head(head: Any) -> ET.Element:
+def _copied_head(head: Any) -> ET.Element:
     out = ET.Element("head", _attrs(head))
     out.text = _check_text(head.text, blank=True)
     out.tail = _check_text(head.tail, blank=True)
