@@ -72,7 +72,9 @@ def weasy_html(
     (the file `root` was read from) or else from `serialize_html(root)`."""
     import weasyprint
 
-    tree = etree_copy(root)
+    # The copy needs WeasyPrint's internals as 68-70 have them (_html_of); another
+    # release without them gets the string, as before.
+    tree = etree_copy(root) if hasattr(weasyprint, "_find_base_url") else None
     if tree is None:
         return weasyprint.HTML(
             string=(source or serialize_html(root)).decode("utf-8"),
