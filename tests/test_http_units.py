@@ -246,6 +246,64 @@ def test_the_follower_hands_new_lines_over(tmp_path: Path, inotify: bool) -> Non
     assert asyncio.run(follow()) == ["job.detected"]
 
 
+def test_the_follower_sees_rotations_and_new_writers_from_inotify_alone(tmp_path: Path) -> None:
+    """Lines only written are read on in the open files; a rotation or a new writer's file
+    (a rename, a create) makes it list the folder again. The safety-net poll is an hour
+    away here, so inotify alone has to get every line through, in order."""
+    import asyncio
+
+    from spoold.http.follower import Follower
+    from spoold.spool.eventfiles import EVENTS_DIR
+
+    paths = init_spool(tmp_path / "s")
+    folder = paths.events.parent / EVENTS_DIR
+    folder.mkdir(exist_ok=True)
+    first, second = folder / "host.a.ndjson", folder / "host.b.ndjson"
+    first.write_text('{"ts": "2026-01-01T00:00:00Z", "event": "daemon.started"}\n')
+
+    def line(n: int) -> str:
+        return f'{{"ts": "2026-01-01T00:00:{n:02d}Z", "event": "e{n}"}}\n'
+
+    async def follow() -> list[str]:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Queue[list[dict[str, object]]] = asyncio.Queue()
+        follower = Follower(paths.events, got.put_nowait, poll_s=3600)
+        if follower.inotify is None:
+            pytest.skip("no inotify on this filesystem")
+        follower.start(loop)
+        seen: list[str] = []
+
+        async def until(count: int) -> None:
+            while len(seen) < count:
+                try:
+                    batch = await asyncio.wait_for(got.get(), 10)
+                except TimeoutError:
+                    raise AssertionError(f"waiting for {count}, got {seen}") from None
+                seen.extend(str(e["event"]) for e in batch)
+
+        try:
+            for n in (1, 2):
+                with first.open("a") as fh:
+                    fh.write(line(n))
+                await until(n)
+            with first.open("a") as fh:  # the writer rotates: the rest, then a new file
+                fh.write(line(3))
+            first.rename(first.with_name(first.name + ".1"))
+            first.write_text(line(4))
+            await until(4)
+            second.write_text(line(5))  # a daemon that starts
+            await until(5)
+            for path, n in ((second, 6), (first, 7)):
+                with path.open("a") as fh:
+                    fh.write(line(n))
+                await until(n)
+        finally:
+            follower.stop()
+        return seen
+
+    assert asyncio.run(follow()) == [f"e{n}" for n in range(1, 8)]
+
+
 def test_signed_links(tmp_path: Path) -> None:
     from spoold.http.signing import LINK, Signer, key_file
 

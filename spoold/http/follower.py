@@ -18,6 +18,7 @@ import ctypes.util
 import logging
 import os
 import select
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ log = logging.getLogger("spoold.http")
 IN_MODIFY, IN_CREATE, IN_MOVED_TO = 0x2, 0x100, 0x80
 IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
 _MASK = IN_MODIFY | IN_CREATE | IN_MOVED_TO
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
+_READ_SIZE = 65536
 
 
 class _Inotify:
@@ -50,6 +53,21 @@ class _Inotify:
             return False
         self.watched.add(folder)
         return True
+
+    def drain(self) -> bool:
+        """Read the events that are ready; True when every one was a write to a file
+        (no file created or renamed, no overflow). One read: the descriptor is watched
+        level-triggered, so anything left wakes the loop again."""
+        try:
+            buf = os.read(self.fd, _READ_SIZE)
+        except BlockingIOError:
+            return True
+        at, writes_only = 0, True
+        while at + _EVENT.size <= len(buf):
+            _, mask, _, length = _EVENT.unpack_from(buf, at)
+            writes_only = writes_only and mask == IN_MODIFY
+            at += _EVENT.size + length
+        return writes_only
 
     def close(self) -> None:
         os.close(self.fd)
@@ -83,6 +101,7 @@ class Follower:
         self._lock = threading.Lock()  # one reader at a time: the thread or catch_up()
         self._tail = Tail(events)  # from the log's end now
         self._stop = threading.Event()
+        self._events_dir = events.parent / EVENTS_DIR
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -91,6 +110,7 @@ class Follower:
         """Follow on `loop` (inotify), or in a thread of its own (polling, or no loop)."""
         if self.inotify is not None and loop is not None:
             self._loop = loop
+            self.inotify.watch(self._events_dir)  # if it exists yet: else once it appears
             loop.add_reader(self.inotify.fd, self._on_inotify)
             self._timer = loop.call_later(self.poll_s, self._tick)
             return
@@ -111,9 +131,13 @@ class Follower:
         self._tail.close()
 
     def _on_inotify(self) -> None:
-        """On the loop: the log's folders changed."""
-        self._drain()
-        self._safely(self.catch_up)
+        """On the loop: the log's folders changed. When they only grew (a daemon wrote
+        a line: nearly always), the files already open are read on, with no listing."""
+        assert self.inotify is not None
+        if self.inotify.drain():
+            self._safely(self._catch_up_known)
+        else:
+            self._safely(self.catch_up)
 
     def _tick(self) -> None:
         """On the loop, every poll_s: what inotify may have missed."""
@@ -125,9 +149,9 @@ class Follower:
 
     def _safely(self, read: Callable[[], None]) -> None:
         try:
-            if self.inotify is not None:
+            if self.inotify is not None and self._events_dir not in self.inotify.watched:
                 # The per-daemon files' folder appears with the first daemon of this version.
-                self.inotify.watch(self.path.parent / EVENTS_DIR)
+                self.inotify.watch(self._events_dir)
             read()
         except Exception:  # never let following stop: the next pass tries again
             log.exception("reading %s failed", self.path)
@@ -143,20 +167,18 @@ class Follower:
             return
         ready, _, _ = select.select([self.inotify.fd], [], [], self.poll_s)
         if ready:
-            self._drain()
-
-    def _drain(self) -> None:
-        assert self.inotify is not None
-        try:
-            while os.read(self.inotify.fd, 65536):
-                pass
-        except BlockingIOError:
-            pass
+            self.inotify.drain()
 
     def catch_up(self) -> None:
         """Read whatever the log's files gained since the last look (also after a
         rotation, and from a daemon that started since)."""
         with self._lock:
             lines = self._tail.poll()
+        if lines:
+            self.on_events(lines)
+
+    def _catch_up_known(self) -> None:
+        with self._lock:
+            lines = self._tail.poll(known_only=True)
         if lines:
             self.on_events(lines)

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from ..settings import JobFile, describe_errors
+from ..settings import JobFile, SpoolSettings, describe_errors
 from ..spool.clock import iso_of, new_job_id, wall_time
 from ..spool.entries import JOB_FILE, EntryKind, looks_complete
 from ..spool.formats import SUFFIX_TYPES
@@ -73,6 +73,8 @@ def parse_options(
         options["targets"] = [t.strip() for t in targets.split(",") if t.strip()]
     if priority is not None:
         options["priority"] = priority
+    if not options:
+        return options  # nothing to check: a job.json with no keys is a valid one
     try:
         JobFile(**options)
     except ValidationError as exc:
@@ -80,8 +82,13 @@ def parse_options(
     return options
 
 
-def _check_route(sp: ServedSpool, route: str | None, options: dict[str, Any], source: str) -> None:
-    settings = sp.settings
+def _check_route(
+    sp: ServedSpool,
+    settings: SpoolSettings,
+    route: str | None,
+    options: dict[str, Any],
+    source: str,
+) -> None:
     if route is not None and route not in settings.routes:
         raise ApiError(422, f"route: {route!r} is not a route of spool {sp.name!r}")
     if source != "pdf":
@@ -139,7 +146,7 @@ async def submit_upload(
             raise try_later(exc) from None
     upload = await receive_upload(request, sp.paths, limits, name, hashed=key is not None)
     try:
-        job = _job_of(sp, upload, caller, targets, priority, route)
+        job = _job_of(sp, settings, upload, caller, targets, priority, route)
         job_id = job["id"]
         inbox_name = _inbox_name(sp, upload, job)
         if settings.durable:
@@ -167,6 +174,7 @@ async def submit_upload(
 
 def _job_of(
     sp: ServedSpool,
+    settings: SpoolSettings,
     upload: Upload,
     caller: Caller,
     targets: str | None,
@@ -183,7 +191,7 @@ def _job_of(
         )
     source = SUFFIX_TYPES[os.path.splitext(upload.name)[1].lower()]
     options = parse_options(upload.options_text, targets, priority, source)
-    _check_route(sp, route, options, source)
+    _check_route(sp, settings, route, options, source)
     job: dict[str, Any] = {"main": upload.name, **options, "id": new_job_id()}
     if caller.name is not None:
         job["submitted_by"] = caller.name

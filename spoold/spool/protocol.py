@@ -30,6 +30,7 @@ import re
 import secrets
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,57 +55,60 @@ _JOBDIR_RE = re.compile(r"^(?P<stem>.*)\.(?P<job_id>\d{8}T\d{6}Z-[0-9a-f]{10})$"
 
 @dataclass(frozen=True)
 class SpoolPaths:
+    """The folders and files of one spool. Each path is made once (cached_property): the
+    daemon and the gateway ask for them thousands of times a second with tiny jobs."""
+
     root: Path
 
-    @property
+    @cached_property
     def inbox(self) -> Path:
         return self.root / "inbox"
 
-    @property
+    @cached_property
     def tmp(self) -> Path:
         return self.root / "tmp"
 
-    @property
+    @cached_property
     def running(self) -> Path:
         return self.root / "running"
 
-    @property
+    @cached_property
     def done(self) -> Path:
         return self.root / "done"
 
-    @property
+    @cached_property
     def failed(self) -> Path:
         return self.root / "failed"
 
-    @property
+    @cached_property
     def out(self) -> Path:
         return self.root / "out"
 
-    @property
+    @cached_property
     def state(self) -> Path:
         return self.root / STATE_DIR
 
-    @property
+    @cached_property
     def daemons(self) -> Path:
         return self.state / "daemons"
 
-    @property
+    @cached_property
     def waiting(self) -> Path:
         """What each daemon waits on in the inbox (spool/waiting.py)."""
         return self.state / "waiting"
 
-    @property
+    @cached_property
     def clock_probe(self) -> Path:
         """Rewritten to read the file server's time (clock.SpoolClock)."""
         return self.state / "clock-probe"
 
-    @property
+    @cached_property
     def events(self) -> Path:
         """The events log, by its first name: each daemon's file is beside it in
         events/ (spool/eventfiles.py); older versions wrote this one file."""
         return self.state / "events.ndjson"
 
-    @property
+    @cached_property
     def settings_file(self) -> Path:
         return self.root / "spool.toml"
 
