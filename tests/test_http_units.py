@@ -246,9 +246,13 @@ def test_the_follower_hands_new_lines_over(tmp_path: Path, inotify: bool) -> Non
     assert asyncio.run(follow()) == ["job.detected"]
 
 
-def test_the_follower_sees_rotations_and_new_writers_from_inotify_alone(tmp_path: Path) -> None:
-    """Lines only written are read on in the open files; a rotation or a new writer's file
-    (a rename, a create) makes it list the folder again. The safety-net poll is an hour
+@pytest.mark.parametrize("someone_waits", [True, False])
+def test_the_follower_sees_rotations_and_new_writers_from_inotify_alone(
+    tmp_path: Path, someone_waits: bool
+) -> None:
+    """Lines only written are read on in the open files (at once while someone waits,
+    gathered for GATHER_S while nobody does); a rotation or a new writer's file (a
+    rename, a create) makes it list the folder again. The safety-net poll is an hour
     away here, so inotify alone has to get every line through, in order."""
     import asyncio
 
@@ -267,7 +271,9 @@ def test_the_follower_sees_rotations_and_new_writers_from_inotify_alone(tmp_path
     async def follow() -> list[str]:
         loop = asyncio.get_running_loop()
         got: asyncio.Queue[list[dict[str, object]]] = asyncio.Queue()
-        follower = Follower(paths.events, got.put_nowait, poll_s=3600)
+        follower = Follower(
+            paths.events, got.put_nowait, poll_s=3600, nobody_waits=lambda: not someone_waits
+        )
         if follower.inotify is None:
             pytest.skip("no inotify on this filesystem")
         follower.start(loop)
@@ -302,6 +308,47 @@ def test_the_follower_sees_rotations_and_new_writers_from_inotify_alone(tmp_path
         return seen
 
     assert asyncio.run(follow()) == [f"e{n}" for n in range(1, 8)]
+
+
+def test_a_waiter_gets_the_lines_being_gathered_at_once(tmp_path: Path) -> None:
+    """Nobody waits: a written line is gathered, not read. Someone starts waiting
+    (ServedSpool.waiter calls flush): the line is read then, not GATHER_S later."""
+    import asyncio
+
+    from spoold.http.follower import Follower
+    from spoold.spool.eventfiles import EVENTS_DIR
+
+    paths = init_spool(tmp_path / "s")
+    folder = paths.events.parent / EVENTS_DIR
+    folder.mkdir(exist_ok=True)
+    mine = folder / "host.a.ndjson"
+    mine.write_text('{"ts": "2026-01-01T00:00:00Z", "event": "daemon.started"}\n')
+
+    async def follow() -> list[str]:
+        seen: list[str] = []
+        follower = Follower(
+            paths.events,
+            lambda lines: seen.extend(str(e["event"]) for e in lines),
+            poll_s=3600,
+            nobody_waits=lambda: True,
+        )
+        if follower.inotify is None:
+            pytest.skip("no inotify on this filesystem")
+        follower.start(asyncio.get_running_loop())
+        try:
+            with mine.open("a") as fh:
+                fh.write('{"ts": "2026-01-01T00:00:01Z", "event": "job.detected"}\n')
+            deadline = time.monotonic() + 30
+            while follower._gathering is None:  # the loop saw inotify's event
+                assert time.monotonic() < deadline, "inotify never woke the loop"
+                await asyncio.sleep(0)
+            assert seen == []
+            follower.flush()
+            return seen
+        finally:
+            follower.stop()
+
+    assert asyncio.run(follow()) == ["job.detected"]
 
 
 def test_signed_links(tmp_path: Path) -> None:

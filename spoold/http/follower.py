@@ -34,6 +34,9 @@ IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
 _MASK = IN_MODIFY | IN_CREATE | IN_MOVED_TO
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 _READ_SIZE = 65536
+# With nobody waiting on the spool, new lines are read at most this long after they
+# were written, many at a time (the index finds a job without them: JobIndex.find).
+GATHER_S = 0.05
 
 
 class _Inotify:
@@ -93,9 +96,11 @@ class Follower:
         events: Path,
         on_events: Callable[[list[dict[str, Any]]], None],
         poll_s: float = 0.5,
+        nobody_waits: Callable[[], bool] = lambda: False,
     ) -> None:
         self.path = events
         self.on_events = on_events
+        self.nobody_waits = nobody_waits
         self.inotify = None if needs_polling(events.parent) else _inotify(events.parent)
         self.poll_s = poll_s if self.inotify is not None else min(poll_s, 0.05)
         self._lock = threading.Lock()  # one reader at a time: the thread or catch_up()
@@ -105,6 +110,7 @@ class Follower:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._gathering: asyncio.TimerHandle | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Follow on `loop` (inotify), or in a thread of its own (polling, or no loop)."""
@@ -123,6 +129,8 @@ class Follower:
             self._loop.remove_reader(self.inotify.fd)
         if self._timer is not None:
             self._timer.cancel()
+        if self._gathering is not None:
+            self._gathering.cancel()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.inotify is not None:
@@ -132,12 +140,33 @@ class Follower:
 
     def _on_inotify(self) -> None:
         """On the loop: the log's folders changed. When they only grew (a daemon wrote
-        a line: nearly always), the files already open are read on, with no listing."""
-        assert self.inotify is not None
-        if self.inotify.drain():
-            self._safely(self._catch_up_known)
-        else:
+        a line: nearly always), the files already open are read on, with no listing;
+        and when nobody waits on the spool, GATHER_S later, with the lines that follow
+        (a tiny job writes four: a read each cost a tenth of a POST's CPU)."""
+        assert self.inotify is not None and self._loop is not None
+        if not self.inotify.drain():
+            self._cancel_gathering()
             self._safely(self.catch_up)
+        elif not self.nobody_waits():
+            self._cancel_gathering()
+            self._safely(self._catch_up_known)
+        elif self._gathering is None:
+            self._gathering = self._loop.call_later(GATHER_S, self._gathered)
+
+    def _gathered(self) -> None:
+        self._gathering = None
+        self._safely(self._catch_up_known)
+
+    def _cancel_gathering(self) -> None:
+        if self._gathering is not None:
+            self._gathering.cancel()
+            self._gathering = None
+
+    def flush(self) -> None:
+        """On the loop, before someone starts waiting: read what is being gathered now."""
+        if self._gathering is not None:
+            self._cancel_gathering()
+            self._safely(self._catch_up_known)
 
     def _tick(self) -> None:
         """On the loop, every poll_s: what inotify may have missed."""

@@ -40,7 +40,9 @@ class ServedSpool:
         self._view: InboxView | None = None
         self.index = JobIndex(self.paths, inbox_view(self.paths))
         self.signer = Signer(self.paths)
-        self.follower = Follower(self.paths.events, self._on_events)
+        self.follower = Follower(
+            self.paths.events, self._on_events, nobody_waits=lambda: not self._waiters
+        )
         self.counts = {s: FolderCount(self.paths.root / s) for s in ("done", "failed")}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -106,6 +108,7 @@ class ServedSpool:
 
     def waiter(self) -> asyncio.Event:
         """An event set at the next growth of the log (call `done_waiting` after)."""
+        self.follower.flush()  # lines gathered while nobody waited: read them first
         event = asyncio.Event()
         self._waiters.add(event)
         return event
