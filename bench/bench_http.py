@@ -5,7 +5,11 @@
    parallel keep-alive connections (C: the clients' CPU stays out of the gateway's
    way on a small machine), and POSTed as multipart forms by 16 httpx clients (Python
    threads). The clock runs from the first job in to the last final event. Target:
-   HTTP (curl) >= 0.8x the folder route's jobs/s (medians over the rounds). Each round
+   HTTP (curl) >= 0.8x the folder route's jobs/s (medians over the rounds). A fourth
+   route, `written`, is the folder route as a tool takes it: each file written into
+   tmp/ and renamed in, one after the other, inside the clock (the folder route's files
+   are written before its clock starts, the HTTP routes' inside it); curl's rate is
+   also given against it. Each round
    prints the CPU ms per job of the gateway, the daemon, its workers and the clients
    (curl's own from wait4; the httpx threads' and the folder route's renames in
    `bench`, this process), and the load average.
@@ -65,6 +69,7 @@ from http_support import (
     folder_route,
     httpx_route,
     times,
+    written_route,
 )
 
 BENCH = "http"
@@ -93,7 +98,8 @@ def throughput(
     same through the `before` gateway, when there is one): (jobs/s, CPU ms a job)."""
     cpu = Cpu(daemon_pid)
     folder_route(spool, 40, "99", cpu)  # warm-up: the workers start, imports load
-    routes = ["folder"] + [f"{c}{suffix(which)}" for which in gateways for c in ("curl", "httpx")]
+    routes = ["folder", "written"]
+    routes += [f"{c}{suffix(which)}" for which in gateways for c in ("curl", "httpx")]
     rates: dict[str, list[tuple[float, float]]] = {route: [] for route in routes}
     for rnd in range(rounds):
         for n, route in enumerate(routes):
@@ -101,6 +107,8 @@ def throughput(
             gw = gateways["before" if route.endswith("_before") else "after"]
             if route == "folder":
                 figures = folder_route(spool, jobs, tag, cpu)
+            elif route == "written":
+                figures = written_route(spool, jobs, tag, cpu)
             elif route.startswith("curl"):
                 figures = curl_route(spool, gw, jobs, tag, cpu, route=n)
             else:
@@ -117,8 +125,11 @@ def report_throughput(rounds: dict[str, list[tuple[float, float]]], jobs: int) -
     folder_cpu = statistics.median(c for _, c in rounds["folder"])
     report(BENCH, "folder_jobs_per_s", folder_rate, "jobs/s", jobs=jobs)
     report(BENCH, "folder_cpu_ms_per_job", folder_cpu, "ms")
+    written_rate = statistics.median(r for r, _ in rounds["written"])
+    report(BENCH, "written_jobs_per_s", written_rate, "jobs/s")
+    report(BENCH, "written_vs_folder", written_rate / folder_rate, "x")
     for route, figures in rounds.items():
-        if route == "folder":
+        if route in ("folder", "written"):
             continue
         target = ">= 0.8" if route == "curl" else None
         rate = statistics.median(r for r, _ in figures)
@@ -127,6 +138,9 @@ def report_throughput(rounds: dict[str, list[tuple[float, float]]], jobs: int) -
         report(BENCH, f"http_{route}_vs_folder", rate / folder_rate, "x", target)
         report(BENCH, f"http_{route}_cpu_ms_per_job", cpu, "ms")
         report(BENCH, f"http_{route}_cpu_bound_vs_folder", folder_cpu / cpu, "x")
+    for route in [r for r in rounds if r.startswith("curl")]:
+        rate = statistics.median(r for r, _ in rounds[route])
+        report(BENCH, f"http_{route}_vs_written", rate / written_rate, "x")
 
 
 def suffix(which: str) -> str:

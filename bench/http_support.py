@@ -123,6 +123,24 @@ def folder_route(spool: Path, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]
     return cpu.stop(jobs)
 
 
+def written_route(spool: Path, jobs: int, tag: str, cpu: Cpu) -> dict[str, float]:
+    """The folder route as a tool takes it: each file written into tmp/ and renamed into
+    inbox/, one after the other, inside the clock (the folder route's files are written
+    before its clock starts; the HTTP routes write theirs inside it)."""
+    items = [(f"w{tag}{i:05d}.md", tiny_markdown(_seed(3, tag, i))) for i in range(jobs)]
+    tail = EventTail(spool)
+    cpu.start()
+    for staged, final in stage_files_one_by_one(spool, items):
+        os.rename(staged, final)
+    wait_finished(tail, {name for name, _ in items}, timeout=600)
+    return cpu.stop(jobs)
+
+
+def stage_files_one_by_one(spool: Path, items: list[tuple[str, bytes]]) -> Any:
+    for name, data in items:
+        yield stage_files(spool, [(name, data)])[0]
+
+
 def curl_route(
     spool: Path, gw: Gateway, jobs: int, tag: str, cpu: Cpu, route: int = 1
 ) -> dict[str, float]:
