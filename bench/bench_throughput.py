@@ -161,11 +161,15 @@ def main() -> None:
                 f"throughput_{label}",
                 args.jobs / elapsed,
                 f"jobs/s (load {load})",
-                ">= 1000",
+                TARGETS[fs] if durable and kind == "files" and not args.rate else None,
                 jobs=args.jobs,
                 seconds=round(elapsed, 3),
                 load=load,
             )
+
+
+# Issue 23: tiny md -> html jobs, durable, renamed in at once.
+TARGETS = {"disk": ">= 800", "tmpfs": ">= 1200"}
 
 
 if __name__ == "__main__":
