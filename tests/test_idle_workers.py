@@ -59,6 +59,9 @@ def spinning(own: bool) -> tuple[int, subprocess.Popen[bytes] | None]:
 
 def test_busy_is_the_machine_less_this_daemon_and_its_workers() -> None:
     sampler = cores.CoreSampler()
+    # No sampler thread: its first real reading could land among these (it did, once,
+    # under CI's load) and the window would span the real machine's uptime.
+    sampler._started = True
     sampler.samples.extend([(100.0, 50.0, 20.0), (101.0, 51.0, 20.6), (102.0, 52.5, 21.5)])
     # 2.5 s of busy CPU in 2 s on the machine, 1.5 s of it this daemon's: 0.5 core others'
     assert sampler.busy_cores() == pytest.approx(0.5)
