@@ -149,13 +149,13 @@ class Follower:
             self._safely(self.catch_up)
         elif not self.nobody_waits():
             self._cancel_gathering()
-            self._safely(self._catch_up_known)
+            self._safely(self.catch_up_known)
         elif self._gathering is None:
             self._gathering = self._loop.call_later(GATHER_S, self._gathered)
 
     def _gathered(self) -> None:
         self._gathering = None
-        self._safely(self._catch_up_known)
+        self._safely(self.catch_up_known)
 
     def _cancel_gathering(self) -> None:
         if self._gathering is not None:
@@ -166,7 +166,7 @@ class Follower:
         """On the loop, before someone starts waiting: read what is being gathered now."""
         if self._gathering is not None:
             self._cancel_gathering()
-            self._safely(self._catch_up_known)
+            self._safely(self.catch_up_known)
 
     def _tick(self) -> None:
         """On the loop, every poll_s: what inotify may have missed."""
@@ -178,7 +178,7 @@ class Follower:
 
     def _safely(self, read: Callable[[], None]) -> None:
         try:
-            if self.inotify is not None and self._events_dir not in self.inotify.watched:
+            if self.inotify is not None:
                 # The per-daemon files' folder appears with the first daemon of this version.
                 self.inotify.watch(self._events_dir)
             read()
@@ -198,16 +198,14 @@ class Follower:
         if ready:
             self.inotify.drain()
 
-    def catch_up(self) -> None:
+    def catch_up(self, known_only: bool = False) -> None:
         """Read whatever the log's files gained since the last look (also after a
-        rotation, and from a daemon that started since)."""
+        rotation, and from a daemon that started since); `known_only`: only the files
+        already open (Tail.poll)."""
         with self._lock:
-            lines = self._tail.poll()
+            lines = self._tail.poll(known_only=known_only)
         if lines:
             self.on_events(lines)
 
-    def _catch_up_known(self) -> None:
-        with self._lock:
-            lines = self._tail.poll(known_only=True)
-        if lines:
-            self.on_events(lines)
+    def catch_up_known(self) -> None:
+        self.catch_up(known_only=True)
