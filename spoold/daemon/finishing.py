@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import ErrorCode, ErrorInfo, JobError
 from ..spool.checkpoints import discard_kept
 from ..spool.clock import iso, iso_of, wall_time
-from ..spool.dedup import dedup_record
+from ..spool.dedup import record_result
 from ..spool.events import (
     JobCancelled,
     JobDiscarded,
@@ -37,7 +37,7 @@ from ..spool.events import (
 )
 from ..spool.job import Attempt, AttemptOutcome, JobStatus, check_transition
 from ..spool.manifest import Manifest
-from ..spool.protocol import INPUT_DIR, atomic_write, requeue, unlink_quiet
+from ..spool.protocol import INPUT_DIR, requeue, unlink_quiet
 from ..spool.records import Usage
 from ..worker.spec import CANCEL_FLAG, STAGE_FILE, WorkerResult
 from .crashpoints import crash_point
@@ -221,7 +221,7 @@ class Finishing:
         manifest: Manifest,
         modes_applied: bool,
     ) -> None:
-        self._record_result(job.rt, job, status, result)
+        self._record_result(job.rt, job, status, result, dest)
         self._announce(job, err, dest, manifest, modes_applied)
 
     def _announce(
@@ -258,7 +258,12 @@ class Finishing:
         self.bus.published(published)
 
     def _record_result(
-        self, rt: SpoolRuntime, job: RunningJob, status: JobStatus, result: WorkerResult | None
+        self,
+        rt: SpoolRuntime,
+        job: RunningJob,
+        status: JobStatus,
+        result: WorkerResult | None,
+        dest: Path,
     ) -> None:
         """A duplicate's event, or the key a later duplicate will find this job by."""
         if result is None:
@@ -273,8 +278,9 @@ class Finishing:
             self.bus.emit(rt, event)
         elif status is JobStatus.SUCCEEDED and result.idempotency_key:
             try:
-                record = dedup_record(rt.paths.state / "dedup", result.idempotency_key)
-                atomic_write(record, job.state.jobdir.encode(), durable=False)
+                record_result(
+                    rt.paths.state / "dedup", result.idempotency_key, dest, job.state.jobdir
+                )
             except OSError as exc:
                 log.warning("could not record the key of %s: %s", job.job_id, exc)
 

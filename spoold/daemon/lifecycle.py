@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import ErrorCode, ErrorInfo, JobError, io_error_code
 from ..spool.clock import iso, iso_of, new_job_id
+from ..spool.durability import syncfs_capable
 from ..spool.entries import EntryKind, Incomplete
 from ..spool.events import (
     ClaimLost,
@@ -425,6 +426,7 @@ def job_spec(job: RunningJob, plan: JobPlan, workers: int, idle: int = 0) -> Job
         options=options,
         limits=WorkerLimits(memory_mb=rt.settings.memory_limit_mb, cpu_s=rt.settings.cpu_limit_s),
         durable=rt.settings.durable,
+        sync_artifacts=not syncfs_capable(rt.paths.running),
         dedup_dir=str(rt.paths.state / "dedup"),
         done_dir=str(rt.paths.done),
         on_duplicate=str(plan.options.get("on_duplicate", "reuse")),

@@ -16,10 +16,11 @@ from .. import __version__
 from ..errors import ErrorInfo
 from ..share.outputs import apply_output_permissions, dir_mode, error_text, parse_mode
 from ..spool.dedup import sha256_file
+from ..spool.durability import make_durable
 from ..spool.formats import media_type_of
 from ..spool.job import JobState, JobStatus
 from ..spool.manifest import InputInfo, Manifest
-from ..spool.protocol import MANIFEST, atomic_write, fsync_dir, publish, unlink_quiet
+from ..spool.protocol import MANIFEST, atomic_write, publish, unlink_quiet
 from ..worker.spec import CANCEL_FLAG, WorkerResult
 from .crashpoints import crash_point
 from .jobfolder import ATTEMPT_HINT, save_state
@@ -85,13 +86,14 @@ class PublishRace(StrEnum):
 
 
 class GroupCommit:
-    """The jobs published in one pass of the loop share the fsyncs of done/, failed/
+    """The jobs published in one pass of the loop share the sync of done/, failed/
     and running/ (docs/performance.md "Durability of a published job").
 
-    Each job's manifest and folder are durable before its publish rename, as alone;
-    the renamed-into and renamed-from folders are fsynced once for all the jobs, and
-    only then is each job reported (its event, hooks, notifications): a job reported
-    done is in done/ after a power cut.
+    Each job's files and folder are durable before its publish rename, as alone; the
+    renamed-into and renamed-from folders are synced once for all the jobs
+    (spool/durability.py: one syncfs, or an fsync each), and only then is each job
+    reported (its event, hooks, notifications): a job reported done is in done/ after
+    a power cut.
     """
 
     def __init__(self) -> None:
@@ -101,11 +103,10 @@ class GroupCommit:
     def commit(self) -> None:
         if self.reports:
             crash_point("before_group_commit")
-        for folder in sorted(self.folders):
-            try:
-                fsync_dir(folder)
-            except OSError as exc:  # an I/O error: the jobs are published all the same
-                log.error("could not fsync %s: %s", folder, exc.strerror)
+        try:
+            make_durable(folders=sorted(self.folders))
+        except OSError as exc:  # an I/O error: the jobs are published all the same
+            log.error("could not sync %s: %s", exc.filename, exc.strerror)
         self.folders.clear()
         reports, self.reports = self.reports, []
         for report in reports:
@@ -156,10 +157,12 @@ def write_outcome(spec: PublishSpec, manifest: Manifest) -> Path | PublishRace:
         if manifest.error is not None:
             e = manifest.error
             text = error_text(manifest.status.value, state.name, e.code, e.message, e.hint)
-            atomic_write(folder / "ERROR.txt", text.encode(), durable=spec.durable)
+            atomic_write(folder / "ERROR.txt", text.encode(), durable=False)
         crash_point("before_manifest_write")
         data = manifest.model_dump_json(indent=2, exclude_none=True).encode() + b"\n"
-        atomic_write(folder / MANIFEST, data, durable=spec.durable)
+        atomic_write(folder / MANIFEST, data, durable=False)
+        if spec.durable:
+            make_durable(_written(folder, manifest), [folder])
         crash_point("after_manifest_write")
         if modes_before_rename(spec):
             apply_output_permissions([folder], spec.output_mode, spec.output_group, recursive=True)
@@ -171,6 +174,20 @@ def write_outcome(spec: PublishSpec, manifest: Manifest) -> Path | PublishRace:
         return PublishRace.ALREADY_PUBLISHED
     crash_point("after_publish_rename")
     return dest if dest is not None else PublishRace.CLAIM_LOST
+
+
+def _written(folder: Path, manifest: Manifest) -> list[Path]:
+    """The files of the folder that must be durable before the publish rename: the
+    manifest, ERROR.txt and the artifacts (a worker leaves their fsync to this step when
+    its spool can sync them all at once: JobSpec.sync_artifacts)."""
+    files = [folder / MANIFEST]
+    if manifest.error is not None:
+        files.append(folder / "ERROR.txt")
+    for artifact in manifest.artifacts:
+        path = folder / artifact.path
+        if os.path.isfile(path):  # listed yet missing would be a bug elsewhere: not ours
+            files.append(path)
+    return files
 
 
 _VERSIONS: dict[str, str] | None = None

@@ -3,14 +3,17 @@ earlier results (.spoold/dedup/), and reusing an earlier job's artifacts."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
 from .entries import JOB_FILE
+from .protocol import MANIFEST, atomic_write, job_dir_name, unlink_quiet
 from .records import Artifact
 
 
@@ -66,17 +69,53 @@ def dedup_record(dedup_dir: Path, key: str) -> Path:
     return dedup_dir / hashlib.sha256(key.encode()).hexdigest()
 
 
+def record_result(dedup_dir: Path, key: str, folder: Path, jobdir: str) -> None:
+    """Point `key` at the published job `folder` (named `jobdir`), for later duplicates.
+
+    The record is a hard link to the job's manifest: a name, no new file (a create costs
+    an inode, which on a busy ext4 takes longer than the rest of the record). Where the
+    filesystem refuses links, it is a small file holding `jobdir`, as records were before.
+    Either replaces an earlier record of the key with one rename.
+    """
+    record = dedup_record(dedup_dir, key)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.link(folder / MANIFEST, tmp)
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        atomic_write(record, jobdir.encode(), durable=False)
+        return
+    try:
+        os.rename(tmp, record)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+
+
+# link(2) errors that mean "not here": the filesystem has no hard links, or not this many.
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
 def find_earlier(dedup_dir: Path, done_dir: Path, key: str) -> tuple[str, Path] | None:
     """The earlier successful job with this key, if its folder is still in done/."""
     try:
-        jobdir = dedup_record(dedup_dir, key).read_text().strip()
+        text = dedup_record(dedup_dir, key).read_bytes()
     except OSError:
         return None
+    if text.startswith(b"{"):  # a link to the job's manifest
+        try:
+            linked = json.loads(text)
+            jobdir = job_dir_name(linked["name"], linked["job_id"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    else:  # a file holding the job folder's name
+        jobdir = text.decode("utf-8", "replace").strip()
     folder = done_dir / jobdir
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        return None
+        return None  # purged since, or never finished writing
     return str(manifest["job_id"]), folder
 
 

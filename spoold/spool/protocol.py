@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpoolError
+from .durability import make_durable
 from .transient import call_with_retry, is_transient
 
 SUBDIRS = ("inbox", "tmp", "running", "done", "failed", "out", ".spoold")
@@ -395,7 +396,7 @@ def publish(
 
     Returns None when `folder` is no longer there: the attempt lost its claim, and its
     result must be dropped (fencing). With `to_sync` (group commit) the two parent
-    folders are added to it instead of fsynced now: the caller fsyncs them before it
+    folders are added to it instead of synced now: the caller syncs them before it
     reports the job.
     """
     dest = dest_dir / jobdir
@@ -406,8 +407,7 @@ def publish(
     if durable and to_sync is not None:
         to_sync.update((dest_dir, folder.parent))
     elif durable:
-        fsync_dir(dest_dir)
-        fsync_dir(folder.parent)
+        make_durable(folders=[dest_dir, folder.parent])
     return dest
 
 

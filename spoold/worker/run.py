@@ -213,7 +213,7 @@ def _convert_target(
     if pages is None:
         converted = converter.convert(Path(spec.main), part, ctx)
         pages, layout = converted.pages, converted.layout
-    if spec.durable:
+    if spec.durable and (spec.sync_artifacts or _keeps_records(spec)):
         _fsync(part)
     os.rename(part, folder / name)
     result.timings[target] = round(time.monotonic() - start, 6)
@@ -228,12 +228,16 @@ def _convert_target(
         layout=layout,
         attempt=spec.attempt,
     )
-    if len(spec.targets) > 1 or _may_be_held(spec):
-        # Only a job with several targets can resume with some of them done, or one whose
-        # result may be held unpublished (finish_to_finish) and requeued meanwhile.
+    if _keeps_records(spec):
         record_path.parent.mkdir(exist_ok=True)
         record_path.write_text(json.dumps(asdict(artifact)))
     return artifact
+
+
+def _keeps_records(spec: JobSpec) -> bool:
+    """Only a job with several targets can resume with some of them done, or one whose
+    result may be held unpublished (finish_to_finish) and requeued meanwhile."""
+    return len(spec.targets) > 1 or _may_be_held(spec)
 
 
 def _may_be_held(spec: JobSpec) -> bool:

@@ -63,6 +63,10 @@ class JobSpec:
     options: dict[str, Any] = field(default_factory=dict)  # the effective job.json options
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     durable: bool = True
+    # False: the daemon makes the artifacts durable with its publish (one syncfs for all
+    # of a job's files, spool/durability.py), unless an artifact record could outlive a
+    # crash without them (several targets, a held result): the worker fsyncs those.
+    sync_artifacts: bool = True
     # Duplicates: the index folder, done/, the mode, and an explicit key if job.json had one.
     dedup_dir: str | None = None
     done_dir: str | None = None
