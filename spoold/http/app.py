@@ -125,6 +125,11 @@ def create_app(roots: list[Path], tokens_file: Path | None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,  # served below, behind the token like everything but /healthz
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks: off. The gateway's figures are in its
+        # Prometheus output (ops/metrics.py); left on, the hooks check the tracer, meter
+        # and logger providers on every request (2 % of a tiny POST's CPU), and an
+        # installed OpenTelemetry SDK with FASTAPI_OTEL_AUTO_CONFIGURE would export.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.spools = spools
     app.state.tokens = Tokens(tokens_file)
