@@ -61,26 +61,27 @@ def test_one_syncfs_makes_every_file_and_folder_of_a_local_filesystem_durable(
     assert [kind for kind, _ in calls] == ["syncfs"], calls
 
 
-def test_with_much_unwritten_data_each_path_is_fsynced_instead(
-    tmp_path: Path, calls: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("capable", "dirty_kb"),
+    [
+        # A syncfs would wait for somebody else's gigabytes: fsync waits for ours alone.
+        (True, durability.DIRTY_LIMIT_KB),
+        # FUSE (GlusterFS) and NFS: syncfs may not reach the server's disks.
+        (False, 0),
+    ],
+)
+def test_otherwise_each_file_then_each_folder_is_fsynced(
+    tmp_path: Path,
+    calls: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capable: bool,
+    dirty_kb: int,
 ) -> None:
-    # A syncfs would wait for somebody else's gigabytes: fsync waits for ours alone.
-    _capable(monkeypatch, tmp_path, True)
-    monkeypatch.setattr(durability, "dirty_kb", lambda: durability.DIRTY_LIMIT_KB)
+    _capable(monkeypatch, tmp_path, capable)
+    monkeypatch.setattr(durability, "dirty_kb", lambda: dirty_kb)
     files = _files(tmp_path / "job", 2)
     durability.make_durable(files, [tmp_path / "job"])
     assert calls == [("fsync", str(f)) for f in files] + [("fsync", str(tmp_path / "job"))]
-
-
-def test_a_filesystem_not_known_to_flush_on_syncfs_gets_an_fsync_a_path(
-    tmp_path: Path, calls: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # FUSE (GlusterFS) and NFS: syncfs may not reach the server's disks.
-    _capable(monkeypatch, tmp_path, False)
-    monkeypatch.setattr(durability, "dirty_kb", lambda: 0)
-    files = _files(tmp_path / "job", 1)
-    durability.make_durable(files, [tmp_path / "job"])
-    assert [kind for kind, _ in calls] == ["fsync", "fsync"]
 
 
 def test_the_real_filesystem_answers_and_a_real_syncfs_returns(tmp_path: Path) -> None:
