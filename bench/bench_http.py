@@ -330,7 +330,14 @@ def main() -> None:
     parts = set(args.parts.split(","))
     report(BENCH, "spool_on", args.base or "disk (tmp)")
     with temp_dir(base=args.base) as tmp:
-        report(BENCH, "fsync_ms", fs_baseline(tmp)["fsync_us"] / 1000, "ms")
+        # The filesystem's own costs. A create inside the clock is the HTTP route's
+        # (the staging file, the id's registration), outside it the folder route's:
+        # on an ext4 without a journal a create costs 7-200 us, more after recent
+        # deletions (docs/performance.md "The HTTP ratio and the filesystem").
+        fs = fs_baseline(tmp)
+        report(BENCH, "fsync_ms", fs["fsync_us"] / 1000, "ms")
+        report(BENCH, "create_us", fs["create_us"], "us")
+        report(BENCH, "mkdir_us", fs["mkdir_us"], "us")
         spool = make_spool(tmp, targets=["html"], durable=False)
         # No worker recycled mid-run: a new worker's start would land on one route alone.
         config = tmp / "spoold.toml"

@@ -174,8 +174,9 @@ def wait(sub: Submission, timeout: float | None = None, poll_s: float = 0.05) ->
 def find_job(spool: Path, ref: str) -> JobLocation:
     """Find a job by id, job folder name or the name it was dropped with (newest wins).
 
-    A job id that chose itself (job.json `id`, spool/ids.py) is found by its
-    registration in a few stats; anything else by a scan of every folder."""
+    A job id is looked for in a few stats first (a file registration names the folder
+    of an id that chose itself, spool/ids.py); anything else by a scan of every folder's
+    names."""
     paths = open_spool(spool)
     loc = lookup.locate(paths, ref) if is_job_id(ref) else None
     loc = loc or lookup.scan(paths, inbox_view(paths), ref)

@@ -4,13 +4,20 @@ id fails the job naming the key; `submitted_by` reaches the manifest."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from spoold.spool import ids as idreg
 from spoold.spool.clock import new_job_id
+from spoold.spool.ids import find_holder, registered_folder, reserve_job_id
+from spoold.spool.protocol import init_spool
 
 from .conftest import PLUGIN_ENV, DaemonProc, cli, events, stage_file, validate_manifest, wait_for
 
@@ -61,7 +68,9 @@ def test_a_chosen_id_is_the_job_id_everywhere(
     validate_manifest(manifest)
     detected = [e for e in events(spool) if e["event"] == "job.detected"]
     assert [e["job_id"] for e in detected] == [job_id]
-    assert (spool / ".spoold" / "ids" / job_id).read_text().strip() == f"note.{job_id}"
+    # Registered as a hard link to the spool's anchor: a name, no file of its own.
+    ids = spool / ".spoold" / "ids"
+    assert (ids / job_id).stat().st_ino == (ids / ".anchor").stat().st_ino
     shown = json.loads(cli("show", str(spool), job_id).stdout)
     assert shown["state"] == "done" and shown["submitted_by"] == "ci-bot"
 
@@ -202,3 +211,73 @@ def test_a_job_json_replaced_while_the_job_waits_is_read_again_at_the_claim(
     assert manifest["options"]["metadata"] == {"v": "2"}
     assert old_id not in {e.get("job_id") for e in events(spool)}
     assert not (spool / ".spoold" / "ids" / old_id).exists()
+
+
+def test_an_id_whose_folder_was_deleted_by_hand_can_be_chosen_again(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    # The registration is a link that names no folder: the claim looks for a holder by
+    # name, finds none, and takes the registration over.
+    spool = make_spool()
+    job_id = new_job_id()
+    daemon_factory(spool)
+    drop_folder(spool, "first.md", {"id": job_id})
+    assert finished(spool, job_id)["status"] == "succeeded"
+    shutil.rmtree(spool / "done" / f"first.{job_id}")
+    drop_folder(spool, "other.md", {"id": job_id}, text="# Other\n")
+    again = finished(spool, job_id)
+    assert again["status"] == "succeeded" and again["name"] == "other.md"
+
+
+def test_a_registration_is_refused_twice_and_names_its_holder(tmp_path: Path) -> None:
+    paths = init_spool(tmp_path / "spool")
+    job_id = new_job_id()
+    assert reserve_job_id(paths, job_id, f"a.{job_id}") is None
+    assert registered_folder(paths, job_id) is None  # a link names no folder
+    (paths.done / f"a.{job_id}").mkdir()
+    assert reserve_job_id(paths, job_id, f"b.{job_id}") == f"done/a.{job_id}"
+    assert find_holder(paths, job_id) == f"done/a.{job_id}"
+    (paths.done / f"a.{job_id}").rmdir()
+    assert reserve_job_id(paths, job_id, f"b.{job_id}") is None  # stale: taken over
+
+
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.EOPNOTSUPP])
+def test_without_hard_links_a_registration_is_a_file_naming_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: int
+) -> None:
+    paths = init_spool(tmp_path / "spool")
+    job_id = new_job_id()
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert reserve_job_id(paths, job_id, f"a.{job_id}") is None
+    assert registered_folder(paths, job_id) == f"a.{job_id}"
+    (paths.done / f"a.{job_id}").mkdir()
+    assert reserve_job_id(paths, job_id, f"b.{job_id}") == f"done/a.{job_id}"
+
+
+def test_a_full_anchor_is_set_aside_and_a_new_one_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ext4 allows 65,000 links to one file: past that, the next registration makes a new
+    # anchor, and the old one's registrations stay.
+    paths = init_spool(tmp_path / "spool")
+    first, second = new_job_id(), new_job_id()
+    assert reserve_job_id(paths, first, f"a.{first}") is None
+    real_link, calls = os.link, []
+
+    def full_once(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 1:
+            raise OSError(errno.EMLINK, "Too many links")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", full_once)
+    assert reserve_job_id(paths, second, f"b.{second}") is None
+    ids = paths.state / idreg.IDS_DIR
+    retired = [p for p in ids.iterdir() if p.name.startswith(idreg.ANCHOR + ".")]
+    assert len(retired) == 1 and retired[0].stat().st_ino == (ids / first).stat().st_ino
+    assert (ids / second).stat().st_ino == (ids / idreg.ANCHOR).stat().st_ino
+    assert reserve_job_id(paths, first, f"c.{first}") is None  # no folder: stale, reusable

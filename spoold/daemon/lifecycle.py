@@ -34,6 +34,7 @@ from ..spool.events import (
 )
 from ..spool.ids import (
     Requested,
+    find_holder,
     live_folder,
     registered_folder,
     requested_of,
@@ -247,7 +248,9 @@ class Lifecycle:
         if asked is None or asked == job.job_id:
             return None
         holder = registered_folder(rt.paths, asked)
-        holder = (live_folder(rt.paths, holder) or holder) if holder else None
+        holder = (
+            (live_folder(rt.paths, holder) or holder) if holder else find_holder(rt.paths, asked)
+        )
         where = f" ({holder})" if holder else ""
         what = "job.json: key 'id'" if plan.requested_id else "the file name's id"
         return JobError(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .entries import JOB_FILE
-from .protocol import MANIFEST, atomic_write, job_dir_name, unlink_quiet
+from .protocol import MANIFEST, NO_HARD_LINKS, atomic_write, job_dir_name, unlink_quiet
 from .records import Artifact
 
 
@@ -82,7 +82,7 @@ def record_result(dedup_dir: Path, key: str, folder: Path, jobdir: str) -> None:
     try:
         os.link(folder / MANIFEST, tmp)
     except OSError as exc:
-        if exc.errno not in _NO_LINKS:
+        if exc.errno not in NO_HARD_LINKS and exc.errno != errno.EMLINK:
             raise
         atomic_write(record, jobdir.encode(), durable=False)
         return
@@ -91,10 +91,6 @@ def record_result(dedup_dir: Path, key: str, folder: Path, jobdir: str) -> None:
     except BaseException:
         unlink_quiet(tmp)
         raise
-
-
-# link(2) errors that mean "not here": the filesystem has no hard links, or not this many.
-_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def find_earlier(dedup_dir: Path, done_dir: Path, key: str) -> tuple[str, Path] | None:

@@ -154,6 +154,9 @@ def check_same_filesystem(paths: SpoolPaths) -> None:
 
 # --------------------------------------------------------------------------- atomic I/O
 
+# link(2) errors that mean "this filesystem has no hard links" (or not across these folders).
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS})
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -2,7 +2,7 @@
 for a job id, by a few stats (`locate`), and what `spoold show` prints for it.
 
 `locate` never lists done/ or failed/: given the job folder's name (STEM.ID, known from
-the events log, the id registry .spoold/ids/, or the entry name) it stats
+the events log, a file registration in .spoold/ids/, or the entry name) it stats
 done/STEM.ID, failed/STEM.ID and inbox/STEM.ID, and lists running/ (as many entries as
 jobs run); given the inbox key of a job folder that chose its id, it reads its job.json.
 """
