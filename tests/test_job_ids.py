@@ -281,3 +281,41 @@ def test_a_full_anchor_is_set_aside_and_a_new_one_made(
     assert len(retired) == 1 and retired[0].stat().st_ino == (ids / first).stat().st_ino
     assert (ids / second).stat().st_ino == (ids / idreg.ANCHOR).stat().st_ino
     assert reserve_job_id(paths, first, f"c.{first}") is None  # no folder: stale, reusable
+
+
+def test_two_daemons_racing_for_chosen_ids_give_each_id_to_one_job(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> None:
+    # The registration (a link to one anchor) is the arbiter: with two daemons claiming
+    # at once, an id chosen by two files under different names goes to one of them; the
+    # other gets an id of its own and fails naming the holder. Nothing is lost.
+    spool = make_spool()
+    daemons = [daemon_factory(spool), daemon_factory(spool)]
+    for d in daemons:
+        d.wait_ready()
+    ids = [new_job_id() for _ in range(40)]
+    staged = []
+    for i, job_id in enumerate(ids):
+        names = [f"n{i}.{job_id}.md"] + ([f"dup{i}.{job_id}.md"] if i % 4 == 0 else [])
+        for name in names:
+            path = spool / "tmp" / f".{name}"
+            path.write_text(f"# {name}\n")
+            staged.append((path, spool / "inbox" / name))
+    for path, dest in staged:  # all at once: both daemons see them together
+        os.rename(path, dest)
+    wait_for(lambda: len(terminal_ids(spool)) == len(staged), timeout=180, what="all ended")
+    manifests = [
+        json.loads((p / "manifest.json").read_text())
+        for state in ("done", "failed")
+        for p in (spool / state).iterdir()
+    ]
+    assert len(manifests) == len(staged) and not list((spool / "inbox").iterdir())
+    for i, job_id in enumerate(ids):
+        holders = [m for m in manifests if m["job_id"] == job_id]
+        assert len(holders) == 1 and holders[0]["status"] == "succeeded", holders
+        if i % 4 == 0:
+            refused = [m for m in manifests if job_id in (m.get("error") or {}).get("message", "")]
+            assert len(refused) == 1 and refused[0]["error"]["code"] == "input_invalid"
+            holder = holders[0]["name"].rpartition(".")[0]  # running/ or done/ then
+            assert "is already the id of another job (" in refused[0]["error"]["message"]
+            assert f"/{holder}.{job_id}" in refused[0]["error"]["message"]
