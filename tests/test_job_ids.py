@@ -45,6 +45,18 @@ def finished(spool: Path, job_id: str) -> dict[str, Any]:
     return found
 
 
+def first_job_done(
+    make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
+) -> tuple[Path, str]:
+    """A spool with a daemon and one finished job, `first.md`, that chose its id."""
+    spool = make_spool()
+    job_id = new_job_id()
+    daemon_factory(spool)
+    drop_folder(spool, "first.md", {"id": job_id})
+    assert finished(spool, job_id)["status"] == "succeeded"
+    return spool, job_id
+
+
 def terminal_ids(spool: Path) -> list[str]:
     ends = ("job.succeeded", "job.failed", "job.cancelled")
     return [e["job_id"] for e in events(spool) if e["event"] in ends]
@@ -153,11 +165,7 @@ def test_a_malformed_id_fails_the_job_naming_the_key(
 def test_a_used_id_fails_the_second_job_and_retry_keeps_ids(
     make_spool: Callable[..., Path], daemon_factory: Callable[..., DaemonProc]
 ) -> None:
-    spool = make_spool()
-    job_id = new_job_id()
-    daemon_factory(spool)
-    drop_folder(spool, "first.md", {"id": job_id})
-    assert finished(spool, job_id)["status"] == "succeeded"
+    spool, job_id = first_job_done(make_spool, daemon_factory)
     # The same job folder dropped again, under another name: its id is taken.
     drop_folder(spool, "second.md", {"id": job_id}, text="# Other\n")
     ended = wait_for(lambda: [i for i in terminal_ids(spool) if i != job_id], what="2nd job")
@@ -218,11 +226,7 @@ def test_an_id_whose_folder_was_deleted_by_hand_can_be_chosen_again(
 ) -> None:
     # The registration is a link that names no folder: the claim looks for a holder by
     # name, finds none, and takes the registration over.
-    spool = make_spool()
-    job_id = new_job_id()
-    daemon_factory(spool)
-    drop_folder(spool, "first.md", {"id": job_id})
-    assert finished(spool, job_id)["status"] == "succeeded"
+    spool, job_id = first_job_done(make_spool, daemon_factory)
     shutil.rmtree(spool / "done" / f"first.{job_id}")
     drop_folder(spool, "other.md", {"id": job_id}, text="# Other\n")
     again = finished(spool, job_id)
