@@ -28,10 +28,11 @@ from starlette.requests import Request
 
 from ..settings import JobFile, SpoolSettings, describe_errors
 from ..spool.clock import iso_of, new_job_id, wall_time
+from ..spool.durability import fsync_dir
 from ..spool.entries import JOB_FILE, EntryKind, looks_complete
 from ..spool.formats import SUFFIX_TYPES
 from ..spool.ids import SUBMITTER_RE, name_with_id, split_named_id
-from ..spool.protocol import fsync_dir, job_id_of
+from ..spool.protocol import job_id_of
 from ..tools.jobview import Place, unclaimed_record
 from ..tools.lookup import JobLocation, location
 from ..tools.staging import TryLater, check_room, enqueue

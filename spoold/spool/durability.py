@@ -3,7 +3,7 @@ an fsync(2) of each file and folder otherwise.
 
 A published job needs its artifacts, ERROR.txt, manifest and its folder's entries on
 disk before the publish rename, and done/ and running/ after it (docs/protocol.md,
-"Durability"). One fsync each costs a device flush; on a 2-core VM's disk that is
+"How a step is made durable"). One fsync each costs a device flush; on a 2-core VM's disk that is
 0.2-0.9 ms, three to five of them a tiny job. syncfs writes every dirty page and inode of
 the filesystem and then flushes once, so the same guarantee costs one flush per step.
 
@@ -22,14 +22,12 @@ Caveats, which decide when syncfs is used:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from .fstype import statfs_magic
+from .fstype import libc, statfs_magic
 
 # statfs f_type of filesystems whose syncfs writes back every inode and flushes the device.
 SYNCFS_MAGIC = {
@@ -44,7 +42,6 @@ SYNCFS_MAGIC = {
 DIRTY_LIMIT_KB = 32 * 1024
 DIRTY_EVERY_S = 0.1
 
-_libc: Any = None
 _capable: dict[int, bool] = {}  # st_dev -> syncfs is honest there
 _dirty: tuple[float, int] = (float("-inf"), 0)  # (monotonic time, kB) of the last reading
 
@@ -99,25 +96,30 @@ def make_durable(files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> No
             _syncfs(anchor)
         return
     for path in files:
-        _fsync(path, os.O_RDONLY)
+        fsync_file(path)
     for path in folders:
-        _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
+        fsync_dir(path)
 
 
 def _syncfs(anchor: Path) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     fd = os.open(anchor, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if _libc.syncfs(fd) != 0:
+        if libc().syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), str(anchor))
     finally:
         os.close(fd)
 
 
-def _fsync(path: Path, flags: int) -> None:
+def fsync_file(path: Path | str) -> None:
+    _fsync(path, os.O_RDONLY)
+
+
+def fsync_dir(path: Path | str) -> None:
+    _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: Path | str, flags: int) -> None:
     fd = os.open(path, flags | os.O_CLOEXEC)
     try:
         os.fsync(fd)

@@ -89,13 +89,18 @@ class FsType:
         return f"{self.name}{magic}: {mode}"
 
 
-def statfs_magic(path: Path) -> int | None:
-    """statfs(2)'s f_type for `path`, or None where the call is unavailable or fails."""
+def libc() -> Any:
+    """The C library, loaded once, with errno kept (statfs, syncfs, renameat2)."""
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return _libc
+
+
+def statfs_magic(path: Path) -> int | None:
+    """statfs(2)'s f_type for `path`, or None where the call is unavailable or fails."""
     buf = ctypes.create_string_buffer(_STATFS_SIZE)
-    if _libc.statfs(os.fsencode(path), buf) != 0:
+    if libc().statfs(os.fsencode(path), buf) != 0:
         return None
     # f_type is a signed long (__fsword_t): read unsigned 32 bits, as the magics are.
     return ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF

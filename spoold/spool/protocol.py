@@ -22,7 +22,6 @@ instance in .spoold/daemons/, judged on the observer's monotonic clock.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import json
 import os
@@ -35,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpoolError
-from .durability import make_durable
+from .durability import fsync_dir, make_durable
+from .fstype import libc
 from .transient import call_with_retry, is_transient
 
 SUBDIRS = ("inbox", "tmp", "running", "done", "failed", "out", ".spoold")
@@ -158,14 +158,6 @@ def check_same_filesystem(paths: SpoolPaths) -> None:
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
     """Write `data` to `path` so readers see the old or the new file, never a part.
 
@@ -229,7 +221,6 @@ def rename(src: Path, dst: Path) -> None:
         call_with_retry(os.rename, src, dst)
 
 
-_libc: Any = None
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
@@ -252,10 +243,7 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
     mounts say EINVAL) it falls back to a check then rename, which is only racy against
     another process creating `dst` in the same instant.
     """
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    fn = getattr(_libc, "renameat2", None)
+    fn = getattr(libc(), "renameat2", None)
     if fn is not None:
         res = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
         if res == 0:

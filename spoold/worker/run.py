@@ -33,6 +33,7 @@ from ..convert import (
 from ..convert.html.weasy import tune_gc_for_layout
 from ..errors import ErrorCode, JobError, io_error_code
 from ..spool.dedup import content_key, find_earlier, reuse, sha256_file
+from ..spool.durability import fsync_file
 from ..spool.formats import MEDIA_TYPES, artifact_name
 from ..spool.parts import SPLIT_SOURCES, PartResult, PartTask
 from ..spool.records import Artifact, Usage
@@ -214,7 +215,7 @@ def _convert_target(
         converted = converter.convert(Path(spec.main), part, ctx)
         pages, layout = converted.pages, converted.layout
     if spec.durable and (spec.sync_artifacts or _keeps_records(spec)):
-        _fsync(part)
+        fsync_file(part)
     os.rename(part, folder / name)
     result.timings[target] = round(time.monotonic() - start, 6)
     artifact = Artifact(
@@ -243,14 +244,6 @@ def _keeps_records(spec: JobSpec) -> bool:
 def _may_be_held(spec: JobSpec) -> bool:
     after = spec.options.get("after") or []
     return any(isinstance(r, dict) and r.get("kind") == "finish_to_finish" for r in after)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def run_part(task: PartTask, limits: WorkerLimits) -> PartResult:
