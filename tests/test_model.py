@@ -463,7 +463,7 @@ def test_fenced_off_holder_on_a_mount_without_renameat2(
 ) -> None:
     import spoold.spool.protocol
 
-    monkeypatch.setattr(spoold.spool.protocol, "_libc", object())  # no renameat2: the fallback
+    monkeypatch.setattr(spoold.spool.protocol, "libc", object)  # no renameat2: the fallback
     paths = init_spool(tmp_path / "spool")
     (paths.inbox / "a.md").write_text("# a\n")
     job_id = new_job_id()
