@@ -16,6 +16,7 @@ threads and the pool's bookkeeping.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import statistics
@@ -62,6 +63,9 @@ class InstantExecutor:
 
     def stop(self) -> None:
         pass
+
+    def batch(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()  # one by one: each ends as it is submitted
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Done:
         name = artifact_name(spec.stem, "html")

@@ -7,6 +7,7 @@ behind the pebble pool; these reach the races and outcomes a process test cannot
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,6 +63,9 @@ class FakeExecutor:
 
     def start(self) -> None:
         pass
+
+    def batch(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()  # one by one: each ends as it is submitted
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
         self.specs.append(spec)

@@ -15,6 +15,7 @@ from ..spool.ids import requested_of
 from ..spool.job import JobState
 from ..spool.jobjson import read_job_json
 from ..spool.protocol import STATE_FILE, free_disk_mb
+from .batch import batch_size, light_entry
 from .cancel import CancelMarkers
 from .cores import SAMPLER
 from .inbox.tracker import Entry
@@ -125,15 +126,57 @@ class Admission:
             spool = by_name.get(cand.spool)
             if spool is None:
                 continue
-            idle = idle_workers(self.free_workers(), self.scheduler.has_ready(paused))
-            try:
-                self.lifecycle.run(spool, cand.entry, cand.priority, idle)
-            except OSError as exc:
-                # Not a lost race (those end in claim.lost): a full disk making the folder.
-                log.warning("claim of %s failed: %s", cand.entry.key, exc)
-                cand.not_before = wall + 1.0
-                self.scheduler.push(cand, wall)
+            if self._light(spool, cand):
+                size = batch_size(self.scheduler.ready_count() + 1, self.free_workers())
+                if size > 1:
+                    if not self._start_batch(cand, size, by_name, paused, wall):
+                        return
+                    continue
+            if not self._start(spool, cand, paused, wall):
                 return
+
+    def _start(self, spool: SpoolRuntime, cand: Candidate, paused: set[str], wall: float) -> bool:
+        """Claim and start one job; False when its folder could not be made (disk)."""
+        idle = idle_workers(self.free_workers(), self.scheduler.has_ready(paused))
+        try:
+            self.lifecycle.run(spool, cand.entry, cand.priority, idle)
+        except OSError as exc:
+            # Not a lost race (those end in claim.lost): a full disk making the folder.
+            log.warning("claim of %s failed: %s", cand.entry.key, exc)
+            cand.not_before = wall + 1.0
+            self.scheduler.push(cand, wall)
+            return False
+        return True
+
+    def _start_batch(
+        self,
+        first: Candidate,
+        size: int,
+        by_name: dict[str, SpoolRuntime],
+        paused: set[str],
+        wall: float,
+    ) -> bool:
+        """Claim up to `size` light jobs, `first` and the next ones in order, and start
+        them on one free worker in one round trip (batch.py)."""
+        with self.lifecycle.executor.batch():
+            cand, started = first, 0
+            while True:
+                if not self._start(by_name[cand.spool], cand, paused, wall):
+                    return False
+                started += 1
+                after = self.scheduler.peek(wall, paused)
+                if (
+                    started >= size
+                    or after is None
+                    or not self._light(by_name.get(after.spool), after)
+                ):
+                    return True
+                cand = self.scheduler.pop(wall, paused) or after  # the one peeked
+
+    def _light(self, spool: SpoolRuntime | None, cand: Candidate) -> bool:
+        if spool is None:
+            return False
+        return light_entry(cand.entry, spool.settings.for_route(cand.entry.route).targets)
 
     def _check_disk(self, rt: SpoolRuntime) -> None:
         now = time.monotonic()

@@ -28,7 +28,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..spool.parts import PartResult, PartTask
 from ..worker.spec import (
     INIT_WORKER,
+    RUN_BATCH,
     RUN_JOB,
     RUN_PART,
     START_SLOTS,
@@ -44,6 +46,7 @@ from ..worker.spec import (
     WorkerLimits,
     WorkerResult,
 )
+from .batch import BATCH_BUDGET_S, BATCH_TIMEOUT_S, BatchedExecution, batch_ended, light_spec
 from .fontconfig import make_private_fontconfig, remove_private_fontconfig
 
 if TYPE_CHECKING:
@@ -112,6 +115,11 @@ class Executor(Protocol):
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
         """Start one job; `on_done` is called (from any thread) when it has ended."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Light jobs submitted inside go to one worker in one round trip (batch.py); an
+        executor may run them one by one."""
         ...
 
     def submit_part(
@@ -229,7 +237,9 @@ class PoolExecutor:
         self._max_tasks = max_tasks
         self._limits = limits
         self._on_worker_ready = on_worker_ready  # called from the counting thread
-        self._in_flight: set[PoolExecution] = set()
+        self._in_flight: set[PoolExecution | BatchedExecution] = set()
+        self._in_flight_lock = threading.Lock()  # batch.py runs jobs alone from pool threads
+        self._batching: list[BatchedExecution] | None = None  # inside batch()
         self._fault = os.environ.get(POOL_FAULT_ENV, "").split(",")
         self._fontconfig: PrivateFontconfig | None = None
         self._pool: Any = None
@@ -301,9 +311,53 @@ class PoolExecutor:
         return pool
 
     def submit(self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]) -> Execution:
+        pending = self._batching
+        if pending is not None and light_spec(spec):
+            member = BatchedExecution(spec, timeout_s, on_done, leader=not pending)
+            pending.append(member)
+            return member
+        return self.submit_alone(spec, timeout_s, on_done)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        pending: list[BatchedExecution] = []
+        self._batching = pending
+        try:
+            yield
+        finally:
+            self._batching = None
+            self._send_batch(pending)
+
+    def _send_batch(self, members: list[BatchedExecution]) -> None:
+        if len(members) <= 1:
+            for member in members:
+                member.run_alone(self.submit_alone)
+            return
+        specs = tuple(m.spec for m in members)
+        timeout = min(BATCH_TIMEOUT_S, *(m.timeout_s for m in members))
+        try:
+            future = self._pool.schedule(RUN_BATCH, args=(specs, BATCH_BUDGET_S), timeout=timeout)
+        except Exception as exc:
+            for member in members:
+                member.lose(f"the worker pool refused the batch: {exc}")
+            raise
+        with self._in_flight_lock:
+            for member in members:
+                member.batch = future
+                self._in_flight.add(member)
+        future.add_done_callback(lambda f: batch_ended(members, f, self.submit_alone))
+        log.debug(
+            "%d light jobs to one worker: %s", len(members), ", ".join(s.job_id for s in specs)
+        )
+
+    def submit_alone(
+        self, spec: JobSpec, timeout_s: float, on_done: Callable[[], None]
+    ) -> PoolExecution:
+        """One job as its own task."""
         future = self._pool.schedule(RUN_JOB, args=(spec,), timeout=timeout_s)
         execution = PoolExecution(future, on_done)
-        self._in_flight.add(execution)
+        with self._in_flight_lock:
+            self._in_flight.add(execution)
         future.add_done_callback(lambda _f: on_done())
         if "manager" in self._fault:
             self._fault.remove("manager")
@@ -312,7 +366,8 @@ class PoolExecutor:
 
     def heal(self) -> None:
         """Replace the pool if it failed; PoolBroken if it cannot be replaced."""
-        self._in_flight = {e for e in self._in_flight if not e.done()}
+        with self._in_flight_lock:
+            self._in_flight = {e for e in self._in_flight if not e.done()}
         if self._pool.active:  # False once a manager thread died or the pool broke
             return
         log.error(
@@ -327,7 +382,8 @@ class PoolExecutor:
             raise PoolBroken(f"the worker pool could not be started again: {exc}") from exc
         finally:
             threading.Thread(target=_stop_pool, args=(old,), daemon=True).start()
-        self._in_flight = set()
+        with self._in_flight_lock:
+            self._in_flight = set()
         for execution in lost:
             execution.lose("the worker pool failed and was replaced")
 

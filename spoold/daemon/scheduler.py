@@ -99,6 +99,27 @@ class Scheduler:
 
     def pop(self, now: float, skip: Collection[str] = ()) -> Candidate | None:
         """The next job to start, leaving the lanes of the spools in `skip` (paused)."""
+        lane = self._next_lane(now, skip)
+        if lane is None:
+            return None
+        queue = self._lanes[lane]
+        _, cand = queue.pop()
+        self._served[lane] = next(self._tick)
+        if not queue:
+            del self._lanes[lane]
+        return cand
+
+    def peek(self, now: float, skip: Collection[str] = ()) -> Candidate | None:
+        """The job `pop` would return now, left in place."""
+        lane = self._next_lane(now, skip)
+        if lane is None:
+            return None
+        head = self._lanes[lane].peek()
+        return head[1] if head is not None else None
+
+    def _next_lane(self, now: float, skip: Collection[str]) -> Lane | None:
+        """The lane whose head goes next: highest priority, then the least recently
+        served lane (fair shares). Drops the heads of gone entries and empty lanes."""
         self._release_due(now)
         best: tuple[int, int, Lane] | None = None
         for lane, queue in list(self._lanes.items()):
@@ -116,15 +137,7 @@ class Scheduler:
             key = (prio, served, lane)
             if best is None or key[:2] < best[:2]:
                 best = key
-        if best is None:
-            return None
-        lane = best[2]
-        queue = self._lanes[lane]
-        _, cand = queue.pop()
-        self._served[lane] = next(self._tick)
-        if not queue:
-            del self._lanes[lane]
-        return cand
+        return best[2] if best is not None else None
 
     def has_ready(self, skip: Collection[str] = ()) -> bool:
         """Whether a job could start now in a spool not in `skip`."""

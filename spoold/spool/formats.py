@@ -29,6 +29,10 @@ SUFFIX_TYPES: dict[str, str] = {
     ".pdf": "pdf",
 }
 
+# Source types whose small files convert in milliseconds: a free worker may take
+# several such jobs in one round trip (daemon/batch.py). A plugin may add its own.
+LIGHT_SOURCES: set[str] = {"md", "html"}
+
 MEDIA_TYPES: dict[str, str] = {
     "md": "text/markdown",
     "html": "text/html",

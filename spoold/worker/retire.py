@@ -125,6 +125,26 @@ def run_job_then_maybe_retire(spec: JobSpec) -> WorkerResult:
     return result
 
 
+def run_batch_then_maybe_retire(
+    specs: tuple[JobSpec, ...], budget_s: float
+) -> list[WorkerResult | None]:
+    """Several light jobs in one round trip (daemon/batch.py), one after another.
+
+    No job begins once `budget_s` has passed since the first began, or once a job has
+    set the worker to retire: those come back as None, not started, and the daemon
+    gives each its own task. An exception (MemoryError) fails the whole batch, and the
+    daemon runs every job of it again alone, so that it lands on the job that raised.
+    """
+    deadline = time.monotonic() + budget_s
+    results: list[WorkerResult | None] = []
+    for spec in specs:
+        if results and (_retire or time.monotonic() > deadline):
+            results.append(None)
+            continue
+        results.append(run_job_then_maybe_retire(spec))
+    return results
+
+
 def resident_mb() -> float:
     """This process's resident memory now (ru_maxrss is the peak, which never falls)."""
     try:

@@ -138,4 +138,6 @@ INIT_WORKER = WorkerEntry("spoold.worker.retire", "init_pool_worker")
 # worker while it starts, so that no more start at once than there are CPUs.
 START_SLOTS = "slots"
 RUN_JOB = WorkerEntry("spoold.worker.retire", "run_job_then_maybe_retire")  # JobSpec
+# (tuple[JobSpec, ...], budget_s) -> list[WorkerResult | None]: light jobs in one task
+RUN_BATCH = WorkerEntry("spoold.worker.retire", "run_batch_then_maybe_retire")
 RUN_PART = WorkerEntry("spoold.worker.run", "run_part")  # (PartTask, WorkerLimits)

@@ -13,20 +13,28 @@ Each takes a file of its own suffix and writes HTML:
   .alloc  "MB": reserves that much address space, then succeeds
   .pid    writes the process id of the worker that converted it
   .fcenv  writes where the worker's fontconfig looks (FONTCONFIG_FILE, XDG_CACHE_HOME)
+Light ones (spool/formats.py LIGHT_SOURCES: a free worker may take several at once,
+daemon/batch.py):
+  .die    kills its own worker (SIGKILL)
+  .lgate  as .gate, and GATEFILE.started appears when it begins
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 from spoold.convert.base import SUFFIX_TYPES, ConversionContext, ConversionResult, register
 from spoold.errors import ErrorCode, JobError
+from spoold.spool.formats import LIGHT_SOURCES
 
-for suffix in ("slow", "gate", "hang", "spin", "child", "flaky", "hog", "alloc", "pid", "fcenv"):
+SUFFIXES = ("slow", "gate", "hang", "spin", "child", "flaky", "hog", "alloc", "pid", "fcenv")
+for suffix in (*SUFFIXES, "die", "lgate"):
     SUFFIX_TYPES["." + suffix] = suffix
+LIGHT_SOURCES.update({"die", "lgate"})
 
 
 def _write(output: Path, text: str) -> ConversionResult:
@@ -155,6 +163,24 @@ class FcEnv(_Base):
         return ConversionResult()
 
 
-for cls in (Slow, Gate, Hang, Spin, Child, Flaky, Hog, Alloc, Pid, FcEnv):
+class Die(_Base):
+    source_type = "die"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("not reached")
+
+
+class LightGate(Gate):
+    """As .gate, and GATEFILE.started appears when it begins."""
+
+    source_type = "lgate"
+
+    def convert(self, source: Path, output: Path, ctx: ConversionContext) -> ConversionResult:
+        Path(source.read_text().strip() + ".started").touch()
+        return super().convert(source, output, ctx)
+
+
+for cls in (Slow, Gate, Hang, Spin, Child, Flaky, Hog, Alloc, Pid, FcEnv, Die, LightGate):
     for target in ("html", "pdf", "docx"):
         register(cls(target))

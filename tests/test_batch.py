@@ -1,0 +1,117 @@
+"""Light jobs several to a worker (daemon/batch.py), seen from outside: real daemons,
+real workers, files in and manifests out.
+
+A batch must change nothing a user can see but the speed: every job gets its own
+manifest and its own attempts, a worker that dies in a batch costs only the job that
+killed it, and a cancel stops only the job it names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .conftest import PLUGIN_ENV, manifests, published, stage_file, wait_for
+
+
+def _debug_config(tmp_path: Path) -> Path:
+    config = tmp_path / "spoold.toml"
+    config.write_text('log_level = "debug"\n')
+    return config
+
+
+def _rename_all(spool: Path, files: dict[str, str]) -> None:
+    """Stage every file in tmp/, then rename them all into inbox/ at once."""
+    staged = []
+    for name, text in files.items():
+        tmp = spool / "tmp" / f".{name}.staging"
+        tmp.write_text(text)
+        staged.append((tmp, spool / "inbox" / name))
+    for tmp, dest in staged:
+        os.rename(tmp, dest)
+
+
+def _batches(log: str) -> list[int]:
+    return [int(n) for n in re.findall(r"(\d+) light jobs to one worker", log)]
+
+
+def test_tiny_jobs_go_several_to_a_worker_and_each_gets_its_own_result(
+    make_spool, daemon_factory, tmp_path: Path
+) -> None:
+    spool = make_spool(durable=True)
+    d = daemon_factory(spool, args=("--workers", "2", "--config", str(_debug_config(tmp_path))))
+    d.wait_ready()
+    n = 120
+    _rename_all(spool, {f"n{i:03d}.md": f"# Note {i}\n\nText *{i}*.\n" for i in range(n)})
+    wait_for(lambda: len(published(spool)) == n, timeout=120, what=f"{n} published")
+    assert os.listdir(spool / "failed") == [] and os.listdir(spool / "inbox") == []
+    for folder in published(spool):
+        m = json.loads((folder / "manifest.json").read_text())
+        i = int(m["name"][1:4])
+        assert m["status"] == "succeeded"
+        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"]
+        html = (folder / m["artifacts"][0]["path"]).read_text()
+        assert f"Note {i}</h1>" in html and f"<em>{i}</em>" in html
+    sizes = _batches(d.log())
+    print(f"batches: {len(sizes)}, sizes {sorted(sizes)}")
+    assert sizes and max(sizes) > 1, "120 tiny jobs at once on 2 workers: some batched"
+    assert sum(sizes) <= n
+
+
+def test_a_pdf_or_a_big_file_is_never_batched(make_spool, daemon_factory, tmp_path: Path) -> None:
+    spool = make_spool(targets=["pdf"])
+    d = daemon_factory(spool, args=("--workers", "1", "--config", str(_debug_config(tmp_path))))
+    d.wait_ready()
+    _rename_all(spool, {f"p{i}.md": f"# P {i}\n" for i in range(4)})
+    big = make_spool("big")
+    d2 = daemon_factory(big, args=("--workers", "1", "--config", str(_debug_config(tmp_path))))
+    d2.wait_ready()
+    _rename_all(big, {f"b{i}.md": "# Big\n\n" + "word " * 8000 for i in range(6)})
+    wait_for(lambda: len(published(spool)) == 4, timeout=120, what="4 PDFs")
+    wait_for(lambda: len(published(big)) == 6, timeout=120, what="6 big files")
+    assert _batches(d.log()) == [] and _batches(d2.log()) == []
+
+
+def test_a_worker_dying_in_a_batch_costs_only_its_own_job(make_spool, daemon_factory) -> None:
+    spool = make_spool(max_attempts=2)
+    # Queued before the daemon starts: its one worker, once ready, takes them in
+    # batches, the job that kills its worker among them.
+    files = {f"a{i}.md": f"# A {i}\n" for i in range(4)}
+    files["killer.die"] = ""
+    files.update({f"b{i}.md": f"# B {i}\n" for i in range(6)})
+    _rename_all(spool, files)
+    d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
+    wait_for(lambda: len(manifests(spool)) == 11, timeout=120, what="all 11 published")
+    by_name = {m["name"]: m for m in manifests(spool)}
+    killer = by_name.pop("killer.die")
+    assert killer["status"] == "failed"
+    assert killer["error"]["code"] == "worker_lost"
+    # Its attempts were its own: each ran alone (a batch's failure counts for no job).
+    assert len(killer["attempts"]) == 2
+    for name, m in by_name.items():
+        assert m["status"] == "succeeded", name
+        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
+    assert re.search(r"a batch of \d+ light jobs failed \(ProcessExpired", d.log()), d.log()[-3000:]
+
+
+def test_a_hard_cancel_in_a_batch_stops_only_the_job_it_names(
+    make_spool, daemon_factory, tmp_path: Path
+) -> None:
+    spool = make_spool()
+    gate = tmp_path / "never"
+    files = {"stuck.lgate": str(gate)}  # a light job that waits for a gate never opened
+    files.update({f"n{i}.md": f"# N {i}\n" for i in range(5)})
+    _rename_all(spool, files)
+    d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
+    started = Path(f"{gate}.started")
+    wait_for(started.exists, what="the stuck job began")
+    stage_file(spool, "stuck.lgate.cancel", "hard")
+    wait_for(lambda: len(manifests(spool)) == 6, timeout=120, what="all 6 published")
+    by_name = {m["name"]: m for m in manifests(spool)}
+    assert by_name.pop("stuck.lgate")["status"] == "cancelled"
+    for name, m in by_name.items():
+        assert m["status"] == "succeeded", name
+        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
+    assert "light jobs was cancelled" in d.log(), d.log()[-3000:]
