@@ -158,6 +158,9 @@ def test_a_published_job_is_reported_only_once_its_group_is_durable(
     reported = {e.get("name") for e in events(spool) if e["event"] == "job.succeeded"}
     assert not reported & in_done, "a job was reported before its group was fsynced"
     d = daemon_factory(spool, env=PLUGIN_ENV)
+    # Ready first: the three may all have been published before the crash (one batch,
+    # one group), and a SIGTERM before the daemon's handlers are set is no clean stop.
+    d.wait_ready()
     wait_for(lambda: len(published(spool)) == len(names), timeout=120, what="all published")
     assert d.stop() == 0
     check_invariants(spool, names, finished=True)

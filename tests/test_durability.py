@@ -1,5 +1,6 @@
-"""Durable publishing at a flush a step (spool/durability.py), the worker leaving its
-artifact's fsync to that step, and duplicate records that are links, not new files."""
+"""Durable publishing at a flush a step (spool/durability.py), shared by the jobs of a
+pass (daemon/publisher.py GroupCommit), the worker leaving its artifact's fsync to that
+step, and duplicate records that are links, not new files."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from spoold.convert import load_converters
+from spoold.daemon import publisher
+from spoold.daemon.publisher import GroupCommit, PendingPublish
 from spoold.spool import dedup, durability
 from spoold.spool.dedup import find_earlier, record_result
 from spoold.spool.protocol import MANIFEST, init_spool, job_dir_name
@@ -188,3 +191,56 @@ def test_where_links_are_refused_the_record_holds_the_folder_name(
     record_result(dedup_dir, "key", folder, jobdir)
     assert dedup.dedup_record(dedup_dir, "key").read_text() == jobdir  # the old format
     assert find_earlier(dedup_dir, paths.done, "key") == ("20261207T190000Z-00000000cc", folder)
+
+
+def _pending(folder: Path, log: list[str]) -> PendingPublish:
+    folder.mkdir()
+    (folder / MANIFEST).write_text("{}")
+    return PendingPublish(
+        files=[folder / MANIFEST],
+        folder=folder,
+        rename=lambda: log.append(f"rename {folder.name}"),
+        failed=lambda exc: log.append(f"failed {folder.name}: {exc.strerror}"),
+    )
+
+
+def test_the_jobs_of_one_pass_share_one_sync_before_their_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+
+    def make_durable(files: list[Path] = [], folders: list[Path] = []) -> None:  # noqa: B006
+        log.append(f"sync {sorted(p.parent.name for p in files)} {sorted(p.name for p in folders)}")
+
+    monkeypatch.setattr(publisher, "make_durable", make_durable)
+    group = GroupCommit()
+    for name in ("a", "b", "c"):
+        group.pending.append(_pending(tmp_path / name, log))
+    group.folders.add(tmp_path / "done")
+    group.reports.append(lambda: log.append("report"))
+    group.commit()
+    assert log == [
+        "sync ['a', 'b', 'c'] ['a', 'b', 'c']",  # every job's files, once, before any rename
+        "rename a",
+        "rename b",
+        "rename c",
+        "sync [] ['done']",  # the folders renamed into, before any report
+        "report",
+    ]
+
+
+def test_when_the_shared_sync_fails_nothing_is_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+
+    def make_durable(files: list[Path] = [], folders: list[Path] = []) -> None:  # noqa: B006
+        if files:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(publisher, "make_durable", make_durable)
+    group = GroupCommit()
+    for name in ("a", "b"):
+        group.pending.append(_pending(tmp_path / name, log))
+    group.commit()
+    assert log == ["failed a: Input/output error", "failed b: Input/output error"]

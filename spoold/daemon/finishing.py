@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ErrorCode, ErrorInfo, JobError
+from ..errors import ErrorInfo
 from ..spool.checkpoints import discard_kept
-from ..spool.clock import iso, iso_of, wall_time
+from ..spool.clock import iso, wall_time
 from ..spool.dedup import record_result
 from ..spool.events import (
     JobCancelled,
@@ -30,28 +30,29 @@ from ..spool.events import (
     JobDuplicate,
     JobEnded,
     JobFailed,
-    JobRecovered,
     JobRequeued,
     JobRetryScheduled,
     JobSucceeded,
 )
-from ..spool.job import Attempt, AttemptOutcome, JobStatus, check_transition
+from ..spool.job import AttemptOutcome, JobStatus, check_transition
 from ..spool.manifest import Manifest
 from ..spool.protocol import INPUT_DIR, requeue, unlink_quiet
 from ..spool.records import Usage
 from ..worker.spec import CANCEL_FLAG, STAGE_FILE, WorkerResult
 from .crashpoints import crash_point
-from .jobfolder import ATTEMPT_HINT, save_state, seconds_since, state_of
+from .jobfolder import ATTEMPT_HINT, save_state, seconds_since
 from .listeners import ListenerBus, Published
 from .outcomes import backoff_s
-from .parts import discard_parts
 from .publisher import (
     GroupCommit,
+    PendingPublish,
     PublishRace,
     PublishSpec,
     build_manifest,
     input_info,
     modes_before_rename,
+    rename_outcome,
+    write_files,
     write_outcome,
 )
 from .runtime import RunningJob, SpoolRuntime
@@ -121,7 +122,7 @@ class Finishing:
         if job.cancel_mode is not None:
             unlink_quiet(job.folder / CANCEL_FLAG)
         unlink_quiet(job.folder / STAGE_FILE)  # a killed worker may have left it
-        self._save_requeue_state(job)
+        self.save_requeue_state(job)
         crash_point("before_requeue_rename")
         reason: str | None = None
         try:
@@ -147,7 +148,7 @@ class Finishing:
             self.bus.emit(rt, JobRequeued(job_id=job.job_id, attempt=number, reason=outcome.value))
         self.on_requeued()
 
-    def _save_requeue_state(self, job: RunningJob) -> None:
+    def save_requeue_state(self, job: RunningJob) -> None:
         try:
             save_state(job.folder, job.state, durable=job.rt.settings.durable)
         except FileNotFoundError:
@@ -190,24 +191,74 @@ class Finishing:
         )
         spec = _publish_spec(job, status, self.group)
         discard_kept(job.folder)  # a big PDF's parts kept for a later attempt (none comes)
+        group = self.group
+        if group is not None and spec.durable:
+            # Written now, made durable with the pass's other jobs, then renamed.
+            try:
+                files = write_files(spec, manifest)
+            except FileNotFoundError:
+                self._renamed(job, status, result, err, manifest, spec, PublishRace.CLAIM_LOST)
+                return
+            except OSError as exc:
+                self._not_published(job, exc)
+                return
+            rename = functools.partial(self._rename, job, status, result, err, manifest, spec)
+            failed = functools.partial(self._not_published, job)
+            group.pending.append(PendingPublish(files, spec.folder, rename, failed))
+            return
         try:
             dest = write_outcome(spec, manifest)
         except OSError as exc:
-            # Disk full or I/O error while publishing: the input is safe in running/;
-            # try again after a backoff.
-            log.error("could not publish %s: %s", job.job_id, exc)
-            self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
+            self._not_published(job, exc)
             return
+        self._renamed(job, status, result, err, manifest, spec, dest)
+
+    def _not_published(self, job: RunningJob, exc: OSError) -> None:
+        # Disk full or I/O error while publishing: the input is safe in running/; try
+        # again after a backoff.
+        log.error("could not publish %s: %s", job.job_id, exc.strerror or exc)
+        self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
+
+    def _rename(
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        result: WorkerResult | None,
+        err: ErrorInfo | None,
+        manifest: Manifest,
+        spec: PublishSpec,
+    ) -> None:
+        try:
+            dest = rename_outcome(spec)
+        except OSError as exc:
+            self._not_published(job, exc)
+            return
+        self._renamed(job, status, result, err, manifest, spec, dest)
+
+    def _renamed(
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        result: WorkerResult | None,
+        err: ErrorInfo | None,
+        manifest: Manifest,
+        spec: PublishSpec,
+        dest: Path | PublishRace,
+    ) -> None:
+        """After the publish rename (or the race that prevented it): the job's report,
+        at once or once its group's folders are durable."""
         number = job.attempt.number
         if isinstance(dest, PublishRace):
-            self.bus.emit(rt, JobDiscarded(job_id=job.job_id, attempt=number, reason=dest.value))
+            self.bus.emit(
+                job.rt, JobDiscarded(job_id=job.job_id, attempt=number, reason=dest.value)
+            )
             return
         job.status = status
         report = functools.partial(
             self._report, job, status, result, err, dest, manifest, modes_before_rename(spec)
         )
-        if self.group is not None:
-            self.group.reports.append(report)  # once the group's fsyncs are done
+        if spec.group is not None:
+            spec.group.reports.append(report)  # once the group's fsyncs are done
         else:
             report()
 
@@ -283,66 +334,6 @@ class Finishing:
                 )
             except OSError as exc:
                 log.warning("could not record the key of %s: %s", job.job_id, exc)
-
-    # ------------------------------------------------------------------ recovery
-
-    def recover_claim(
-        self, rt: SpoolRuntime, folder: Path, jobdir: str, attempt_no: int, owner: dict[str, object]
-    ) -> None:
-        """Requeue (or fail, out of attempts) a claim whose daemon is gone."""
-        state = state_of(folder, jobdir)
-        if state is None:
-            return
-        last = state.last_attempt()
-        if last is None or last.number < attempt_no:
-            # The claim wrote no state: rebuild the attempt from the folder and lease.
-            try:
-                claimed = folder.stat().st_mtime
-            except OSError:
-                return  # recovered by another daemon in the meantime
-            last = Attempt(
-                number=attempt_no,
-                host=str(owner.get("host", "unknown")),
-                pid=int(str(owner.get("pid", 0))),
-                claimed_at=iso_of(claimed),
-            )
-            state.attempts.append(last)
-        if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
-            last.outcome = AttemptOutcome.LOST
-            last.finished_at = iso()
-            last.error = JobError(
-                ErrorCode.WORKER_LOST,
-                "the daemon holding this job stopped before it finished",
-                hint="Nothing to do: spoold runs the job again.",
-            ).info()
-        # A split job's work files (maybe hundreds of MB) go neither to failed/ nor back
-        # to the inbox; the next attempt splits again and keeps the parts laid out.
-        discard_parts(folder)
-        job = RunningJob(rt, state, folder, last, JobStatus.RUNNING)
-        limit = rt.settings.for_route(state.route).max_attempts
-        if state.counted_attempts() >= limit:
-            self.running[state.job_id] = job
-            err = JobError(
-                ErrorCode.WORKER_LOST,
-                f"the job was lost {state.counted_attempts()} times "
-                "(its daemon or worker died each time)",
-            )
-            self.publish(job, JobStatus.FAILED, err.info(), None)
-            return
-        self.transition(job, JobStatus.QUEUED)
-        state.next_attempt_at = None
-        self._save_requeue_state(job)  # a full disk leaves an attempt hint instead
-        crash_point("before_recovery_requeue")
-        try:
-            dest = requeue(rt.paths, folder, state.jobdir)
-        except (FileNotFoundError, FileExistsError):
-            dest = None  # another daemon recovered it first
-        crash_point("after_recovery_requeue")
-        if dest is not None:
-            self.bus.emit(
-                rt, JobRecovered(job_id=state.job_id, attempt=attempt_no, name=state.name)
-            )
-            self.on_requeued()
 
 
 def _main_document(job: RunningJob) -> Path:

@@ -105,11 +105,6 @@ class Lifecycle:
     def requeue(self, job: RunningJob, outcome: AttemptOutcome, delay: float) -> None:
         self.finishing.requeue(job, outcome, delay)
 
-    def recover_claim(
-        self, rt: SpoolRuntime, folder: Path, jobdir: str, attempt_no: int, owner: dict[str, object]
-    ) -> None:
-        self.finishing.recover_claim(rt, folder, jobdir, attempt_no, owner)
-
     def fail(self, job: RunningJob, err: ErrorInfo, result: WorkerResult | None) -> None:
         """Retry a retryable failure with backoff while attempts are left; else publish."""
         limit = job.plan.max_attempts if job.plan else job.rt.settings.max_attempts

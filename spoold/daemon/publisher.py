@@ -85,22 +85,37 @@ class PublishRace(StrEnum):
     ALREADY_PUBLISHED = "already published"  # done/ or failed/ holds the job already
 
 
-class GroupCommit:
-    """The jobs published in one pass of the loop share the sync of done/, failed/
-    and running/ (docs/performance.md "Durability of a published job").
+@dataclass
+class PendingPublish:
+    """A job whose files are written and wait for the group's first sync, then for
+    `rename` (the publish rename and what follows it); `failed` if that sync fails."""
 
-    Each job's files and folder are durable before its publish rename, as alone; the
-    renamed-into and renamed-from folders are synced once for all the jobs
-    (spool/durability.py: one syncfs, or an fsync each), and only then is each job
-    reported (its event, hooks, notifications): a job reported done is in done/ after
-    a power cut.
+    files: list[Path]
+    folder: Path
+    rename: Callable[[], None]
+    failed: Callable[[OSError], None]
+
+
+class GroupCommit:
+    """The jobs published in one pass of the loop share their syncs
+    (docs/performance.md "Durability of a published job").
+
+    1. Each job's files are written (manifest, ERROR.txt, artifacts: `pending`).
+    2. One sync makes them all durable (spool/durability.py: one syncfs, or an fsync
+       each), then each job folder is renamed into done/ or failed/: every folder there
+       is complete, as alone.
+    3. One sync of the renamed-into and renamed-from folders (`folders`), and only
+       then is each job reported (its event, hooks, notifications): a job reported
+       done is in done/ after a power cut.
     """
 
     def __init__(self) -> None:
+        self.pending: list[PendingPublish] = []  # written, to sync before their renames
         self.folders: set[Path] = set()  # to fsync before any report
         self.reports: list[Callable[[], None]] = []
 
     def commit(self) -> None:
+        self._rename_pending()
         if self.reports:
             crash_point("before_group_commit")
         try:
@@ -115,6 +130,19 @@ class GroupCommit:
             except Exception:
                 # One job's report must not cost the others theirs.
                 log.exception("reporting a published job failed")
+
+    def _rename_pending(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        try:
+            make_durable([f for p in pending for f in p.files], [p.folder for p in pending])
+        except OSError as exc:
+            for p in pending:
+                p.failed(exc)  # not durable: nothing is renamed (the input is safe)
+            return
+        for p in pending:
+            p.rename()
 
 
 @dataclass(frozen=True)
@@ -144,26 +172,42 @@ def modes_before_rename(spec: PublishSpec) -> bool:
 
 def write_outcome(spec: PublishSpec, manifest: Manifest) -> Path | PublishRace:
     """ERROR.txt and manifest.json, then the rename. OSError (disk full) is raised."""
+    try:
+        files = write_files(spec, manifest)
+        if spec.durable:
+            make_durable(files, [spec.folder])
+    except FileNotFoundError:
+        return PublishRace.CLAIM_LOST
+    return rename_outcome(spec)
+
+
+def write_files(spec: PublishSpec, manifest: Manifest) -> list[Path]:
+    """ERROR.txt and manifest.json, not yet durable; the files the publish must make
+    durable before its rename. OSError (disk full, the folder gone) is raised."""
     folder, state = spec.folder, spec.state
     if spec.cancel_flag:
         unlink_quiet(folder / CANCEL_FLAG)
     # The manifest now records the attempt numbers: the hints are not for readers.
     for n in range(1, state.attempt_floor + 1):
         unlink_quiet(folder / f"{ATTEMPT_HINT}{n}")
+    if len(state.attempts) > 1:
+        # Requeued before: keep the state (owner, history) for `spoold retry`.
+        save_state(folder, state, durable=spec.durable)
+    if manifest.error is not None:
+        e = manifest.error
+        text = error_text(manifest.status.value, state.name, e.code, e.message, e.hint)
+        atomic_write(folder / "ERROR.txt", text.encode(), durable=False)
+    crash_point("before_manifest_write")
+    data = manifest.model_dump_json(indent=2, exclude_none=True).encode() + b"\n"
+    atomic_write(folder / MANIFEST, data, durable=False)
+    return _written(folder, manifest)
+
+
+def rename_outcome(spec: PublishSpec) -> Path | PublishRace:
+    """The publish rename of a folder whose files are durable. OSError is raised."""
+    folder, state = spec.folder, spec.state
+    crash_point("after_manifest_write")
     try:
-        if len(state.attempts) > 1:
-            # Requeued before: keep the state (owner, history) for `spoold retry`.
-            save_state(folder, state, durable=spec.durable)
-        if manifest.error is not None:
-            e = manifest.error
-            text = error_text(manifest.status.value, state.name, e.code, e.message, e.hint)
-            atomic_write(folder / "ERROR.txt", text.encode(), durable=False)
-        crash_point("before_manifest_write")
-        data = manifest.model_dump_json(indent=2, exclude_none=True).encode() + b"\n"
-        atomic_write(folder / MANIFEST, data, durable=False)
-        if spec.durable:
-            make_durable(_written(folder, manifest), [folder])
-        crash_point("after_manifest_write")
         if modes_before_rename(spec):
             apply_output_permissions([folder], spec.output_mode, spec.output_group, recursive=True)
         to_sync = spec.group.folders if spec.group is not None else None

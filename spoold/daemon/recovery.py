@@ -1,5 +1,6 @@
-"""Recovery: find the claims in running/ whose daemon is gone and hand them to the
-lifecycle; forget the lease files of gone daemons that hold nothing any more.
+"""Recovery: find the claims in running/ whose daemon is gone and requeue them (or fail
+them, out of attempts) through the lifecycle's Finishing; forget the lease files of
+gone daemons that hold nothing any more.
 
 Whether a daemon is gone is the PeerWatcher's (spoold/spool/leases.py): its lease has not
 changed for lease_ttl_s on this daemon's monotonic clock (at once on the same host and
@@ -13,11 +14,19 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from ..spool.protocol import INPUT_DIR, parse_running_name
+from ..errors import ErrorCode, JobError
+from ..spool.clock import iso, iso_of
+from ..spool.events import JobRecovered
+from ..spool.job import Attempt, AttemptOutcome, JobStatus
+from ..spool.protocol import INPUT_DIR, parse_running_name, requeue
 from ..spool.transient import call_with_retry
 from ..spool.waiting import remove_board
+from .crashpoints import crash_point
+from .finishing import Finishing
+from .jobfolder import state_of
 from .lifecycle import Lifecycle
-from .runtime import SpoolRuntime
+from .parts import discard_parts
+from .runtime import RunningJob, SpoolRuntime
 
 
 def recover(rt: SpoolRuntime, lifecycle: Lifecycle, host_id: str, token: str) -> None:
@@ -37,7 +46,7 @@ def recover(rt: SpoolRuntime, lifecycle: Lifecycle, host_id: str, token: str) ->
             continue
         record = rt.peers.owner(parsed.token)
         owner: dict[str, object] = asdict(record) if record is not None else {}
-        lifecycle.recover_claim(rt, folder, parsed.jobdir, parsed.attempt, owner)
+        recover_claim(lifecycle.finishing, rt, folder, parsed.jobdir, parsed.attempt, owner)
     _forget_dead_daemons(rt, names, token)
 
 
@@ -68,3 +77,67 @@ def _forget_dead_daemons(rt: SpoolRuntime, running: list[str], token: str) -> No
         if rt.peers.is_gone(other):
             rt.peers.forget(other)
             remove_board(rt.paths.waiting, other)  # what it waited on, for tools
+
+
+def recover_claim(
+    finishing: Finishing,
+    rt: SpoolRuntime,
+    folder: Path,
+    jobdir: str,
+    attempt_no: int,
+    owner: dict[str, object],
+) -> None:
+    """Requeue (or fail, out of attempts) a claim whose daemon is gone."""
+    state = state_of(folder, jobdir)
+    if state is None:
+        return
+    last = state.last_attempt()
+    if last is None or last.number < attempt_no:
+        # The claim wrote no state: rebuild the attempt from the folder and lease.
+        try:
+            claimed = folder.stat().st_mtime
+        except OSError:
+            return  # recovered by another daemon in the meantime
+        last = Attempt(
+            number=attempt_no,
+            host=str(owner.get("host", "unknown")),
+            pid=int(str(owner.get("pid", 0))),
+            claimed_at=iso_of(claimed),
+        )
+        state.attempts.append(last)
+    if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
+        last.outcome = AttemptOutcome.LOST
+        last.finished_at = iso()
+        last.error = JobError(
+            ErrorCode.WORKER_LOST,
+            "the daemon holding this job stopped before it finished",
+            hint="Nothing to do: spoold runs the job again.",
+        ).info()
+    # A split job's work files (maybe hundreds of MB) go neither to failed/ nor back
+    # to the inbox; the next attempt splits again and keeps the parts laid out.
+    discard_parts(folder)
+    job = RunningJob(rt, state, folder, last, JobStatus.RUNNING)
+    limit = rt.settings.for_route(state.route).max_attempts
+    if state.counted_attempts() >= limit:
+        finishing.running[state.job_id] = job
+        err = JobError(
+            ErrorCode.WORKER_LOST,
+            f"the job was lost {state.counted_attempts()} times "
+            "(its daemon or worker died each time)",
+        )
+        finishing.publish(job, JobStatus.FAILED, err.info(), None)
+        return
+    finishing.transition(job, JobStatus.QUEUED)
+    state.next_attempt_at = None
+    finishing.save_requeue_state(job)  # a full disk leaves an attempt hint instead
+    crash_point("before_recovery_requeue")
+    try:
+        dest = requeue(rt.paths, folder, state.jobdir)
+    except (FileNotFoundError, FileExistsError):
+        dest = None  # another daemon recovered it first
+    crash_point("after_recovery_requeue")
+    if dest is not None:
+        finishing.bus.emit(
+            rt, JobRecovered(job_id=state.job_id, attempt=attempt_no, name=state.name)
+        )
+        finishing.on_requeued()
