@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ErrorInfo
 from ..spool.checkpoints import discard_kept
@@ -64,6 +65,17 @@ ENDED_EVENTS: dict[JobStatus, type[JobEnded]] = {
     JobStatus.FAILED: JobFailed,
     JobStatus.CANCELLED: JobCancelled,
 }
+
+
+class Publishing(NamedTuple):
+    """A job being published, between the write of its files and its report."""
+
+    job: RunningJob
+    status: JobStatus
+    result: WorkerResult | None
+    err: ErrorInfo | None
+    manifest: Manifest
+    spec: PublishSpec
 
 
 class Finishing:
@@ -191,18 +203,19 @@ class Finishing:
         )
         spec = _publish_spec(job, status, self.group)
         discard_kept(job.folder)  # a big PDF's parts kept for a later attempt (none comes)
+        publishing = Publishing(job, status, result, err, manifest, spec)
         group = self.group
         if group is not None and spec.durable:
             # Written now, made durable with the pass's other jobs, then renamed.
             try:
                 files = write_files(spec, manifest)
             except FileNotFoundError:
-                self._renamed(job, status, result, err, manifest, spec, PublishRace.CLAIM_LOST)
+                self._renamed(publishing, PublishRace.CLAIM_LOST)
                 return
             except OSError as exc:
                 self._not_published(job, exc)
                 return
-            rename = functools.partial(self._rename, job, status, result, err, manifest, spec)
+            rename = functools.partial(self._rename, publishing)
             failed = functools.partial(self._not_published, job)
             group.pending.append(PendingPublish(files, spec.folder, rename, failed))
             return
@@ -211,7 +224,7 @@ class Finishing:
         except OSError as exc:
             self._not_published(job, exc)
             return
-        self._renamed(job, status, result, err, manifest, spec, dest)
+        self._renamed(publishing, dest)
 
     def _not_published(self, job: RunningJob, exc: OSError) -> None:
         # Disk full or I/O error while publishing: the input is safe in running/; try
@@ -219,34 +232,18 @@ class Finishing:
         log.error("could not publish %s: %s", job.job_id, exc.strerror or exc)
         self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
 
-    def _rename(
-        self,
-        job: RunningJob,
-        status: JobStatus,
-        result: WorkerResult | None,
-        err: ErrorInfo | None,
-        manifest: Manifest,
-        spec: PublishSpec,
-    ) -> None:
+    def _rename(self, p: Publishing) -> None:
         try:
-            dest = rename_outcome(spec)
+            dest = rename_outcome(p.spec)
         except OSError as exc:
-            self._not_published(job, exc)
+            self._not_published(p.job, exc)
             return
-        self._renamed(job, status, result, err, manifest, spec, dest)
+        self._renamed(p, dest)
 
-    def _renamed(
-        self,
-        job: RunningJob,
-        status: JobStatus,
-        result: WorkerResult | None,
-        err: ErrorInfo | None,
-        manifest: Manifest,
-        spec: PublishSpec,
-        dest: Path | PublishRace,
-    ) -> None:
+    def _renamed(self, p: Publishing, dest: Path | PublishRace) -> None:
         """After the publish rename (or the race that prevented it): the job's report,
         at once or once its group's folders are durable."""
+        job, status, result, err, manifest, spec = p
         number = job.attempt.number
         if isinstance(dest, PublishRace):
             self.bus.emit(
