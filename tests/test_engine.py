@@ -210,6 +210,10 @@ def test_two_daemons_race_and_publish_each_job_once(make_spool, daemon_factory) 
     wait_for(
         lambda: sum(e["event"] == "daemon.started" for e in events(spool)) == 2, what="both up"
     )
+    # Both able to claim: a daemon whose workers are ready takes tiny jobs 16 to a worker
+    # (daemon/batch.py) and could finish all 200 while the other's still import.
+    a.wait_workers()
+    b.wait_workers()
     n = 200
 
     def drop(start: int) -> None:
