@@ -115,3 +115,21 @@ def test_a_hard_cancel_in_a_batch_stops_only_the_job_it_names(
         assert m["status"] == "succeeded", name
         assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
     assert "light jobs was cancelled" in d.log(), d.log()[-3000:]
+
+
+def test_a_job_that_hangs_in_a_batch_times_out_alone(make_spool, daemon_factory) -> None:
+    spool = make_spool(timeout_s=1, max_attempts=1)
+    files = {f"a{i}.md": f"# A {i}\n" for i in range(3)}
+    files["stuck.lhang"] = ""
+    files.update({f"b{i}.md": f"# B {i}\n" for i in range(3)})
+    _rename_all(spool, files)
+    d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
+    wait_for(lambda: len(manifests(spool)) == 7, timeout=120, what="all 7 published")
+    by_name = {m["name"]: m for m in manifests(spool)}
+    stuck = by_name.pop("stuck.lhang")
+    assert stuck["status"] == "failed" and stuck["error"]["code"] == "timeout"
+    assert len(stuck["attempts"]) == 1  # the batch's timeout counted for no job
+    for name, m in by_name.items():
+        assert m["status"] == "succeeded", name
+        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
+    assert "light jobs timed out" in d.log(), d.log()[-3000:]

@@ -16,6 +16,7 @@ Each takes a file of its own suffix and writes HTML:
 Light ones (spool/formats.py LIGHT_SOURCES: a free worker may take several at once,
 daemon/batch.py):
   .die    kills its own worker (SIGKILL)
+  .lhang  as .hang
   .lgate  as .gate, and GATEFILE.started appears when it begins
 """
 
@@ -32,9 +33,9 @@ from spoold.errors import ErrorCode, JobError
 from spoold.spool.formats import LIGHT_SOURCES
 
 SUFFIXES = ("slow", "gate", "hang", "spin", "child", "flaky", "hog", "alloc", "pid", "fcenv")
-for suffix in (*SUFFIXES, "die", "lgate"):
+for suffix in (*SUFFIXES, "die", "lhang", "lgate"):
     SUFFIX_TYPES["." + suffix] = suffix
-LIGHT_SOURCES.update({"die", "lgate"})
+LIGHT_SOURCES.update({"die", "lhang", "lgate"})
 
 
 def _write(output: Path, text: str) -> ConversionResult:
@@ -171,6 +172,10 @@ class Die(_Base):
         raise AssertionError("not reached")
 
 
+class LightHang(Hang):
+    source_type = "lhang"
+
+
 class LightGate(Gate):
     """As .gate, and GATEFILE.started appears when it begins."""
 
@@ -181,6 +186,20 @@ class LightGate(Gate):
         return super().convert(source, output, ctx)
 
 
-for cls in (Slow, Gate, Hang, Spin, Child, Flaky, Hog, Alloc, Pid, FcEnv, Die, LightGate):
+for cls in (
+    Slow,
+    Gate,
+    Hang,
+    Spin,
+    Child,
+    Flaky,
+    Hog,
+    Alloc,
+    Pid,
+    FcEnv,
+    Die,
+    LightHang,
+    LightGate,
+):
     for target in ("html", "pdf", "docx"):
         register(cls(target))
