@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+from spoold.spool.clock import new_job_id
+
 from .conftest import PLUGIN_ENV, manifests, published, stage_file, wait_for
 
 
@@ -58,6 +60,43 @@ def test_tiny_jobs_go_several_to_a_worker_and_each_gets_its_own_result(
     print(f"batches: {len(sizes)}, sizes {sorted(sizes)}")
     assert sizes and max(sizes) > 1, "120 tiny jobs at once on 2 workers: some batched"
     assert sum(sizes) <= n
+
+
+def test_job_folders_as_the_gateway_writes_them_are_batched_too(
+    make_spool, daemon_factory, tmp_path: Path
+) -> None:
+    spool = make_spool()
+    d = daemon_factory(spool, args=("--workers", "2", "--config", str(_debug_config(tmp_path))))
+    d.wait_workers()
+    staged = []
+    for i in range(60):
+        folder = spool / "tmp" / f".f{i:02d}.staging"
+        folder.mkdir()
+        (folder / f"f{i:02d}.md").write_text(f"# Folder {i}\n")
+        job = {"main": f"f{i:02d}.md", "id": new_job_id()}
+        if i % 10 == 9:
+            job["targets"] = ["html", "docx"]  # not light: never in a batch
+        (folder / "job.json").write_text(json.dumps(job))
+        staged.append((folder, spool / "inbox" / f"f{i:02d}"))
+    for folder, dest in staged:
+        os.rename(folder, dest)
+    wait_for(lambda: len(published(spool)) == 60, timeout=120, what="60 published")
+    ids = set()
+    for folder in published(spool):
+        m = json.loads((folder / "manifest.json").read_text())
+        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"]
+        ids.add(m["job_id"])
+    sizes = _batches(d.log())
+    print(f"batches: {sizes}")
+    assert sizes and max(sizes) > 1
+    batched = set(re.findall(r"light jobs to one worker: (.*)", d.log()))
+    two_targets = {
+        json.loads((f / "manifest.json").read_text())["job_id"]
+        for f in published(spool)
+        if len(json.loads((f / "manifest.json").read_text())["artifacts"]) == 2
+    }
+    assert len(two_targets) == 6
+    assert not any(job_id in line for line in batched for job_id in two_targets)
 
 
 def test_a_pdf_or_a_big_file_is_never_batched(make_spool, daemon_factory, tmp_path: Path) -> None:

@@ -176,7 +176,8 @@ class Admission:
     def _light(self, spool: SpoolRuntime | None, cand: Candidate) -> bool:
         if spool is None:
             return False
-        return light_entry(cand.entry, spool.settings.for_route(cand.entry.route).targets)
+        targets = spool.settings.for_route(cand.entry.route).targets
+        return light_entry(cand.entry, targets, spool.paths.inbox)
 
     def _check_disk(self, rt: SpoolRuntime) -> None:
         now = time.monotonic()

@@ -26,11 +26,13 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..spool.entries import EntryKind
+from ..spool.entries import JOB_FILE, EntryKind
 from ..spool.formats import LIGHT_SOURCES, SUFFIX_TYPES
 from ..worker.spec import JobSpec, WorkerResult
 
@@ -50,17 +52,44 @@ LIGHT_TARGETS = ("html",)
 Submit = Callable[[JobSpec, float, Callable[[], None]], "PoolExecution"]
 
 
-def light_entry(entry: Entry, targets: Sequence[str]) -> bool:
-    """Whether a queued entry is light, before it is claimed: a plain file of a few KB,
-    Markdown or HTML, whose route's targets are HTML alone. A retry is never light."""
-    return (
-        entry.kind is EntryKind.FILE
-        and not entry.truncated
-        and len(entry.sig) > 1
-        and entry.sig[1] <= LIGHT_MAX_BYTES
-        and tuple(targets) == LIGHT_TARGETS
-        and SUFFIX_TYPES.get(os.path.splitext(entry.name)[1].lower()) in LIGHT_SOURCES
-    )
+def light_entry(entry: Entry, targets: Sequence[str], inbox: Path) -> bool:
+    """Whether a queued entry is light, before it is claimed (`targets`: its route's).
+
+    A plain file of a few KB, Markdown or HTML, whose route makes HTML alone; or a job
+    folder as the gateway writes it, holding job.json and the small main document it
+    names, and asking for HTML alone. A retry or a truncated entry is never light.
+    """
+    if entry.truncated:
+        return False
+    if entry.kind is EntryKind.FILE:
+        return (
+            len(entry.sig) > 1
+            and entry.sig[1] <= LIGHT_MAX_BYTES
+            and tuple(targets) == LIGHT_TARGETS
+            and _light_source(entry.name)
+        )
+    if entry.kind is EntryKind.DIR and entry.job_json is not None and entry.job_json.data:
+        return _light_folder(inbox / entry.key, entry.job_json.data, targets)
+    return False
+
+
+def _light_folder(folder: Path, data: dict[str, Any], targets: Sequence[str]) -> bool:
+    main, asked = data.get("main"), data.get("targets", list(targets))
+    if not isinstance(main, str) or not isinstance(asked, list):
+        return False
+    if tuple(asked) != LIGHT_TARGETS or not _light_source(main):
+        return False
+    try:
+        if set(os.listdir(folder)) != {main, JOB_FILE}:
+            return False  # resources, an archive, a main in a subfolder: not tiny
+        st = os.lstat(folder / main)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size <= LIGHT_MAX_BYTES
+
+
+def _light_source(name: str) -> bool:
+    return SUFFIX_TYPES.get(os.path.splitext(name)[1].lower()) in LIGHT_SOURCES
 
 
 def light_spec(spec: JobSpec) -> bool:
