@@ -12,6 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from spoold.spool.clock import new_job_id
 
@@ -113,25 +114,36 @@ def test_a_pdf_or_a_big_file_is_never_batched(make_spool, daemon_factory, tmp_pa
     assert _batches(d.log()) == [] and _batches(d2.log()) == []
 
 
-def test_a_worker_dying_in_a_batch_costs_only_its_own_job(make_spool, daemon_factory) -> None:
-    spool = make_spool(max_attempts=2)
-    # Queued before the daemon starts: its one worker, once ready, takes them in
-    # batches, the job that kills its worker among them.
-    files = {f"a{i}.md": f"# A {i}\n" for i in range(4)}
-    files["killer.die"] = ""
-    files.update({f"b{i}.md": f"# B {i}\n" for i in range(6)})
+def _notes_around(spool: Path, culprit: str, content: str, before: int, after: int) -> int:
+    """Tiny notes queued before and after one misbehaving light job (before the daemon
+    starts: its one worker, once ready, takes them in batches); how many jobs in all."""
+    files = {f"a{i}.md": f"# A {i}\n" for i in range(before)}
+    files[culprit] = content
+    files.update({f"b{i}.md": f"# B {i}\n" for i in range(after)})
     _rename_all(spool, files)
-    d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
-    wait_for(lambda: len(manifests(spool)) == 11, timeout=120, what="all 11 published")
+    return len(files)
+
+
+def _culprit_alone(spool: Path, culprit: str, total: int) -> dict[str, Any]:
+    """Once all are published: every other job succeeded at its first attempt (its
+    batch's failure counted for none of them); the culprit's manifest."""
+    wait_for(lambda: len(manifests(spool)) == total, timeout=120, what=f"all {total} published")
     by_name = {m["name"]: m for m in manifests(spool)}
-    killer = by_name.pop("killer.die")
-    assert killer["status"] == "failed"
-    assert killer["error"]["code"] == "worker_lost"
-    # Its attempts were its own: each ran alone (a batch's failure counts for no job).
-    assert len(killer["attempts"]) == 2
+    job = by_name.pop(culprit)
     for name, m in by_name.items():
         assert m["status"] == "succeeded", name
         assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
+    return job
+
+
+def test_a_worker_dying_in_a_batch_costs_only_its_own_job(make_spool, daemon_factory) -> None:
+    spool = make_spool(max_attempts=2)
+    total = _notes_around(spool, "killer.die", "", before=4, after=6)
+    d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
+    killer = _culprit_alone(spool, "killer.die", total)
+    assert killer["status"] == "failed"
+    assert killer["error"]["code"] == "worker_lost"
+    assert len(killer["attempts"]) == 2  # its own attempts, each alone
     assert re.search(r"a batch of \d+ light jobs failed \(ProcessExpired", d.log()), d.log()[-3000:]
 
 
@@ -139,36 +151,20 @@ def test_a_hard_cancel_in_a_batch_stops_only_the_job_it_names(
     make_spool, daemon_factory, tmp_path: Path
 ) -> None:
     spool = make_spool()
-    gate = tmp_path / "never"
-    files = {"stuck.lgate": str(gate)}  # a light job that waits for a gate never opened
-    files.update({f"n{i}.md": f"# N {i}\n" for i in range(5)})
-    _rename_all(spool, files)
+    gate = tmp_path / "never"  # a light job that waits for a gate never opened
+    total = _notes_around(spool, "stuck.lgate", str(gate), before=0, after=5)
     d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
-    started = Path(f"{gate}.started")
-    wait_for(started.exists, what="the stuck job began")
+    wait_for(Path(f"{gate}.started").exists, what="the stuck job began")
     stage_file(spool, "stuck.lgate.cancel", "hard")
-    wait_for(lambda: len(manifests(spool)) == 6, timeout=120, what="all 6 published")
-    by_name = {m["name"]: m for m in manifests(spool)}
-    assert by_name.pop("stuck.lgate")["status"] == "cancelled"
-    for name, m in by_name.items():
-        assert m["status"] == "succeeded", name
-        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
+    assert _culprit_alone(spool, "stuck.lgate", total)["status"] == "cancelled"
     assert "light jobs was cancelled" in d.log(), d.log()[-3000:]
 
 
 def test_a_job_that_hangs_in_a_batch_times_out_alone(make_spool, daemon_factory) -> None:
     spool = make_spool(timeout_s=1, max_attempts=1)
-    files = {f"a{i}.md": f"# A {i}\n" for i in range(3)}
-    files["stuck.lhang"] = ""
-    files.update({f"b{i}.md": f"# B {i}\n" for i in range(3)})
-    _rename_all(spool, files)
+    total = _notes_around(spool, "stuck.lhang", "", before=3, after=3)
     d = daemon_factory(spool, args=("--workers", "1"), env=PLUGIN_ENV)
-    wait_for(lambda: len(manifests(spool)) == 7, timeout=120, what="all 7 published")
-    by_name = {m["name"]: m for m in manifests(spool)}
-    stuck = by_name.pop("stuck.lhang")
+    stuck = _culprit_alone(spool, "stuck.lhang", total)
     assert stuck["status"] == "failed" and stuck["error"]["code"] == "timeout"
     assert len(stuck["attempts"]) == 1  # the batch's timeout counted for no job
-    for name, m in by_name.items():
-        assert m["status"] == "succeeded", name
-        assert [a["outcome"] for a in m["attempts"]] == ["succeeded"], name
     assert "light jobs timed out" in d.log(), d.log()[-3000:]
