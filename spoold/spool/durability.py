@@ -39,7 +39,11 @@ SYNCFS_MAGIC = {
 }
 # Dirty plus under-writeback memory above which a syncfs could wait on other writers;
 # read again at most every DIRTY_EVERY_S (the kernel builds /proc/meminfo whole: 50 us).
-DIRTY_LIMIT_KB = 32 * 1024
+# 32 MB was too low: a run of 2,000 tiny jobs and the deletions after it leave 25-35 MB
+# for half a minute (the kernel writes back after 30 s), and the fsyncs of each path
+# then halved the rate (docs/performance.md). 128 MB takes a syncfs about a second on a
+# 100 MB/s disk, once: about what the fsyncs of a pass of jobs cost there.
+DIRTY_LIMIT_KB = 128 * 1024
 DIRTY_EVERY_S = 0.1
 
 _capable: dict[int, bool] = {}  # st_dev -> syncfs is honest there
