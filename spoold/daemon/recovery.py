@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ErrorCode, JobError
 from ..spool.clock import iso, iso_of
 from ..spool.events import JobRecovered
-from ..spool.job import Attempt, AttemptOutcome, JobStatus
+from ..spool.job import Attempt, AttemptOutcome, JobState, JobStatus
 from ..spool.protocol import INPUT_DIR, parse_running_name, requeue
 from ..spool.transient import call_with_retry
 from ..spool.waiting import remove_board
@@ -91,28 +91,9 @@ def recover_claim(
     state = state_of(folder, jobdir)
     if state is None:
         return
-    last = state.last_attempt()
-    if last is None or last.number < attempt_no:
-        # The claim wrote no state: rebuild the attempt from the folder and lease.
-        try:
-            claimed = folder.stat().st_mtime
-        except OSError:
-            return  # recovered by another daemon in the meantime
-        last = Attempt(
-            number=attempt_no,
-            host=str(owner.get("host", "unknown")),
-            pid=int(str(owner.get("pid", 0))),
-            claimed_at=iso_of(claimed),
-        )
-        state.attempts.append(last)
-    if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
-        last.outcome = AttemptOutcome.LOST
-        last.finished_at = iso()
-        last.error = JobError(
-            ErrorCode.WORKER_LOST,
-            "the daemon holding this job stopped before it finished",
-            hint="Nothing to do: spoold runs the job again.",
-        ).info()
+    last = _lost_attempt(state, folder, attempt_no, owner)
+    if last is None:
+        return  # recovered by another daemon in the meantime
     # A split job's work files (maybe hundreds of MB) go neither to failed/ nor back
     # to the inbox; the next attempt splits again and keeps the parts laid out.
     discard_parts(folder)
@@ -141,3 +122,32 @@ def recover_claim(
             rt, JobRecovered(job_id=state.job_id, attempt=attempt_no, name=state.name)
         )
         finishing.on_requeued()
+
+
+def _lost_attempt(
+    state: JobState, folder: Path, attempt_no: int, owner: dict[str, object]
+) -> Attempt | None:
+    """The claim's attempt, marked lost (rebuilt from the folder and the lease when the
+    claim wrote no state); None when the folder is gone."""
+    last = state.last_attempt()
+    if last is None or last.number < attempt_no:
+        try:
+            claimed = folder.stat().st_mtime
+        except OSError:
+            return None
+        last = Attempt(
+            number=attempt_no,
+            host=str(owner.get("host", "unknown")),
+            pid=int(str(owner.get("pid", 0))),
+            claimed_at=iso_of(claimed),
+        )
+        state.attempts.append(last)
+    if last.number == attempt_no and last.outcome is AttemptOutcome.RUNNING:
+        last.outcome = AttemptOutcome.LOST
+        last.finished_at = iso()
+        last.error = JobError(
+            ErrorCode.WORKER_LOST,
+            "the daemon holding this job stopped before it finished",
+            hint="Nothing to do: spoold runs the job again.",
+        ).info()
+    return last
