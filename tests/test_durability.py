@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,7 @@ def _pending(folder: Path, log: list[str]) -> PendingPublish:
         files=[folder / MANIFEST],
         folder=folder,
         rename=lambda: log.append(f"rename {folder.name}"),
+        lost=lambda: log.append(f"lost {folder.name}"),
         failed=lambda exc: log.append(f"failed {folder.name}: {exc.strerror}"),
     )
 
@@ -229,18 +231,32 @@ def test_the_jobs_of_one_pass_share_one_sync_before_their_renames(
     ]
 
 
-def test_when_the_shared_sync_fails_nothing_is_renamed(
+def test_a_file_that_cannot_be_synced_fails_its_own_job_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log: list[str] = []
 
     def make_durable(files: list[Path] = [], folders: list[Path] = []) -> None:  # noqa: B006
-        if files:
+        if any(p.parent.name == "b" for p in files):
             raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(publisher, "make_durable", make_durable)
     group = GroupCommit()
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         group.pending.append(_pending(tmp_path / name, log))
     group.commit()
-    assert log == ["failed a: Input/output error", "failed b: Input/output error"]
+    assert log == ["rename a", "failed b: Input/output error", "rename c"]
+
+
+def test_a_job_whose_folder_is_gone_is_lost_and_the_others_are_published(
+    tmp_path: Path,
+) -> None:
+    """Another daemon recovered one claim between its files' write and the group's sync
+    (seen on GlusterFS after a brick came back): that job lost its claim, and only it."""
+    log: list[str] = []
+    group = GroupCommit()
+    for name in ("a", "b", "c"):
+        group.pending.append(_pending(tmp_path / name, log))
+    shutil.rmtree(tmp_path / "b")
+    group.commit()  # the real sync: the shared one fails on b, then each job alone
+    assert log == ["rename a", "lost b", "rename c"]

@@ -386,6 +386,46 @@ def test_recovery_requeues_a_dead_daemons_claim_once(spool: Path) -> None:
     assert [(a["number"], a["outcome"]) for a in attempts] == [(1, "lost"), (2, "succeeded")]
 
 
+def test_a_claim_this_daemon_could_not_requeue_is_requeued_by_its_recovery(
+    spool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requeue rename fails on an I/O error (ESTALE on GlusterFS while a brick comes
+    back): the claim stays in running/ under this daemon's name, and its own recovery
+    requeues it two rounds later. A claim it still holds is never touched."""
+    import errno
+
+    from spoold.daemon import finishing
+    from spoold.daemon.recovery import recover
+
+    real_requeue = finishing.requeue
+    refused: list[str] = []
+
+    def stale_once(paths: Any, folder: Path, jobdir: str) -> Path | None:
+        if not refused:
+            refused.append(folder.name)
+            raise OSError(errno.ESTALE, "Stale file handle", str(folder))
+        return real_requeue(paths, folder, jobdir)
+
+    monkeypatch.setattr(finishing, "requeue", stale_once)
+    h = Harness(spool, FakeExecutor(retryable_failure), [])
+    stage_file(spool, "stale.md", "# Stale\n")
+    h.run_all()
+    h.finish_all()  # a retryable failure: back to the inbox, which fails
+    assert h.lifecycle.running == {}
+    assert os.listdir(spool / "running") == refused
+    h.lifecycle.executor = FakeExecutor(lambda spec: TimedOut())  # never ends: held
+    stage_file(spool, "held.md", "# Held\n")
+    h.run_all()
+    (held,) = [n for n in os.listdir(spool / "running") if n.startswith("held.")]
+    recover(h.rt, h.lifecycle, "testhost", "0badc0de")  # first look: maybe a stale listing
+    assert sorted(os.listdir(spool / "running")) == sorted([*refused, held])
+    recover(h.rt, h.lifecycle, "testhost", "0badc0de")
+    assert os.listdir(spool / "running") == [held]
+    assert event_names(spool)[-1] == "job.recovered"
+    state = json.loads(next((spool / "inbox").glob("stale.*/.spoold-state.json")).read_text())
+    assert [a["outcome"] for a in state["attempts"]] == ["retry"]
+
+
 def test_a_sighup_held_back_by_the_launcher_becomes_a_reload(spool: Path) -> None:
     # `spoold run` may block SIGHUP/SIGTERM from its first line until the daemon's
     # handlers exist; the daemon then takes what is pending as wake-ups.

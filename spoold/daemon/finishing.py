@@ -145,6 +145,11 @@ class Finishing:
             reason = "claim lost"
         except FileExistsError:
             reason = "already requeued by another daemon"
+        except OSError as exc:
+            # The folder stays in running/ under this daemon's name; recovery requeues
+            # it in a later round (recovery.py `_forgotten`).
+            log.warning("could not requeue %s: %s; trying again later", job.job_id, exc)
+            return
         crash_point("after_requeue_rename")
         number = job.attempt.number
         if reason is not None:
@@ -216,8 +221,9 @@ class Finishing:
                 self._not_published(job, exc)
                 return
             rename = functools.partial(self._rename, publishing)
+            lost = functools.partial(self._renamed, publishing, PublishRace.CLAIM_LOST)
             failed = functools.partial(self._not_published, job)
-            group.pending.append(PendingPublish(files, spec.folder, rename, failed))
+            group.pending.append(PendingPublish(files, spec.folder, rename, lost, failed))
             return
         try:
             dest = write_outcome(spec, manifest)

@@ -88,12 +88,26 @@ class PublishRace(StrEnum):
 @dataclass
 class PendingPublish:
     """A job whose files are written and wait for the group's first sync, then for
-    `rename` (the publish rename and what follows it); `failed` if that sync fails."""
+    `rename` (the publish rename and what follows it); `lost` if its folder is gone
+    (another daemon recovered the claim), `failed` if its sync fails otherwise."""
 
     files: list[Path]
     folder: Path
     rename: Callable[[], None]
+    lost: Callable[[], None]
     failed: Callable[[OSError], None]
+
+    def publish_alone(self) -> None:
+        """Its own sync, then its rename: what each job does when the group's failed."""
+        try:
+            make_durable(self.files, [self.folder])
+        except FileNotFoundError:
+            self.lost()
+            return
+        except OSError as exc:
+            self.failed(exc)  # not durable: nothing is renamed (the input is safe)
+            return
+        self.rename()
 
 
 class GroupCommit:
@@ -137,12 +151,18 @@ class GroupCommit:
             return
         try:
             make_durable([f for p in pending for f in p.files], [p.folder for p in pending])
-        except OSError as exc:
-            for p in pending:
-                p.failed(exc)  # not durable: nothing is renamed (the input is safe)
-            return
-        for p in pending:
-            p.rename()
+            steps = [p.rename for p in pending]
+        except OSError:
+            # One job's folder gone (another daemon recovered its claim) or one bad file
+            # must not cost the others their publish: each one's own sync tells which.
+            steps = [p.publish_alone for p in pending]
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                # Not the others' publish either; the job's claim, forgotten, is
+                # requeued by recovery (daemon/recovery.py `_forgotten`).
+                log.exception("publishing a job failed")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Recovery: find the claims in running/ whose daemon is gone and requeue them (or fail
+"""Recovery: find the claims in running/ whose daemon is gone, and this daemon's own
+claims that none of its jobs holds any more (`_forgotten`), and requeue them (or fail
 them, out of attempts) through the lifecycle's Finishing; forget the lease files of
 gone daemons that hold nothing any more.
 
@@ -9,6 +10,7 @@ boot, where its flock is the truth). No wall clock is compared.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import asdict
@@ -28,26 +30,49 @@ from .lifecycle import Lifecycle
 from .parts import discard_parts
 from .runtime import RunningJob, SpoolRuntime
 
+log = logging.getLogger("spoold")
+
 
 def recover(rt: SpoolRuntime, lifecycle: Lifecycle, host_id: str, token: str) -> None:
-    """Requeue claims whose owner is gone."""
+    """Requeue claims whose owner is gone, and this daemon's own forgotten claims."""
     try:
         names = call_with_retry(os.listdir, rt.paths.running)
     except OSError:
         return
+    forgotten = _forgotten(rt, lifecycle, names, token)
     for name in names:
         parsed = parse_running_name(name)
-        if parsed is None or parsed.token == token:
+        if parsed is None:
             continue
-        if not rt.peers.is_gone(parsed.token):
+        if parsed.token == token:
+            if name not in forgotten:
+                continue
+            owner: dict[str, object] = {"host": host_id, "pid": os.getpid()}
+        elif rt.peers.is_gone(parsed.token):
+            record = rt.peers.owner(parsed.token)
+            owner = asdict(record) if record is not None else {}
+        else:
             continue
         folder = rt.paths.running / name
         if _abandoned_before_claim(folder):
             continue
-        record = rt.peers.owner(parsed.token)
-        owner: dict[str, object] = asdict(record) if record is not None else {}
         recover_claim(lifecycle.finishing, rt, folder, parsed.jobdir, parsed.attempt, owner)
     _forget_dead_daemons(rt, names, token)
+
+
+def _forgotten(rt: SpoolRuntime, lifecycle: Lifecycle, names: list[str], token: str) -> set[str]:
+    """This daemon's claims that none of its jobs holds, in this round and the last.
+
+    A requeue or publish that failed on an I/O error (a rename refused with ESTALE on
+    GlusterFS while a brick comes back) leaves its folder in running/ under this
+    daemon's name, which no other daemon recovers while this one lives: this one does.
+    Two rounds, because a listing may still show a folder this daemon just moved (FUSE
+    caches entries for a second).
+    """
+    held = {job.folder.name for job in lifecycle.running.values() if job.rt is rt}
+    unheld = {n for n in names if n.endswith(f".{token}") and n not in held}
+    forgotten, rt.forgotten = unheld & rt.forgotten, unheld
+    return forgotten
 
 
 def _abandoned_before_claim(folder: Path) -> bool:
@@ -116,6 +141,9 @@ def recover_claim(
         dest = requeue(rt.paths, folder, state.jobdir)
     except (FileNotFoundError, FileExistsError):
         dest = None  # another daemon recovered it first
+    except OSError as exc:  # an I/O error: the claim stays; the next round tries again
+        log.warning("could not requeue %s from running/: %s", state.job_id, exc.strerror)
+        return
     crash_point("after_recovery_requeue")
     if dest is not None:
         finishing.bus.emit(

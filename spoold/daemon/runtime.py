@@ -38,6 +38,9 @@ class SpoolRuntime:
     waiting_markers: dict[str, str] = field(default_factory=dict)  # key -> target
     paused: str | None = None
     next_disk_check: float = 0.0
+    # Claims of this daemon that no job of it holds, seen by the last recovery round
+    # (daemon/recovery.py `_forgotten`): requeued when a second round sees them too.
+    forgotten: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
