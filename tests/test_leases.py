@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +136,27 @@ def test_owner_declared_gone_registers_again_and_peers_see_it_alive(daemons: Pat
     assert not w.is_gone("0000000e")
 
 
+def test_a_lock_file_removed_behind_a_cached_name_is_a_removal_not_an_error(
+    daemons: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GlusterFS: a peer removed the lock file, this client still has its name cached
+    (stat works), and the server answers ESTALE for the open file."""
+    lease = OwnLease(daemons, "host-a", "00000010")
+    lease.acquire()
+    real_utime = os.utime
+
+    def stale(path: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(path, int):
+            raise OSError(errno.ESTALE, "Stale file handle")
+        real_utime(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", stale)
+    assert lease.renew() is Renewal.REREGISTERED
+    assert lease.lost_reason == "its lock file was removed"
+    monkeypatch.setattr(os, "utime", real_utime)
+    assert lease.renew() is Renewal.RENEWED
+
+
 def test_replaced_lease_file_is_noticed_by_its_owner(daemons: Path) -> None:
     lease = OwnLease(daemons, "host-a", "0000000f")
     lease.acquire()
@@ -150,6 +173,7 @@ HOLDER = """
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from spoold.spool.leases import OwnLease
 OwnLease(Path(sys.argv[1]), sys.argv[2], sys.argv[3]).acquire()
 print("held", flush=True)

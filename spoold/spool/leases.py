@@ -26,6 +26,7 @@ never compared, so a host minutes ahead or behind judges its peers like any othe
 from __future__ import annotations
 
 import enum
+import errno
 import fcntl
 import json
 import os
@@ -141,11 +142,15 @@ class OwnLease:
         assert self._lock_fd is not None
         try:
             on_disk = os.stat(self.lock_path).st_ino
-        except FileNotFoundError:
-            return "its lock file was removed"
-        if on_disk != os.fstat(self._lock_fd).st_ino:
-            return "its lock file was replaced"
-        os.utime(self._lock_fd)  # the lock's mtime: a second, coarser heartbeat
+            if on_disk != os.fstat(self._lock_fd).st_ino:
+                return "its lock file was replaced"
+            os.utime(self._lock_fd)  # the lock's mtime: a second, coarser heartbeat
+        except OSError as exc:
+            # ESTALE: the client still had the name cached, the server has no such file
+            # (GlusterFS, NFS): removed all the same.
+            if exc.errno in (errno.ENOENT, errno.ESTALE):
+                return "its lock file was removed"
+            raise
         return None
 
     def _register(self) -> None:
@@ -185,6 +190,10 @@ class OwnLease:
             beat = LeaseRecord(**{**asdict(self.record), "beat": self.record.beat + 1})
             os.pwrite(fd, beat.encode(), 0)
             self.record = beat
+        except OSError as exc:
+            if exc.errno != errno.ESTALE:
+                raise
+            return "its lease file was removed"  # after our open, on the server
         finally:
             os.close(fd)  # close flushes to the server (NFS close-to-open)
         return None
