@@ -121,6 +121,31 @@ def all_published(spool: Path, names: list[str]) -> bool:
         return False
 
 
+def where_jobs_are(spool: Path, names: list[str]) -> dict[str, list[str]]:
+    """Each name not yet published, and the spool folders holding an entry of it."""
+    missing = set(names) - set(published_inputs(spool))
+    found: dict[str, list[str]] = {n: [] for n in sorted(missing)}
+    for state in ("inbox", "running", "done", "failed"):
+        for entry in (spool / state).iterdir():
+            for name in missing:
+                if name in entry.name or (entry / name).exists():
+                    found[name].append(f"{state}/{entry.name}")
+    return found
+
+
+def wait_published(spool: Path, names: list[str], hosts: list[Host], timeout: float) -> None:
+    """Wait until every name is published; on timeout say where the rest are."""
+    try:
+        wait_until(lambda: all_published(spool, names), timeout, "every job published")
+    except AssertionError:
+        logs = "\n".join(f"--- {h.name}\n{h.log()[-6000:]}" for h in hosts)
+        raise AssertionError(
+            f"not published: {where_jobs_are(spool, names)}\n"
+            f"last events: {events(spool)[-30:]}\n"
+            f"{logs}"
+        ) from None
+
+
 def assert_each_published_once(spool: Path, names: list[str]) -> None:
     counts = published_inputs(spool)
     assert {n: counts[n] for n in names} == dict.fromkeys(names, 1)
@@ -359,10 +384,49 @@ def brick_tree(brick: Path, folder: str) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
 
 
+def unhealed_results(vol: gluster.Volume, timeout: float = 60) -> int:
+    """Wait until the killed brick (0) holds done/ as brick 1 does; how many result files
+    GlusterFS's self-heal left parked instead, which are allowed.
+
+    A job folder renamed from running/ into done/ while brick 0 was down is a directory
+    rename to heal. GlusterFS 10 parks the old directory in the brick's hidden
+    .glusterfs-anonymous-inode-* folder and is meant to move it to its new name; when it
+    heals the new name first, it can leave the files parked while `heal info` shows
+    nothing to heal (gluster/glusterfs issue 1211, "two directories with same gfid").
+    The files are then on brick 0, under another name: counted, not a spoold failure.
+    A result file missing from brick 0 altogether fails the test.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        healed, healthy = brick_tree(vol.bricks[0], "done"), brick_tree(vol.bricks[1], "done")
+        differ = sorted(
+            k for k in healed.keys() | healthy.keys() if healed.get(k) != healthy.get(k)
+        )
+        if not differ or time.monotonic() > deadline:
+            break
+        vol.wait_healed()  # asks for a heal again
+        time.sleep(1)  # a retry pace for the self-heal daemon's crawl, not a wait
+    parked = {
+        (str(Path(*p.relative_to(anon).parts[1:])), p.stat().st_size)
+        for anon in vol.bricks[0].glob(".glusterfs-anonymous-inode-*")
+        for p in anon.rglob("*")
+        if p.is_file()
+    }
+    lost = [
+        k
+        for k in differ
+        if k in healthy and (str(Path(*Path(k).parts[1:])), healthy[k]) not in parked
+    ]
+    assert not lost, f"brick 0 lacks results after the heal: {lost}"
+    assert not [k for k in differ if k not in healthy], f"brick 0 has more: {differ}"
+    return len(differ)
+
+
 def document(i: int) -> str:
     return f"# Document {i}\n\nA paragraph of *text* for document {i}.\n"
 
 
+@pytest.mark.timeout(480)  # a hang shows where the jobs are (wait_published) first
 def test_a_replica_2_volume_loses_no_job_when_a_brick_dies_mid_run(tmp_path: Path) -> None:
     """Two hosts on a replica-2 volume. One brick process is killed once a third of the
     jobs are done; the last third is submitted while it is down; it is restarted once
@@ -389,7 +453,7 @@ def test_a_replica_2_volume_loses_no_job_when_a_brick_dies_mid_run(tmp_path: Pat
         wait_until(lambda: done_count(spool) >= split, 300, "two thirds done on one brick")
         vol.restart_bricks()
         restarted_at = time.time()
-        wait_until(lambda: all_published(spool, names), 300, "every job published")
+        wait_published(spool, names, hosts, 240)
         heal_s = vol.wait_healed()
         for host in hosts:
             assert host.stop() == 0, f"{host.name} did not stop cleanly:\n{host.log()}"
@@ -409,7 +473,7 @@ def test_a_replica_2_volume_loses_no_job_when_a_brick_dies_mid_run(tmp_path: Pat
         manifests = done_manifests(spool)
         torn = torn_lines(spool)
         # The brick that was down holds every result again, as the other one does.
-        assert brick_tree(vol.bricks[0], "done") == brick_tree(vol.bricks[1], "done")
+        parked = unhealed_results(vol)
 
     finished = sorted(wall(m["attempts"][-1]["finished_at"]) for m in manifests)
     after_kill = [t for t in finished if t > killed_at]
@@ -422,6 +486,7 @@ def test_a_replica_2_volume_loses_no_job_when_a_brick_dies_mid_run(tmp_path: Pat
         "brick down": f"{restarted_at - killed_at:.1f} s",
         "brick restart to the last job done": f"{finished[-1] - restarted_at:.1f} s",
         "then self-heal": f"{heal_s:.1f} s",
+        "result files GlusterFS's heal left parked": parked,
         "torn lines in the events log": torn,
         "check-events": check.stdout.splitlines()[0],
     }
