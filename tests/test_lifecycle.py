@@ -426,6 +426,30 @@ def test_a_claim_this_daemon_could_not_requeue_is_requeued_by_its_recovery(
     assert [a["outcome"] for a in state["attempts"]] == ["retry"]
 
 
+def test_a_stale_handle_while_publishing_is_retried_without_an_error(
+    spool: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ESTALE: another client changed the folder on the file server; the requeue finds
+    out whether it is still this daemon's, so nothing is logged as an error."""
+    import errno
+
+    from spoold.daemon import finishing
+
+    def stale(spec: Any, manifest: Any) -> Any:
+        raise OSError(errno.ESTALE, "Stale file handle", str(spec.folder))
+
+    monkeypatch.setattr(finishing, "write_outcome", stale)
+    h = Harness(spool, FakeExecutor(), [])
+    stage_file(spool, "stale.md", "# Stale\n")
+    with caplog.at_level("WARNING", logger="spoold"):
+        h.run_all()
+        h.finish_all()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "could not publish" in caplog.records[0].getMessage()
+    assert event_names(spool)[-1] == "job.retry_scheduled"
+    assert [p.name.split(".")[0] for p in (spool / "inbox").iterdir()] == ["stale"]
+
+
 def test_a_sighup_held_back_by_the_launcher_becomes_a_reload(spool: Path) -> None:
     # `spoold run` may block SIGHUP/SIGTERM from its first line until the daemon's
     # handlers exist; the daemon then takes what is pending as wake-ups.

@@ -14,6 +14,7 @@ Rename races end in defined outcomes:
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -234,8 +235,10 @@ class Finishing:
 
     def _not_published(self, job: RunningJob, exc: OSError) -> None:
         # Disk full or I/O error while publishing: the input is safe in running/; try
-        # again after a backoff.
-        log.error("could not publish %s: %s", job.job_id, exc.strerror or exc)
+        # again after a backoff. ESTALE is no error of this host: another client moved
+        # or removed the folder (a peer recovered the claim), and the requeue tells which.
+        level = logging.WARNING if exc.errno == errno.ESTALE else logging.ERROR
+        log.log(level, "could not publish %s: %s", job.job_id, exc.strerror or exc)
         self.requeue(job, AttemptOutcome.RETRY, delay=self.backoff(job))
 
     def _rename(self, p: Publishing) -> None:
