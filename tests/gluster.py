@@ -47,6 +47,7 @@ from .hosts import is_mounted, unmount, wait_until
 REQUIRE_ENV = "SPOOLD_REQUIRE_GLUSTERFS"
 VOLUME_PREFIX = "spoold-t"  # test volumes; stale ones (bricks gone) are removed
 CLI_TIMEOUT_S = 120.0
+HEAL_CRAWL_S = 10  # cluster.heal-timeout of a replica volume (see `volume`)
 # glusterd serialises volume operations cluster-wide: another test process's create or
 # stop makes ours fail at once with one of these, and it is worth trying again.
 BUSY = ("Another transaction is in progress", "Locking failed", "locking failed")
@@ -278,6 +279,11 @@ def volume(base: Path, replica: int = 1) -> Iterator[Volume]:
     gluster("volume", "create", name, *layout, *(f"{brick_host()}:{b}" for b in bricks), "force")
     vol = Volume(name, bricks, logs)
     try:
+        if replica > 1:
+            # The self-heal daemon retries what it could not heal (an entry it met while
+            # the volume was busy) at its next crawl: every 600 s by default, longer than
+            # a test waits for the heal.
+            gluster("volume", "set", name, "cluster.heal-timeout", str(HEAL_CRAWL_S))
         gluster("volume", "start", name)
         wait_until(vol.bricks_online, 60, f"bricks of {name} online")
         yield vol
