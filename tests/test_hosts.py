@@ -378,50 +378,6 @@ def error_lines(host: Host) -> list[str]:
     return [ln for ln in host.log().splitlines() if " ERROR " in ln or "Traceback" in ln]
 
 
-def brick_tree(brick: Path, folder: str) -> dict[str, int]:
-    """Files under `folder` of one brick and their sizes (read-only, beside GlusterFS)."""
-    root = brick / folder
-    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
-
-
-def unhealed_results(vol: gluster.Volume, timeout: float = 60) -> int:
-    """Wait until the killed brick (0) holds done/ as brick 1 does; how many result files
-    GlusterFS's self-heal left parked instead, which are allowed.
-
-    A job folder renamed from running/ into done/ while brick 0 was down is a directory
-    rename to heal. GlusterFS 10 parks the old directory in the brick's hidden
-    .glusterfs-anonymous-inode-* folder and is meant to move it to its new name; when it
-    heals the new name first, it can leave the files parked while `heal info` shows
-    nothing to heal (gluster/glusterfs issue 1211, "two directories with same gfid").
-    The files are then on brick 0, under another name: counted, not a spoold failure.
-    A result file missing from brick 0 altogether fails the test.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        healed, healthy = brick_tree(vol.bricks[0], "done"), brick_tree(vol.bricks[1], "done")
-        differ = sorted(
-            k for k in healed.keys() | healthy.keys() if healed.get(k) != healthy.get(k)
-        )
-        if not differ or time.monotonic() > deadline:
-            break
-        vol.wait_healed()  # asks for a heal again
-        time.sleep(1)  # a retry pace for the self-heal daemon's crawl, not a wait
-    parked = {
-        (str(Path(*p.relative_to(anon).parts[1:])), p.stat().st_size)
-        for anon in vol.bricks[0].glob(".glusterfs-anonymous-inode-*")
-        for p in anon.rglob("*")
-        if p.is_file()
-    }
-    lost = [
-        k
-        for k in differ
-        if k in healthy and (str(Path(*Path(k).parts[1:])), healthy[k]) not in parked
-    ]
-    assert not lost, f"brick 0 lacks results after the heal: {lost}"
-    assert not [k for k in differ if k not in healthy], f"brick 0 has more: {differ}"
-    return len(differ)
-
-
 def document(i: int) -> str:
     return f"# Document {i}\n\nA paragraph of *text* for document {i}.\n"
 
@@ -473,7 +429,7 @@ def test_a_replica_2_volume_loses_no_job_when_a_brick_dies_mid_run(tmp_path: Pat
         manifests = done_manifests(spool)
         torn = torn_lines(spool)
         # The brick that was down holds every result again, as the other one does.
-        parked = unhealed_results(vol)
+        parked = gluster.parked_after_heal(vol, "done")
 
     finished = sorted(wall(m["attempts"][-1]["finished_at"]) for m in manifests)
     after_kill = [t for t in finished if t > killed_at]
